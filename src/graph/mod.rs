@@ -1,0 +1,4 @@
+//! Layer graph (placeholder until the graph module lands).
+/// One layer (placeholder).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Layer;

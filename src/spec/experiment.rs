@@ -1,0 +1,291 @@
+//! The checked experiment: what the rest of the program accepts.
+//!
+//! Every value here has been validated (ranges, names, shapes). Nothing downstream re-validates;
+//! the only way to build an [`Experiment`] from a file is [`crate::spec::load`].
+
+use serde::Serialize;
+
+/// A fully validated experiment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Experiment {
+    /// Experiment name, used for the results folder.
+    pub name: String,
+    /// Seed for weight initialisation, shuffling and augmentation.
+    pub seed: u64,
+    /// Where to run.
+    pub device: DeviceSpec,
+    /// Data set, batching and transforms.
+    pub data: DataSpec,
+    /// The network, as a list of layers with resolved inputs.
+    pub model: ModelSpec,
+    /// Loss, optimizer, schedule and epochs.
+    pub train: TrainSpec,
+}
+
+/// Which device the experiment asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DeviceSpec {
+    /// The CPU.
+    Cpu,
+    /// A CUDA device by ordinal (`cuda` is `cuda:0`).
+    Cuda(usize),
+    /// CUDA when available, else CPU.
+    Auto,
+}
+
+/// Which data set to read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum DatasetKind {
+    /// MNIST handwritten digits, 1x28x28, 10 classes.
+    Mnist,
+    /// Fashion-MNIST, 1x28x28, 10 classes.
+    FashionMnist,
+    /// CIFAR-10, 3x32x32, 10 classes.
+    Cifar10,
+    /// Generated data for tests and demos: learnable, deterministic given the experiment seed.
+    Synthetic(SyntheticSpec),
+}
+
+/// Parameters of the synthetic data set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyntheticSpec {
+    /// Image shape `[channels, height, width]`.
+    pub shape: [usize; 3],
+    /// Number of classes.
+    pub classes: usize,
+    /// Number of training images.
+    pub train_size: usize,
+    /// Number of test images.
+    pub test_size: usize,
+}
+
+impl DatasetKind {
+    /// Shape `[C, H, W]` of one raw image.
+    pub fn image_shape(&self) -> [usize; 3] {
+        match self {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => [1, 28, 28],
+            DatasetKind::Cifar10 => [3, 32, 32],
+            DatasetKind::Synthetic(s) => s.shape,
+        }
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        match self {
+            DatasetKind::Synthetic(s) => s.classes,
+            _ => 10,
+        }
+    }
+
+    /// Name as written in experiment files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Synthetic(_) => "synthetic",
+        }
+    }
+}
+
+/// Data set, batching and transforms.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataSpec {
+    /// The data set.
+    pub dataset: DatasetKind,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// Evaluation batch size.
+    pub test_batch_size: usize,
+    /// Reshuffle the training set every epoch.
+    pub shuffle: bool,
+    /// Transforms applied to training batches, in order.
+    pub train_transforms: Vec<Transform>,
+    /// Transforms applied to test batches, in order.
+    pub test_transforms: Vec<Transform>,
+}
+
+/// One image transform. Pixels enter as `u8`, are scaled to `[0, 1]` (PyTorch's `ToTensor`),
+/// then the transforms run in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Transform {
+    /// `(x - mean[c]) / std[c]`; `mean`/`std` have one value per channel.
+    Normalize {
+        /// Per-channel mean.
+        mean: Vec<f32>,
+        /// Per-channel standard deviation (all > 0).
+        std: Vec<f32>,
+    },
+    /// Zero-pad by `padding` on each side, then crop a random `size` x `size` window.
+    RandomCrop {
+        /// Output height and width.
+        size: usize,
+        /// Zero padding added on every side first.
+        padding: usize,
+    },
+    /// Mirror left-right with probability `p`.
+    RandomHorizontalFlip {
+        /// Probability of flipping.
+        p: f32,
+    },
+    /// A fixed permutation of the `H*W` pixel positions (same for every channel and image),
+    /// drawn from its own seed.
+    PixelPermutation {
+        /// Seed of the permutation.
+        seed: u64,
+    },
+    /// Crop the central `size` x `size` window.
+    CenterCrop {
+        /// Output height and width.
+        size: usize,
+    },
+}
+
+impl Transform {
+    /// Shape of an image after this transform.
+    pub fn output_shape(&self, input: [usize; 3]) -> [usize; 3] {
+        match self {
+            Transform::RandomCrop { size, .. } | Transform::CenterCrop { size } => {
+                [input[0], *size, *size]
+            }
+            _ => input,
+        }
+    }
+}
+
+/// The network.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSpec {
+    /// Per-sample input shape `[C, H, W]`.
+    pub input: [usize; 3],
+    /// Layers in topological (source) order, blocks and shorthands expanded.
+    pub layers: Vec<crate::graph::Layer>,
+}
+
+/// Loss, optimizer, schedule and epochs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainSpec {
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Loss function.
+    pub loss: LossSpec,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimizerSpec,
+    /// Learning-rate schedule.
+    pub schedule: ScheduleSpec,
+}
+
+/// Loss function.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum LossSpec {
+    /// Negative log-likelihood of log-probabilities (pair with a `log_softmax` layer).
+    Nll,
+    /// Cross-entropy of logits, with optional label smoothing in `[0, 1)`.
+    CrossEntropy {
+        /// PyTorch's `label_smoothing`.
+        label_smoothing: f64,
+    },
+}
+
+/// Optimizer with PyTorch's update rules.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum OptimizerSpec {
+    /// `torch.optim.SGD`.
+    Sgd {
+        /// Learning rate.
+        lr: f64,
+        /// Momentum factor.
+        momentum: f64,
+        /// Dampening for momentum.
+        dampening: f64,
+        /// Nesterov momentum (requires momentum > 0 and dampening = 0).
+        nesterov: bool,
+        /// L2 penalty added to the gradient.
+        weight_decay: f64,
+    },
+    /// `torch.optim.Adam` (L2 weight decay added to the gradient).
+    Adam {
+        /// Learning rate.
+        lr: f64,
+        /// `(beta1, beta2)`.
+        betas: (f64, f64),
+        /// Added to the denominator after the square root.
+        eps: f64,
+        /// L2 penalty added to the gradient.
+        weight_decay: f64,
+    },
+    /// `torch.optim.AdamW` (decoupled weight decay).
+    AdamW {
+        /// Learning rate.
+        lr: f64,
+        /// `(beta1, beta2)`.
+        betas: (f64, f64),
+        /// Added to the denominator after the square root.
+        eps: f64,
+        /// Decoupled weight decay.
+        weight_decay: f64,
+    },
+}
+
+impl OptimizerSpec {
+    /// The base learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerSpec::Sgd { lr, .. }
+            | OptimizerSpec::Adam { lr, .. }
+            | OptimizerSpec::AdamW { lr, .. } => *lr,
+        }
+    }
+}
+
+/// Learning-rate schedule: an optional linear warm-up in front of a base schedule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduleSpec {
+    /// The base schedule.
+    pub kind: ScheduleKind,
+    /// Number of optimizer steps of linear warm-up (0 = none). The warm-up factor rises from
+    /// `warmup_start_factor` to 1 and multiplies the base schedule's rate.
+    pub warmup_steps: usize,
+    /// Factor at step 0 of the warm-up.
+    pub warmup_start_factor: f64,
+}
+
+/// Base learning-rate schedules. Epoch-based ones change the rate at epoch boundaries, like a
+/// PyTorch scheduler stepped once per epoch; `OneCycle` changes it every optimizer step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum ScheduleKind {
+    /// The optimizer's `lr` throughout.
+    Constant,
+    /// `StepLR`: multiply by `gamma` every `step_size` epochs.
+    Step {
+        /// Epochs between decays.
+        step_size: usize,
+        /// Decay factor.
+        gamma: f64,
+    },
+    /// `MultiStepLR`: multiply by `gamma` at each milestone epoch.
+    MultiStep {
+        /// Increasing epoch numbers.
+        milestones: Vec<usize>,
+        /// Decay factor.
+        gamma: f64,
+    },
+    /// `CosineAnnealingLR` over `t_max` epochs down to `eta_min`.
+    Cosine {
+        /// Period in epochs (defaults to the number of epochs).
+        t_max: usize,
+        /// Minimum learning rate.
+        eta_min: f64,
+    },
+    /// `OneCycleLR` (cosine annealing, three-phase off) over all optimizer steps.
+    OneCycle {
+        /// Peak learning rate.
+        max_lr: f64,
+        /// Fraction of steps spent increasing.
+        pct_start: f64,
+        /// `initial_lr = max_lr / div_factor`.
+        div_factor: f64,
+        /// `min_lr = initial_lr / final_div_factor`.
+        final_div_factor: f64,
+    },
+}
