@@ -1,4 +1,3 @@
-//! Layer graph (placeholder until the graph module lands).
-/// One layer (placeholder).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Layer;
+//! The layer graph: checked layers, shape inference, parameter and MAC counts.
+pub mod layer;
+pub use layer::{Layer, NodeRef, Op};
