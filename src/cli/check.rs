@@ -1,0 +1,151 @@
+//! `runner check FILE...`: validate experiment files and print their layer tables. Allocates no weights.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::diagnostic::{Position, Severity};
+use crate::graph::summary::{rows, table, thousands, Row};
+use crate::spec::{check_file, Checked};
+
+/// Options of `runner check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Experiment files to check.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only diagnostics and a one-line verdict per file, no layer table.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Serialize)]
+struct JsonDiagnostic<'a> {
+    severity: Severity,
+    message: &'a str,
+    line: usize,
+    col: usize,
+    end: Position,
+    label: &'a str,
+    notes: &'a [String],
+    help: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonFile<'a> {
+    path: &'a str,
+    ok: bool,
+    diagnostics: Vec<JsonDiagnostic<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    experiment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<[usize; 3]>,
+    layers: Vec<Row>,
+    params: usize,
+    macs: u64,
+}
+
+fn json_file(c: &Checked) -> JsonFile<'_> {
+    let diagnostics = c
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let start = c.source.position(d.span.start);
+            JsonDiagnostic {
+                severity: d.severity,
+                message: &d.message,
+                line: start.line,
+                col: start.col,
+                end: c.source.position(d.span.end),
+                label: &d.label,
+                notes: &d.notes,
+                help: d.help.as_deref(),
+            }
+        })
+        .collect();
+    let (experiment, input, layers, params, macs) = match &c.result {
+        Some((e, g)) => (
+            Some(e.name.as_str()),
+            Some(g.input),
+            rows(g),
+            g.params(),
+            g.macs(),
+        ),
+        None => (None, None, Vec::new(), 0, 0),
+    };
+    JsonFile {
+        path: &c.source.path,
+        ok: c.ok(),
+        diagnostics,
+        experiment,
+        input,
+        layers,
+        params,
+        macs,
+    }
+}
+
+/// Text report for one checked file: diagnostics, then the table when valid.
+pub fn text_report(c: &Checked, quiet: bool) -> String {
+    let mut out = c.render();
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    match &c.result {
+        Some((e, g)) => {
+            out += &format!(
+                "{}: ok: `{}` on {} ({} layers, {} parameters, {} MACs per image)\n",
+                c.source.path,
+                e.name,
+                e.data.dataset.name(),
+                g.layers.len(),
+                thousands(g.params() as u64),
+                thousands(g.macs())
+            );
+            if !quiet {
+                out += &table(g);
+            }
+        }
+        None => {
+            let n = c.diagnostics.iter().filter(|d| d.is_error()).count();
+            out += &format!(
+                "{}: {} error{}\n",
+                c.source.path,
+                n,
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    }
+    out
+}
+
+/// Runs the verb; returns the exit code.
+pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
+    let checked: Vec<Checked> = args.files.iter().map(|f| check_file(f)).collect();
+    let all_ok = checked.iter().all(Checked::ok);
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let files: Vec<JsonFile<'_>> = checked.iter().map(json_file).collect();
+        serde_json::to_writer_pretty(
+            &mut stdout,
+            &serde_json::json!({ "ok": all_ok, "files": files }),
+        )?;
+        writeln!(stdout)?;
+    } else {
+        for (i, c) in checked.iter().enumerate() {
+            if i > 0 {
+                writeln!(stdout)?;
+            }
+            write!(stdout, "{}", text_report(c, args.quiet))?;
+        }
+    }
+    Ok(if all_ok {
+        super::exit::OK
+    } else {
+        super::exit::ERROR
+    })
+}

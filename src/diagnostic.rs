@@ -1,0 +1,248 @@
+//! One diagnostic type for every user-facing problem in an experiment file, and its renderer.
+//!
+//! Diagnostics carry byte spans into the source text; rendering turns them into
+//! `file:line:col`, the offending line, a caret underline and optional `note:`/`help:` lines,
+//! in the style of rustc and cargo.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use serde::Serialize;
+
+/// How bad a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The experiment cannot run.
+    Error,
+    /// Suspicious but runnable.
+    Warning,
+}
+
+/// A problem located in an experiment file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// One-line description.
+    pub message: String,
+    /// Byte range in the source that the caret underlines.
+    pub span: Range<usize>,
+    /// Short text printed after the caret.
+    pub label: String,
+    /// Extra context lines (`= note: ...`).
+    pub notes: Vec<String>,
+    /// The fix, when one is obvious (`= help: ...`).
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// An error at `span`.
+    pub fn error(span: Range<usize>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            span,
+            label: String::new(),
+            notes: Vec::new(),
+            help: None,
+        }
+    }
+
+    /// A warning at `span`.
+    pub fn warning(span: Range<usize>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(span, message)
+        }
+    }
+
+    /// Sets the caret label.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// Adds a note line.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// Sets the help line.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Whether this is an error.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// A source file: its display path and text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Path as the user gave it.
+    pub path: String,
+    /// Full text.
+    pub text: String,
+}
+
+/// A 1-based line and column (columns count characters, not bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column in characters.
+    pub col: usize,
+}
+
+impl Source {
+    /// Line and column of a byte offset (clamped to the text).
+    pub fn position(&self, offset: usize) -> Position {
+        let offset = self.floor_char_boundary(offset.min(self.text.len()));
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = self.text[line_start..offset].chars().count() + 1;
+        Position { line, col }
+    }
+
+    fn floor_char_boundary(&self, mut i: usize) -> usize {
+        while !self.text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    }
+
+    /// The text of 1-based line `line`, without its newline.
+    fn line_text(&self, line: usize) -> &str {
+        self.text
+            .split('\n')
+            .nth(line - 1)
+            .unwrap_or("")
+            .trim_end_matches('\r')
+    }
+
+    /// Renders a diagnostic without colour.
+    pub fn render(&self, d: &Diagnostic) -> String {
+        let start = self.position(d.span.start);
+        // The caret covers the span on its first line only; at least one character.
+        let end = if d.span.end > d.span.start {
+            self.position(d.span.end)
+        } else {
+            start
+        };
+        let text = self.line_text(start.line);
+        let width = if end.line == start.line && end.col > start.col {
+            end.col - start.col
+        } else {
+            text.chars().count().saturating_sub(start.col - 1).max(1)
+        };
+        let gutter = start.line.to_string().len();
+        let pad = " ".repeat(gutter);
+        let kind = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "{kind}: {}", d.message);
+        let _ = writeln!(out, "{pad}--> {}:{}:{}", self.path, start.line, start.col);
+        let _ = writeln!(out, "{pad} |");
+        let _ = writeln!(out, "{} | {}", start.line, text.replace('\t', " "));
+        let underline = format!("{}{}", " ".repeat(start.col - 1), "^".repeat(width));
+        if d.label.is_empty() {
+            let _ = writeln!(out, "{pad} | {underline}");
+        } else {
+            let _ = writeln!(out, "{pad} | {underline} {}", d.label);
+        }
+        for note in &d.notes {
+            let _ = writeln!(out, "{pad} = note: {note}");
+        }
+        if let Some(help) = &d.help {
+            let _ = writeln!(out, "{pad} = help: {help}");
+        }
+        out
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1) + 1;
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_lines_and_characters() {
+        let src = Source {
+            path: "x.toml".into(),
+            text: "a = 1\nné = 2\n".into(),
+        };
+        let cases = [
+            (0, (1, 1)),
+            (4, (1, 5)),
+            (6, (2, 1)),
+            (9, (2, 3)),
+            (999, (3, 1)),
+        ];
+        for (offset, (line, col)) in cases {
+            assert_eq!(
+                src.position(offset),
+                Position { line, col },
+                "offset {offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn renders_caret_under_span() {
+        let src = Source {
+            path: "x.toml".into(),
+            text: "[train]\nepochs = -3\n".into(),
+        };
+        let d = Diagnostic::error(17..19, "bad")
+            .label("here")
+            .help("fix it");
+        let r = src.render(&d);
+        assert!(r.contains("--> x.toml:2:10"), "{r}");
+        assert!(r.contains("2 | epochs = -3\n  |          ^^ here"), "{r}");
+        assert!(r.contains("= help: fix it"), "{r}");
+    }
+
+    #[test]
+    fn suggestions_are_close_names_only() {
+        let names = ["lr", "momentum", "dampening", "nesterov", "weight_decay"];
+        assert_eq!(did_you_mean("lrr", names), Some("lr"));
+        assert_eq!(did_you_mean("momentun", names), Some("momentum"));
+        assert_eq!(did_you_mean("weightdecay", names), Some("weight_decay"));
+        assert_eq!(did_you_mean("banana", names), None);
+    }
+}

@@ -1,0 +1,367 @@
+//! Reading spanned TOML values into raw types, collecting every problem instead of stopping at
+//! the first (serde would stop at the first unknown key or wrong type).
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use schemars::JsonSchema;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::diagnostic::{did_you_mean, Diagnostic};
+
+/// A parsed TOML value with its byte span.
+pub type Value<'a> = Spanned<DeValue<'a>>;
+
+/// A value together with the byte range it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sp<T> {
+    /// The value.
+    pub value: T,
+    /// Byte range in the source file.
+    pub span: Range<usize>,
+}
+
+impl<T> Sp<T> {
+    /// Wraps a value with a span.
+    pub fn new(value: T, span: Range<usize>) -> Self {
+        Sp { value, span }
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Sp<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// Block arguments in scope while a block body is read: `"$name"` strings are replaced by them.
+pub type Args<'a> = HashMap<String, &'a Value<'a>>;
+
+/// Reading context: collected diagnostics and the block arguments in scope.
+#[derive(Default)]
+pub struct Cx<'a> {
+    /// Everything found so far.
+    pub diags: Vec<Diagnostic>,
+    /// Arguments of the block instance being read, if any.
+    pub args: Option<Args<'a>>,
+}
+
+impl<'a> Cx<'a> {
+    /// Records a diagnostic.
+    pub fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// Follows a `"$param"` reference to the block argument it names.
+    pub fn resolve(&mut self, v: &'a Value<'a>) -> Option<&'a Value<'a>> {
+        let Some(s) = v.get_ref().as_str() else {
+            return Some(v);
+        };
+        let Some(param) = s.strip_prefix('$') else {
+            return Some(v);
+        };
+        match &self.args {
+            None => {
+                self.push(
+                    Diagnostic::error(
+                        v.span(),
+                        format!("`${param}` is a block parameter, but this is not inside a block"),
+                    )
+                    .label("only allowed in `[model.blocks.*]` layers"),
+                );
+                None
+            }
+            Some(args) => match args.get(param) {
+                Some(arg) => Some(*arg),
+                None => {
+                    let names: Vec<&str> = args.keys().map(String::as_str).collect();
+                    let mut d =
+                        Diagnostic::error(v.span(), format!("unknown block parameter `${param}`"))
+                            .label("not among the block's `params`");
+                    if let Some(m) = did_you_mean(param, names) {
+                        d = d.help(format!("did you mean `${m}`?"));
+                    }
+                    self.push(d);
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// Types that can be read from a TOML value.
+pub trait FromToml<'a>: Sized {
+    /// What the user should have written, e.g. "a positive integer".
+    fn expected() -> &'static str;
+    /// Converts, reporting into `cx` and returning `None` on failure.
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self>;
+}
+
+/// Reads any [`FromToml`] value with its span, following block parameters.
+pub fn read<'a, T: FromToml<'a>>(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Sp<T>> {
+    let v = cx.resolve(v)?;
+    T::from_toml(v, cx).map(|t| Sp::new(t, v.span()))
+}
+
+fn type_error<T>(v: &Value<'_>, cx: &mut Cx<'_>, expected: &str) -> Option<T> {
+    cx.push(
+        Diagnostic::error(
+            v.span(),
+            format!("expected {expected}, found {}", v.get_ref().type_str()),
+        )
+        .label(format!("expected {expected}")),
+    );
+    None
+}
+
+/// Largest integer accepted anywhere in a file; keeps every later product far from overflow.
+pub const MAX_INT: u64 = 1 << 40;
+
+impl<'a> FromToml<'a> for u64 {
+    fn expected() -> &'static str {
+        "a non-negative integer"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let DeValue::Integer(i) = v.get_ref() else {
+            return type_error(v, cx, Self::expected());
+        };
+        match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) if n < 0 => {
+                cx.push(
+                    Diagnostic::error(
+                        v.span(),
+                        format!("expected a non-negative integer, found {n}"),
+                    )
+                    .label("must be >= 0"),
+                );
+                None
+            }
+            Ok(n) if n as u64 > MAX_INT => {
+                cx.push(
+                    Diagnostic::error(v.span(), format!("{n} is too large"))
+                        .label(format!("at most {MAX_INT}")),
+                );
+                None
+            }
+            Ok(n) => Some(n as u64),
+            Err(_) => {
+                cx.push(
+                    Diagnostic::error(v.span(), "integer out of range")
+                        .label(format!("at most {MAX_INT}")),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// A seed: any 64-bit unsigned integer TOML can express.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(transparent)]
+pub struct Seed(pub u64);
+
+impl<'a> FromToml<'a> for Seed {
+    fn expected() -> &'static str {
+        "a non-negative integer"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let DeValue::Integer(i) = v.get_ref() else {
+            return type_error(v, cx, Self::expected());
+        };
+        match u64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => Some(Seed(n)),
+            Err(_) => {
+                cx.push(
+                    Diagnostic::error(v.span(), "a seed must be an integer from 0 to 2^64-1")
+                        .label("out of range"),
+                );
+                None
+            }
+        }
+    }
+}
+
+impl<'a> FromToml<'a> for f64 {
+    fn expected() -> &'static str {
+        "a number"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let parsed = match v.get_ref() {
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64),
+            _ => return type_error(v, cx, Self::expected()),
+        };
+        match parsed {
+            Some(x) if x.is_finite() => Some(x),
+            _ => {
+                cx.push(
+                    Diagnostic::error(v.span(), "expected a finite number").label("not finite"),
+                );
+                None
+            }
+        }
+    }
+}
+
+impl<'a> FromToml<'a> for bool {
+    fn expected() -> &'static str {
+        "true or false"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => type_error(v, cx, Self::expected()),
+        }
+    }
+}
+
+impl<'a> FromToml<'a> for String {
+    fn expected() -> &'static str {
+        "a string"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => type_error(v, cx, Self::expected()),
+        }
+    }
+}
+
+impl<'a, T: FromToml<'a>> FromToml<'a> for Vec<Sp<T>> {
+    fn expected() -> &'static str {
+        "an array"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let DeValue::Array(items) = v.get_ref() else {
+            return type_error(v, cx, Self::expected());
+        };
+        let before = cx.diags.len();
+        let out: Vec<Sp<T>> = items
+            .iter()
+            .filter_map(|item| read::<T>(item, cx))
+            .collect();
+        (cx.diags.len() == before).then_some(out)
+    }
+}
+
+/// Reads the keys of one table, remembering which were used so that the rest can be reported.
+pub struct TableReader<'a> {
+    table: &'a DeTable<'a>,
+    /// Span of the whole table (used for "missing key" errors).
+    pub span: Range<usize>,
+    /// How the table is called in messages, e.g. "`[train.optimizer]`".
+    what: String,
+    fields: &'static [&'static str],
+}
+
+impl<'a> TableReader<'a> {
+    /// Starts reading `v`, which must be a table with keys among `fields`.
+    pub fn new(
+        v: &'a Value<'a>,
+        cx: &mut Cx<'a>,
+        what: impl Into<String>,
+        fields: &'static [&'static str],
+    ) -> Option<Self> {
+        let what = what.into();
+        match v.get_ref() {
+            DeValue::Table(table) => {
+                let reader = TableReader {
+                    table,
+                    span: v.span(),
+                    what,
+                    fields,
+                };
+                reader.check_unknown(cx);
+                Some(reader)
+            }
+            _ => type_error(v, cx, &format!("a table for {what}")),
+        }
+    }
+
+    fn check_unknown(&self, cx: &mut Cx<'a>) {
+        for (key, _) in self.table.iter() {
+            let name = key.get_ref().as_ref();
+            if !self.fields.contains(&name) {
+                let mut d =
+                    Diagnostic::error(key.span(), format!("unknown key `{name}` in {}", self.what))
+                        .label("unknown key");
+                d = match did_you_mean(name, self.fields.iter().copied()) {
+                    Some(m) => d.help(format!("did you mean `{m}`?")),
+                    None => d.note(format!("expected one of: {}", self.fields.join(", "))),
+                };
+                cx.push(d);
+            }
+        }
+    }
+
+    /// The raw value of `key`, if present.
+    pub fn value(&self, key: &str) -> Option<&'a Value<'a>> {
+        self.table.get(key)
+    }
+
+    /// Reads an optional key.
+    pub fn opt<T: FromToml<'a>>(&self, cx: &mut Cx<'a>, key: &str) -> Option<Sp<T>> {
+        read(self.value(key)?, cx)
+    }
+
+    /// Reads a required key, reporting its absence at the table.
+    pub fn req<T: FromToml<'a>>(&self, cx: &mut Cx<'a>, key: &str) -> Option<Sp<T>> {
+        match self.value(key) {
+            Some(v) => read(v, cx),
+            None => {
+                cx.push(
+                    Diagnostic::error(
+                        self.span.clone(),
+                        format!("missing key `{key}` in {}", self.what),
+                    )
+                    .label(format!("`{key}` is required here"))
+                    .help(format!("add `{key} = {}`", placeholder::<T>())),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn placeholder<'a, T: FromToml<'a>>() -> &'static str {
+    match T::expected() {
+        "a string" => "\"...\"",
+        "true or false" => "true",
+        "an array" => "[...]",
+        _ => "...",
+    }
+}
+
+/// Reads an enum-like string: one of `choices`, with a suggestion when misspelt.
+pub fn read_choice<'a>(
+    v: &'a Value<'a>,
+    cx: &mut Cx<'a>,
+    what: &str,
+    choices: &[&'static str],
+) -> Option<Sp<&'static str>> {
+    let s = read::<String>(v, cx)?;
+    match choices.iter().find(|c| **c == s.value) {
+        Some(c) => Some(Sp::new(*c, s.span)),
+        None => {
+            let mut d = Diagnostic::error(s.span.clone(), format!("unknown {what} `{}`", s.value))
+                .label(format!("not a known {what}"));
+            d = match did_you_mean(&s.value, choices.iter().copied()) {
+                Some(m) => d.help(format!("did you mean `{m}`?")),
+                None => d.note(format!("expected one of: {}", choices.join(", "))),
+            };
+            cx.push(d);
+            None
+        }
+    }
+}
