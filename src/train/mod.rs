@@ -1,1 +1,2 @@
 //! Training: optimizers, schedules, the loop.
+pub mod optim;
