@@ -8,5 +8,6 @@
 
 pub mod data;
 pub mod graph;
+pub mod model;
 pub mod spec;
 pub mod train;
