@@ -8,5 +8,6 @@
 
 pub mod data;
 pub mod graph;
+pub mod report;
 pub mod spec;
 pub mod train;
