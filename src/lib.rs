@@ -2,13 +2,15 @@
 //!
 //! The crate is one pipeline, and its modules follow the data:
 //! [`spec`] (TOML -> checked [`spec::Experiment`]) -> [`graph`] (DAG, shapes, parameter counts) ->
-//! `model` (candle modules) -> [`data`] (datasets, transforms, loader) -> [`train`] (loop,
-//! optimizers, schedules) -> `report` (run directory, CSVs, traces).
+//! [`model`] (candle modules) -> [`data`] (datasets, transforms, loader) -> [`train`] (loop,
+//! optimizers, schedules) -> [`report`] (run directory, CSVs, traces).
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod data;
 pub mod diagnostic;
 pub mod graph;
+pub mod model;
+pub mod report;
 pub mod spec;
 pub mod train;

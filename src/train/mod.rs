@@ -1,1 +1,3 @@
 //! Training: optimizers, schedules, the loop.
+pub mod optim;
+pub mod schedule;

@@ -1,0 +1,445 @@
+//! The checked layer graph turned into a candle network.
+//!
+//! [`crate::spec::ModelSpec`] is the description; [`Model`] is the built thing: its parameters
+//! (trainable [`Var`]s), its buffers (BatchNorm running statistics, not trainable), and a
+//! forward pass that walks the layers in their topological order. Tensor names follow
+//! PyTorch's `state_dict` keys: `<layer name>.weight`, `.bias`, `.running_mean`, `.running_var`.
+
+mod init;
+mod ops;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use candle_core::{bail, Device, Result, Tensor, Var};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::graph::{Layer, NodeRef, Op};
+use crate::spec::ModelSpec;
+
+/// A network built from a checked [`ModelSpec`]: parameters, buffers and a forward pass.
+///
+/// The output of the network is the output of the last layer.
+pub struct Model {
+    input: [usize; 3],
+    nodes: Vec<Node>,
+    /// Trainable parameters in layer order, each layer's weight before its bias.
+    params: Vec<(String, Var)>,
+    /// BatchNorm running statistics in layer order, mean before variance.
+    buffers: Vec<(String, Var)>,
+    /// Dropout masks; seeded from the model seed so that runs repeat exactly.
+    dropout_rng: Mutex<ChaCha8Rng>,
+}
+
+/// One built layer.
+struct Node {
+    module: Module,
+    inputs: Vec<NodeRef>,
+    /// Values no later layer reads once this one has run (its inputs' last use, or its own
+    /// output if nothing reads it and it is not the network output).
+    frees: Vec<NodeRef>,
+}
+
+/// A layer's operation with its tensors.
+enum Module {
+    Conv2d {
+        weight: Var,
+        bias: Option<Var>,
+        stride: usize,
+        padding: usize,
+    },
+    BatchNorm2d {
+        weight: Var,
+        bias: Var,
+        running_mean: Var,
+        running_var: Var,
+        eps: f64,
+        momentum: f64,
+    },
+    Relu,
+    MaxPool2d {
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    AvgPool2d {
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
+    GlobalAvgPool,
+    Flatten,
+    Linear {
+        weight: Var,
+        bias: Option<Var>,
+    },
+    Dropout {
+        p: f64,
+    },
+    LogSoftmax,
+    Add,
+    Concat,
+    Identity,
+}
+
+/// Dropout draws from this ChaCha stream of the model seed; initialisation uses stream 0.
+const DROPOUT_STREAM: u64 = 1;
+
+impl Model {
+    /// Builds the network described by `spec` on `device`.
+    ///
+    /// Creates parameters (trainable) and buffers (BatchNorm `running_mean`/`running_var`, not
+    /// trainable) named `<layer name>.weight`, `.bias`, `.running_mean`, `.running_var` like
+    /// PyTorch `state_dict` keys. Initialisation follows PyTorch's defaults, drawn on the CPU in
+    /// layer order from a ChaCha8 generator seeded with `seed`: conv and linear weights and
+    /// biases `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (`kaiming_uniform_(a=sqrt(5))` for weights);
+    /// BatchNorm weight 1, bias 0, running mean 0, running variance 1.
+    #[tracing::instrument(skip_all, fields(layers = spec.layers.len()))]
+    pub fn new(spec: &ModelSpec, seed: u64, device: &Device) -> Result<Model> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut params = Vec::new();
+        let mut buffers = Vec::new();
+        let frees = frees(&spec.layers);
+        let mut nodes = Vec::with_capacity(spec.layers.len());
+        for (layer, frees) in spec.layers.iter().zip(frees) {
+            let mut param = |suffix: &str, var: Var| {
+                params.push((format!("{}.{suffix}", layer.name), var.clone()));
+                var
+            };
+            let module = match layer.op {
+                Op::Conv2d {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    bias,
+                } => {
+                    let fan_in = in_channels * kernel * kernel;
+                    let shape = [out_channels, in_channels, kernel, kernel];
+                    let weight = init::fan_in_uniform(&mut rng, &shape, fan_in, device)?;
+                    let weight = param("weight", weight);
+                    let bias = if bias {
+                        let b = init::fan_in_uniform(&mut rng, &[out_channels], fan_in, device)?;
+                        Some(param("bias", b))
+                    } else {
+                        None
+                    };
+                    Module::Conv2d {
+                        weight,
+                        bias,
+                        stride,
+                        padding,
+                    }
+                }
+                Op::BatchNorm2d {
+                    features,
+                    eps,
+                    momentum,
+                } => {
+                    let weight = param("weight", init::constant(1.0, features, device)?);
+                    let bias = param("bias", init::constant(0.0, features, device)?);
+                    let running_mean = init::constant(0.0, features, device)?;
+                    let running_var = init::constant(1.0, features, device)?;
+                    buffers.push((format!("{}.running_mean", layer.name), running_mean.clone()));
+                    buffers.push((format!("{}.running_var", layer.name), running_var.clone()));
+                    Module::BatchNorm2d {
+                        weight,
+                        bias,
+                        running_mean,
+                        running_var,
+                        eps,
+                        momentum,
+                    }
+                }
+                Op::Linear {
+                    in_features,
+                    out_features,
+                    bias,
+                } => {
+                    let shape = [out_features, in_features];
+                    let weight = init::fan_in_uniform(&mut rng, &shape, in_features, device)?;
+                    let weight = param("weight", weight);
+                    let bias = if bias {
+                        let b =
+                            init::fan_in_uniform(&mut rng, &[out_features], in_features, device)?;
+                        Some(param("bias", b))
+                    } else {
+                        None
+                    };
+                    Module::Linear { weight, bias }
+                }
+                Op::Relu => Module::Relu,
+                Op::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => Module::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                },
+                Op::AvgPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => Module::AvgPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                },
+                Op::GlobalAvgPool => Module::GlobalAvgPool,
+                Op::Flatten => Module::Flatten,
+                Op::Dropout { p } => Module::Dropout { p },
+                Op::LogSoftmax => Module::LogSoftmax,
+                Op::Add => Module::Add,
+                Op::Concat => Module::Concat,
+                Op::Identity => Module::Identity,
+            };
+            nodes.push(Node {
+                module,
+                inputs: layer.inputs.clone(),
+                frees,
+            });
+        }
+        let mut dropout_rng = ChaCha8Rng::seed_from_u64(seed);
+        dropout_rng.set_stream(DROPOUT_STREAM);
+        Ok(Model {
+            input: spec.input,
+            nodes,
+            params,
+            buffers,
+            dropout_rng: Mutex::new(dropout_rng),
+        })
+    }
+
+    /// Runs the network on `x`, a `[B, C, H, W]` float batch with the spec's `[C, H, W]`.
+    ///
+    /// With `train = true`, BatchNorm normalises with batch statistics (biased variance) and
+    /// updates its running statistics with the unbiased variance and its momentum (PyTorch
+    /// semantics), and dropout is active. With `train = false`, BatchNorm uses the running
+    /// statistics and dropout is the identity.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut outs = self.run(x, train, false)?;
+        match outs.pop() {
+            Some(Some(y)) => Ok(y),
+            Some(None) => bail!("internal error: the network output was freed"),
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// Every trainable parameter, in a fixed order (layer order, weight before bias).
+    pub fn trainable_vars(&self) -> Vec<Var> {
+        self.params.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Trainable parameters with their `state_dict` names, in [`Model::trainable_vars`] order.
+    pub fn named_parameters(&self) -> &[(String, Var)] {
+        &self.params
+    }
+
+    /// Non-trainable buffers (BatchNorm running statistics) with their `state_dict` names.
+    pub fn named_buffers(&self) -> &[(String, Var)] {
+        &self.buffers
+    }
+
+    /// Number of trainable scalars; equals the sum of the layers' `params`.
+    pub fn param_count(&self) -> usize {
+        self.params.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    /// Writes parameters and buffers to a safetensors file, keyed by `state_dict` names.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors: HashMap<&str, Tensor> = self
+            .params
+            .iter()
+            .chain(&self.buffers)
+            .map(|(name, v)| (name.as_str(), v.as_tensor().clone()))
+            .collect();
+        candle_core::safetensors::save(&tensors, path)
+    }
+
+    /// Overwrites parameters and buffers with the tensors of a file written by [`Model::save`].
+    /// Every tensor of the model must be present with the same shape; extra tensors are errors.
+    pub fn load(&self, path: &Path) -> Result<()> {
+        let mut stored = candle_core::safetensors::load(path, &Device::Cpu)?;
+        for (name, var) in self.params.iter().chain(&self.buffers) {
+            let Some(t) = stored.remove(name) else {
+                bail!("{}: no tensor named {name}", path.display())
+            };
+            if t.dims() != var.dims() {
+                bail!(
+                    "{}: {name} has shape {:?}, the model expects {:?}",
+                    path.display(),
+                    t.dims(),
+                    var.dims()
+                )
+            }
+            var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
+        }
+        if let Some(extra) = stored.keys().min() {
+            bail!("{}: unexpected tensor {extra}", path.display())
+        }
+        Ok(())
+    }
+
+    /// Runs the layers; returns every layer's output (`None` for the freed ones unless
+    /// `keep_all`).
+    fn run(&self, x: &Tensor, train: bool, keep_all: bool) -> Result<Vec<Option<Tensor>>> {
+        ops::check_float(x)?;
+        let [c, h, w] = self.input;
+        match x.dims() {
+            [_, xc, xh, xw] if [*xc, *xh, *xw] == [c, h, w] => {}
+            dims => bail!("model input must be [batch, {c}, {h}, {w}], got {dims:?}"),
+        }
+        let mut input = Some(x.clone());
+        let mut outs: Vec<Option<Tensor>> = vec![None; self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            let ins = node
+                .inputs
+                .iter()
+                .map(|r| {
+                    let v = match *r {
+                        NodeRef::Input => input.as_ref(),
+                        NodeRef::Layer(j) => outs[j].as_ref(),
+                    };
+                    v.cloned().ok_or_else(|| {
+                        candle_core::Error::Msg(format!("internal error: {r:?} freed too early"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            outs[i] = Some(self.apply(&node.module, &ins, train)?);
+            if !keep_all {
+                for r in &node.frees {
+                    match *r {
+                        NodeRef::Input => input = None,
+                        NodeRef::Layer(j) => outs[j] = None,
+                    }
+                }
+            }
+        }
+        Ok(outs)
+    }
+
+    fn apply(&self, module: &Module, ins: &[Tensor], train: bool) -> Result<Tensor> {
+        let x = &ins[0];
+        match module {
+            Module::Conv2d {
+                weight,
+                bias,
+                stride,
+                padding,
+            } => {
+                let y = x.conv2d(weight, *padding, *stride, 1, 1)?;
+                match bias {
+                    Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
+                    None => Ok(y),
+                }
+            }
+            Module::BatchNorm2d {
+                weight,
+                bias,
+                running_mean,
+                running_var,
+                eps,
+                momentum,
+            } => {
+                let vars = ops::BatchNormVars {
+                    weight,
+                    bias,
+                    running_mean,
+                    running_var,
+                };
+                ops::batch_norm2d(x, &vars, *eps, *momentum, train)
+            }
+            Module::Relu => x.relu(),
+            Module::MaxPool2d {
+                kernel,
+                stride,
+                padding,
+            } => ops::max_pool2d(x, *kernel, *stride, *padding),
+            Module::AvgPool2d {
+                kernel,
+                stride,
+                padding,
+            } => ops::avg_pool2d(x, *kernel, *stride, *padding),
+            Module::GlobalAvgPool => x.mean((2, 3)),
+            Module::Flatten => x.flatten_from(1),
+            Module::Linear { weight, bias } => {
+                let y = x.matmul(&weight.t()?)?;
+                match bias {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            }
+            Module::Dropout { p } => {
+                if !train {
+                    return Ok(x.clone());
+                }
+                // A poisoned lock only means another forward panicked; the generator is fine.
+                let mut rng = self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner());
+                ops::dropout(x, *p, &mut rng)
+            }
+            Module::LogSoftmax => candle_nn::ops::log_softmax(x, candle_core::D::Minus1),
+            Module::Add => {
+                let mut sum = x.clone();
+                for y in &ins[1..] {
+                    sum = (sum + y)?;
+                }
+                Ok(sum)
+            }
+            Module::Concat => Tensor::cat(ins, 1),
+            Module::Identity => Ok(x.clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("input", &self.input)
+            .field("layers", &self.nodes.len())
+            .field(
+                "params",
+                &self.params.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field(
+                "buffers",
+                &self.buffers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// For each layer, the values that can be dropped once it has run.
+fn frees(layers: &[Layer]) -> Vec<Vec<NodeRef>> {
+    let n = layers.len();
+    let mut last_input = None;
+    let mut last = vec![None; n];
+    for (i, layer) in layers.iter().enumerate() {
+        for r in &layer.inputs {
+            match *r {
+                NodeRef::Input => last_input = Some(i),
+                NodeRef::Layer(j) => last[j] = Some(i),
+            }
+        }
+    }
+    let mut frees = vec![Vec::new(); n];
+    if let Some(i) = last_input {
+        frees[i].push(NodeRef::Input);
+    }
+    for (j, user) in last.into_iter().enumerate() {
+        match user {
+            Some(i) => frees[i].push(NodeRef::Layer(j)),
+            // An output nobody reads: drop it at once, unless it is the network output.
+            None if j + 1 < n => frees[j].push(NodeRef::Layer(j)),
+            None => {}
+        }
+    }
+    frees
+}
+
+#[cfg(test)]
+mod tests;

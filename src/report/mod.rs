@@ -1,0 +1,110 @@
+//! Reporting: the run directory, the CSV files a person, a plot and CI read, Chrome traces and
+//! progress output.
+//!
+//! A run writes `results/<experiment>/<run-id>/`:
+//!
+//! | file                | written by                                  |
+//! |---------------------|---------------------------------------------|
+//! | `config.toml`       | [`RunDir::write_config`]                     |
+//! | `metrics.csv`       | [`RunDir::write_metrics`], after every epoch |
+//! | `summary.csv`       | [`RunDir::write_summary`]                    |
+//! | `per_class.csv`     | [`RunDir::write_per_class`]                  |
+//! | `trace.json`        | [`trace::init_tracing`]'s guard              |
+//! | `model.safetensors` | the caller, through [`write_atomic`]         |
+//!
+//! Every file is replaced atomically (temporary file in the same directory, fsync, rename), so an
+//! interrupted run never leaves a half-written file behind under its final name.
+
+use std::path::PathBuf;
+
+mod atomic;
+pub mod progress;
+mod run_dir;
+mod tables;
+pub mod trace;
+
+pub use atomic::write_atomic;
+pub use progress::{epoch_line, Progress};
+pub use run_dir::{
+    RunDir, CONFIG_FILE, METRICS_FILE, MODEL_FILE, PER_CLASS_FILE, SUMMARY_FILE, TRACE_FILE,
+};
+pub use tables::{
+    metrics_csv, per_class_csv, read_metrics, read_summary, summary_csv, ClassAccuracy,
+    EpochMetrics, Summary, METRICS_HEADER, PER_CLASS_HEADER, SUMMARY_HEADER,
+};
+pub use trace::{init_tracing, TraceGuard};
+
+/// Everything that can go wrong while writing or reading a run's results.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The run directory (or one of its parents) could not be created.
+    #[error("cannot create run directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory that could not be created.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The run directory exists but a probe file could not be written to it.
+    #[error("run directory {} is not writable: {source}", path.display())]
+    NotWritable {
+        /// The directory that refused the probe.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The experiment name cannot be used as a single folder name.
+    #[error("experiment name {name:?} cannot be used as a folder name (it must be one non-empty path component)")]
+    BadExperimentName {
+        /// The rejected name.
+        name: String,
+    },
+    /// A file could not be written (or its temporary file could not be renamed into place).
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file that was being written.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file that was being read.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A CSV file could not be parsed.
+    #[error("cannot parse {}: {source}", path.display())]
+    Csv {
+        /// The file that was being parsed.
+        path: PathBuf,
+        /// The underlying error.
+        source: csv::Error,
+    },
+    /// A CSV file's header is not the one this version writes.
+    #[error("{} has header {found:?}, expected {expected:?}", path.display())]
+    Header {
+        /// The file whose header did not match.
+        path: PathBuf,
+        /// The header line found.
+        found: String,
+        /// The header line expected.
+        expected: &'static str,
+    },
+    /// `summary.csv` must hold exactly one data row.
+    #[error("{} has {rows} data rows, expected exactly 1", path.display())]
+    SummaryRows {
+        /// The summary file.
+        path: PathBuf,
+        /// How many data rows it has.
+        rows: usize,
+    },
+    /// The global tracing subscriber was already installed in this process.
+    #[error("cannot install the tracing subscriber: {message}")]
+    TracingInit {
+        /// Why installing failed.
+        message: String,
+    },
+}

@@ -1,0 +1,405 @@
+//! The CSV tables of a run: their row types, their exact text, and reading them back.
+//!
+//! Numbers are written with fixed decimals so two identical runs give byte-identical files apart
+//! from the time columns: losses 6 decimals, accuracies (percent) 4, `lr` in Rust's shortest
+//! round-trip `{:e}` form, seconds 3, images per second 1.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::ReportError;
+
+/// Header line of `metrics.csv`.
+pub const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec";
+/// Header line of `summary.csv`.
+pub const SUMMARY_HEADER: &str = "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec";
+/// Header line of `per_class.csv`.
+pub const PER_CLASS_HEADER: &str = "class,correct,total,accuracy";
+
+/// One row of `metrics.csv`: what one epoch did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch.
+    pub train_loss: f64,
+    /// Training accuracy in percent.
+    pub train_acc: f64,
+    /// Mean test loss.
+    pub test_loss: f64,
+    /// Test accuracy in percent.
+    pub test_acc: f64,
+    /// Learning rate used during the epoch (its last value if it changed within the epoch).
+    pub lr: f64,
+    /// Wall-clock seconds for the epoch, training and evaluation.
+    pub seconds: f64,
+    /// Training throughput.
+    pub train_images_per_sec: f64,
+    /// Evaluation throughput.
+    pub eval_images_per_sec: f64,
+}
+
+/// The one row of `summary.csv`: what the whole run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Experiment name.
+    pub experiment: String,
+    /// Run id (the run directory's name).
+    pub run_id: String,
+    /// Random seed.
+    pub seed: u64,
+    /// Device the run trained on, e.g. `cpu` or `cuda:0`.
+    pub device: String,
+    /// Number of trainable parameters.
+    pub params: u64,
+    /// Number of epochs trained.
+    pub epochs: usize,
+    /// Number of training images per epoch.
+    pub train_images: u64,
+    /// Final test accuracy in percent.
+    pub test_acc: f64,
+    /// Best test accuracy over all epochs, in percent.
+    pub best_test_acc: f64,
+    /// 1-based epoch that reached `best_test_acc`.
+    pub best_epoch: usize,
+    /// Training loss of the last epoch.
+    pub final_train_loss: f64,
+    /// Test loss of the last epoch.
+    pub final_test_loss: f64,
+    /// Wall-clock seconds for the whole run.
+    pub seconds: f64,
+    /// Mean training throughput over the run.
+    pub train_images_per_sec: f64,
+}
+
+/// One row of `per_class.csv`: test accuracy of one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassAccuracy {
+    /// Class name (or its index, when the dataset has no names).
+    pub class: String,
+    /// Test images of this class classified correctly.
+    pub correct: usize,
+    /// Test images of this class.
+    pub total: usize,
+    /// `correct / total` in percent.
+    pub accuracy: f64,
+}
+
+/// The full text of `metrics.csv` for `rows`.
+pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
+    table(
+        METRICS_HEADER,
+        rows.iter().map(|m| {
+            vec![
+                m.epoch.to_string(),
+                format!("{:.6}", m.train_loss),
+                format!("{:.4}", m.train_acc),
+                format!("{:.6}", m.test_loss),
+                format!("{:.4}", m.test_acc),
+                format!("{:e}", m.lr),
+                format!("{:.3}", m.seconds),
+                format!("{:.1}", m.train_images_per_sec),
+                format!("{:.1}", m.eval_images_per_sec),
+            ]
+        }),
+    )
+}
+
+/// The full text of `summary.csv` for `s`.
+pub fn summary_csv(s: &Summary) -> String {
+    table(
+        SUMMARY_HEADER,
+        std::iter::once(vec![
+            s.experiment.clone(),
+            s.run_id.clone(),
+            s.seed.to_string(),
+            s.device.clone(),
+            s.params.to_string(),
+            s.epochs.to_string(),
+            s.train_images.to_string(),
+            format!("{:.4}", s.test_acc),
+            format!("{:.4}", s.best_test_acc),
+            s.best_epoch.to_string(),
+            format!("{:.6}", s.final_train_loss),
+            format!("{:.6}", s.final_test_loss),
+            format!("{:.3}", s.seconds),
+            format!("{:.1}", s.train_images_per_sec),
+        ]),
+    )
+}
+
+/// The full text of `per_class.csv` for `rows`.
+pub fn per_class_csv(rows: &[ClassAccuracy]) -> String {
+    table(
+        PER_CLASS_HEADER,
+        rows.iter().map(|c| {
+            vec![
+                c.class.clone(),
+                c.correct.to_string(),
+                c.total.to_string(),
+                format!("{:.4}", c.accuracy),
+            ]
+        }),
+    )
+}
+
+/// Header line plus one line per record, `\n`-terminated, fields quoted only where CSV needs it.
+fn table(header: &str, rows: impl Iterator<Item = Vec<String>>) -> String {
+    let mut out = String::with_capacity(256);
+    out.push_str(header);
+    out.push('\n');
+    for row in rows {
+        for (i, field) in row.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_field(&mut out, field);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Appends one CSV field, quoted (RFC 4180) when it holds a separator, quote or line break.
+fn push_field(out: &mut String, field: &str) {
+    if field.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&field.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(field);
+    }
+}
+
+/// Reads back a `metrics.csv`.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>, ReportError> {
+    read_table(path, METRICS_HEADER)
+}
+
+/// Reads back a `summary.csv`, which must hold exactly one row.
+pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
+    let mut rows: Vec<Summary> = read_table(path, SUMMARY_HEADER)?;
+    match rows.len() {
+        1 => Ok(rows.remove(0)),
+        n => Err(ReportError::SummaryRows {
+            path: path.to_path_buf(),
+            rows: n,
+        }),
+    }
+}
+
+/// Parses a CSV file whose header must be exactly `expected`.
+fn read_table<T: DeserializeOwned>(
+    path: &Path,
+    expected: &'static str,
+) -> Result<Vec<T>, ReportError> {
+    let text = std::fs::read(path).map_err(|source| ReportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let csv_err = |source| ReportError::Csv {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = csv::Reader::from_reader(text.as_slice());
+    let found = reader.headers().map_err(csv_err)?;
+    // Checked up front so that a file from another version fails with both headers in the
+    // message rather than as a missing field on some row.
+    if !found.iter().eq(expected.split(',')) {
+        return Err(ReportError::Header {
+            path: path.to_path_buf(),
+            found: found.iter().collect::<Vec<_>>().join(","),
+            expected,
+        });
+    }
+    reader
+        .deserialize()
+        .collect::<Result<Vec<T>, _>>()
+        .map_err(csv_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(n: usize) -> EpochMetrics {
+        let x = n as f64;
+        EpochMetrics {
+            epoch: n,
+            train_loss: 1.0 / (x + 1.0),
+            train_acc: 100.0 - 50.0 / x,
+            test_loss: 0.9 / (x + 1.0),
+            test_acc: 100.0 - 40.0 / 3.0 / x,
+            lr: 0.1 / 3.0_f64.powi(n as i32),
+            seconds: 12.345_678 * x,
+            train_images_per_sec: 4_500.25 + x,
+            eval_images_per_sec: 9_000.75,
+        }
+    }
+
+    fn summary() -> Summary {
+        Summary {
+            experiment: "mnist, \"small\"".into(),
+            run_id: "20261127-204501-2".into(),
+            seed: u64::MAX,
+            device: "cuda:0".into(),
+            params: 101_770,
+            epochs: 2,
+            train_images: 60_000,
+            test_acc: 97.12,
+            best_test_acc: 97.5,
+            best_epoch: 1,
+            final_train_loss: 0.123_456_789,
+            final_test_loss: 0.1,
+            seconds: 61.25,
+            train_images_per_sec: 4_500.0,
+        }
+    }
+
+    #[test]
+    fn metrics_text_is_exact() {
+        // Expected text worked out by hand from `epoch(1)`, `epoch(2)` and the format widths; lr digits
+        // from Python `repr(0.1/3)`, `repr(0.1/9)`. Ties (4501.25, 9000.75) round to even.
+        let want = "\
+epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec
+1,0.500000,50.0000,0.450000,86.6667,3.333333333333333e-2,12.346,4501.2,9000.8
+2,0.333333,75.0000,0.300000,93.3333,1.1111111111111112e-2,24.691,4502.2,9000.8
+";
+        assert_eq!(metrics_csv(&[epoch(1), epoch(2)]), want);
+    }
+
+    #[test]
+    fn headers_are_exact() {
+        let cases = [
+            (metrics_csv(&[]), METRICS_HEADER, "metrics"),
+            (summary_csv(&summary()), SUMMARY_HEADER, "summary"),
+            (per_class_csv(&[]), PER_CLASS_HEADER, "per_class"),
+        ];
+        for (text, header, why) in cases {
+            assert_eq!(text.lines().next(), Some(header), "{why}");
+        }
+        assert_eq!(
+            METRICS_HEADER,
+            "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec"
+        );
+        assert_eq!(
+            SUMMARY_HEADER,
+            "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec"
+        );
+    }
+
+    #[test]
+    fn formatting_is_deterministic_and_stable_under_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<EpochMetrics> = (1..=5).map(epoch).collect();
+        let text = metrics_csv(&rows);
+        assert_eq!(text, metrics_csv(&rows.clone()), "same input, same bytes");
+        let path = dir.path().join("metrics.csv");
+        crate::report::write_atomic(&path, text.as_bytes()).unwrap();
+        let back = read_metrics(&path).unwrap();
+        // Reading rounds to the written decimals; writing what was read changes nothing.
+        assert_eq!(metrics_csv(&back), text);
+        for (a, b) in rows.iter().zip(&back) {
+            assert_eq!(a.epoch, b.epoch);
+            assert_eq!(a.lr, b.lr, "lr is written exactly");
+            assert!((a.train_loss - b.train_loss).abs() <= 5e-7);
+            assert!((a.test_acc - b.test_acc).abs() <= 5e-5);
+        }
+    }
+
+    #[test]
+    fn summary_round_trips_with_quoted_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.csv");
+        let s = summary();
+        let text = summary_csv(&s);
+        assert_eq!(
+            text.lines().nth(1),
+            Some("\"mnist, \"\"small\"\"\",20261127-204501-2,18446744073709551615,cuda:0,101770,2,60000,97.1200,97.5000,1,0.123457,0.100000,61.250,4500.0")
+        );
+        crate::report::write_atomic(&path, text.as_bytes()).unwrap();
+        let back = read_summary(&path).unwrap();
+        assert_eq!(
+            back,
+            Summary {
+                final_train_loss: 0.123457,
+                ..s
+            }
+        );
+    }
+
+    #[test]
+    fn per_class_text_is_exact() {
+        let rows = [
+            ClassAccuracy {
+                class: "airplane".into(),
+                correct: 912,
+                total: 1000,
+                accuracy: 91.2,
+            },
+            ClassAccuracy {
+                class: "7".into(),
+                correct: 1,
+                total: 3,
+                accuracy: 100.0 / 3.0,
+            },
+        ];
+        assert_eq!(
+            per_class_csv(&rows),
+            "class,correct,total,accuracy\nairplane,912,1000,91.2000\n7,1,3,33.3333\n"
+        );
+    }
+
+    #[test]
+    fn reading_bad_files_gives_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let two_rows = format!(
+            "{}{}",
+            summary_csv(&summary()),
+            summary_csv(&summary()).lines().nth(1).unwrap()
+        );
+        let cases: [(&str, Result<(), ReportError>); 5] = [
+            (
+                "missing file",
+                read_metrics(&dir.path().join("nope.csv")).map(drop),
+            ),
+            (
+                "wrong header",
+                read_metrics(&write("h.csv", "epoch,loss\n1,0.5\n")).map(drop),
+            ),
+            (
+                "bad number",
+                read_metrics(&write(
+                    "n.csv",
+                    &format!("{METRICS_HEADER}\n1,x,1,1,1,1,1,1,1\n"),
+                ))
+                .map(drop),
+            ),
+            (
+                "empty summary",
+                read_summary(&write("e.csv", &format!("{SUMMARY_HEADER}\n"))).map(drop),
+            ),
+            (
+                "two summary rows",
+                read_summary(&write("t.csv", &two_rows)).map(drop),
+            ),
+        ];
+        for (why, result) in cases {
+            let err = result.expect_err(why);
+            let kind_ok = match why {
+                "missing file" => matches!(err, ReportError::Read { .. }),
+                "wrong header" => matches!(err, ReportError::Header { .. }),
+                "bad number" => matches!(err, ReportError::Csv { .. }),
+                _ => matches!(err, ReportError::SummaryRows { .. }),
+            };
+            assert!(kind_ok, "{why}: {err}");
+        }
+    }
+}

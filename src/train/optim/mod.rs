@@ -1,0 +1,263 @@
+//! Optimizers with PyTorch's update rules, driven by candle's gradients.
+//!
+//! Each optimizer owns the trainable [`Var`]s and their state. State and arithmetic use `f32`
+//! (`f64` for `f64` parameters) on the parameter's device; parameters keep their dtype.
+
+mod adam;
+mod sgd;
+
+pub use adam::{Adam, AdamConfig, WeightDecay};
+pub use sgd::{Sgd, SgdConfig};
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Result, Tensor, Var};
+
+use crate::spec::experiment::OptimizerSpec;
+
+/// Updates parameters from their gradients, one call per training batch.
+pub trait Optimizer: Send {
+    /// Applies one update to every parameter that has a gradient in `grads`; parameters without
+    /// one are left alone and their state does not advance (PyTorch skips `grad is None`).
+    fn step(&mut self, grads: &GradStore) -> Result<()>;
+
+    /// The learning rate the next [`Optimizer::step`] uses.
+    fn learning_rate(&self) -> f64;
+
+    /// Sets the learning rate, like writing `param_groups[0]['lr']` in PyTorch.
+    fn set_learning_rate(&mut self, lr: f64);
+}
+
+/// Builds the optimizer `spec` describes over `vars`. Variables that are not floating point
+/// are ignored.
+pub fn build(spec: &OptimizerSpec, vars: Vec<Var>) -> Result<Box<dyn Optimizer>> {
+    Ok(match *spec {
+        OptimizerSpec::Sgd {
+            lr,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+        } => Box::new(Sgd::new(
+            vars,
+            SgdConfig {
+                lr,
+                momentum,
+                dampening,
+                nesterov,
+                weight_decay,
+            },
+        )),
+        OptimizerSpec::Adam {
+            lr,
+            betas: (beta1, beta2),
+            eps,
+            weight_decay,
+        } => Box::new(Adam::new(
+            vars,
+            AdamConfig {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay: WeightDecay::L2(weight_decay),
+            },
+        )),
+        OptimizerSpec::AdamW {
+            lr,
+            betas: (beta1, beta2),
+            eps,
+            weight_decay,
+        } => Box::new(Adam::new(
+            vars,
+            AdamConfig {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay: WeightDecay::Decoupled(weight_decay),
+            },
+        )),
+    })
+}
+
+/// The variables an optimizer can train.
+fn trainable(vars: Vec<Var>) -> impl Iterator<Item = Var> {
+    vars.into_iter().filter(|var| var.dtype().is_float())
+}
+
+/// The dtype updates and optimizer state are computed in: half-precision parameters are updated
+/// in `f32` so that small steps are not rounded away.
+fn compute_dtype(param: DType) -> DType {
+    match param {
+        DType::F64 => DType::F64,
+        _ => DType::F32,
+    }
+}
+
+/// The parameter's value and its gradient in the compute dtype, detached so the update
+/// arithmetic records no autograd graph (state kept across steps would otherwise hold every
+/// earlier step's graph alive).
+fn operands(var: &Var, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+    let dtype = compute_dtype(var.dtype());
+    let param = var.as_tensor().detach().to_dtype(dtype)?;
+    let grad = grad.detach().to_dtype(dtype)?;
+    Ok((param, grad))
+}
+
+/// Writes `value` into the parameter's storage, in the parameter's dtype.
+fn write(var: &Var, value: &Tensor) -> Result<()> {
+    var.set(&value.to_dtype(var.dtype())?)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! The shared golden-test problem.
+    //!
+    //! Golden numbers come from PyTorch 1.13 (Debian `python3-torch`, run with `/usr/bin/python3`)
+    //! through this harness; each test quotes the line that calls `run`:
+    //!
+    //! ```python
+    //! import torch
+    //! def run(make, lrs=None, steps=5):
+    //!     p = torch.tensor([1.0, -2.0, 0.5, 3.0], requires_grad=True)
+    //!     a = torch.tensor([1.0, 0.5, 2.0, 0.1]); b = torch.tensor([0.3, -0.2, 0.0, 1.0])
+    //!     opt = make([p])
+    //!     out = []
+    //!     for k in range(steps):
+    //!         if lrs: opt.param_groups[0]['lr'] = lrs[k]
+    //!         opt.zero_grad()
+    //!         (0.5 * a * p * p + b * p).sum().backward()
+    //!         opt.step()
+    //!         out.append([float(x) for x in p.detach()])
+    //!     for row in out: print("[" + ", ".join("%.9e" % x for x in row) + "],")
+    //! O = torch.optim
+    //! ```
+
+    use super::*;
+    use candle_core::Device;
+
+    /// Mirrors the Python `run`: minimises `sum(0.5 * a * p * p + b * p)` from
+    /// `p = [1, -2, 0.5, 3]` (f32, CPU), setting the rate to `lrs[k]` before step `k` when given,
+    /// and returns the parameter after each step.
+    pub(crate) fn run(spec: &OptimizerSpec, lrs: Option<&[f64]>, steps: usize) -> Vec<Vec<f32>> {
+        let dev = Device::Cpu;
+        let p = Var::new(&[1.0f32, -2.0, 0.5, 3.0], &dev).expect("param");
+        let a = Tensor::new(&[1.0f32, 0.5, 2.0, 0.1], &dev).expect("a");
+        let b = Tensor::new(&[0.3f32, -0.2, 0.0, 1.0], &dev).expect("b");
+        let mut opt = build(spec, vec![p.clone()]).expect("build");
+        let mut out = Vec::new();
+        for k in 0..steps {
+            if let Some(lrs) = lrs {
+                opt.set_learning_rate(lrs[k]);
+            }
+            let half_a = a.affine(0.5, 0.0).expect("0.5 * a");
+            let loss = half_a
+                .mul(&p)
+                .and_then(|t| t.mul(&p))
+                .and_then(|t| t.add(&b.mul(&p)?))
+                .and_then(|t| t.sum_all())
+                .expect("loss");
+            let grads = loss.backward().expect("backward");
+            opt.step(&grads).expect("step");
+            assert_eq!(p.dtype(), DType::F32, "parameter dtype after step {k}");
+            out.push(p.as_tensor().to_vec1::<f32>().expect("read param"));
+        }
+        out
+    }
+
+    /// Asserts every value is within 1e-6 relative (1e-7 absolute near zero) of PyTorch's.
+    pub(crate) fn assert_matches(got: &[Vec<f32>], want: &[[f64; 4]], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: number of steps");
+        for (k, (g, w)) in got.iter().zip(want).enumerate() {
+            for (i, (&g, &w)) in g.iter().zip(w).enumerate() {
+                let g = f64::from(g);
+                let tol = 1e-6 * w.abs().max(0.1);
+                assert!(
+                    (g - w).abs() <= tol,
+                    "{what}: step {k} element {i}: got {g:e}, PyTorch {w:e}"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn all_specs() -> Vec<OptimizerSpec> {
+        vec![
+            OptimizerSpec::Sgd {
+                lr: 0.1,
+                momentum: 0.0,
+                dampening: 0.0,
+                nesterov: false,
+                weight_decay: 0.0,
+            },
+            OptimizerSpec::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+                weight_decay: 5e-4,
+            },
+            OptimizerSpec::Adam {
+                lr: 0.1,
+                betas: (0.9, 0.999),
+                eps: 1e-8,
+                weight_decay: 1e-4,
+            },
+            OptimizerSpec::AdamW {
+                lr: 0.1,
+                betas: (0.9, 0.999),
+                eps: 1e-8,
+                weight_decay: 0.01,
+            },
+        ]
+    }
+
+    #[test]
+    fn builds_every_spec_with_its_learning_rate() {
+        for spec in all_specs() {
+            let mut opt = build(&spec, vec![]).expect("build");
+            assert_eq!(opt.learning_rate(), spec.lr(), "{spec:?}");
+            opt.set_learning_rate(0.5);
+            assert_eq!(opt.learning_rate(), 0.5, "{spec:?}: set_learning_rate");
+        }
+    }
+
+    #[test]
+    fn keeps_parameter_dtype_and_skips_parameters_without_gradient() {
+        let dev = Device::Cpu;
+        for spec in all_specs() {
+            for dtype in [DType::F32, DType::F64, DType::BF16] {
+                let used = Var::ones((2, 3), dtype, &dev).expect("used");
+                let unused = Var::ones(3, dtype, &dev).expect("unused");
+                let ints = Var::ones(3, DType::U32, &dev).expect("ints");
+                let mut opt =
+                    build(&spec, vec![used.clone(), unused.clone(), ints.clone()]).expect("build");
+                for _ in 0..2 {
+                    let loss = used.sqr().and_then(|t| t.sum_all()).expect("loss");
+                    opt.step(&loss.backward().expect("backward")).expect("step");
+                }
+                let what = format!("{spec:?} {dtype:?}");
+                assert_eq!(used.dtype(), dtype, "{what}: trained parameter dtype");
+                assert_eq!(unused.dtype(), dtype, "{what}: untouched parameter dtype");
+                let used = used.to_dtype(DType::F32).and_then(|t| t.flatten_all());
+                let used = used.and_then(|t| t.to_vec1::<f32>()).expect("read used");
+                assert!(
+                    used.iter().all(|&x| x < 1.0),
+                    "{what}: trained parameter moved"
+                );
+                let unused = unused.to_dtype(DType::F32).and_then(|t| t.to_vec1::<f32>());
+                assert_eq!(
+                    unused.expect("read unused"),
+                    [1.0; 3],
+                    "{what}: no gradient"
+                );
+                assert_eq!(ints.to_vec1::<u32>().expect("ints"), [1; 3], "{what}: ints");
+            }
+        }
+    }
+}
