@@ -1,12 +1,13 @@
 //! Datasets, transforms and the batch loader.
 //!
 //! Everything here is plain Rust over `u8`/`f32` buffers. [`load`] reads (or generates) a data
-//! set.
+//! set and [`transform::Pipeline`] turns one raw image into normalised floats.
 
 pub mod cifar;
 pub mod download;
 pub mod idx;
 pub mod synthetic;
+pub mod transform;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::spec::DatasetKind;
 
 pub use download::{DownloadError, Downloader};
+pub use transform::Pipeline;
 
 /// Environment variable naming the data directory when `--data-dir` is not given.
 pub const DATA_DIR_ENV: &str = "RUNNER_DATA";
