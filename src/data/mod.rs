@@ -1,11 +1,14 @@
 //! Datasets, transforms and the batch loader.
 //!
-//! Everything here is plain Rust over `u8`/`f32` buffers. [`load`] reads (or generates) a data
-//! set and [`transform::Pipeline`] turns one raw image into normalised floats.
+//! Everything here is plain Rust over `u8`/`f32` buffers; the trainer turns [`loader::Batch`]es
+//! into tensors. [`load`] reads (or generates) a data set, [`transform::Pipeline`] turns one raw
+//! image into normalised floats, and [`loader::epoch_batches`] yields the batches of one epoch,
+//! prepared on a background thread.
 
 pub mod cifar;
 pub mod download;
 pub mod idx;
+pub mod loader;
 pub mod synthetic;
 pub mod transform;
 
@@ -18,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::spec::DatasetKind;
 
 pub use download::{DownloadError, Downloader};
+pub use loader::{epoch_batches, Batch, EpochBatches};
 pub use transform::Pipeline;
 
 /// Environment variable naming the data directory when `--data-dir` is not given.
@@ -378,6 +382,10 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
 #[derive(Debug, Clone, Copy)]
 #[repr(u64)]
 pub(crate) enum Stream {
+    /// The sample order of an epoch.
+    Order = 1,
+    /// Augmentation of one batch.
+    Augment = 2,
     /// Synthetic data generation.
     Synthetic = 3,
 }
