@@ -1,1 +1,511 @@
 //! Datasets, transforms and the batch loader.
+//!
+//! Everything here is plain Rust over `u8`/`f32` buffers; the trainer turns [`loader::Batch`]es
+//! into tensors. [`load`] reads (or generates) a data set, [`transform::Pipeline`] turns one raw
+//! image into normalised floats, and [`loader::epoch_batches`] yields the batches of one epoch,
+//! prepared on a background thread.
+
+pub mod cifar;
+pub mod download;
+pub mod idx;
+pub mod loader;
+pub mod synthetic;
+pub mod transform;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::spec::DatasetKind;
+
+pub use download::{DownloadError, Downloader};
+pub use loader::{epoch_batches, Batch, EpochBatches};
+pub use transform::Pipeline;
+
+/// Environment variable naming the data directory when `--data-dir` is not given.
+pub const DATA_DIR_ENV: &str = "RUNNER_DATA";
+
+/// Data directory used when neither `--data-dir` nor [`DATA_DIR_ENV`] is set.
+pub const DEFAULT_DATA_DIR: &str = "data";
+
+/// MNIST class names, by label.
+pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// Fashion-MNIST class names, by label (from the upstream README).
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// Short CIFAR-10 class names (as in the seed notebook), used when `batches.meta.txt` is absent.
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+];
+
+/// A set of images with labels, held in memory as raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataset {
+    /// All pixels, `N * C * H * W` bytes; each image is stored channel-major (CHW).
+    pub images: Vec<u8>,
+    /// One label per image, each `< classes.len()`.
+    pub labels: Vec<u8>,
+    /// Shape `[C, H, W]` of one image.
+    pub shape: [usize; 3],
+    /// Class names, indexed by label.
+    pub classes: Vec<String>,
+}
+
+impl Dataset {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the set holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Bytes per image (`C * H * W`).
+    pub fn image_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The pixels of image `i` (CHW).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`, like slice indexing.
+    pub fn image(&self, i: usize) -> &[u8] {
+        let n = self.image_len();
+        &self.images[i * n..(i + 1) * n]
+    }
+
+    /// Number of images per label, indexed by label.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes.len()];
+        for &l in &self.labels {
+            if let Some(c) = counts.get_mut(usize::from(l)) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// The training and test parts of a data set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Splits {
+    /// Training images.
+    pub train: Dataset,
+    /// Test images.
+    pub test: Dataset,
+}
+
+/// One file a data set needs, and whether it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedFile {
+    /// Where the file is expected.
+    pub path: PathBuf,
+    /// Whether it exists (for IDX files: the `.gz` or the uncompressed file).
+    pub present: bool,
+}
+
+/// Errors of the data stage.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// Some files of a data set are missing and could not be downloaded.
+    #[error("{}", missing_message(dataset, data_dir, files, download.as_deref()))]
+    MissingFiles {
+        /// Data set name as written in experiment files.
+        dataset: &'static str,
+        /// The data directory that was searched.
+        data_dir: PathBuf,
+        /// Every file the data set needs.
+        files: Vec<ExpectedFile>,
+        /// Why the automatic download did not help (`None`: not attempted).
+        download: Option<Box<DownloadError>>,
+    },
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A `.gz` file is not valid gzip data.
+    #[error("{}: corrupt gzip data: {source}", path.display())]
+    Decompress {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error.
+        source: std::io::Error,
+    },
+    /// An IDX file starts with the wrong magic number.
+    #[error(
+        "{}: not an IDX {what} file: expected magic number {expected:#010x}, found {found:#010x}",
+        path.display()
+    )]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// What the file should hold (`images` or `labels`).
+        what: &'static str,
+        /// The magic number of that kind of file.
+        expected: u32,
+        /// The first four bytes of the file, big-endian.
+        found: u32,
+    },
+    /// A file ends before its header or payload is complete.
+    #[error("{}: truncated: expected {expected} bytes of {what}, found {found}", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// The part that is incomplete.
+        what: &'static str,
+        /// Bytes the header promises.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// A file continues after the payload its header describes.
+    #[error(
+        "{}: expected exactly {expected} bytes of {what}, but the file holds more",
+        path.display()
+    )]
+    TrailingData {
+        /// The file.
+        path: PathBuf,
+        /// The payload.
+        what: &'static str,
+        /// Bytes the header promises.
+        expected: u64,
+    },
+    /// An IDX image file holds images of another size than the data set's.
+    #[error(
+        "{}: expected {}x{} images, found {}x{}",
+        path.display(), expected[0], expected[1], found[0], found[1]
+    )]
+    WrongImageSize {
+        /// The file.
+        path: PathBuf,
+        /// `[height, width]` the data set has.
+        expected: [usize; 2],
+        /// `[height, width]` in the header.
+        found: [u32; 2],
+    },
+    /// The images and labels files disagree on the number of samples.
+    #[error(
+        "{} holds {n_images} images but {} holds {n_labels} labels",
+        images.display(), labels.display()
+    )]
+    CountMismatch {
+        /// The images file.
+        images: PathBuf,
+        /// Its image count.
+        n_images: usize,
+        /// The labels file.
+        labels: PathBuf,
+        /// Its label count.
+        n_labels: usize,
+    },
+    /// A label is not a valid class index.
+    #[error(
+        "{}: label {label} of sample {index} is out of range (expected 0..{classes})",
+        path.display()
+    )]
+    LabelOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// Sample index within the file.
+        index: usize,
+        /// The label found.
+        label: u8,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// A CIFAR binary file's length is not a whole number of records.
+    #[error(
+        "{}: expected a positive multiple of {record} bytes (1 label byte + {} pixel bytes per \
+         record), found {len} bytes",
+        path.display(), record - 1
+    )]
+    CifarLength {
+        /// The file.
+        path: PathBuf,
+        /// Bytes per record.
+        record: usize,
+        /// The file's length.
+        len: u64,
+    },
+    /// The synthetic data set cannot be generated with these parameters.
+    #[error("synthetic data set: {reason}")]
+    InvalidSynthetic {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn missing_message(
+    dataset: &str,
+    data_dir: &Path,
+    files: &[ExpectedFile],
+    download: Option<&DownloadError>,
+) -> String {
+    let missing = files.iter().filter(|f| !f.present).count();
+    let mut s = format!(
+        "data set `{dataset}`: {missing} of {} files not found in data directory {}",
+        files.len(),
+        data_dir.display()
+    );
+    s.push_str("\nexpected files:");
+    for f in files {
+        let mark = if f.present { "found" } else { "MISSING" };
+        let _ = write!(s, "\n  {mark:>7}  {}", f.path.display());
+    }
+    let gz = files
+        .iter()
+        .any(|f| f.path.extension().is_some_and(|e| e == "gz"));
+    if gz {
+        s.push_str("\n(.gz files may also be given uncompressed, under the same name without .gz)");
+    }
+    let _ = write!(
+        s,
+        "\nhelp: put the files at those paths, or choose another data directory (the folder that \
+         holds the data set folders) with --data-dir or the {DATA_DIR_ENV} environment variable"
+    );
+    if let Some(d) = download {
+        let _ = write!(s, "\nautomatic download failed: {d}");
+    }
+    s
+}
+
+/// The data directory: `--data-dir` if given, else `$RUNNER_DATA` if set and non-empty, else
+/// `./data`.
+pub fn resolve_data_dir(cli: Option<&Path>) -> PathBuf {
+    resolve_data_dir_from(cli, std::env::var_os(DATA_DIR_ENV))
+}
+
+fn resolve_data_dir_from(cli: Option<&Path>, env: Option<std::ffi::OsString>) -> PathBuf {
+    match (cli, env) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(e)) if !e.is_empty() => PathBuf::from(e),
+        _ => PathBuf::from(DEFAULT_DATA_DIR),
+    }
+}
+
+/// Loads (or generates) the training and test sets of `kind`.
+///
+/// `data_dir` is the folder holding `mnist/`, `fashion-mnist/` and `cifar-10-batches-bin/`.
+/// Missing files are downloaded when possible (see [`Downloader::from_env`]); `seed` only
+/// matters for the synthetic data set.
+#[tracing::instrument(skip_all, fields(dataset = kind.name()))]
+pub fn load(kind: &DatasetKind, data_dir: &Path, seed: u64) -> Result<Splits, DataError> {
+    load_with(kind, data_dir, seed, &Downloader::from_env())
+}
+
+/// [`load`] with an explicit download policy.
+pub fn load_with(
+    kind: &DatasetKind,
+    data_dir: &Path,
+    seed: u64,
+    downloader: &Downloader,
+) -> Result<Splits, DataError> {
+    match kind {
+        DatasetKind::Mnist => idx::load_mnist_like(kind, data_dir, &MNIST_CLASSES, downloader),
+        DatasetKind::FashionMnist => {
+            idx::load_mnist_like(kind, data_dir, &FASHION_MNIST_CLASSES, downloader)
+        }
+        DatasetKind::Cifar10 => cifar::load(data_dir, downloader),
+        DatasetKind::Synthetic(spec) => synthetic::generate(spec, seed),
+    }
+}
+
+/// Folder (under the data directory) that holds a data set's files.
+pub fn dataset_folder(kind: &DatasetKind) -> Option<&'static str> {
+    match kind {
+        DatasetKind::Mnist => Some("mnist"),
+        DatasetKind::FashionMnist => Some("fashion-mnist"),
+        DatasetKind::Cifar10 => Some("cifar-10-batches-bin"),
+        DatasetKind::Synthetic(_) => None,
+    }
+}
+
+/// Checks that every file is there; if not, tries the download once, then reports all files.
+fn ensure_files(
+    kind: &DatasetKind,
+    data_dir: &Path,
+    check: impl Fn() -> Vec<ExpectedFile>,
+    downloader: &Downloader,
+) -> Result<(), DataError> {
+    let files = check();
+    if files.iter().all(|f| f.present) {
+        return Ok(());
+    }
+    let download = match downloader.fetch(kind, data_dir) {
+        Ok(()) => {
+            let files = check();
+            if files.iter().all(|f| f.present) {
+                return Ok(());
+            }
+            Some(Box::new(DownloadError::Incomplete))
+        }
+        Err(e) => Some(Box::new(e)),
+    };
+    Err(DataError::MissingFiles {
+        dataset: kind.name(),
+        data_dir: data_dir.to_path_buf(),
+        files: check(),
+        download,
+    })
+}
+
+/// Reads a whole file, mapping errors to [`DataError::Io`].
+fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Purposes of derived random streams, so that no two uses of one seed share a stream.
+#[derive(Debug, Clone, Copy)]
+#[repr(u64)]
+pub(crate) enum Stream {
+    /// The sample order of an epoch.
+    Order = 1,
+    /// Augmentation of one batch.
+    Augment = 2,
+    /// Synthetic data generation.
+    Synthetic = 3,
+}
+
+/// A ChaCha8 generator determined by `(seed, purpose, a, b)`, independent of any other tuple.
+pub(crate) fn derived_rng(seed: u64, stream: Stream, a: u64, b: u64) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    key[0..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&(stream as u64).to_le_bytes());
+    key[16..24].copy_from_slice(&a.to_le_bytes());
+    key[24..32].copy_from_slice(&b.to_le_bytes());
+    ChaCha8Rng::from_seed(key)
+}
+
+/// Fisher-Yates shuffle of `items`, drawing `j` uniformly from `0..=i` for `i` from the end.
+pub(crate) fn fisher_yates<T>(items: &mut [T], rng: &mut impl rand::Rng) {
+    for i in (1..items.len()).rev() {
+        let j = rng.random_range(0..=i);
+        items.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// `/work/shared/data` seen from the crate root, or `None` (with a visible note) if absent.
+    pub(crate) fn real_data_dir(test: &str) -> Option<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+        if dir.is_dir() {
+            Some(dir)
+        } else {
+            eprintln!("skipping {test}: {} not found", dir.display());
+            None
+        }
+    }
+
+    #[test]
+    fn resolve_data_dir_precedence() {
+        let cases: [(Option<&Path>, Option<&str>, &str, &str); 4] = [
+            (
+                Some(Path::new("/cli")),
+                Some("/env"),
+                "/cli",
+                "flag wins over env",
+            ),
+            (None, Some("/env"), "/env", "env used without flag"),
+            (None, Some(""), "data", "empty env ignored"),
+            (None, None, "data", "default ./data"),
+        ];
+        for (cli, env, want, msg) in cases {
+            let got = resolve_data_dir_from(cli, env.map(Into::into));
+            assert_eq!(got, PathBuf::from(want), "{msg}");
+        }
+    }
+
+    #[test]
+    fn dataset_accessors() {
+        let d = Dataset {
+            images: (0..12).collect(),
+            labels: vec![0, 1, 1],
+            shape: [1, 2, 2],
+            classes: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(d.len(), 3);
+        assert!(!d.is_empty());
+        assert_eq!(d.image(1), &[4, 5, 6, 7]);
+        assert_eq!(d.class_counts(), vec![1, 2]);
+    }
+
+    #[test]
+    fn derived_streams_differ() {
+        use rand::Rng;
+        let draw = |s, st, a, b| derived_rng(s, st, a, b).random::<u64>();
+        let base = draw(1, Stream::Order, 0, 0);
+        assert_eq!(
+            base,
+            draw(1, Stream::Order, 0, 0),
+            "same tuple, same stream"
+        );
+        for (other, msg) in [
+            (draw(2, Stream::Order, 0, 0), "seed"),
+            (draw(1, Stream::Augment, 0, 0), "purpose"),
+            (draw(1, Stream::Order, 1, 0), "a"),
+            (draw(1, Stream::Order, 0, 1), "b"),
+        ] {
+            assert_ne!(base, other, "changing {msg} must change the stream");
+        }
+    }
+
+    #[test]
+    fn missing_files_message_lists_everything() {
+        let err = DataError::MissingFiles {
+            dataset: "mnist",
+            data_dir: PathBuf::from("/d"),
+            files: vec![
+                ExpectedFile {
+                    path: PathBuf::from("/d/mnist/a.gz"),
+                    present: true,
+                },
+                ExpectedFile {
+                    path: PathBuf::from("/d/mnist/b.gz"),
+                    present: false,
+                },
+            ],
+            download: Some(Box::new(DownloadError::Disabled)),
+        };
+        let msg = err.to_string();
+        for needle in [
+            "`mnist`",
+            "1 of 2 files",
+            "/d/mnist/a.gz",
+            "MISSING  /d/mnist/b.gz",
+            "--data-dir",
+            "RUNNER_DATA",
+            "without .gz",
+            "automatic download failed",
+            "RUNNER_NO_DOWNLOAD",
+        ] {
+            assert!(msg.contains(needle), "message lacks {needle:?}:\n{msg}");
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! Image transforms, compiled once into a [`Pipeline`] and applied per image.
+//!
+//! Pixels enter as `u8` and are scaled to `[0, 1]` first (PyTorch's `ToTensor`); the transforms
+//! then run in order on a CHW `f32` buffer. Random choices follow torchvision: `RandomCrop` pads
+//! with zeros and draws the top then left offset uniformly; `RandomHorizontalFlip` flips when a
+//! uniform draw in `[0, 1)` is `< p`; `CenterCrop` rounds the offset like Python's `round`.
+
+use std::cell::RefCell;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::spec::Transform;
+
+/// One compiled transform, with the shape of its input.
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    Normalize {
+        mean: Vec<f32>,
+        std: Vec<f32>,
+    },
+    RandomCrop {
+        size: usize,
+        padding: usize,
+    },
+    Flip {
+        p: f32,
+    },
+    /// `out[i] = in[perm[i]]` within every channel plane.
+    Permute {
+        perm: Vec<u32>,
+    },
+    CenterCrop {
+        size: usize,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Stage {
+    op: Op,
+    input: [usize; 3],
+}
+
+/// A compiled list of transforms for images of one shape.
+///
+/// Anything fixed (such as the pixel permutation) is drawn once here, so two pipelines built from
+/// the same transforms and shape behave identically; per-image randomness comes from the `rng`
+/// given to [`Pipeline::apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    stages: Vec<Stage>,
+    input: [usize; 3],
+    output: [usize; 3],
+}
+
+thread_local! {
+    /// Two ping-pong buffers per thread, so applying a pipeline allocates nothing per image.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl Pipeline {
+    /// Compiles `transforms` for images of shape `input` (`[C, H, W]`).
+    ///
+    /// `PixelPermutation { seed }` draws its permutation of the `H * W` positions (at the shape it
+    /// sees) with a Fisher-Yates shuffle driven by `ChaCha8Rng::seed_from_u64(seed)`.
+    pub fn new(transforms: &[Transform], input: [usize; 3]) -> Pipeline {
+        let mut shape = input;
+        let mut stages = Vec::with_capacity(transforms.len());
+        for t in transforms {
+            let op = match t {
+                Transform::Normalize { mean, std } => Op::Normalize {
+                    mean: per_channel(mean, shape[0], 0.0),
+                    std: per_channel(std, shape[0], 1.0),
+                },
+                Transform::RandomCrop { size, padding } => Op::RandomCrop {
+                    size: *size,
+                    padding: *padding,
+                },
+                Transform::RandomHorizontalFlip { p } => Op::Flip { p: *p },
+                Transform::PixelPermutation { seed } => Op::Permute {
+                    perm: pixel_permutation(shape[1] * shape[2], *seed),
+                },
+                Transform::CenterCrop { size } => Op::CenterCrop { size: *size },
+            };
+            stages.push(Stage { op, input: shape });
+            shape = t.output_shape(shape);
+        }
+        Pipeline {
+            stages,
+            input,
+            output: shape,
+        }
+    }
+
+    /// Shape `[C, H, W]` of the images the pipeline accepts.
+    pub fn input_shape(&self) -> [usize; 3] {
+        self.input
+    }
+
+    /// Shape `[C, H, W]` of the images it produces.
+    pub fn output_shape(&self) -> [usize; 3] {
+        self.output
+    }
+
+    /// Number of `f32` values per output image.
+    pub fn output_len(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    /// Scales `image` (CHW bytes) to `[0, 1]`, runs the transforms in order, and writes the
+    /// result into `out`.
+    ///
+    /// # Panics
+    /// If `image.len()` is not the input size or `out.len()` not [`Pipeline::output_len`]; both
+    /// are fixed by the data set and the pipeline, never by file contents.
+    pub fn apply(&self, image: &[u8], rng: &mut impl Rng, out: &mut [f32]) {
+        let in_len: usize = self.input.iter().product();
+        assert_eq!(
+            image.len(),
+            in_len,
+            "image size does not match the pipeline's input shape"
+        );
+        assert_eq!(
+            out.len(),
+            self.output_len(),
+            "output buffer size does not match output_shape"
+        );
+        if self.stages.is_empty() {
+            to_unit(image, out);
+            return;
+        }
+        SCRATCH.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (cur, next) = &mut *guard;
+            cur.resize(in_len, 0.0);
+            to_unit(image, cur);
+            for stage in &self.stages {
+                if stage.run(cur, next, rng) {
+                    std::mem::swap(cur, next);
+                }
+            }
+            out.copy_from_slice(cur);
+        });
+    }
+}
+
+impl Stage {
+    /// Applies the stage to `cur`, in place or into `next`; returns whether it wrote `next`.
+    fn run(&self, cur: &mut [f32], next: &mut Vec<f32>, rng: &mut impl Rng) -> bool {
+        let [c, h, w] = self.input;
+        match &self.op {
+            Op::Normalize { mean, std } => {
+                if h * w > 0 {
+                    for ((plane, &m), &s) in cur.chunks_exact_mut(h * w).zip(mean).zip(std) {
+                        // Subtract then divide, like torchvision, so results match bit for bit.
+                        plane.iter_mut().for_each(|x| *x = (*x - m) / s);
+                    }
+                }
+                false
+            }
+            Op::Flip { p } => {
+                if rng.random::<f32>() < *p && w > 0 {
+                    cur.chunks_exact_mut(w).for_each(|row| row.reverse());
+                }
+                false
+            }
+            Op::RandomCrop { size, padding } => {
+                let top = rng.random_range(0..=(h + 2 * padding).saturating_sub(*size));
+                let left = rng.random_range(0..=(w + 2 * padding).saturating_sub(*size));
+                let (p, top, left) = (*padding as isize, top as isize, left as isize);
+                crop(cur, self.input, next, [*size, *size], top - p, left - p);
+                true
+            }
+            Op::CenterCrop { size } => {
+                let top = center_offset(h, *size);
+                let left = center_offset(w, *size);
+                crop(cur, self.input, next, [*size, *size], top, left);
+                true
+            }
+            Op::Permute { perm } => {
+                next.resize(cur.len(), 0.0);
+                let hw = h * w;
+                for ch in 0..c {
+                    let (src, dst) = (&cur[ch * hw..][..hw], &mut next[ch * hw..][..hw]);
+                    for (d, &i) in dst.iter_mut().zip(perm) {
+                        *d = src[i as usize];
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
+fn to_unit(image: &[u8], out: &mut [f32]) {
+    for (o, &b) in out.iter_mut().zip(image) {
+        *o = f32::from(b) / 255.0;
+    }
+}
+
+/// One value per channel: `values[c]`, or the last value (or `default`) where it is too short.
+fn per_channel(values: &[f32], channels: usize, default: f32) -> Vec<f32> {
+    (0..channels)
+        .map(|c| values.get(c).or(values.last()).copied().unwrap_or(default))
+        .collect()
+}
+
+/// A permutation of `0..n`, from `ChaCha8Rng::seed_from_u64(seed)` and a Fisher-Yates shuffle.
+pub fn pixel_permutation(n: usize, seed: u64) -> Vec<u32> {
+    let mut perm: Vec<u32> = (0..n as u32).collect();
+    super::fisher_yates(&mut perm, &mut ChaCha8Rng::seed_from_u64(seed));
+    perm
+}
+
+/// Top (or left) offset of a centred window of `size` in `len`, as torchvision's `center_crop`:
+/// `round((len - size) / 2)` with ties to even; negative (zero-padded) when the window is larger.
+fn center_offset(len: usize, size: usize) -> isize {
+    if size <= len {
+        ((len - size) as f64 / 2.0).round_ties_even() as isize
+    } else {
+        -(((size - len) / 2) as isize)
+    }
+}
+
+/// Copies the `[oh, ow]` window at (`top`, `left`) of every channel of `src` into `dst`; parts of
+/// the window outside the image are zero.
+fn crop(
+    src: &[f32],
+    [c, h, w]: [usize; 3],
+    dst: &mut Vec<f32>,
+    [oh, ow]: [usize; 2],
+    top: isize,
+    left: isize,
+) {
+    dst.resize(c * oh * ow, 0.0);
+    // Columns of the window that fall inside the image: [x0, x1).
+    let x0 = (-left).clamp(0, ow as isize) as usize;
+    let x1 = (w as isize - left).clamp(x0 as isize, ow as isize) as usize;
+    let sx0 = (left + x0 as isize).max(0) as usize;
+    for ch in 0..c {
+        let plane = &src[ch * h * w..][..h * w];
+        for (y, row) in dst[ch * oh * ow..][..oh * ow]
+            .chunks_exact_mut(ow.max(1))
+            .enumerate()
+        {
+            let sy = top + y as isize;
+            if sy < 0 || sy >= h as isize || x0 == x1 {
+                row.fill(0.0);
+                continue;
+            }
+            let src_row = &plane[sy as usize * w..][..w];
+            row[..x0].fill(0.0);
+            row[x0..x1].copy_from_slice(&src_row[sx0..sx0 + (x1 - x0)]);
+            row[x1..].fill(0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic RNG for tests that do not care about the random draws.
+    fn rng() -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(0)
+    }
+
+    /// Image whose byte at (c, y, x) is `c * 100 + y * 10 + x`, so values name their position.
+    fn positional(c: usize, h: usize, w: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    v.push((ch * 100 + y * 10 + x) as u8);
+                }
+            }
+        }
+        v
+    }
+
+    fn run(
+        transforms: &[Transform],
+        input: [usize; 3],
+        image: &[u8],
+        rng: &mut impl Rng,
+    ) -> Vec<f32> {
+        let p = Pipeline::new(transforms, input);
+        let mut out = vec![f32::NAN; p.output_len()];
+        p.apply(image, rng, &mut out);
+        out
+    }
+
+    /// Back to the byte values (`x * 255`, rounded) for readable comparisons.
+    fn bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().map(|x| (x * 255.0).round() as u8).collect()
+    }
+
+    #[test]
+    fn to_tensor_scaling_only() {
+        let out = run(&[], [1, 1, 3], &[0, 51, 255], &mut rng());
+        assert_eq!(out, [0.0, 0.2, 1.0]);
+    }
+
+    #[test]
+    fn normalize_per_channel() {
+        let t = Transform::Normalize {
+            mean: vec![0.5, 0.1],
+            std: vec![0.5, 0.2],
+        };
+        let out = run(&[t], [2, 1, 2], &[0, 255, 51, 102], &mut rng());
+        // (x/255 - mean[c]) / std[c]: channel 0 (0, 1) -> (-1, 1); channel 1 (0.2, 0.4) -> (0.5, 1.5).
+        let want = [-1.0, 1.0, 0.5, 1.5];
+        for (g, w) in out.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "got {out:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn center_crop_windows() {
+        let img = positional(2, 5, 4);
+        let cases: [(usize, [usize; 3], Vec<u8>, &str); 3] = [
+            (
+                3,
+                [2, 3, 3],
+                vec![10, 11, 12, 20, 21, 22, 30, 31, 32],
+                "5x4 -> 3x3: top 1, left round(0.5) = 0",
+            ),
+            (
+                2,
+                [2, 2, 2],
+                vec![21, 22, 31, 32],
+                "5x4 -> 2x2: top round(1.5) = 2, left 1",
+            ),
+            (
+                4,
+                [2, 4, 4],
+                vec![0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23, 30, 31, 32, 33],
+                "5x4 -> 4x4: top round(0.5) = 0",
+            ),
+        ];
+        for (size, shape, want_c0, msg) in cases {
+            let p = Pipeline::new(&[Transform::CenterCrop { size }], [2, 5, 4]);
+            assert_eq!(p.output_shape(), shape, "{msg}");
+            let out = bytes(&run(
+                &[Transform::CenterCrop { size }],
+                [2, 5, 4],
+                &img,
+                &mut rng(),
+            ));
+            let n = want_c0.len();
+            assert_eq!(out[..n], want_c0[..], "{msg}");
+            let want_c1: Vec<u8> = want_c0.iter().map(|v| v + 100).collect();
+            assert_eq!(out[n..], want_c1[..], "{msg} (channel 1)");
+        }
+    }
+
+    #[test]
+    fn center_offset_rounds_like_python() {
+        // Python: int(round((len - size) / 2.0)) rounds half to even.
+        let cases = [
+            (5, 3, 1),
+            (5, 4, 0),
+            (8, 5, 2),
+            (9, 4, 2),
+            (10, 3, 4),
+            (4, 4, 0),
+            (3, 5, -1),
+            (3, 6, -1),
+        ];
+        for (len, size, want) in cases {
+            assert_eq!(center_offset(len, size), want, "len {len} size {size}");
+        }
+    }
+
+    #[test]
+    fn crop_with_forced_offsets_and_padding() {
+        let img = positional(1, 3, 3);
+        let to_f32 = |v: &[u8]| v.iter().map(|&b| f32::from(b)).collect::<Vec<_>>();
+        let src = to_f32(&img);
+        // (top, left, expected 3x3 window) in unpadded coordinates.
+        let cases: [(isize, isize, [u8; 9], &str); 4] = [
+            (0, 0, [0, 1, 2, 10, 11, 12, 20, 21, 22], "identity"),
+            (-1, -1, [0, 0, 0, 0, 0, 1, 0, 10, 11], "padding top-left"),
+            (2, 1, [21, 22, 0, 0, 0, 0, 0, 0, 0], "padding bottom-right"),
+            (-4, 0, [0; 9], "entirely outside"),
+        ];
+        for (top, left, want, msg) in cases {
+            let mut dst = Vec::new();
+            crop(&src, [1, 3, 3], &mut dst, [3, 3], top, left);
+            assert_eq!(dst, to_f32(&want), "{msg}");
+        }
+    }
+
+    #[test]
+    fn random_crop_pads_with_zeros_and_keeps_the_image() {
+        // Every byte non-zero and distinct, so a zero can only be padding.
+        let img: Vec<u8> = positional(3, 4, 4).iter().map(|v| v + 1).collect();
+        let t = Transform::RandomCrop {
+            size: 4,
+            padding: 2,
+        };
+        let window = |top: isize, left: isize| -> Vec<u8> {
+            let mut v = Vec::new();
+            for ch in 0..3 {
+                for y in 0..4 {
+                    for x in 0..4 {
+                        let (sy, sx) = (y + top, x + left);
+                        let inside = (0..4).contains(&sy) && (0..4).contains(&sx);
+                        v.push(if inside {
+                            img[ch * 16 + sy as usize * 4 + sx as usize]
+                        } else {
+                            0
+                        });
+                    }
+                }
+            }
+            v
+        };
+        let mut r = rng();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let out = bytes(&run(std::slice::from_ref(&t), [3, 4, 4], &img, &mut r));
+            let offsets: Vec<(isize, isize)> = (-2..=2)
+                .flat_map(|top| (-2..=2).map(move |left| (top, left)))
+                .filter(|&(top, left)| window(top, left) == out)
+                .collect();
+            assert_eq!(
+                offsets.len(),
+                1,
+                "output is exactly one padded window: {out:?}"
+            );
+            seen.insert(offsets[0]);
+        }
+        assert_eq!(seen.len(), 25, "all 5 x 5 offsets occur");
+    }
+
+    #[test]
+    fn random_crop_without_padding_at_full_size_is_identity() {
+        let img = positional(3, 4, 4);
+        let out = run(
+            &[Transform::RandomCrop {
+                size: 4,
+                padding: 0,
+            }],
+            [3, 4, 4],
+            &img,
+            &mut rng(),
+        );
+        assert_eq!(bytes(&out), img);
+    }
+
+    #[test]
+    fn flip_probabilities() {
+        let img = positional(2, 2, 3);
+        let mirrored: Vec<u8> = vec![2, 1, 0, 12, 11, 10, 102, 101, 100, 112, 111, 110];
+        for (p, want, msg) in [
+            (1.0, &mirrored, "p = 1 always flips"),
+            (0.0, &img, "p = 0 never flips"),
+        ] {
+            let out = run(
+                &[Transform::RandomHorizontalFlip { p }],
+                [2, 2, 3],
+                &img,
+                &mut rng(),
+            );
+            assert_eq!(&bytes(&out), want, "{msg}");
+        }
+        let mut r = rng();
+        let flips = (0..1000)
+            .filter(|_| {
+                let out = run(
+                    &[Transform::RandomHorizontalFlip { p: 0.5 }],
+                    [2, 2, 3],
+                    &img,
+                    &mut r,
+                );
+                bytes(&out) == mirrored
+            })
+            .count();
+        assert!(
+            (400..600).contains(&flips),
+            "p = 0.5 flips about half the time: {flips}"
+        );
+    }
+
+    #[test]
+    fn permutation_is_a_shared_bijection() {
+        let shape = [2, 4, 5];
+        let spec = |seed| vec![Transform::PixelPermutation { seed }];
+        let (a, b, c) = (
+            Pipeline::new(&spec(7), shape),
+            Pipeline::new(&spec(7), shape),
+            Pipeline::new(&spec(8), shape),
+        );
+        assert_eq!(
+            a, b,
+            "same spec, same permutation (train and test pipelines agree)"
+        );
+        assert_ne!(a, c, "another seed, another permutation");
+        let img: Vec<u8> = (0..40).collect();
+        let out = bytes(&run(&spec(7), shape, &img, &mut rng()));
+        let (c0, c1) = out.split_at(20);
+        let mut sorted = c0.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            (0..20).collect::<Vec<u8>>(),
+            "a bijection of the 20 positions"
+        );
+        assert_ne!(c0, &img[..20], "actually permutes");
+        let c1_minus: Vec<u8> = c1.iter().map(|v| v - 20).collect();
+        assert_eq!(c0, c1_minus.as_slice(), "same permutation in every channel");
+        assert_eq!(pixel_permutation(20, 7), pixel_permutation(20, 7));
+    }
+
+    #[test]
+    fn transforms_compose_in_order() {
+        let shape = [1, 4, 4];
+        let img = positional(1, 4, 4);
+        let ts = [
+            Transform::CenterCrop { size: 2 },
+            Transform::RandomHorizontalFlip { p: 1.0 },
+            Transform::Normalize {
+                mean: vec![0.0],
+                std: vec![1.0 / 255.0],
+            },
+        ];
+        let p = Pipeline::new(&ts, shape);
+        assert_eq!(p.output_shape(), [1, 2, 2]);
+        let out = run(&ts, shape, &img, &mut rng());
+        let want = [12.0, 11.0, 22.0, 21.0];
+        for (g, w) in out.iter().zip(want) {
+            assert!((g - w).abs() < 1e-3, "got {out:?}, want {want:?}");
+        }
+    }
+}
