@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use runner::cli::{self, check::CheckArgs, exit};
+use runner::cli::{self, check::CheckArgs, exit, run::RunArgs};
 
 /// Run deep-learning experiments declared in TOML.
 #[derive(Parser, Debug)]
@@ -11,15 +11,22 @@ use runner::cli::{self, check::CheckArgs, exit};
     name = "runner",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Examples:\n  runner experiments/mnist_cnn.toml --data-dir ../shared/data\n  runner check experiments/*.toml"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// `runner FILE [OPTIONS]` is `runner run FILE [OPTIONS]`.
+    #[command(flatten)]
+    run: Option<RunArgs>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Train and evaluate an experiment, writing results/<experiment>/<run-id>/.
+    Run(RunArgs),
     /// Check experiment files: infer every shape, report every mistake, print layer tables.
     Check(CheckArgs),
     /// Print the JSON Schema for experiment files.
@@ -28,14 +35,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Check(args)) => cli::check::run(&args),
-        Some(Command::Schema) => {
+    let result = match (cli.command, cli.run) {
+        (Some(Command::Check(args)), _) => cli::check::run(&args),
+        (Some(Command::Run(args)), _) | (None, Some(args)) => cli::run::run(&args),
+        (Some(Command::Schema), _) => {
             print!("{}", cli::schema::schema_json());
             Ok(exit::OK)
         }
-        None => {
-            eprintln!("usage: runner check FILE...   (see `runner --help`)");
+        (None, None) => {
+            eprintln!(
+                "usage: runner FILE [OPTIONS] | runner check FILE...   (see `runner --help`)"
+            );
             Ok(exit::ERROR)
         }
     };

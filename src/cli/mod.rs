@@ -1,6 +1,7 @@
 //! Command-line verbs, one file each. `main.rs` only parses arguments and maps results to exit codes.
 
 pub mod check;
+pub mod run;
 pub mod schema;
 
 /// Exit codes shared by every verb.

@@ -83,10 +83,14 @@ fn short(op: &RawOp<'_>) -> &'static str {
     }
 }
 
+/// Letters, digits and `_`, not starting with a digit; dots separate block scopes
+/// (`stage2.conv1`), as in resolved `config.toml` files.
 fn valid_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    s.split('.').all(|part| {
+        let mut chars = part.chars();
+        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 impl<'a, 'b> Expander<'a, 'b> {
@@ -127,7 +131,9 @@ impl<'a, 'b> Expander<'a, 'b> {
                                 n.span.clone(),
                                 format!("invalid layer name `{}`", n.value),
                             )
-                            .label("names use letters, digits and `_`, and `input` is reserved"),
+                            .label(
+                                "names use letters, digits, `_` and `.`, and `input` is reserved",
+                            ),
                         );
                     }
                     n.clone()

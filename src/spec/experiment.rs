@@ -99,6 +99,8 @@ pub struct DataSpec {
     pub test_batch_size: usize,
     /// Reshuffle the training set every epoch.
     pub shuffle: bool,
+    /// Train on the first N training images only.
+    pub train_limit: Option<usize>,
     /// Transforms applied to training batches, in order.
     pub train_transforms: Vec<Transform>,
     /// Transforms applied to test batches, in order.

@@ -2,6 +2,7 @@
 //! ([`validate`]), with every problem reported as a located [`Diagnostic`].
 
 pub mod experiment;
+pub mod print;
 pub mod raw;
 pub mod read;
 pub mod validate;

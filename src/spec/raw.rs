@@ -42,6 +42,8 @@ pub struct RawData {
     pub test_batch_size: Option<Sp<u64>>,
     /// Reshuffle the training set every epoch. Default: true.
     pub shuffle: Option<Sp<bool>>,
+    /// Train on the first N training images only (quick runs). Default: all.
+    pub train_limit: Option<Sp<u64>>,
     /// Transforms applied to training images, in order (after scaling pixels to [0, 1]). Default: none.
     pub train_transforms: Option<Sp<Vec<Sp<RawTransform>>>>,
     /// Transforms applied to test images, in order. Default: none.
@@ -457,6 +459,7 @@ fn read_data<'a>(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<RawData> {
         batch_size: t.opt(cx, "batch_size"),
         test_batch_size: t.opt(cx, "test_batch_size"),
         shuffle: t.opt(cx, "shuffle"),
+        train_limit: t.opt(cx, "train_limit"),
         train_transforms: t.opt(cx, "train_transforms"),
         test_transforms: t.opt(cx, "test_transforms"),
     })

@@ -250,6 +250,10 @@ fn validate_data(cx: &mut Cx<'_>, d: RawData) -> Option<DataSpec> {
     }
     let batch_size = count(cx, &d.batch_size, 64, 1, "batch_size");
     let test_batch_size = count(cx, &d.test_batch_size, 1000, 1, "test_batch_size");
+    let train_limit = match &d.train_limit {
+        None => Some(None),
+        Some(_) => count(cx, &d.train_limit, 1, 1, "train_limit").map(Some),
+    };
     let input = dataset.image_shape();
     let train = transforms(cx, d.train_transforms.as_ref(), input);
     let test = transforms(cx, d.test_transforms.as_ref(), input);
@@ -301,6 +305,7 @@ fn validate_data(cx: &mut Cx<'_>, d: RawData) -> Option<DataSpec> {
         batch_size: batch_size?,
         test_batch_size: test_batch_size?,
         shuffle: d.shuffle.as_ref().is_none_or(|s| s.value),
+        train_limit: train_limit?,
         train_transforms: train?.0,
         test_transforms: test?.0,
     })

@@ -76,7 +76,8 @@ pub fn select_device(spec: DeviceSpec) -> Result<Device, TrainError> {
                     "device `cuda:{n}` was requested, but this runner was built without CUDA support (build with `--features cuda`), or use `device = \"cpu\"`"
                 )));
             }
-            Device::new_cuda(n).map_err(|e| TrainError::Device(format!("cannot open CUDA device {n}: {e}")))
+            Device::new_cuda(n)
+                .map_err(|e| TrainError::Device(format!("cannot open CUDA device {n}: {e}")))
         }
         DeviceSpec::Auto => {
             if candle_core::utils::cuda_is_available() {
@@ -128,18 +129,36 @@ struct Eval {
 }
 
 #[tracing::instrument(skip_all, fields(epoch))]
-fn evaluate(model: &Model, exp: &Experiment, test: &Arc<Dataset>, pipe: &Arc<Pipeline>, device: &Device, epoch: usize) -> Result<Eval, TrainError> {
+fn evaluate(
+    model: &Model,
+    exp: &Experiment,
+    test: &Arc<Dataset>,
+    pipe: &Arc<Pipeline>,
+    device: &Device,
+    epoch: usize,
+) -> Result<Eval, TrainError> {
     let started = Instant::now();
     let classes = test.classes.len().max(exp.data.dataset.classes());
     let (mut correct, mut total) = (vec![0usize; classes], vec![0usize; classes]);
     let mut loss_sum = 0f64;
     let mut n = 0usize;
-    for batch in epoch_batches(test.clone(), pipe.clone(), exp.data.test_batch_size, false, exp.seed, epoch, None) {
+    for batch in epoch_batches(
+        test.clone(),
+        pipe.clone(),
+        exp.data.test_batch_size,
+        false,
+        exp.seed,
+        epoch,
+        None,
+    ) {
         let b = batch.labels.len();
         let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), device)?;
         let y = Tensor::from_vec(batch.labels.clone(), b, device)?;
         let out = model.forward(&x, false)?;
-        loss_sum += loss(exp.train.loss, &out, &y)?.to_dtype(DType::F64)?.to_scalar::<f64>()? * b as f64;
+        loss_sum += loss(exp.train.loss, &out, &y)?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?
+            * b as f64;
         for (p, t) in predictions(&out)?.into_iter().zip(&batch.labels) {
             let t = *t as usize;
             if t < classes {
@@ -153,10 +172,18 @@ fn evaluate(model: &Model, exp: &Experiment, test: &Arc<Dataset>, pipe: &Arc<Pip
     let all_correct: usize = correct.iter().sum();
     let per_class = (0..classes)
         .map(|c| ClassAccuracy {
-            class: test.classes.get(c).cloned().unwrap_or_else(|| c.to_string()),
+            class: test
+                .classes
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| c.to_string()),
             correct: correct[c],
             total: total[c],
-            accuracy: if total[c] == 0 { 0.0 } else { 100.0 * correct[c] as f64 / total[c] as f64 },
+            accuracy: if total[c] == 0 {
+                0.0
+            } else {
+                100.0 * correct[c] as f64 / total[c] as f64
+            },
         })
         .collect();
     Ok(Eval {
@@ -170,7 +197,12 @@ fn evaluate(model: &Model, exp: &Experiment, test: &Arc<Dataset>, pipe: &Arc<Pip
 /// Trains and evaluates `exp`, writing every result file into `run`. `config_text` is the
 /// resolved experiment written as `config.toml`.
 #[tracing::instrument(skip_all, fields(experiment = %exp.name))]
-pub fn run(exp: &Experiment, config_text: &str, run: &RunDir, opts: &RunOptions) -> Result<Summary, TrainError> {
+pub fn run(
+    exp: &Experiment,
+    config_text: &str,
+    run: &RunDir,
+    opts: &RunOptions,
+) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let device = select_device(exp.device)?;
     run.write_config(config_text)?;
@@ -195,11 +227,19 @@ pub fn run(exp: &Experiment, config_text: &str, run: &RunDir, opts: &RunOptions)
         Model::new(&exp.model, exp.seed, &device)?
     };
     let mut optimizer = optim::build(&exp.train.optimizer, model.trainable_vars())?;
-    let n_train = exp.data.train_limit.map_or(train.len(), |l| l.min(train.len()));
+    let n_train = exp
+        .data
+        .train_limit
+        .map_or(train.len(), |l| l.min(train.len()));
     let batch_size = exp.data.batch_size;
     let steps_per_epoch = n_train.div_ceil(batch_size);
     let epochs = exp.train.epochs;
-    let schedule = build_schedule(&exp.train.schedule, exp.train.optimizer.lr(), epochs, steps_per_epoch);
+    let schedule = build_schedule(
+        &exp.train.schedule,
+        exp.train.optimizer.lr(),
+        epochs,
+        steps_per_epoch,
+    );
 
     let mut rows: Vec<EpochMetrics> = Vec::with_capacity(epochs);
     let mut last_eval = None;
@@ -207,12 +247,21 @@ pub fn run(exp: &Experiment, config_text: &str, run: &RunDir, opts: &RunOptions)
     for epoch in 1..=epochs {
         let _span = tracing::info_span!("epoch", epoch).entered();
         let epoch_started = Instant::now();
-        let mut progress = Progress::new(n_train, epoch, epochs, opts.log_every, opts.plain_progress);
+        let mut progress =
+            Progress::new(n_train, epoch, epochs, opts.log_every, opts.plain_progress);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let mut lr = exp.train.optimizer.lr();
         {
             let _train_span = tracing::info_span!("train", epoch).entered();
-            let batches = epoch_batches(train.clone(), train_pipe.clone(), batch_size, exp.data.shuffle, exp.seed, epoch, exp.data.train_limit);
+            let batches = epoch_batches(
+                train.clone(),
+                train_pipe.clone(),
+                batch_size,
+                exp.data.shuffle,
+                exp.seed,
+                epoch,
+                exp.data.train_limit,
+            );
             for (step, batch) in batches.enumerate() {
                 lr = schedule.lr((epoch - 1) * steps_per_epoch + step);
                 optimizer.set_learning_rate(lr);
@@ -224,12 +273,21 @@ pub fn run(exp: &Experiment, config_text: &str, run: &RunDir, opts: &RunOptions)
                 let lv = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
                 if !lv.is_finite() {
                     progress.finish();
-                    return Err(TrainError::NonFinite { epoch, step: step + 1, loss: lv, dir: run.path.display().to_string() });
+                    return Err(TrainError::NonFinite {
+                        epoch,
+                        step: step + 1,
+                        loss: lv,
+                        dir: run.path.display().to_string(),
+                    });
                 }
                 let grads = l.backward()?;
                 optimizer.step(&grads)?;
                 let preds = predictions(&out.detach())?;
-                correct += preds.iter().zip(&batch.labels).filter(|(p, t)| p == t).count();
+                correct += preds
+                    .iter()
+                    .zip(&batch.labels)
+                    .filter(|(p, t)| p == t)
+                    .count();
                 loss_sum += lv as f64 * b as f64;
                 seen += b;
                 progress.step(seen, lv as f64);
@@ -254,15 +312,22 @@ pub fn run(exp: &Experiment, config_text: &str, run: &RunDir, opts: &RunOptions)
         run.write_metrics(&rows)?;
         last_eval = Some(eval);
     }
-    let Some(eval) = last_eval else { return Err(TrainError::Device("no epoch ran".into())) };
+    let Some(eval) = last_eval else {
+        return Err(TrainError::Device("no epoch ran".into()));
+    };
     run.write_per_class(&eval.per_class)?;
     {
         let _span = tracing::info_span!("save_model").entered();
         let path = run.file(crate::report::MODEL_FILE);
         save_model_atomically(&model, &path)?;
     }
-    let last = rows.last().cloned().ok_or_else(|| TrainError::Device("no epoch ran".into()))?;
-    let best = rows.iter().fold(&rows[0], |b, r| if r.test_acc > b.test_acc { r } else { b });
+    let last = rows
+        .last()
+        .cloned()
+        .ok_or_else(|| TrainError::Device("no epoch ran".into()))?;
+    let best = rows
+        .iter()
+        .fold(&rows[0], |b, r| if r.test_acc > b.test_acc { r } else { b });
     let summary = Summary {
         experiment: exp.name.clone(),
         run_id: run.run_id.clone(),
@@ -287,5 +352,6 @@ pub fn run(exp: &Experiment, config_text: &str, run: &RunDir, opts: &RunOptions)
 fn save_model_atomically(model: &Model, path: &Path) -> Result<(), TrainError> {
     let tmp = path.with_extension("safetensors.tmp");
     model.save(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::Device(format!("cannot write {}: {e}", path.display())))
+    std::fs::rename(&tmp, path)
+        .map_err(|e| TrainError::Device(format!("cannot write {}: {e}", path.display())))
 }
