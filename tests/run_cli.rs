@@ -13,12 +13,19 @@ fn runner(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// The single run directory under `root/<experiment>/`.
 fn run_dir(root: &Path, experiment: &str) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(root.join(experiment)).expect("experiment folder").map(|e| e.expect("entry").path()).collect();
+    let dirs: Vec<PathBuf> = std::fs::read_dir(root.join(experiment))
+        .expect("experiment folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
     assert_eq!(dirs.len(), 1, "one run expected in {}", root.display());
     dirs.into_iter().next().expect("one run")
 }
@@ -28,11 +35,23 @@ fn metrics_without_time(dir: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("metrics.csv")).expect("metrics.csv");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let keep: Vec<usize> = header.iter().enumerate().filter(|(_, h)| !matches!(**h, "seconds" | "train_images_per_sec" | "eval_images_per_sec")).map(|(i, _)| i).collect();
-    text.lines().map(|l| {
-        let cells: Vec<&str> = l.split(',').collect();
-        keep.iter().map(|i| cells[*i]).collect::<Vec<_>>().join(",")
-    }).collect()
+    let keep: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| {
+            !matches!(
+                **h,
+                "seconds" | "train_images_per_sec" | "eval_images_per_sec"
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    text.lines()
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            keep.iter().map(|i| cells[*i]).collect::<Vec<_>>().join(",")
+        })
+        .collect()
 }
 
 fn write_experiment(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -44,29 +63,67 @@ fn write_experiment(dir: &Path, name: &str, body: &str) -> PathBuf {
 #[test]
 fn a_run_writes_every_result_file() {
     let out = tempfile::tempdir().expect("tempdir");
-    let o = runner(&["experiments/synthetic_demo.toml", "--out", out.path().to_str().expect("utf8"), "--plain"]);
+    let o = runner(&[
+        "experiments/synthetic_demo.toml",
+        "--out",
+        out.path().to_str().expect("utf8"),
+        "--plain",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let dir = run_dir(out.path(), "synthetic_demo");
-    for f in ["config.toml", "metrics.csv", "summary.csv", "per_class.csv", "trace.json", "model.safetensors"] {
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "summary.csv",
+        "per_class.csv",
+        "trace.json",
+        "model.safetensors",
+    ] {
         assert!(dir.join(f).is_file(), "{f} missing in {}", dir.display());
     }
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     let metrics = std::fs::read_to_string(dir.join("metrics.csv")).expect("metrics");
-    assert!(metrics.starts_with("epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec"), "{metrics}");
+    assert!(
+        metrics.starts_with(
+            "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec"
+        ),
+        "{metrics}"
+    );
     assert_eq!(metrics.lines().count(), 4, "header + 3 epochs:\n{metrics}");
     let summary = std::fs::read_to_string(dir.join("summary.csv")).expect("summary");
-    assert!(summary.starts_with("experiment,run_id,seed,device,params,epochs"), "{summary}");
-    let trace: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("trace.json")).expect("trace")).expect("trace.json is JSON");
-    let names: Vec<&str> = trace.as_array().expect("event array").iter().filter_map(|e| e["name"].as_str()).collect();
+    assert!(
+        summary.starts_with("experiment,run_id,seed,device,params,epochs"),
+        "{summary}"
+    );
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("trace.json")).expect("trace"))
+            .expect("trace.json is JSON");
+    let names: Vec<&str> = trace
+        .as_array()
+        .expect("event array")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
     for span in ["load_data", "build_model", "epoch", "evaluate"] {
-        assert!(names.contains(&span), "span {span} missing from trace: {names:?}");
+        assert!(
+            names.contains(&span),
+            "span {span} missing from trace: {names:?}"
+        );
     }
     // Plain progress: one line per epoch with the test accuracy.
     assert!(text(&o).contains("Epoch 3/3"), "{}", text(&o));
     // The learnable synthetic set is learnt.
     let s = runner::report::read_summary(&dir.join("summary.csv")).expect("summary parses");
-    assert!(s.test_acc > 60.0, "synthetic demo should be learnt, got {}", s.test_acc);
+    assert!(
+        s.test_acc > 60.0,
+        "synthetic demo should be learnt, got {}",
+        s.test_acc
+    );
     assert_eq!(s.params, 1236);
 }
 
@@ -77,60 +134,138 @@ fn same_seed_gives_identical_metrics_and_config_reproduces_the_run() {
     let b = out.path().join("b");
     let c = out.path().join("c");
     for root in [&a, &b] {
-        let o = runner(&["experiments/synthetic_demo.toml", "--out", root.to_str().expect("utf8"), "--plain"]);
+        let o = runner(&[
+            "experiments/synthetic_demo.toml",
+            "--out",
+            root.to_str().expect("utf8"),
+            "--plain",
+        ]);
         assert!(o.status.success(), "{}", text(&o));
     }
     let (da, db) = (run_dir(&a, "synthetic_demo"), run_dir(&b, "synthetic_demo"));
-    assert_eq!(metrics_without_time(&da), metrics_without_time(&db), "same seed, different metrics");
+    assert_eq!(
+        metrics_without_time(&da),
+        metrics_without_time(&db),
+        "same seed, different metrics"
+    );
     // Running the resolved config.toml again gives the same numbers.
     let config = da.join("config.toml");
-    let o = runner(&[config.to_str().expect("utf8"), "--out", c.to_str().expect("utf8"), "--plain"]);
+    let o = runner(&[
+        config.to_str().expect("utf8"),
+        "--out",
+        c.to_str().expect("utf8"),
+        "--plain",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(metrics_without_time(&da), metrics_without_time(&run_dir(&c, "synthetic_demo")), "config.toml did not reproduce the run");
+    assert_eq!(
+        metrics_without_time(&da),
+        metrics_without_time(&run_dir(&c, "synthetic_demo")),
+        "config.toml did not reproduce the run"
+    );
 }
 
 #[test]
 fn a_different_seed_gives_different_metrics() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let body = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/synthetic_demo.toml")).expect("demo");
-    let other = write_experiment(tmp.path(), "seed7", &body.replace("seed = 0", "seed = 7").replace("name = \"synthetic_demo\"", "name = \"seed7\""));
+    let body = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/synthetic_demo.toml"),
+    )
+    .expect("demo");
+    let other = write_experiment(
+        tmp.path(),
+        "seed7",
+        &body
+            .replace("seed = 0", "seed = 7")
+            .replace("name = \"synthetic_demo\"", "name = \"seed7\""),
+    );
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    assert!(runner(&["experiments/synthetic_demo.toml", "--out", a.to_str().expect("utf8"), "--epochs", "1"]).status.success());
-    assert!(runner(&[other.to_str().expect("utf8"), "--out", b.to_str().expect("utf8"), "--epochs", "1"]).status.success());
-    assert_ne!(metrics_without_time(&run_dir(&a, "synthetic_demo")), metrics_without_time(&run_dir(&b, "seed7")));
+    assert!(runner(&[
+        "experiments/synthetic_demo.toml",
+        "--out",
+        a.to_str().expect("utf8"),
+        "--epochs",
+        "1"
+    ])
+    .status
+    .success());
+    assert!(runner(&[
+        other.to_str().expect("utf8"),
+        "--out",
+        b.to_str().expect("utf8"),
+        "--epochs",
+        "1"
+    ])
+    .status
+    .success());
+    assert_ne!(
+        metrics_without_time(&run_dir(&a, "synthetic_demo")),
+        metrics_without_time(&run_dir(&b, "seed7"))
+    );
 }
 
 #[test]
 fn epochs_and_train_limit_flags_override_the_file() {
     let out = tempfile::tempdir().expect("tempdir");
-    let o = runner(&["run", "experiments/synthetic_demo.toml", "--out", out.path().to_str().expect("utf8"), "--epochs", "2", "--train-limit", "100"]);
+    let o = runner(&[
+        "run",
+        "experiments/synthetic_demo.toml",
+        "--out",
+        out.path().to_str().expect("utf8"),
+        "--epochs",
+        "2",
+        "--train-limit",
+        "100",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let dir = run_dir(out.path(), "synthetic_demo");
     let s = runner::report::read_summary(&dir.join("summary.csv")).expect("summary");
     assert_eq!((s.epochs, s.train_images), (2, 100));
     let config = std::fs::read_to_string(dir.join("config.toml")).expect("config");
-    assert!(config.contains("epochs = 2") && config.contains("train_limit = 100"), "{config}");
+    assert!(
+        config.contains("epochs = 2") && config.contains("train_limit = 100"),
+        "{config}"
+    );
 }
 
 #[test]
 fn a_diverging_loss_stops_with_epoch_and_step_and_exit_2() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let body = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/synthetic_demo.toml")).expect("demo");
+    let body = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/synthetic_demo.toml"),
+    )
+    .expect("demo");
     // Inputs scaled by 1e30 overflow the first update to infinity, so the next loss is NaN.
-    let body = body.replace("[data]", "[data]\ntrain_transforms = [{ op = \"normalize\", mean = [0.0], std = [1e-30] }]").replace("epochs = 3", "epochs = 2");
+    let body = body
+        .replace(
+            "[data]",
+            "[data]\ntrain_transforms = [{ op = \"normalize\", mean = [0.0], std = [1e-30] }]",
+        )
+        .replace("epochs = 3", "epochs = 2");
     let path = write_experiment(tmp.path(), "diverge", &body);
     let out = tmp.path().join("out");
-    let o = runner(&[path.to_str().expect("utf8"), "--out", out.to_str().expect("utf8"), "--plain"]);
+    let o = runner(&[
+        path.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+        "--plain",
+    ]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
-    assert!(t.contains("at epoch") && t.contains("step"), "message must name epoch and step: {t}");
+    assert!(
+        t.contains("at epoch") && t.contains("step"),
+        "message must name epoch and step: {t}"
+    );
     assert!(!t.contains("panicked"), "{t}");
     // Whatever was written stays valid.
     let dir = run_dir(&out, "synthetic_demo");
     if dir.join("metrics.csv").exists() {
-        runner::report::read_metrics(&dir.join("metrics.csv")).expect("metrics.csv written so far is valid");
+        runner::report::read_metrics(&dir.join("metrics.csv"))
+            .expect("metrics.csv written so far is valid");
     }
-    assert!(!dir.join("summary.csv").exists(), "no summary for a failed run");
+    assert!(
+        !dir.join("summary.csv").exists(),
+        "no summary for a failed run"
+    );
 }
 
 #[test]
@@ -139,7 +274,12 @@ fn an_unwritable_output_folder_is_reported_before_training() {
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "x").expect("write");
     let out = file.join("results");
-    let o = runner(&["experiments/synthetic_demo.toml", "--out", out.to_str().expect("utf8"), "--plain"]);
+    let o = runner(&[
+        "experiments/synthetic_demo.toml",
+        "--out",
+        out.to_str().expect("utf8"),
+        "--plain",
+    ]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("a-file"), "message names the folder: {t}");
@@ -153,12 +293,23 @@ fn missing_data_lists_the_expected_files_and_leaves_no_run_behind() {
     let data = tmp.path().join("empty-data");
     std::fs::create_dir(&data).expect("mkdir");
     let out = tmp.path().join("out");
-    let o = runner(&["experiments/mnist_cnn.toml", "--data-dir", data.to_str().expect("utf8"), "--out", out.to_str().expect("utf8")]);
+    let o = runner(&[
+        "experiments/mnist_cnn.toml",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
-    assert!(t.contains("train-images-idx3-ubyte") && t.contains("t10k-labels-idx1-ubyte"), "lists the files: {t}");
+    assert!(
+        t.contains("train-images-idx3-ubyte") && t.contains("t10k-labels-idx1-ubyte"),
+        "lists the files: {t}"
+    );
     assert!(!t.contains("panicked"), "{t}");
-    let runs = std::fs::read_dir(out.join("mnist_cnn")).map(|d| d.count()).unwrap_or(0);
+    let runs = std::fs::read_dir(out.join("mnist_cnn"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(runs, 0, "an empty run directory was left behind");
 }
 
@@ -169,9 +320,20 @@ fn cuda_without_a_gpu_build_is_a_clear_error() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let body = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/synthetic_demo.toml")).expect("demo");
-    let path = write_experiment(tmp.path(), "gpu", &body.replace("seed = 0", "seed = 0\ndevice = \"cuda\""));
-    let o = runner(&[path.to_str().expect("utf8"), "--out", tmp.path().join("out").to_str().expect("utf8")]);
+    let body = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/synthetic_demo.toml"),
+    )
+    .expect("demo");
+    let path = write_experiment(
+        tmp.path(),
+        "gpu",
+        &body.replace("seed = 0", "seed = 0\ndevice = \"cuda\""),
+    );
+    let o = runner(&[
+        path.to_str().expect("utf8"),
+        "--out",
+        tmp.path().join("out").to_str().expect("utf8"),
+    ]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("cuda") && !t.contains("panicked"), "{t}");
@@ -180,11 +342,19 @@ fn cuda_without_a_gpu_build_is_a_clear_error() {
 #[test]
 fn invalid_experiments_are_not_run() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let o = runner(&["experiments/broken/vgg16_classifier_2048.toml", "--out", tmp.path().to_str().expect("utf8")]);
+    let o = runner(&[
+        "experiments/broken/vgg16_classifier_2048.toml",
+        "--out",
+        tmp.path().to_str().expect("utf8"),
+    ]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("2048") && t.contains("512"), "{t}");
-    assert_eq!(std::fs::read_dir(tmp.path()).expect("dir").count(), 0, "nothing written for an invalid file");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).expect("dir").count(),
+        0,
+        "nothing written for an invalid file"
+    );
 }
 
 /// Real data, when `../shared/data` is there: the seed's MLP learns MNIST in one epoch.
@@ -192,15 +362,37 @@ fn invalid_experiments_are_not_run() {
 fn mnist_fc2layer_learns_on_real_data() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
     if !data.join("mnist").is_dir() {
-        eprintln!("skipping mnist_fc2layer_learns_on_real_data: {} not found", data.display());
+        eprintln!(
+            "skipping mnist_fc2layer_learns_on_real_data: {} not found",
+            data.display()
+        );
         return;
     }
     let out = tempfile::tempdir().expect("tempdir");
-    let o = runner(&["experiments/mnist_fc2layer.toml", "--data-dir", data.to_str().expect("utf8"), "--out", out.path().to_str().expect("utf8"), "--plain"]);
+    let o = runner(&[
+        "experiments/mnist_fc2layer.toml",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--out",
+        out.path().to_str().expect("utf8"),
+        "--plain",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    let s = runner::report::read_summary(&run_dir(out.path(), "mnist_fc2layer").join("summary.csv")).expect("summary");
+    let s =
+        runner::report::read_summary(&run_dir(out.path(), "mnist_fc2layer").join("summary.csv"))
+            .expect("summary");
     // PyTorch 1.13, the seed's recipe, seeds 0/1/2: 89.65, 88.00, 82.43 (issue 3's reference values).
-    assert!(s.test_acc >= 82.0, "test accuracy {} after one epoch", s.test_acc);
-    let per_class = std::fs::read_to_string(run_dir(out.path(), "mnist_fc2layer").join("per_class.csv")).expect("per_class");
-    assert_eq!(per_class.lines().count(), 11, "header + 10 digits:\n{per_class}");
+    assert!(
+        s.test_acc >= 82.0,
+        "test accuracy {} after one epoch",
+        s.test_acc
+    );
+    let per_class =
+        std::fs::read_to_string(run_dir(out.path(), "mnist_fc2layer").join("per_class.csv"))
+            .expect("per_class");
+    assert_eq!(
+        per_class.lines().count(),
+        11,
+        "header + 10 digits:\n{per_class}"
+    );
 }

@@ -520,7 +520,7 @@ fn op_of<'a>(
                 v.span(),
                 format!("expected a {what} table, found {}", v.get_ref().type_str()),
             )
-            .label(format!("expected {{ op = \"...\", ... }}")),
+            .label("expected { op = \"...\", ... }"),
         );
         return None;
     };
@@ -826,13 +826,4 @@ fn read_train<'a>(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<RawTrain> {
         optimizer,
         schedule,
     })
-}
-
-#[cfg(test)]
-pub(crate) mod key_lists {
-    //! The reader's key lists, exposed so a test can compare them with the generated schema.
-    pub use super::op_fields;
-    pub use super::{
-        BLOCK, DATA, LAYER_COMMON, LOSS, MODEL, OPTIMIZER, SCHEDULE, SYNTHETIC, TOP, TRAIN,
-    };
 }
