@@ -102,19 +102,7 @@ pub struct Position {
 impl Source {
     /// Line and column of a byte offset (clamped to the text).
     pub fn position(&self, offset: usize) -> Position {
-        let offset = self.floor_char_boundary(offset.min(self.text.len()));
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = self.text[line_start..offset].chars().count() + 1;
-        Position { line, col }
-    }
-
-    fn floor_char_boundary(&self, mut i: usize) -> usize {
-        while !self.text.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
+        position_in(&self.text, offset)
     }
 
     /// The text of 1-based line `line`, without its newline.
@@ -136,7 +124,10 @@ impl Source {
             start
         };
         let text = self.line_text(start.line);
-        let width = if end.line == start.line && end.col > start.col {
+        // An empty span (a missing section, an unreadable file) gets one caret, not the line.
+        let width = if d.span.end <= d.span.start {
+            1
+        } else if end.line == start.line && end.col > start.col {
             end.col - start.col
         } else {
             text.chars().count().saturating_sub(start.col - 1).max(1)
@@ -151,7 +142,16 @@ impl Source {
         let _ = writeln!(out, "{kind}: {}", d.message);
         let _ = writeln!(out, "{pad}--> {}:{}:{}", self.path, start.line, start.col);
         let _ = writeln!(out, "{pad} |");
-        let _ = writeln!(out, "{} | {}", start.line, text.replace('\t', " "));
+        // One character per character, so the caret stays aligned; no raw control bytes on a terminal.
+        let shown: String = text
+            .chars()
+            .map(|c| match c {
+                '\t' => ' ',
+                c if c.is_control() => '\u{FFFD}',
+                c => c,
+            })
+            .collect();
+        let _ = writeln!(out, "{} | {}", start.line, shown);
         let underline = format!("{}{}", " ".repeat(start.col - 1), "^".repeat(width));
         if d.label.is_empty() {
             let _ = writeln!(out, "{pad} | {underline}");
@@ -168,6 +168,19 @@ impl Source {
     }
 }
 
+/// Line and column of a byte offset in `text` (clamped to the text).
+pub fn position_in(text: &str, offset: usize) -> Position {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = text[line_start..offset].chars().count() + 1;
+    Position { line, col }
+}
+
 /// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
 pub fn did_you_mean<'a>(
     word: &str,
@@ -182,16 +195,23 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// Edit distance where swapping two adjacent characters counts as one edit (optimal string
+/// alignment), so `cdua` is one typo away from `cuda`, not two.
 fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    let mut before: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for (i, ca) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
+            let cost = usize::from(ca != cb);
             cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && *ca == b[j - 1] && a[i - 1] == *cb {
+                cur[j + 1] = cur[j + 1].min(before[j - 1] + 1);
+            }
         }
-        prev = cur;
+        before = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -244,5 +264,7 @@ mod tests {
         assert_eq!(did_you_mean("momentun", names), Some("momentum"));
         assert_eq!(did_you_mean("weightdecay", names), Some("weight_decay"));
         assert_eq!(did_you_mean("banana", names), None);
+        assert_eq!(did_you_mean("cdua", ["cpu", "cuda", "auto"]), Some("cuda"));
+        assert_eq!(did_you_mean("nesterov", names), Some("nesterov"));
     }
 }

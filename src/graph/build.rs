@@ -186,7 +186,7 @@ impl<'a, 'b> Expander<'a, 'b> {
                         format!("duplicate layer name `{}`", local.value),
                     )
                     .label("second definition")
-                    .note(format!("first defined at byte {}", first.start))
+                    .note(format!("first defined at {}", cx.line_col(first.start)))
                     .help("give each layer a unique `name`"),
                 );
             } else {

@@ -858,7 +858,11 @@ mod tests {
             ("RawOptimizer", &defs["RawOptimizer"], OPTIMIZER),
         ];
         for (what, def, keys) in cases {
-            assert_eq!(props(def), sorted(keys), "{what}: schema vs reader key list");
+            assert_eq!(
+                props(def),
+                sorted(keys),
+                "{what}: schema vs reader key list"
+            );
         }
         assert_eq!(
             props(&defs["RawSchedule"]),
@@ -866,14 +870,22 @@ mod tests {
             "RawSchedule: schema vs reader key list"
         );
         let layer = &defs["RawLayerSchema"];
-        assert_eq!(props(layer), sorted(&LAYER_COMMON[1..]), "layer common keys");
+        assert_eq!(
+            props(layer),
+            sorted(&LAYER_COMMON[1..]),
+            "layer common keys"
+        );
         let variants = layer["oneOf"].as_array().expect("layer ops are a oneOf");
         let mut ops = Vec::new();
         for v in variants {
             let op = v["properties"]["op"]["const"].as_str().expect("op const");
             let mut keys = props(v);
             keys.retain(|k| k != "op");
-            assert_eq!(keys, sorted(op_fields(op)), "layer `{op}`: schema vs reader");
+            assert_eq!(
+                keys,
+                sorted(op_fields(op)),
+                "layer `{op}`: schema vs reader"
+            );
             ops.push(op.to_string());
         }
         assert_eq!(ops, OPS, "every op is in the schema, in order");
