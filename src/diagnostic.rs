@@ -90,6 +90,9 @@ pub struct Source {
     pub text: String,
 }
 
+/// Longest excerpt of a source line shown under a diagnostic, in characters.
+const MAX_SHOWN: usize = 160;
+
 /// A 1-based line and column (columns count characters, not bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Position {
@@ -143,7 +146,7 @@ impl Source {
         let _ = writeln!(out, "{pad}--> {}:{}:{}", self.path, start.line, start.col);
         let _ = writeln!(out, "{pad} |");
         // One character per character, so the caret stays aligned; no raw control bytes on a terminal.
-        let shown: String = text
+        let chars: Vec<char> = text
             .chars()
             .map(|c| match c {
                 '\t' => ' ',
@@ -151,8 +154,23 @@ impl Source {
                 c => c,
             })
             .collect();
-        let _ = writeln!(out, "{} | {}", start.line, shown);
-        let underline = format!("{}{}", " ".repeat(start.col - 1), "^".repeat(width));
+        // A very long line (a generated file, a minified array) is shown as a window around the caret.
+        let at = start.col - 1;
+        let from = if chars.len() > MAX_SHOWN {
+            at.saturating_sub(MAX_SHOWN / 3).min(chars.len())
+        } else {
+            0
+        };
+        let to = (from + MAX_SHOWN).min(chars.len());
+        let (before, after) = (
+            if from > 0 { "..." } else { "" },
+            if to < chars.len() { "..." } else { "" },
+        );
+        let shown: String = chars[from..to].iter().collect();
+        let _ = writeln!(out, "{} | {before}{shown}{after}", start.line);
+        let caret_at = before.len() + at - from;
+        let width = if at < to { width.min(to - at) } else { width };
+        let underline = format!("{}{}", " ".repeat(caret_at), "^".repeat(width.max(1)));
         if d.label.is_empty() {
             let _ = writeln!(out, "{pad} | {underline}");
         } else {
@@ -255,6 +273,23 @@ mod tests {
         assert!(r.contains("--> x.toml:2:10"), "{r}");
         assert!(r.contains("2 | epochs = -3\n  |          ^^ here"), "{r}");
         assert!(r.contains("= help: fix it"), "{r}");
+    }
+
+    #[test]
+    fn long_lines_are_shown_as_a_window_around_the_caret() {
+        let line = format!("cfg = [{}]", "64, ".repeat(100_000));
+        let src = Source {
+            path: "x.toml".into(),
+            text: line.clone(),
+        };
+        let at = line.len() / 2;
+        let r = src.render(&Diagnostic::error(at..at + 2, "bad").label("here"));
+        assert!(r.len() < 1000, "{}", r.len());
+        let lines: Vec<&str> = r.lines().collect();
+        let (code, caret) = (lines[3], lines[4]);
+        let col = caret.find('^').expect("caret");
+        assert_eq!(&code[col..col + 2], &line[at..at + 2], "{r}");
+        assert!(code.contains("| ...") && code.ends_with("..."), "{r}");
     }
 
     #[test]
