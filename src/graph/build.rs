@@ -73,7 +73,14 @@ struct Expander<'a, 'b> {
     blocks: &'b [RawBlock<'a>],
     flats: Vec<Flat<'a>>,
     scopes: Vec<Scope>,
+    /// Block instances expanded so far: they count against [`MAX_LAYERS`] like layers, so that
+    /// blocks made only of other blocks cannot expand forever.
+    instances: usize,
+    /// The expansion limit was reported; stop expanding.
     too_many: bool,
+    /// The nesting limit was reported; stop expanding (a block instantiating itself ten times
+    /// would otherwise report 10^16 times).
+    too_deep: bool,
 }
 
 fn short(op: &RawOp<'_>) -> &'static str {
@@ -115,7 +122,10 @@ impl<'a, 'b> Expander<'a, 'b> {
         let mut counters: HashMap<&'static str, usize> = HashMap::new();
         let mut last = None;
         for layer in layers {
-            if self.flats.len() > MAX_LAYERS {
+            if self.too_deep {
+                return None;
+            }
+            if self.flats.len() + self.instances > MAX_LAYERS {
                 if !self.too_many {
                     cx.push(
                         Diagnostic::error(
@@ -244,7 +254,7 @@ impl<'a, 'b> Expander<'a, 'b> {
         for item in &cfg.value {
             let s = &item.span;
             // A `cfg` of a million widths must not expand to millions of layers.
-            if self.flats.len() > MAX_LAYERS {
+            if self.flats.len() + self.instances > MAX_LAYERS {
                 if !self.too_many {
                     cx.push(
                         Diagnostic::error(
@@ -357,7 +367,9 @@ impl<'a, 'b> Expander<'a, 'b> {
             cx.push(d);
             return None;
         };
+        self.instances += 1;
         if depth >= MAX_DEPTH {
+            self.too_deep = true;
             cx.push(
                 Diagnostic::error(
                     block.span.clone(),
@@ -549,7 +561,9 @@ pub fn build<'a>(
             names: HashMap::new(),
             input: Ref::Input,
         }],
+        instances: 0,
         too_many: false,
+        too_deep: false,
     };
     let output = ex.expand(cx, layers.value, 0, 0);
     if ex.flats.is_empty() {
