@@ -28,14 +28,26 @@ const PARAMS: &[(&str, usize, &str)] = &[
     // FC2Layer(784, 8, 10): (784*8 + 8) + (8*8 + 8) + (8*10 + 10)
     ("mnist_fc2layer.toml", 6_442, "784 -> 8 -> 8 -> 10"),
     // CNN(n_feature=6): (1*6*5*5 + 6) + (6*6*5*5 + 6) + (96*50 + 50) + (50*10 + 10)
-    ("mnist_cnn.toml", 6_422, "two 5x5 convs of 6 maps, fc 96 -> 50 -> 10"),
+    (
+        "mnist_cnn.toml",
+        6_422,
+        "two 5x5 convs of 6 maps, fc 96 -> 50 -> 10",
+    ),
     // Net: (3*6*25 + 6) + (6*16*25 + 16) + (400*120 + 120) + (120*84 + 84) + (84*10 + 10)
     ("cifar_lenet.toml", 62_006, "LeNet-5 on CIFAR"),
     // VGG('VGG16') of the seed with cfg [64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M]:
     // eight conv3x3 (+ bias) with BatchNorm (2 per channel), then Linear(512, 10).
-    ("vgg16_cifar.toml", 9_231_114, "the seed's VGG with BatchNorm"),
+    (
+        "vgg16_cifar.toml",
+        9_231_114,
+        "the seed's VGG with BatchNorm",
+    ),
     // The twins only add a pixel permutation to the data.
-    ("mnist_fc2layer_permuted.toml", 6_442, "same net as mnist_fc2layer"),
+    (
+        "mnist_fc2layer_permuted.toml",
+        6_442,
+        "same net as mnist_fc2layer",
+    ),
     ("mnist_cnn_permuted.toml", 6_422, "same net as mnist_cnn"),
 ];
 
@@ -109,7 +121,10 @@ fn every_shipped_experiment_is_valid_without_warnings() {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 8, "expected the seed experiments, found {files:?}");
+    assert!(
+        files.len() >= 8,
+        "expected the seed experiments, found {files:?}"
+    );
     for f in &files {
         let c = check_file(f);
         assert!(c.ok(), "{}:\n{}", f.display(), c.render());
@@ -144,7 +159,11 @@ fn the_seed_vgg_mistake_points_at_the_classifier() {
         .expect("the fixture declares in = 2048")
         + 1;
     assert_eq!(line, classifier_line, "{}", c.render());
-    assert_eq!(&c.source.text[d.span.clone()], "2048", "the caret is under the 2048");
+    assert_eq!(
+        &c.source.text[d.span.clone()],
+        "2048",
+        "the caret is under the 2048"
+    );
     assert!(
         d.help.as_deref().is_some_and(|h| h.contains("in = 512")),
         "{d:?}"

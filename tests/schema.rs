@@ -23,7 +23,9 @@ fn committed_schema_is_current() {
 fn schema_describes_the_top_level_keys() {
     let schema: serde_json::Value =
         serde_json::from_str(&runner::cli::schema::schema_json()).expect("the schema is JSON");
-    let props = schema["properties"].as_object().expect("top-level properties");
+    let props = schema["properties"]
+        .as_object()
+        .expect("top-level properties");
     for key in ["name", "seed", "device", "data", "model", "train"] {
         let p = props
             .get(key)
@@ -33,8 +35,16 @@ fn schema_describes_the_top_level_keys() {
             "`{key}` has no description"
         );
     }
-    assert_eq!(props.len(), 6, "unexpected top-level keys: {:?}", props.keys());
-    assert_eq!(schema["additionalProperties"], false, "unknown keys are errors");
+    assert_eq!(
+        props.len(),
+        6,
+        "unexpected top-level keys: {:?}",
+        props.keys()
+    );
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown keys are errors"
+    );
 }
 
 #[test]

@@ -566,7 +566,11 @@ pub fn build<'a>(
         too_deep: false,
     };
     let output = ex.expand(cx, layers.value, 0, 0);
+    let expansion_failed = cx.diags.iter().filter(|d| d.is_error()).count() > errors_before;
     if ex.flats.is_empty() {
+        if expansion_failed {
+            return None; // e.g. a block that only nests itself: already reported
+        }
         cx.push(
             Diagnostic::error(list_span, "the model has no layers")
                 .label("empty")
