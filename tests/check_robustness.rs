@@ -144,7 +144,7 @@ fn expansion_is_bounded() {
 
 #[test]
 fn recursive_blocks_hit_the_nesting_limit() {
-    let self_ten = vec!["{ op = \"block\", block = \"a\" }"; 10].join(", ");
+    let self_ten = ["{ op = \"block\", block = \"a\" }"; 10].join(", ");
     let cases = [
         (
             "a block instantiating itself",
@@ -169,7 +169,12 @@ fn recursive_blocks_hit_the_nesting_limit() {
         let c = check(&text);
         assert_rejected(what, &c, "blocks nest more than 16 deep");
         let errors = c.diagnostics.iter().filter(|d| d.is_error()).count();
-        assert_eq!(errors, 1, "{what}: one error, no follow-ups:\n{}", c.render());
+        assert_eq!(
+            errors,
+            1,
+            "{what}: one error, no follow-ups:\n{}",
+            c.render()
+        );
     }
 }
 

@@ -517,7 +517,7 @@ fn op_of<'a>(
                 v.span(),
                 format!("expected a {what} table, found {}", v.get_ref().type_str()),
             )
-            .label(format!("expected {{ op = \"...\", ... }}")),
+            .label("expected { op = \"...\", ... }"),
         );
         return None;
     };
