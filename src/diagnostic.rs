@@ -90,6 +90,9 @@ pub struct Source {
     pub text: String,
 }
 
+/// Longest excerpt of a source line shown under a diagnostic, in characters.
+const MAX_SHOWN: usize = 160;
+
 /// A 1-based line and column (columns count characters, not bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Position {
@@ -102,19 +105,7 @@ pub struct Position {
 impl Source {
     /// Line and column of a byte offset (clamped to the text).
     pub fn position(&self, offset: usize) -> Position {
-        let offset = self.floor_char_boundary(offset.min(self.text.len()));
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = self.text[line_start..offset].chars().count() + 1;
-        Position { line, col }
-    }
-
-    fn floor_char_boundary(&self, mut i: usize) -> usize {
-        while !self.text.is_char_boundary(i) {
-            i -= 1;
-        }
-        i
+        position_in(&self.text, offset)
     }
 
     /// The text of 1-based line `line`, without its newline.
@@ -136,7 +127,10 @@ impl Source {
             start
         };
         let text = self.line_text(start.line);
-        let width = if end.line == start.line && end.col > start.col {
+        // An empty span (a missing section, an unreadable file) gets one caret, not the line.
+        let width = if d.span.end <= d.span.start {
+            1
+        } else if end.line == start.line && end.col > start.col {
             end.col - start.col
         } else {
             text.chars().count().saturating_sub(start.col - 1).max(1)
@@ -151,8 +145,32 @@ impl Source {
         let _ = writeln!(out, "{kind}: {}", d.message);
         let _ = writeln!(out, "{pad}--> {}:{}:{}", self.path, start.line, start.col);
         let _ = writeln!(out, "{pad} |");
-        let _ = writeln!(out, "{} | {}", start.line, text.replace('\t', " "));
-        let underline = format!("{}{}", " ".repeat(start.col - 1), "^".repeat(width));
+        // One character per character, so the caret stays aligned; no raw control bytes on a terminal.
+        let chars: Vec<char> = text
+            .chars()
+            .map(|c| match c {
+                '\t' => ' ',
+                c if c.is_control() => '\u{FFFD}',
+                c => c,
+            })
+            .collect();
+        // A very long line (a generated file, a minified array) is shown as a window around the caret.
+        let at = start.col - 1;
+        let from = if chars.len() > MAX_SHOWN {
+            at.saturating_sub(MAX_SHOWN / 3).min(chars.len())
+        } else {
+            0
+        };
+        let to = (from + MAX_SHOWN).min(chars.len());
+        let (before, after) = (
+            if from > 0 { "..." } else { "" },
+            if to < chars.len() { "..." } else { "" },
+        );
+        let shown: String = chars[from..to].iter().collect();
+        let _ = writeln!(out, "{} | {before}{shown}{after}", start.line);
+        let caret_at = before.len() + at - from;
+        let width = if at < to { width.min(to - at) } else { width };
+        let underline = format!("{}{}", " ".repeat(caret_at), "^".repeat(width.max(1)));
         if d.label.is_empty() {
             let _ = writeln!(out, "{pad} | {underline}");
         } else {
@@ -166,6 +184,19 @@ impl Source {
         }
         out
     }
+}
+
+/// Line and column of a byte offset in `text` (clamped to the text).
+pub fn position_in(text: &str, offset: usize) -> Position {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = text[line_start..offset].chars().count() + 1;
+    Position { line, col }
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a likely typo.
@@ -182,16 +213,23 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// Edit distance where swapping two adjacent characters counts as one edit (optimal string
+/// alignment), so `cdua` is one typo away from `cuda`, not two.
 fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    let mut before: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for (i, ca) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
+            let cost = usize::from(ca != cb);
             cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && *ca == b[j - 1] && a[i - 1] == *cb {
+                cur[j + 1] = cur[j + 1].min(before[j - 1] + 1);
+            }
         }
-        prev = cur;
+        before = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -238,11 +276,30 @@ mod tests {
     }
 
     #[test]
+    fn long_lines_are_shown_as_a_window_around_the_caret() {
+        let line = format!("cfg = [{}]", "64, ".repeat(100_000));
+        let src = Source {
+            path: "x.toml".into(),
+            text: line.clone(),
+        };
+        let at = line.len() / 2;
+        let r = src.render(&Diagnostic::error(at..at + 2, "bad").label("here"));
+        assert!(r.len() < 1000, "{}", r.len());
+        let lines: Vec<&str> = r.lines().collect();
+        let (code, caret) = (lines[3], lines[4]);
+        let col = caret.find('^').expect("caret");
+        assert_eq!(&code[col..col + 2], &line[at..at + 2], "{r}");
+        assert!(code.contains("| ...") && code.ends_with("..."), "{r}");
+    }
+
+    #[test]
     fn suggestions_are_close_names_only() {
         let names = ["lr", "momentum", "dampening", "nesterov", "weight_decay"];
         assert_eq!(did_you_mean("lrr", names), Some("lr"));
         assert_eq!(did_you_mean("momentun", names), Some("momentum"));
         assert_eq!(did_you_mean("weightdecay", names), Some("weight_decay"));
         assert_eq!(did_you_mean("banana", names), None);
+        assert_eq!(did_you_mean("cdua", ["cpu", "cuda", "auto"]), Some("cuda"));
+        assert_eq!(did_you_mean("nesterov", names), Some("nesterov"));
     }
 }

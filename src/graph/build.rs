@@ -20,8 +20,21 @@ const MAX_DEPTH: usize = 16;
 pub const MAX_WIDTH: u64 = 1 << 20;
 /// Largest kernel, stride or padding accepted.
 const MAX_WINDOW: u64 = 1 << 12;
-/// Largest number of parameters accepted (10 billion).
+/// Largest number of parameters accepted (10 billion), per layer and in total.
 const MAX_PARAMS: u128 = 10_000_000_000;
+/// Most values one layer may output per image. Keeps every shape product far from overflow even
+/// when padding grows the image layer after layer.
+const MAX_ELEMENTS: u128 = 1 << 40;
+
+/// The product of sizes without overflow (saturating far above every limit).
+fn product(xs: &[usize]) -> u128 {
+    xs.iter().fold(1u128, |a, &x| a.saturating_mul(x as u128))
+}
+
+/// MACs as stored: saturating at `u64::MAX` (only reachable by models rejected elsewhere).
+fn macs_of(xs: &[usize]) -> u64 {
+    u64::try_from(product(xs)).unwrap_or(u64::MAX)
+}
 
 /// A reference to a layer input, before names are resolved.
 #[derive(Debug, Clone)]
@@ -60,7 +73,14 @@ struct Expander<'a, 'b> {
     blocks: &'b [RawBlock<'a>],
     flats: Vec<Flat<'a>>,
     scopes: Vec<Scope>,
+    /// Block instances expanded so far: they count against [`MAX_LAYERS`] like layers, so that
+    /// blocks made only of other blocks cannot expand forever.
+    instances: usize,
+    /// The expansion limit was reported; stop expanding.
     too_many: bool,
+    /// The nesting limit was reported; stop expanding (a block instantiating itself ten times
+    /// would otherwise report 10^16 times).
+    too_deep: bool,
 }
 
 fn short(op: &RawOp<'_>) -> &'static str {
@@ -106,7 +126,10 @@ impl<'a, 'b> Expander<'a, 'b> {
         let mut counters: HashMap<&'static str, usize> = HashMap::new();
         let mut last = None;
         for layer in layers {
-            if self.flats.len() > MAX_LAYERS {
+            if self.too_deep {
+                return None;
+            }
+            if self.flats.len() + self.instances > MAX_LAYERS {
                 if !self.too_many {
                     cx.push(
                         Diagnostic::error(
@@ -165,7 +188,7 @@ impl<'a, 'b> Expander<'a, 'b> {
             let inputs_span = layer.inputs.as_ref().map(|l| l.span.clone());
             let out = match layer.op.value {
                 RawOp::Vgg { cfg, batch_norm } => {
-                    self.expand_vgg(&full, cfg, batch_norm, inputs, inputs_span)
+                    self.expand_vgg(cx, &full, cfg, batch_norm, inputs, inputs_span)
                 }
                 RawOp::Block { block, args } => {
                     self.expand_block(cx, &full, block, args, inputs, layer.span.clone(), depth)
@@ -192,7 +215,7 @@ impl<'a, 'b> Expander<'a, 'b> {
                         format!("duplicate layer name `{}`", local.value),
                     )
                     .label("second definition")
-                    .note(format!("first defined at byte {}", first.start))
+                    .note(format!("first defined at {}", cx.line_col(first.start)))
                     .help("give each layer a unique `name`"),
                 );
             } else {
@@ -206,6 +229,7 @@ impl<'a, 'b> Expander<'a, 'b> {
 
     fn expand_vgg(
         &mut self,
+        cx: &mut Cx<'a>,
         full: &str,
         cfg: Sp<Vec<Sp<VggItem>>>,
         bn: Option<Sp<bool>>,
@@ -235,6 +259,20 @@ impl<'a, 'b> Expander<'a, 'b> {
         };
         for item in &cfg.value {
             let s = &item.span;
+            // A `cfg` of a million widths must not expand to millions of layers.
+            if self.flats.len() + self.instances > MAX_LAYERS {
+                if !self.too_many {
+                    cx.push(
+                        Diagnostic::error(
+                            s.clone(),
+                            format!("the model expands to more than {MAX_LAYERS} layers"),
+                        )
+                        .label("expansion stopped here"),
+                    );
+                    self.too_many = true;
+                }
+                return None;
+            }
             let sp = |v: u64| Sp::new(v, s.clone());
             match item.value {
                 VggItem::Conv(width) => {
@@ -335,7 +373,9 @@ impl<'a, 'b> Expander<'a, 'b> {
             cx.push(d);
             return None;
         };
+        self.instances += 1;
         if depth >= MAX_DEPTH {
+            self.too_deep = true;
             cx.push(
                 Diagnostic::error(
                     block.span.clone(),
@@ -527,10 +567,16 @@ pub fn build<'a>(
             names: HashMap::new(),
             input: Ref::Input,
         }],
+        instances: 0,
         too_many: false,
+        too_deep: false,
     };
     let output = ex.expand(cx, layers.value, 0, 0);
+    let expansion_failed = cx.diags.iter().filter(|d| d.is_error()).count() > errors_before;
     if ex.flats.is_empty() {
+        if expansion_failed {
+            return None; // e.g. a block that only nests itself: already reported
+        }
         cx.push(
             Diagnostic::error(list_span, "the model has no layers")
                 .label("empty")
@@ -658,6 +704,22 @@ pub fn build<'a>(
         let Some((op, shape, params, macs)) = infer(cx, f, &in_shapes, &sources) else {
             continue;
         };
+        let elements = product(&shape);
+        if elements > MAX_ELEMENTS {
+            cx.push(
+                Diagnostic::error(
+                    f.op_span.clone(),
+                    format!(
+                        "`{}` outputs {} = {elements} values per image",
+                        f.name,
+                        shape_str(&shape)
+                    ),
+                )
+                .label(format!("more than {MAX_ELEMENTS}"))
+                .help("the activations would not fit in memory: use fewer channels, less padding or more pooling"),
+            );
+            continue;
+        }
         total_params += params as u128;
         shapes[i] = Some(shape.clone());
         position[i] = checked.len();
@@ -833,6 +895,28 @@ fn out_size(
 
 type Inferred = (Op, Vec<usize>, usize, u64);
 
+/// Weights plus bias of one layer, rejected above [`MAX_PARAMS`] before anything can overflow.
+fn layer_params(
+    cx: &mut Cx<'_>,
+    f: &Flat<'_>,
+    weights: u128,
+    bias: Option<usize>,
+) -> Option<usize> {
+    let n = weights + bias.map_or(0, |b| b as u128);
+    if n > MAX_PARAMS {
+        cx.push(
+            Diagnostic::error(
+                f.op_span.clone(),
+                format!("`{}` has {n} parameters", f.name),
+            )
+            .label(format!("more than {MAX_PARAMS}"))
+            .help("use fewer channels or a smaller kernel"),
+        );
+        return None;
+    }
+    usize::try_from(n).ok()
+}
+
 fn infer(
     cx: &mut Cx<'_>,
     f: &Flat<'_>,
@@ -905,8 +989,8 @@ fn infer(
                 out_size(cx, f, w, k, st, p, s)?,
             );
             let bias = bias.as_ref().is_none_or(|b| b.value);
-            let params = out_c * c * k * k + if bias { out_c } else { 0 };
-            let macs = (out_c * oh * ow) as u64 * (c * k * k) as u64;
+            let params = layer_params(cx, f, product(&[out_c, c, k, k]), bias.then_some(out_c))?;
+            let macs = macs_of(&[out_c, oh, ow, c, k, k]);
             (
                 Op::Conv2d {
                     in_channels: c,
@@ -971,7 +1055,7 @@ fn infer(
                 },
                 s.clone(),
                 2 * c,
-                (c * h * w) as u64,
+                macs_of(&[c, h, w]),
             )
         }
         RawOp::MaxPool2d {
@@ -1076,8 +1160,8 @@ fn infer(
                     bias,
                 },
                 vec![out_f],
-                feat * out_f + if bias { out_f } else { 0 },
-                (feat * out_f) as u64,
+                layer_params(cx, f, product(&[feat, out_f]), bias.then_some(out_f))?,
+                macs_of(&[feat, out_f]),
             )
         }
         RawOp::Dropout { p } => (

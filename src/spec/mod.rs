@@ -94,8 +94,9 @@ pub fn check_bytes(path: &str, bytes: &[u8], default_name: &str) -> Checked {
                     path: path.to_string(),
                     text,
                 },
+                // In the lossy text the bad byte became U+FFFD; underline exactly that character.
                 diagnostics: vec![Diagnostic::error(
-                    at..at + 1,
+                    at..at + '\u{FFFD}'.len_utf8(),
                     "the file is not valid UTF-8 text",
                 )
                 .label("invalid byte here")
@@ -124,9 +125,12 @@ pub fn check_str(path: &str, text: &str, default_name: &str) -> Checked {
         };
     }
     let (doc, errors) = toml::de::DeTable::parse_recoverable(text);
-    let mut cx = read::Cx::default();
+    let mut cx = read::Cx {
+        text,
+        ..read::Cx::default()
+    };
     if !errors.is_empty() {
-        for e in errors {
+        for e in &errors {
             let span = e.span().unwrap_or(0..0);
             cx.push(
                 Diagnostic::error(span, format!("invalid TOML: {}", e.message().trim()))
@@ -135,6 +139,23 @@ pub fn check_str(path: &str, text: &str, default_name: &str) -> Checked {
         }
         let mut diagnostics = cx.diags;
         diagnostics.sort_by_key(|d| (d.span.start, d.severity));
+        // An unclosed array or table makes the parser misread everything after it: one missing
+        // `]` would otherwise produce a screenful of errors. Keep the first, which is where the
+        // misreading starts.
+        let unclosed = errors.iter().any(|e| e.message().contains("unclosed"));
+        if unclosed && diagnostics.len() > 1 {
+            let more = diagnostics.len() - 1;
+            diagnostics.truncate(1);
+            let first = &mut diagnostics[0];
+            first.notes.push(format!(
+                "{more} more syntax error{} after this point not shown",
+                if more == 1 { "" } else { "s" }
+            ));
+            first.help = Some(
+                "an array or table opened above is never closed: look for a missing `]` or `}`"
+                    .into(),
+            );
+        }
         return Checked {
             source,
             diagnostics,

@@ -372,6 +372,7 @@ const DATA: &[&str] = &[
     "batch_size",
     "test_batch_size",
     "shuffle",
+    "train_limit",
     "train_transforms",
     "test_transforms",
 ];
@@ -826,4 +827,71 @@ fn read_train<'a>(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<RawTrain> {
         optimizer,
         schedule,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reader's key lists and the generated schema come from different code; they must agree.
+    #[test]
+    fn key_lists_match_the_schema() {
+        let schema: serde_json::Value =
+            serde_json::from_str(&crate::cli::schema::schema_json()).expect("schema is JSON");
+        let props = |v: &serde_json::Value| -> Vec<String> {
+            let mut keys: Vec<String> = v["properties"]
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            keys.sort();
+            keys
+        };
+        let sorted = |l: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = l.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        let defs = &schema["$defs"];
+        let cases: [(&str, &serde_json::Value, &[&str]); 7] = [
+            ("top level", &schema, TOP),
+            ("RawData", &defs["RawData"], DATA),
+            ("RawSynthetic", &defs["RawSynthetic"], SYNTHETIC),
+            ("RawModel", &defs["RawModel"], MODEL),
+            ("RawBlockSchema", &defs["RawBlockSchema"], BLOCK),
+            ("RawTrain", &defs["RawTrain"], TRAIN),
+            ("RawOptimizer", &defs["RawOptimizer"], OPTIMIZER),
+        ];
+        for (what, def, keys) in cases {
+            assert_eq!(
+                props(def),
+                sorted(keys),
+                "{what}: schema vs reader key list"
+            );
+        }
+        assert_eq!(
+            props(&defs["RawSchedule"]),
+            sorted(SCHEDULE),
+            "RawSchedule: schema vs reader key list"
+        );
+        let layer = &defs["RawLayerSchema"];
+        assert_eq!(
+            props(layer),
+            sorted(&LAYER_COMMON[1..]),
+            "layer common keys"
+        );
+        let variants = layer["oneOf"].as_array().expect("layer ops are a oneOf");
+        let mut ops = Vec::new();
+        for v in variants {
+            let op = v["properties"]["op"]["const"].as_str().expect("op const");
+            let mut keys = props(v);
+            keys.retain(|k| k != "op");
+            assert_eq!(
+                keys,
+                sorted(op_fields(op)),
+                "layer `{op}`: schema vs reader"
+            );
+            ops.push(op.to_string());
+        }
+        assert_eq!(ops, OPS, "every op is in the schema, in order");
+    }
 }

@@ -53,12 +53,20 @@ pub struct Cx<'a> {
     pub diags: Vec<Diagnostic>,
     /// Arguments of the block instance being read, if any.
     pub args: Option<Args<'a>>,
+    /// The source text, so that notes can name the line of a second location.
+    pub text: &'a str,
 }
 
 impl<'a> Cx<'a> {
     /// Records a diagnostic.
     pub fn push(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// `line L, column C` of a byte offset, for notes that point at a second place in the file.
+    pub fn line_col(&self, offset: usize) -> String {
+        let p = crate::diagnostic::position_in(self.text, offset);
+        format!("line {}, column {}", p.line, p.col)
     }
 
     /// Follows a `"$param"` reference to the block argument it names.
@@ -123,6 +131,18 @@ fn type_error<T>(v: &Value<'_>, cx: &mut Cx<'_>, expected: &str) -> Option<T> {
     None
 }
 
+/// A literal the TOML parser let through as an integer but that has no digits (it accepts `0x`).
+fn not_an_integer(v: &Value<'_>, e: &std::num::ParseIntError) -> Option<Diagnostic> {
+    use std::num::IntErrorKind;
+    match e.kind() {
+        IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => None,
+        _ => Some(
+            Diagnostic::error(v.span(), "invalid integer")
+                .label("expected digits after the prefix"),
+        ),
+    }
+}
+
 /// Largest integer accepted anywhere in a file; keeps every later product far from overflow.
 pub const MAX_INT: u64 = 1 << 40;
 
@@ -153,11 +173,11 @@ impl<'a> FromToml<'a> for u64 {
                 None
             }
             Ok(n) => Some(n as u64),
-            Err(_) => {
-                cx.push(
+            Err(e) => {
+                cx.push(not_an_integer(v, &e).unwrap_or_else(|| {
                     Diagnostic::error(v.span(), "integer out of range")
-                        .label(format!("at most {MAX_INT}")),
-                );
+                        .label(format!("at most {MAX_INT}"))
+                }));
                 None
             }
         }
@@ -179,11 +199,11 @@ impl<'a> FromToml<'a> for Seed {
         };
         match u64::from_str_radix(i.as_str(), i.radix()) {
             Ok(n) => Some(Seed(n)),
-            Err(_) => {
-                cx.push(
+            Err(e) => {
+                cx.push(not_an_integer(v, &e).unwrap_or_else(|| {
                     Diagnostic::error(v.span(), "a seed must be an integer from 0 to 2^64-1")
-                        .label("out of range"),
-                );
+                        .label("out of range")
+                }));
                 None
             }
         }

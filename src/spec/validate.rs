@@ -2,7 +2,9 @@
 
 use std::ops::Range;
 
-use super::raw::{RawData, RawExperiment, RawOptimizer, RawSchedule, RawTrain, RawTransform};
+use super::raw::{
+    RawData, RawExperiment, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform,
+};
 use super::read::{Cx, Sp};
 use super::*;
 use crate::diagnostic::Diagnostic;
@@ -94,10 +96,12 @@ pub fn validate<'a>(
             None
         }),
     };
-    let data = raw.data.and_then(|d| validate_data(cx, d));
+    let (data, images) = raw.data.map_or((None, None), |d| validate_data(cx, d));
     let train = validate_train(cx, raw.train.unwrap_or_default());
     let mut graph = None;
-    if let (Some(data), Some(model)) = (&data, raw.model) {
+    // The model is checked whenever the images' shape is known, even if other `[data]` settings
+    // (batch sizes, test transforms) are wrong, so that one pass reports every mistake.
+    if let (Some(data), Some(model)) = (&images, raw.model) {
         let natural = data
             .train_transforms
             .iter()
@@ -192,52 +196,20 @@ pub fn parse_device(s: &str) -> Option<DeviceSpec> {
     }
 }
 
-fn validate_data(cx: &mut Cx<'_>, d: RawData) -> Option<DataSpec> {
-    let ds = d.dataset.as_ref()?;
-    let dataset = match ds.value.as_str() {
-        "mnist" => DatasetKind::Mnist,
-        "fashion-mnist" => DatasetKind::FashionMnist,
-        "cifar10" => DatasetKind::Cifar10,
-        "synthetic" => {
-            let s = d.synthetic.as_ref();
-            let none = None;
-            let (shape_v, classes_v, train_v, test_v) = match s {
-                Some(s) => (&s.shape, &s.classes, &s.train_size, &s.test_size),
-                None => (&none, &None, &None, &None),
-            };
-            let shape = match shape_v {
-                None => Some([1, 8, 8]),
-                Some(v) => match v.value.as_slice() {
-                    [c, h, w] if [c, h, w].iter().all(|x| (1..=4096).contains(&x.value)) => {
-                        Some([c.value as usize, h.value as usize, w.value as usize])
-                    }
-                    _ => {
-                        cx.push(Diagnostic::error(v.span.clone(), "synthetic `shape` must be [channels, height, width], each 1 to 4096").label("invalid shape"));
-                        None
-                    }
-                },
-            };
-            let classes = count(cx, classes_v, 4, 2, "classes");
-            let train = count(cx, train_v, 512, 1, "train_size");
-            let test = count(cx, test_v, 256, 1, "test_size");
-            DatasetKind::Synthetic(SyntheticSpec {
-                shape: shape?,
-                classes: classes?,
-                train_size: train?,
-                test_size: test?,
-            })
-        }
-        other => {
-            let choices = ["mnist", "fashion-mnist", "cifar10", "synthetic"];
-            let mut diag = Diagnostic::error(ds.span.clone(), format!("unknown dataset `{other}`"))
-                .label("not a known dataset");
-            diag = match crate::diagnostic::did_you_mean(other, choices) {
-                Some(m) => diag.help(format!("did you mean `{m}`?")),
-                None => diag.note(format!("expected one of: {}", choices.join(", "))),
-            };
-            cx.push(diag);
-            return None;
-        }
+/// What the model check needs from `[data]`: the data set and the training transforms.
+struct Images {
+    dataset: DatasetKind,
+    train_transforms: Vec<Transform>,
+}
+
+/// The checked `[data]`, and, separately, the images' description, which is known as soon as the
+/// data set and training transforms are valid.
+fn validate_data(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images>) {
+    let Some(ds) = d.dataset.as_ref() else {
+        return (None, None);
+    };
+    let Some(dataset) = dataset_kind(cx, ds, d.synthetic.as_ref()) else {
+        return (None, None);
     };
     if d.synthetic.is_some() && !matches!(dataset, DatasetKind::Synthetic(_)) {
         cx.push(
@@ -300,14 +272,80 @@ fn validate_data(cx: &mut Cx<'_>, d: RawData) -> Option<DataSpec> {
             );
         }
     }
-    Some(DataSpec {
-        dataset,
-        batch_size: batch_size?,
-        test_batch_size: test_batch_size?,
-        shuffle: d.shuffle.as_ref().is_none_or(|s| s.value),
-        train_limit: train_limit?,
-        train_transforms: train?.0,
-        test_transforms: test?.0,
+    let images = train.as_ref().map(|(t, _)| Images {
+        dataset: dataset.clone(),
+        train_transforms: t.clone(),
+    });
+    let spec = match (batch_size, test_batch_size, train_limit, train, test) {
+        (
+            Some(batch_size),
+            Some(test_batch_size),
+            Some(train_limit),
+            Some((train, _)),
+            Some((test, _)),
+        ) => Some(DataSpec {
+            dataset,
+            batch_size,
+            test_batch_size,
+            shuffle: d.shuffle.as_ref().is_none_or(|s| s.value),
+            train_limit,
+            train_transforms: train,
+            test_transforms: test,
+        }),
+        _ => None,
+    };
+    (spec, images)
+}
+
+fn dataset_kind(
+    cx: &mut Cx<'_>,
+    ds: &Sp<String>,
+    synthetic: Option<&RawSynthetic>,
+) -> Option<DatasetKind> {
+    Some(match ds.value.as_str() {
+        "mnist" => DatasetKind::Mnist,
+        "fashion-mnist" => DatasetKind::FashionMnist,
+        "cifar10" => DatasetKind::Cifar10,
+        "synthetic" => {
+            let s = synthetic;
+            let none = None;
+            let (shape_v, classes_v, train_v, test_v) = match s {
+                Some(s) => (&s.shape, &s.classes, &s.train_size, &s.test_size),
+                None => (&none, &None, &None, &None),
+            };
+            let shape = match shape_v {
+                None => Some([1, 8, 8]),
+                Some(v) => match v.value.as_slice() {
+                    [c, h, w] if [c, h, w].iter().all(|x| (1..=4096).contains(&x.value)) => {
+                        Some([c.value as usize, h.value as usize, w.value as usize])
+                    }
+                    _ => {
+                        cx.push(Diagnostic::error(v.span.clone(), "synthetic `shape` must be [channels, height, width], each 1 to 4096").label("invalid shape"));
+                        None
+                    }
+                },
+            };
+            let classes = count(cx, classes_v, 4, 2, "classes");
+            let train = count(cx, train_v, 512, 1, "train_size");
+            let test = count(cx, test_v, 256, 1, "test_size");
+            DatasetKind::Synthetic(SyntheticSpec {
+                shape: shape?,
+                classes: classes?,
+                train_size: train?,
+                test_size: test?,
+            })
+        }
+        other => {
+            let choices = ["mnist", "fashion-mnist", "cifar10", "synthetic"];
+            let mut diag = Diagnostic::error(ds.span.clone(), format!("unknown dataset `{other}`"))
+                .label("not a known dataset");
+            diag = match crate::diagnostic::did_you_mean(other, choices) {
+                Some(m) => diag.help(format!("did you mean `{m}`?")),
+                None => diag.note(format!("expected one of: {}", choices.join(", "))),
+            };
+            cx.push(diag);
+            return None;
+        }
     })
 }
 

@@ -1,0 +1,280 @@
+//! One invalid fixture per diagnostic kind (`tests/fixtures/invalid/<kind>.toml`), each with a
+//! snapshot of its rendered diagnostics (`tests/snapshots/`).
+//!
+//! Review changed snapshots by reading them; accept with `INSTA_UPDATE=always cargo test --test
+//! check_diagnostics` or `cargo insta review`.
+
+use std::path::Path;
+
+use runner::diagnostic::Severity;
+use runner::spec::{check_bytes, Checked};
+
+/// What a fixture must produce besides its snapshot.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// This many errors (the file is rejected).
+    Errors(usize),
+    /// Only this many warnings (the file is still valid).
+    Warnings(usize),
+}
+use Expect::*;
+
+/// `(fixture, expectation, what the fixture gets wrong)`.
+const CASES: &[(&str, Expect, &str)] = &[
+    (
+        "toml_syntax",
+        Errors(1),
+        "an unclosed array: the first syntax error only, not the cascade",
+    ),
+    (
+        "not_utf8",
+        Errors(1),
+        "a GIF image: reported at its first invalid byte",
+    ),
+    ("unknown_top_level_key", Errors(1), "`sed` suggests `seed`"),
+    ("unknown_optimizer_key", Errors(1), "`lrr` suggests `lr`"),
+    (
+        "wrong_type",
+        Errors(1),
+        "a string where an integer is expected",
+    ),
+    (
+        "missing_dataset",
+        Errors(1),
+        "a required key, reported at its table",
+    ),
+    ("missing_model", Errors(1), "a required section"),
+    (
+        "unknown_dataset",
+        Errors(1),
+        "`cifar100` suggests `cifar10`",
+    ),
+    (
+        "unknown_layer_op",
+        Errors(1),
+        "`maxpool2d` suggests `max_pool2d`",
+    ),
+    (
+        "unknown_transform_op",
+        Errors(1),
+        "`normalise` suggests `normalize`",
+    ),
+    (
+        "linear_in_mismatch",
+        Errors(1),
+        "the VGG classifier's 2048 vs the 512 features produce",
+    ),
+    (
+        "conv2d_in_mismatch",
+        Errors(1),
+        "3 declared input channels on 1-channel MNIST",
+    ),
+    (
+        "batch_norm_features_mismatch",
+        Errors(1),
+        "features = 16 after 8 channels",
+    ),
+    (
+        "linear_unflattened",
+        Errors(1),
+        "linear on [C, H, W]: help suggests flatten and its size",
+    ),
+    (
+        "spatial_size_zero",
+        Errors(1),
+        "the fifth pool has a 1x1 input",
+    ),
+    (
+        "add_shape_mismatch",
+        Errors(1),
+        "a residual add without a projection: help suggests 1x1 conv",
+    ),
+    (
+        "concat_mismatch",
+        Errors(1),
+        "concatenating 32x32 with 16x16",
+    ),
+    (
+        "duplicate_layer_name",
+        Errors(1),
+        "the note names the first definition's line",
+    ),
+    ("dangling_input", Errors(1), "`stm` suggests `stem`"),
+    ("cycle", Errors(1), "two layers reading each other"),
+    ("unused_layer", Warnings(1), "a branch nothing reads"),
+    ("negative_integer", Errors(1), "epochs = -3"),
+    ("width_too_large", Errors(1), "a width of 10^15"),
+    ("batch_size_zero", Errors(1), "batch_size = 0"),
+    (
+        "nesterov_without_momentum",
+        Errors(1),
+        "as torch.optim.SGD rejects it",
+    ),
+    (
+        "normalize_mean_length",
+        Errors(1),
+        "two means for three channels",
+    ),
+    ("crop_too_large", Errors(1), "a 40x40 crop of 32x32 images"),
+    (
+        "transform_shapes_disagree",
+        Errors(1),
+        "train crops to 24, test stays 32",
+    ),
+    (
+        "output_classes_mismatch",
+        Errors(1),
+        "100 outputs for 10 classes",
+    ),
+    ("nll_without_log_softmax", Warnings(1), "nll on logits"),
+    ("unknown_block", Errors(1), "`conv_nb` suggests `conv_bn`"),
+    (
+        "missing_block_argument",
+        Errors(1),
+        "an instance without `args`",
+    ),
+    (
+        "unknown_block_param",
+        Errors(1),
+        "`$widht` suggests `$width`",
+    ),
+    (
+        "param_outside_block",
+        Errors(1),
+        "`$width` in the model's own layers",
+    ),
+    (
+        "block_recursion",
+        Errors(1),
+        "a block instantiating itself hits the nesting limit",
+    ),
+    (
+        "schedule_key_not_applicable",
+        Errors(1),
+        "`milestones` with `cosine`",
+    ),
+    (
+        "unknown_device",
+        Errors(1),
+        "`cdua` suggests `cuda` (a transposition)",
+    ),
+    ("seed_out_of_range", Errors(1), "2^64 does not fit a seed"),
+    (
+        "several_errors",
+        Errors(4),
+        "four mistakes in three sections, one pass, source order",
+    ),
+];
+
+fn fixture_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid")
+}
+
+/// Checks a fixture under a stable, relative display path (snapshots must not hold absolute paths).
+fn check_fixture(kind: &str) -> (Checked, String) {
+    let why = CASES.iter().find(|c| c.0 == kind).map_or("", |c| c.2);
+    let path = fixture_dir().join(format!("{kind}.toml"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let display = format!("tests/fixtures/invalid/{kind}.toml");
+    let checked = check_bytes(&display, &bytes, kind);
+    // The fixture's leading comment says what is wrong; it becomes the snapshot's description.
+    let about = String::from_utf8_lossy(&bytes)
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (
+        checked,
+        if about.is_empty() {
+            why.to_string()
+        } else {
+            about
+        },
+    )
+}
+
+#[test]
+fn every_diagnostic_kind_renders_as_snapshotted() {
+    for &(kind, expect, why) in CASES {
+        let (checked, about) = check_fixture(kind);
+        let count = |s: Severity| {
+            checked
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == s)
+                .count()
+        };
+        let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+        let rendered = checked.render();
+        match expect {
+            Errors(n) => {
+                assert!(!checked.ok(), "{kind} ({why}): accepted\n{rendered}");
+                assert_eq!(errors, n, "{kind} ({why}): error count\n{rendered}");
+            }
+            Warnings(n) => {
+                assert!(checked.ok(), "{kind} ({why}): rejected\n{rendered}");
+                assert_eq!((errors, warnings), (0, n), "{kind} ({why})\n{rendered}");
+            }
+        }
+        for d in &checked.diagnostics {
+            assert!(
+                d.span.start <= d.span.end && d.span.end <= checked.source.text.len(),
+                "{kind} ({why}): span {:?} outside the file",
+                d.span
+            );
+        }
+        insta::with_settings!({ description => about, omit_expression => true }, {
+            insta::assert_snapshot!(kind, rendered);
+        });
+    }
+}
+
+#[test]
+fn every_fixture_has_a_row_and_every_row_a_fixture() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(fixture_dir())
+        .expect("fixture folder")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".toml").map(str::to_string)
+        })
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = CASES.iter().map(|c| c.0.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed, "fixtures on disk vs rows in CASES");
+}
+
+#[test]
+fn several_errors_come_in_source_order_from_every_section() {
+    let (checked, _) = check_fixture("several_errors");
+    let starts: Vec<usize> = checked.diagnostics.iter().map(|d| d.span.start).collect();
+    let mut sorted = starts.clone();
+    sorted.sort();
+    assert_eq!(starts, sorted, "diagnostics are not in source order");
+    let lines: Vec<usize> = checked
+        .diagnostics
+        .iter()
+        .map(|d| checked.source.position(d.span.start).line)
+        .collect();
+    // batch_size (data), shufle (data), fc2's `in` (model), lrr (train)
+    assert_eq!(lines, [8, 9, 18, 23], "{}", checked.render());
+}
+
+#[test]
+fn missing_file_and_directory_are_diagnostics_not_panics() {
+    let cases = [
+        ("tests/fixtures/invalid/does_not_exist.toml", "cannot read"),
+        ("tests/fixtures/invalid", "is a directory"),
+    ];
+    for (path, expected) in cases {
+        let checked = runner::spec::check_file(Path::new(path));
+        assert!(!checked.ok(), "{path}");
+        let rendered = checked.render();
+        assert!(rendered.contains(expected), "{path}: {rendered}");
+        assert!(
+            rendered.contains(&format!("--> {path}:1:1")),
+            "{path}: {rendered}"
+        );
+    }
+}
