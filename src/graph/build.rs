@@ -10,7 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::{Layer, NodeRef, Op};
 use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::spec::raw::{read_layers, RawBlock, RawLayer, RawOp, VggItem};
-use crate::spec::read::{Args, Cx, Sp};
+use crate::spec::read::{checked, int_in, shape_str, Args, Cx, Sp};
 
 /// Most layers a model may expand to; stops exponential block nesting.
 pub const MAX_LAYERS: usize = 10_000;
@@ -781,16 +781,6 @@ fn layers_span(ex: &Expander<'_, '_>) -> Range<usize> {
     ex.flats.first().map_or(0..0, |f| f.op_span.clone())
 }
 
-fn shape_str(s: &[usize]) -> String {
-    format!(
-        "[{}]",
-        s.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
 fn window(
     cx: &mut Cx<'_>,
     v: &Option<Sp<u64>>,
@@ -798,51 +788,22 @@ fn window(
     min: u64,
     what: &str,
 ) -> Option<usize> {
-    match v {
-        None => Some(default as usize),
-        Some(s) if s.value < min || s.value > MAX_WINDOW => {
-            cx.push(
-                Diagnostic::error(
-                    s.span.clone(),
-                    format!("{what} = {} is out of range", s.value),
-                )
-                .label(format!("expected {min} to {MAX_WINDOW}")),
-            );
-            None
-        }
-        Some(s) => Some(s.value as usize),
-    }
+    int_in(cx, v.as_ref(), default, min, MAX_WINDOW, what)
 }
 
 fn width(cx: &mut Cx<'_>, v: &Sp<u64>, what: &str) -> Option<usize> {
-    if v.value == 0 || v.value > MAX_WIDTH {
-        cx.push(
-            Diagnostic::error(
-                v.span.clone(),
-                format!("{what} = {} is out of range", v.value),
-            )
-            .label(format!("expected 1 to {MAX_WIDTH}")),
-        );
-        return None;
-    }
-    Some(v.value as usize)
+    int_in(cx, Some(v), 0, 1, MAX_WIDTH, what)
 }
 
 fn prob(cx: &mut Cx<'_>, v: &Option<Sp<f64>>, default: f64, what: &str) -> Option<f64> {
-    match v {
-        None => Some(default),
-        Some(s) if !(0.0..1.0).contains(&s.value) => {
-            cx.push(
-                Diagnostic::error(
-                    s.span.clone(),
-                    format!("{what} = {} is out of range", s.value),
-                )
-                .label("expected 0 <= value < 1"),
-            );
-            None
-        }
-        Some(s) => Some(s.value),
-    }
+    checked(
+        cx,
+        v.as_ref(),
+        default,
+        |x| (0.0..1.0).contains(&x),
+        what,
+        "0 <= value < 1",
+    )
 }
 
 /// Needs a `[C, H, W]` input.

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::{Graph, NodeRef, Op};
+use crate::spec::read::shape_str;
 
 /// One row of the table.
 #[derive(Debug, Clone, Serialize)]
@@ -102,16 +103,6 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-fn shape(s: &[usize]) -> String {
-    format!(
-        "[{}]",
-        s.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
 /// The aligned text table with totals.
 pub fn table(g: &Graph) -> String {
     let rows = rows(g);
@@ -125,7 +116,7 @@ pub fn table(g: &Graph) -> String {
     cells.push([
         String::from("input"),
         String::new(),
-        shape(&g.input),
+        shape_str(&g.input),
         String::new(),
         String::new(),
     ]);
@@ -138,7 +129,7 @@ pub fn table(g: &Graph) -> String {
         cells.push([
             r.name.clone(),
             op,
-            shape(&r.shape),
+            shape_str(&r.shape),
             thousands(r.params as u64),
             thousands(r.macs),
         ]);

@@ -385,3 +385,60 @@ pub fn read_choice<'a>(
         }
     }
 }
+
+/// The value of an optional setting (or `default` when absent) if `ok` accepts it; otherwise an
+/// "out of range" error at the value saying what was `expected`.
+pub fn checked<T: Copy + std::fmt::Display>(
+    cx: &mut Cx<'_>,
+    v: Option<&Sp<T>>,
+    default: T,
+    ok: impl Fn(T) -> bool,
+    what: &str,
+    expected: &str,
+) -> Option<T> {
+    match v {
+        None => Some(default),
+        Some(s) if !ok(s.value) => {
+            cx.push(
+                Diagnostic::error(
+                    s.span.clone(),
+                    format!("{what} = {} is out of range", s.value),
+                )
+                .label(format!("expected {expected}")),
+            );
+            None
+        }
+        Some(s) => Some(s.value),
+    }
+}
+
+/// An integer setting in `min..=max`, as `usize`.
+pub fn int_in(
+    cx: &mut Cx<'_>,
+    v: Option<&Sp<u64>>,
+    default: u64,
+    min: u64,
+    max: u64,
+    what: &str,
+) -> Option<usize> {
+    checked(
+        cx,
+        v,
+        default,
+        |x| (min..=max).contains(&x),
+        what,
+        &format!("{min} to {max}"),
+    )
+    .map(|x| x as usize)
+}
+
+/// `[a, b, c]`, for shapes in messages and tables.
+pub fn shape_str(s: &[usize]) -> String {
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}

@@ -5,7 +5,7 @@ use std::ops::Range;
 use super::raw::{
     RawData, RawExperiment, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform,
 };
-use super::read::{Cx, Sp};
+use super::read::{checked, int_in, Cx, Sp};
 use super::*;
 use crate::diagnostic::Diagnostic;
 use crate::graph::build::{build, Graph, MAX_WIDTH};
@@ -20,20 +20,7 @@ fn count(
     min: u64,
     what: &str,
 ) -> Option<usize> {
-    match v {
-        None => Some(default as usize),
-        Some(s) if s.value < min || s.value > MAX_COUNT => {
-            cx.push(
-                Diagnostic::error(
-                    s.span.clone(),
-                    format!("{what} = {} is out of range", s.value),
-                )
-                .label(format!("expected {min} to {MAX_COUNT}")),
-            );
-            None
-        }
-        Some(s) => Some(s.value as usize),
-    }
+    int_in(cx, v.as_ref(), default, min, MAX_COUNT, what)
 }
 
 fn real(
@@ -44,20 +31,7 @@ fn real(
     what: &str,
     expected: &str,
 ) -> Option<f64> {
-    match v {
-        None => Some(default),
-        Some(s) if !ok(s.value) => {
-            cx.push(
-                Diagnostic::error(
-                    s.span.clone(),
-                    format!("{what} = {} is out of range", s.value),
-                )
-                .label(format!("expected {expected}")),
-            );
-            None
-        }
-        Some(s) => Some(s.value),
-    }
+    checked(cx, v.as_ref(), default, ok, what, expected)
 }
 
 /// Validates everything; `None` when any error was reported.
