@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::data::resolve_data_dir;
 use crate::graph::summary::thousands;
-use crate::report::{init_tracing, RunDir, TRACE_FILE};
+use crate::report::{init_tracing, RunDir, METRICS_FILE, TRACE_FILE};
 use crate::spec::{check_file, print::to_toml};
 use crate::train::{self, RunOptions, TrainError};
 
@@ -103,8 +103,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            if e.before_training() && !matches!(e, TrainError::Report(_)) {
-                // Nothing of value was written; do not leave an empty run behind.
+            // A run that failed before finishing an epoch (missing data, a model that does not
+            // fit, ...) holds nothing of value: do not leave it behind. A diverged run keeps its
+            // config and trace, which the message points to.
+            let finished_an_epoch = run_dir.file(METRICS_FILE).exists();
+            if !finished_an_epoch && !matches!(e, TrainError::NonFinite { .. }) {
                 let _ = std::fs::remove_dir_all(&run_dir.path);
             }
             Ok(super::exit::ERROR)

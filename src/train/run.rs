@@ -51,19 +51,20 @@ pub enum TrainError {
         /// The run directory.
         dir: String,
     },
+    /// Writing the weights failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The model is too large to train here.
     #[error("the model needs about {gib:.1} GiB for weights, gradients and optimizer state; refusing to start")]
     TooLarge {
         /// Estimated GiB.
         gib: f64,
     },
-}
-
-impl TrainError {
-    /// Whether the error happened before any training step, so the run directory holds nothing of value.
-    pub fn before_training(&self) -> bool {
-        !matches!(self, TrainError::NonFinite { .. })
-    }
 }
 
 /// Picks the candle device; `auto` prefers CUDA.
