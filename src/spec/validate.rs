@@ -204,15 +204,16 @@ fn validate_data(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Image
     let train = transforms(cx, d.train_transforms.as_ref(), input);
     let test = transforms(cx, d.test_transforms.as_ref(), input);
     if let (Some((train, tr_shape)), Some((test, te_shape))) = (&train, &test) {
+        // Train/test disagreements point at the test list (else the train list, else the dataset).
+        let span = d
+            .test_transforms
+            .as_ref()
+            .or(d.train_transforms.as_ref())
+            .map_or(ds.span.clone(), |t| t.span.clone());
         if tr_shape != te_shape {
-            let span = d
-                .test_transforms
-                .as_ref()
-                .or(d.train_transforms.as_ref())
-                .map_or(ds.span.clone(), |t| t.span.clone());
             cx.push(
                 Diagnostic::error(
-                    span,
+                    span.clone(),
                     format!(
                         "training images come out as {tr_shape:?} but test images as {te_shape:?}"
                     ),
@@ -231,11 +232,6 @@ fn validate_data(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Image
             })
         };
         if perm(train) != perm(test) {
-            let span = d
-                .test_transforms
-                .as_ref()
-                .or(d.train_transforms.as_ref())
-                .map_or(ds.span.clone(), |t| t.span.clone());
             cx.push(
                 Diagnostic::warning(
                     span,
