@@ -52,31 +52,30 @@ pub fn build(spec: &OptimizerSpec, vars: Vec<Var>) -> Result<Box<dyn Optimizer>>
             betas: (beta1, beta2),
             eps,
             weight_decay,
-        } => Box::new(Adam::new(
-            vars,
-            AdamConfig {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay: WeightDecay::L2(weight_decay),
-            },
-        )),
-        OptimizerSpec::AdamW {
+        }
+        | OptimizerSpec::AdamW {
             lr,
             betas: (beta1, beta2),
             eps,
             weight_decay,
-        } => Box::new(Adam::new(
-            vars,
-            AdamConfig {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay: WeightDecay::Decoupled(weight_decay),
-            },
-        )),
+        } => {
+            // Adam adds L2 decay to the gradient; AdamW decays the weights directly.
+            let weight_decay = if matches!(spec, OptimizerSpec::Adam { .. }) {
+                WeightDecay::L2(weight_decay)
+            } else {
+                WeightDecay::Decoupled(weight_decay)
+            };
+            Box::new(Adam::new(
+                vars,
+                AdamConfig {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                },
+            ))
+        }
     })
 }
 
