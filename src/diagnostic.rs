@@ -82,12 +82,15 @@ impl Diagnostic {
 }
 
 /// A source file: its display path and text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Source {
     /// Path as the user gave it.
     pub path: String,
-    /// Full text.
+    /// Full text: the file, then any `--set` arguments one per line.
     pub text: String,
+    /// Where the `--set` arguments start in `text`, if there are any: positions from there on
+    /// are shown as `--set:N:COL` (argument N) instead of a line of the file.
+    pub sets_from: Option<usize>,
 }
 
 /// Longest excerpt of a source line shown under a diagnostic, in characters.
@@ -108,6 +111,25 @@ impl Source {
         position_in(&self.text, offset)
     }
 
+    /// The file name and position of an offset as the user should read it: inside the file, or
+    /// `--set` and the argument's number when the offset lies in a `--set` argument.
+    pub fn located(&self, offset: usize) -> (&str, Position) {
+        let p = self.position(offset);
+        match self.sets_from {
+            Some(from) if offset >= from => {
+                let first = position_in(&self.text, from).line;
+                (
+                    "--set",
+                    Position {
+                        line: p.line + 1 - first,
+                        col: p.col,
+                    },
+                )
+            }
+            _ => (&self.path, p),
+        }
+    }
+
     /// The text of 1-based line `line`, without its newline.
     fn line_text(&self, line: usize) -> &str {
         self.text
@@ -119,6 +141,7 @@ impl Source {
 
     /// Renders a diagnostic without colour.
     pub fn render(&self, d: &Diagnostic) -> String {
+        let (path, shown_at) = self.located(d.span.start);
         let start = self.position(d.span.start);
         // The caret covers the span on its first line only; at least one character.
         let end = if d.span.end > d.span.start {
@@ -135,7 +158,7 @@ impl Source {
         } else {
             text.chars().count().saturating_sub(start.col - 1).max(1)
         };
-        let gutter = start.line.to_string().len();
+        let gutter = shown_at.line.to_string().len();
         let pad = " ".repeat(gutter);
         let kind = match d.severity {
             Severity::Error => "error",
@@ -143,7 +166,7 @@ impl Source {
         };
         let mut out = String::new();
         let _ = writeln!(out, "{kind}: {}", d.message);
-        let _ = writeln!(out, "{pad}--> {}:{}:{}", self.path, start.line, start.col);
+        let _ = writeln!(out, "{pad}--> {path}:{}:{}", shown_at.line, shown_at.col);
         let _ = writeln!(out, "{pad} |");
         // One character per character, so the caret stays aligned; no raw control bytes on a terminal.
         let chars: Vec<char> = text
@@ -167,7 +190,7 @@ impl Source {
             if to < chars.len() { "..." } else { "" },
         );
         let shown: String = chars[from..to].iter().collect();
-        let _ = writeln!(out, "{} | {before}{shown}{after}", start.line);
+        let _ = writeln!(out, "{} | {before}{shown}{after}", shown_at.line);
         let caret_at = before.len() + at - from;
         let width = if at < to { width.min(to - at) } else { width };
         let underline = format!("{}{}", " ".repeat(caret_at), "^".repeat(width.max(1)));
@@ -241,6 +264,7 @@ mod tests {
     #[test]
     fn positions_count_lines_and_characters() {
         let src = Source {
+            sets_from: None,
             path: "x.toml".into(),
             text: "a = 1\nné = 2\n".into(),
         };
@@ -263,6 +287,7 @@ mod tests {
     #[test]
     fn renders_caret_under_span() {
         let src = Source {
+            sets_from: None,
             path: "x.toml".into(),
             text: "[train]\nepochs = -3\n".into(),
         };
@@ -279,6 +304,7 @@ mod tests {
     fn long_lines_are_shown_as_a_window_around_the_caret() {
         let line = format!("cfg = [{}]", "64, ".repeat(100_000));
         let src = Source {
+            sets_from: None,
             path: "x.toml".into(),
             text: line.clone(),
         };

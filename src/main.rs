@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use runner::cli::{self, check::CheckArgs, exit, run::RunArgs};
+use runner::cli::{self, batch::BatchArgs, check::CheckArgs, exit, run::RunArgs};
 
 /// Run deep-learning experiments declared in TOML.
 #[derive(Parser, Debug)]
@@ -29,6 +29,9 @@ enum Command {
     Run(RunArgs),
     /// Check experiment files: infer every shape, report every mistake, print layer tables.
     Check(CheckArgs),
+    /// Run every experiment and sweep variant of files or folders as one ablation; resumable,
+    /// shardable across machines; writes batch.csv and batch.md.
+    Batch(BatchArgs),
     /// Print the JSON Schema for experiment files.
     Schema,
 }
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match (cli.command, cli.run) {
         (Some(Command::Check(args)), _) => cli::check::run(&args),
+        (Some(Command::Batch(args)), _) => cli::batch::run(&args),
         (Some(Command::Run(args)), _) | (None, Some(args)) => cli::run::run(&args),
         (Some(Command::Schema), _) => {
             print!("{}", cli::schema::schema_json());

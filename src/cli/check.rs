@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::diagnostic::{Position, Severity};
 use crate::graph::summary::{rows, table, thousands, Row};
-use crate::spec::{check_file, Checked};
+use crate::spec::{check_file_with, Checked};
 
 /// Options of `runner check`.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,12 +21,17 @@ pub struct CheckArgs {
     /// Print only diagnostics and a one-line verdict per file, no layer table.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Overrides applied to every file.
+    #[command(flatten)]
+    pub set: super::SetArgs,
 }
 
 #[derive(Serialize)]
 struct JsonDiagnostic<'a> {
     severity: Severity,
     message: &'a str,
+    /// The file, or `--set` for a diagnostic inside a `--set` argument.
+    file: &'a str,
     line: usize,
     col: usize,
     end: Position,
@@ -38,6 +43,10 @@ struct JsonDiagnostic<'a> {
 #[derive(Serialize)]
 struct JsonFile<'a> {
     path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    overrides: &'a [String],
     ok: bool,
     diagnostics: Vec<JsonDiagnostic<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,13 +63,14 @@ fn json_file(c: &Checked) -> JsonFile<'_> {
         .diagnostics
         .iter()
         .map(|d| {
-            let start = c.source.position(d.span.start);
+            let (file, start) = c.source.located(d.span.start);
             JsonDiagnostic {
                 severity: d.severity,
                 message: &d.message,
+                file,
                 line: start.line,
                 col: start.col,
-                end: c.source.position(d.span.end),
+                end: c.source.located(d.span.end).1,
                 label: &d.label,
                 notes: &d.notes,
                 help: d.help.as_deref(),
@@ -79,6 +89,8 @@ fn json_file(c: &Checked) -> JsonFile<'_> {
     };
     JsonFile {
         path: &c.source.path,
+        variant: c.variant.as_deref(),
+        overrides: &c.overrides,
         ok: c.ok(),
         diagnostics,
         experiment,
@@ -95,11 +107,15 @@ pub fn text_report(c: &Checked, quiet: bool) -> String {
     if !out.is_empty() {
         out.push('\n');
     }
+    let who = match &c.variant {
+        Some(v) => format!("{} [{v}]", c.source.path),
+        None => c.source.path.clone(),
+    };
     match &c.result {
         Some((e, g)) => {
             out += &format!(
                 "{}: ok: `{}` on {} ({} layers, {} parameters, {} MACs per image)\n",
-                c.source.path,
+                who,
                 e.name,
                 e.data.dataset.name(),
                 g.layers.len(),
@@ -112,20 +128,44 @@ pub fn text_report(c: &Checked, quiet: bool) -> String {
         }
         None => {
             let n = c.diagnostics.iter().filter(|d| d.is_error()).count();
-            out += &format!(
-                "{}: {} error{}\n",
-                c.source.path,
-                n,
-                if n == 1 { "" } else { "s" }
-            );
+            out += &match n {
+                // A sweep variant whose errors were all shown with an earlier variant.
+                0 => format!("{who}: the errors above\n"),
+                1 => format!("{who}: 1 error\n"),
+                n => format!("{who}: {n} errors\n"),
+            };
         }
     }
     out
 }
 
+/// The variants of one file share most diagnostics (everything not caused by the swept
+/// values): show each only with the first variant that has it.
+fn quiet_repeats(variants: &mut [Checked]) {
+    let mut seen: Vec<crate::diagnostic::Diagnostic> = Vec::new();
+    for c in variants.iter_mut() {
+        c.diagnostics.retain(|d| {
+            if seen.contains(d) {
+                false
+            } else {
+                seen.push(d.clone());
+                true
+            }
+        });
+    }
+}
+
 /// Runs the verb; returns the exit code.
 pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
-    let checked: Vec<Checked> = args.files.iter().map(|f| check_file(f)).collect();
+    let checked: Vec<Checked> = args
+        .files
+        .iter()
+        .flat_map(|f| {
+            let mut variants = check_file_with(f, &args.set.sets);
+            quiet_repeats(&mut variants);
+            variants
+        })
+        .collect();
     let all_ok = checked.iter().all(Checked::ok);
     let mut stdout = std::io::stdout().lock();
     if args.json {

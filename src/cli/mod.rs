@@ -1,8 +1,18 @@
 //! Command-line verbs, one file each. `main.rs` only parses arguments and maps results to exit codes.
 
+pub mod batch;
 pub mod check;
 pub mod run;
 pub mod schema;
+
+/// `--set KEY.PATH=VALUE`, shared by every verb that reads experiment files.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SetArgs {
+    /// Override a value of the experiment, typed as in the file: `--set train.optimizer.lr=0.1`,
+    /// `--set data.shuffle=false`, `--set model.layers.0.out=8` (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub sets: Vec<String>,
+}
 
 /// Exit codes shared by every verb.
 pub mod exit {

@@ -1,11 +1,11 @@
 //! `runner FILE` / `runner run FILE`: check, train, evaluate, write the run directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::data::resolve_data_dir;
 use crate::graph::summary::thousands;
-use crate::report::{init_tracing, RunDir, METRICS_FILE, TRACE_FILE};
-use crate::spec::{check_file, print::to_toml};
+use crate::report::{init_tracing, RunDir, Summary, METRICS_FILE, TRACE_FILE};
+use crate::spec::{check_file_with, print::to_toml, Experiment};
 use crate::train::{self, RunOptions, TrainError};
 
 /// Options of `runner run`.
@@ -31,19 +31,18 @@ pub struct RunArgs {
     /// Plain progress: one line every N steps (0: none).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub log_every: usize,
+    /// Overrides applied to the file.
+    #[command(flatten)]
+    pub set: super::SetArgs,
+    /// For a file with a `[sweep]`: run the variant of this name (`runner check` lists them).
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
 }
 
 /// Runs the verb; returns the exit code.
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
-    let checked = check_file(&args.file);
-    if !checked.diagnostics.is_empty() {
-        eprint!("{}", checked.render());
-    }
-    let Some((mut exp, _graph)) = checked.result else {
-        eprintln!(
-            "{}: not run: fix the errors above (`runner check` shows the same)",
-            args.file.display()
-        );
+    let Some(mut exp) = checked_experiment(&args.file, &args.set.sets, args.variant.as_deref())
+    else {
         return Ok(super::exit::ERROR);
     };
     if let Some(e) = args.epochs {
@@ -67,50 +66,127 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         }
     };
     let guard = init_tracing(Some(&run_dir.file(TRACE_FILE)))?;
-    let params: usize = exp.model.layers.iter().map(|l| l.params).sum();
-    eprintln!(
-        "runner: training `{}` on {} ({} parameters, {} epoch{}) -> {}",
-        exp.name,
-        train::run::device_name(&device),
-        thousands(params as u64),
-        exp.train.epochs,
-        if exp.train.epochs == 1 { "" } else { "s" },
-        run_dir.path.display()
-    );
     let opts = RunOptions {
         data_dir: resolve_data_dir(args.data_dir.as_deref()),
         plain_progress: args.plain,
         log_every: args.log_every,
     };
-    let result = train::run(&exp, &to_toml(&exp), &run_dir, &opts);
+    let result = train_in(&exp, &device, &run_dir, &opts);
     let trace = guard.finish();
     match result {
         Ok(s) => {
             if let Err(e) = trace {
                 eprintln!("warning: {e}");
             }
-            println!(
-                "{}: test accuracy {:.2}% (best {:.2}% at epoch {}), {:.1}s, {:.0} train images/s -> {}",
-                s.experiment,
-                s.test_acc,
-                s.best_test_acc,
-                s.best_epoch,
-                s.seconds,
-                s.train_images_per_sec,
-                run_dir.path.display()
-            );
+            println!("{}", outcome_line(&s, &run_dir));
             Ok(super::exit::OK)
         }
         Err(e) => {
             eprintln!("error: {e}");
-            // A run that failed before finishing an epoch (missing data, a model that does not
-            // fit, ...) holds nothing of value: do not leave it behind. A diverged run keeps its
-            // config and trace, which the message points to.
-            let finished_an_epoch = run_dir.file(METRICS_FILE).exists();
-            if !finished_an_epoch && !matches!(e, TrainError::NonFinite { .. }) {
-                let _ = std::fs::remove_dir_all(&run_dir.path);
-            }
             Ok(super::exit::ERROR)
         }
     }
+}
+
+/// Checks `file` with `--set` overrides and picks the one experiment to run: the file itself,
+/// or the named variant of its sweep. Prints diagnostics; `None` when there is nothing to run.
+pub(crate) fn checked_experiment(
+    file: &Path,
+    sets: &[String],
+    variant: Option<&str>,
+) -> Option<Experiment> {
+    let mut all = check_file_with(file, sets);
+    let names: Vec<String> = all.iter().filter_map(|c| c.variant.clone()).collect();
+    let index = match (variant, names.is_empty()) {
+        (None, true) => 0,
+        (None, false) => {
+            eprintln!(
+                "{}: the file's [sweep] makes {} variants: run them all with `runner batch {}`, \
+                 or one with `--variant NAME`; the variants are:\n  {}",
+                file.display(),
+                names.len(),
+                file.display(),
+                names.join("\n  ")
+            );
+            return None;
+        }
+        (Some(v), true) => {
+            eprintln!(
+                "{}: `--variant {v}` given, but the file has no [sweep]",
+                file.display()
+            );
+            return None;
+        }
+        (Some(v), false) => match names.iter().position(|n| n == v) {
+            Some(i) => i,
+            None => {
+                let hint = crate::diagnostic::did_you_mean(v, names.iter().map(String::as_str))
+                    .map_or(String::new(), |m| format!(" (did you mean `{m}`?)"));
+                eprintln!(
+                    "{}: no variant named `{v}`{hint}; the variants are:\n  {}",
+                    file.display(),
+                    names.join("\n  ")
+                );
+                return None;
+            }
+        },
+    };
+    let checked = all.swap_remove(index);
+    if !checked.diagnostics.is_empty() {
+        eprint!("{}", checked.render());
+    }
+    match checked.result {
+        Some((exp, _graph)) => Some(exp),
+        None => {
+            eprintln!(
+                "{}: not run: fix the errors above (`runner check` shows the same)",
+                file.display()
+            );
+            None
+        }
+    }
+}
+
+/// Trains `exp` into `run_dir` (config, metrics, summary, trace) and prints a header line. A run
+/// that failed before finishing an epoch (missing data, a model that does not fit, ...) holds
+/// nothing of value: its folder is removed. A diverged run keeps its config and trace, which
+/// the error message points to.
+pub(crate) fn train_in(
+    exp: &Experiment,
+    device: &candle_core::Device,
+    run_dir: &RunDir,
+    opts: &RunOptions,
+) -> Result<Summary, TrainError> {
+    let params: usize = exp.model.layers.iter().map(|l| l.params).sum();
+    eprintln!(
+        "runner: training `{}` on {} ({} parameters, {} epoch{}) -> {}",
+        exp.name,
+        train::run::device_name(device),
+        thousands(params as u64),
+        exp.train.epochs,
+        if exp.train.epochs == 1 { "" } else { "s" },
+        run_dir.path.display()
+    );
+    let result = train::run(exp, &to_toml(exp), run_dir, opts);
+    if let Err(e) = &result {
+        let finished_an_epoch = run_dir.file(METRICS_FILE).exists();
+        if !finished_an_epoch && !matches!(e, TrainError::NonFinite { .. }) {
+            let _ = std::fs::remove_dir_all(&run_dir.path);
+        }
+    }
+    result
+}
+
+/// `mnist_cnn: test accuracy 94.46% (best ...), 61.2s, 930 train images/s -> DIR`.
+pub(crate) fn outcome_line(s: &Summary, run_dir: &RunDir) -> String {
+    format!(
+        "{}: test accuracy {:.2}% (best {:.2}% at epoch {}), {:.1}s, {:.0} train images/s -> {}",
+        s.experiment,
+        s.test_acc,
+        s.best_test_acc,
+        s.best_epoch,
+        s.seconds,
+        s.train_images_per_sec,
+        run_dir.path.display()
+    )
 }

@@ -18,12 +18,14 @@
 use std::path::PathBuf;
 
 mod atomic;
+pub mod batch;
 pub mod progress;
 mod run_dir;
 mod tables;
 pub mod trace;
 
 pub use atomic::write_atomic;
+pub use batch::{batch_csv, batch_md, read_batch, BatchRow, BATCH_CSV, BATCH_HEADER, BATCH_MD};
 pub use progress::{epoch_line, Progress};
 pub use run_dir::{
     RunDir, CONFIG_FILE, METRICS_FILE, MODEL_FILE, PER_CLASS_FILE, SUMMARY_FILE, TRACE_FILE,

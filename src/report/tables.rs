@@ -146,7 +146,7 @@ pub fn per_class_csv(rows: &[ClassAccuracy]) -> String {
 }
 
 /// Header line plus one line per record, `\n`-terminated, fields quoted only where CSV needs it.
-fn table(header: &str, rows: impl Iterator<Item = Vec<String>>) -> String {
+pub(super) fn table(header: &str, rows: impl Iterator<Item = Vec<String>>) -> String {
     let mut out = String::with_capacity(256);
     out.push_str(header);
     out.push('\n');
@@ -191,7 +191,7 @@ pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
 }
 
 /// Parses a CSV file whose header must be exactly `expected`.
-fn read_table<T: DeserializeOwned>(
+pub(super) fn read_table<T: DeserializeOwned>(
     path: &Path,
     expected: &'static str,
 ) -> Result<Vec<T>, ReportError> {

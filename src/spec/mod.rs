@@ -6,6 +6,7 @@ pub mod print;
 pub mod raw;
 pub mod read;
 pub mod validate;
+pub mod variants;
 
 pub use experiment::*;
 
@@ -28,6 +29,10 @@ pub struct Checked {
     pub diagnostics: Vec<Diagnostic>,
     /// The experiment and its graph, when there were no errors.
     pub result: Option<(Experiment, Graph)>,
+    /// The sweep variant's name (`lr=0.01,momentum=0.9`); `None` for a file without `[sweep]`.
+    pub variant: Option<String>,
+    /// Every override applied, `--set` arguments first, as `key.path=value`.
+    pub overrides: Vec<String>,
 }
 
 impl Checked {
@@ -46,16 +51,31 @@ impl Checked {
     }
 }
 
-/// Reads and checks a file. I/O problems become a diagnostic at the start of the file.
+/// Reads and checks a file without overrides; for a file with a `[sweep]`, this is its first
+/// variant (see [`check_file_with`] for all of them).
 pub fn check_file(path: &Path) -> Checked {
+    let mut all = check_file_with(path, &[]);
+    all.truncate(1);
+    all.pop()
+        .expect("check_file_with returns at least one result")
+}
+
+/// Reads and checks a file with `--set` overrides: one [`Checked`] per sweep variant (exactly
+/// one for a file without `[sweep]`, or when the file or an override has errors that every
+/// variant would share). I/O problems become a diagnostic at the start of the file.
+pub fn check_file_with(path: &Path, sets: &[String]) -> Vec<Checked> {
     let display = path.display().to_string();
-    let fail = |msg: String| Checked {
-        source: Source {
-            path: display.clone(),
-            text: String::new(),
-        },
-        diagnostics: vec![Diagnostic::error(0..0, msg)],
-        result: None,
+    let fail = |msg: String| {
+        vec![Checked {
+            source: Source {
+                path: display.clone(),
+                ..Source::default()
+            },
+            diagnostics: vec![Diagnostic::error(0..0, msg)],
+            result: None,
+            variant: None,
+            overrides: Vec::new(),
+        }]
     };
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => {
@@ -79,20 +99,34 @@ pub fn check_file(path: &Path) -> Checked {
     let stem = path
         .file_stem()
         .map_or("experiment".into(), |s| s.to_string_lossy().into_owned());
-    check_bytes(&display, &bytes, &stem)
+    check_bytes_with(&display, &bytes, &stem, sets)
 }
 
 /// Checks file contents; `default_name` is used when the file has no `name`.
 pub fn check_bytes(path: &str, bytes: &[u8], default_name: &str) -> Checked {
+    let mut all = check_bytes_with(path, bytes, default_name, &[]);
+    all.truncate(1);
+    all.pop()
+        .expect("check_bytes_with returns at least one result")
+}
+
+/// [`check_bytes`] with `--set` overrides, one result per sweep variant.
+pub fn check_bytes_with(
+    path: &str,
+    bytes: &[u8],
+    default_name: &str,
+    sets: &[String],
+) -> Vec<Checked> {
     match std::str::from_utf8(bytes) {
-        Ok(text) => check_str(path, text, default_name),
+        Ok(text) => check_str_with(path, text, default_name, sets),
         Err(e) => {
             let text = String::from_utf8_lossy(bytes).into_owned();
             let at = e.valid_up_to();
-            Checked {
+            vec![Checked {
                 source: Source {
                     path: path.to_string(),
                     text,
+                    sets_from: None,
                 },
                 // In the lossy text the bad byte became U+FFFD; underline exactly that character.
                 diagnostics: vec![Diagnostic::error(
@@ -102,31 +136,58 @@ pub fn check_bytes(path: &str, bytes: &[u8], default_name: &str) -> Checked {
                 .label("invalid byte here")
                 .help("experiment files are TOML text")],
                 result: None,
-            }
+                variant: None,
+                overrides: Vec::new(),
+            }]
         }
     }
 }
 
-/// Checks TOML text.
+/// Checks TOML text (for a file with a `[sweep]`, its first variant).
 pub fn check_str(path: &str, text: &str, default_name: &str) -> Checked {
+    let mut all = check_str_with(path, text, default_name, &[]);
+    all.truncate(1);
+    all.pop()
+        .expect("check_str_with returns at least one result")
+}
+
+/// Checks TOML text with `--set` overrides, one result per sweep variant.
+pub fn check_str_with(path: &str, text: &str, default_name: &str, sets: &[String]) -> Vec<Checked> {
+    let file_len = text.len();
+    let (full, region) = if sets.is_empty() {
+        (text.to_string(), None)
+    } else {
+        let (full, region) = variants::append_sets(text, sets);
+        (full, Some(region))
+    };
     let source = Source {
         path: path.to_string(),
-        text: text.to_string(),
+        text: full,
+        sets_from: region.as_ref().map(|r| r.start),
+    };
+    let only = |source: Source, diagnostics: Vec<Diagnostic>| {
+        vec![Checked {
+            source,
+            diagnostics,
+            result: None,
+            variant: None,
+            overrides: Vec::new(),
+        }]
     };
     if let Some(at) = too_deep(text) {
-        return Checked {
+        return only(
             source,
-            diagnostics: vec![Diagnostic::error(
+            vec![Diagnostic::error(
                 at..at + 1,
                 format!("arrays and tables nest more than {MAX_NESTING} deep"),
             )
             .label("too deep")],
-            result: None,
-        };
+        );
     }
-    let (doc, errors) = toml::de::DeTable::parse_recoverable(text);
+    let full: &str = &source.text;
+    let (doc, errors) = toml::de::DeTable::parse_recoverable(&full[..file_len]);
     let mut cx = read::Cx {
-        text,
+        text: full,
         ..read::Cx::default()
     };
     if !errors.is_empty() {
@@ -156,26 +217,88 @@ pub fn check_str(path: &str, text: &str, default_name: &str) -> Checked {
                     .into(),
             );
         }
-        return Checked {
-            source,
-            diagnostics,
-            result: None,
-        };
+        return only(source.clone(), diagnostics);
     }
-    let (span, table) = (doc.span(), doc.into_inner());
-    let doc = toml::Spanned::new(span, toml::de::DeValue::Table(table));
-    let result = {
-        let raw = raw::read_experiment(&doc, &mut cx);
-        validate::validate(&mut cx, raw, default_name)
+    let (span, mut table) = (doc.span(), doc.into_inner());
+    // Overrides: `--set` first, then each sweep variant on top.
+    let mut early = Vec::new();
+    let sets = match &region {
+        Some(r) => variants::parse_sets(full, r, &mut early),
+        None => Vec::new(),
     };
-    let mut diagnostics = std::mem::take(&mut cx.diags);
-    diagnostics.sort_by_key(|d| (d.span.start, d.severity));
-    diagnostics.dedup();
-    Checked {
-        source,
-        diagnostics,
-        result,
+    for ov in &sets {
+        variants::apply(&mut table, ov, &mut early);
     }
+    let sweep = variants::take_sweep(&mut table, full, &mut early);
+    if let Some(first) = sweep.as_ref().and_then(|v| v.first()) {
+        for set in &sets {
+            if let Some(swept) = first.overrides.iter().find(|o| o.key() == set.key()) {
+                let at = set.path[0].1.start..set.path.last().map_or(0, |p| p.1.end);
+                early.push(
+                    Diagnostic::error(at, format!("`{}` is varied by the file's sweep", set.key()))
+                        .label("would be overridden by every variant")
+                        .note(format!(
+                            "the sweep varies it at {}",
+                            cx.line_col(swept.path[0].1.start)
+                        ))
+                        .help("edit the sweep, or run one variant with `--variant NAME`"),
+                );
+            }
+        }
+    }
+    if early.iter().any(Diagnostic::is_error) {
+        early.sort_by_key(|d| (d.span.start, d.severity));
+        return only(source.clone(), early);
+    }
+    let set_names: Vec<String> = sets.iter().map(variants::Override::assignment).collect();
+    let plans: Vec<(Option<String>, Vec<String>, toml::de::DeTable<'_>)> = match sweep {
+        None => vec![(None, set_names.clone(), table)],
+        Some(vs) => vs
+            .into_iter()
+            .map(|v| {
+                let mut t = table.clone();
+                for ov in &v.overrides {
+                    variants::apply(&mut t, ov, &mut early);
+                }
+                let mut names = set_names.clone();
+                names.extend(v.overrides.iter().map(variants::Override::assignment));
+                (Some(v.name), names, t)
+            })
+            .collect(),
+    };
+    let docs: Vec<_> = plans
+        .into_iter()
+        .map(|(variant, overrides, t)| {
+            (
+                variant,
+                overrides,
+                toml::Spanned::new(span.clone(), toml::de::DeValue::Table(t)),
+            )
+        })
+        .collect();
+    docs.iter()
+        .map(|(variant, overrides, doc)| {
+            let mut cx = read::Cx {
+                text: full,
+                diags: early.clone(),
+                ..read::Cx::default()
+            };
+            let result = {
+                let raw = raw::read_experiment(doc, &mut cx);
+                validate::validate(&mut cx, raw, default_name)
+            };
+            let mut diagnostics = std::mem::take(&mut cx.diags);
+            diagnostics.sort_by_key(|d| (d.span.start, d.severity));
+            diagnostics.dedup();
+            Checked {
+                source: source.clone(),
+                diagnostics,
+                result,
+                variant: variant.clone(),
+                overrides: overrides.clone(),
+            }
+        })
+        .collect()
 }
 
 /// Byte offset where bracket nesting first exceeds [`MAX_NESTING`], ignoring strings and comments

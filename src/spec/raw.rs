@@ -26,6 +26,45 @@ pub struct RawExperiment<'a> {
     pub model: Option<RawModel<'a>>,
     /// Loss, optimizer, schedule and epochs. Default: 1 epoch of SGD (lr 0.01) on cross-entropy.
     pub train: Option<RawTrain>,
+    /// Variants to run: key paths mapped to lists of values, crossed; `[[sweep.zip]]` groups
+    /// vary their keys together (with an optional `label` list naming the values). Read and
+    /// removed by [`super::variants`] before the rest of the file is read, so always `None` here.
+    pub sweep: Option<SweepSchema>,
+}
+
+/// The JSON Schema of `[sweep]` (the table itself is read by [`super::variants`]).
+#[derive(Debug, Default)]
+pub struct SweepSchema;
+
+impl JsonSchema for SweepSchema {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Sweep".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "description": "Key paths (`\"train.optimizer.lr\"`) mapped to the values to try.",
+            "properties": {
+                "zip": {
+                    "type": "array",
+                    "description": "Groups of key paths varied together; lists of equal length.",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "label": {
+                                "type": "array",
+                                "items": { "type": "string", "minLength": 1 },
+                                "minItems": 1
+                            }
+                        },
+                        "additionalProperties": { "type": "array", "minItems": 1 }
+                    }
+                }
+            },
+            "additionalProperties": { "type": "array", "minItems": 1 }
+        })
+    }
 }
 
 /// `[data]`: the data set and how batches are made.
@@ -365,7 +404,7 @@ pub struct RawSchedule {
 // ---------------------------------------------------------------------------------------------
 // Reading.
 
-const TOP: &[&str] = &["name", "seed", "device", "data", "model", "train"];
+const TOP: &[&str] = &["name", "seed", "device", "data", "model", "train", "sweep"];
 const DATA: &[&str] = &[
     "dataset",
     "synthetic",
@@ -420,6 +459,7 @@ pub fn read_experiment<'a>(doc: &'a Value<'a>, cx: &mut Cx<'a>) -> RawExperiment
         data: section(&t, cx, "data", read_data),
         model: section(&t, cx, "model", read_model),
         train: t.value("train").and_then(|v| read_train(v, cx)),
+        sweep: None,
     }
 }
 

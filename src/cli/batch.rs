@@ -1,0 +1,540 @@
+//! `runner batch FILES_OR_DIRS...`: run every experiment and sweep variant as one ablation,
+//! resume an interrupted batch, spread it over machines with `--shard I/N`, and join the
+//! shards' tables with `--merge DIR...`.
+//!
+//! Layout under `--out`: a run goes to `<experiment>/<run-id>/`, or for a sweep variant to
+//! `<experiment>/<variant>/<run-id>/` (the same tree `runner run --out` writes), and the tables
+//! to `batch.csv` and `batch.md`. A variant is finished when a run folder beside it holds the
+//! identical `config.toml` and a `summary.csv`; a batch run again skips it and reuses its row.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::data::resolve_data_dir;
+use crate::report::{
+    batch_csv, batch_md, init_tracing, read_batch, read_summary, write_atomic, BatchRow, RunDir,
+    TraceGuard, BATCH_CSV, BATCH_MD, CONFIG_FILE, SUMMARY_FILE, TRACE_FILE,
+};
+use crate::spec::{check_file_with, print::to_toml, Experiment};
+use crate::train::{self, RunOptions};
+
+/// Options of `runner batch`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BatchArgs {
+    /// Experiment files, or folders whose `*.toml` files are all taken (not recursive).
+    #[arg(required_unless_present = "merge")]
+    pub paths: Vec<PathBuf>,
+    /// Output folder: runs, `batch.csv` and `batch.md`.
+    #[arg(long, value_name = "DIR", default_value = "results/batch")]
+    pub out: PathBuf,
+    /// Folder holding the data sets [default: $RUNNER_DATA, else ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Train every variant for N epochs instead of its `train.epochs`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub epochs: Option<u64>,
+    /// Train every variant on the first N training images only.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub train_limit: Option<u64>,
+    /// Run only shard I of N (0-based): variants whose batch index is I modulo N. For a Slurm
+    /// job array: `--shard $((SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN))/$SLURM_ARRAY_TASK_COUNT`;
+    /// for a Kubernetes Indexed Job: `--shard $JOB_COMPLETION_INDEX/<completions>`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    /// Join the `batch.csv` of these folders (one per shard) into `--out`; trains nothing.
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["paths", "shard"])]
+    pub merge: Vec<PathBuf>,
+    /// List the variants (of this shard) with their batch index and status; trains nothing.
+    #[arg(long)]
+    pub list: bool,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+    /// Plain progress: one line every N steps (0: none).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub log_every: usize,
+    /// Overrides applied to every file.
+    #[command(flatten)]
+    pub set: super::SetArgs,
+}
+
+/// `I/N`: shard I of N, 0 <= I < N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected I/N such as 0/4, found `{s}`"))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("shard index `{i}` is not a number"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("shard count `{n}` is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!(
+                "shard {index}/{count}: the index must be from 0 to {} (shards count from 0)",
+                count.saturating_sub(1)
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether the variant at batch index `i` belongs to this shard.
+    pub fn owns(&self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+}
+
+/// One variant to run.
+pub struct Job {
+    /// Position in the whole batch.
+    pub index: usize,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Sweep variant name, empty for a plain file.
+    pub variant: String,
+    /// Overrides applied, `key.path=value`.
+    pub overrides: Vec<String>,
+    /// The checked experiment, with `--epochs`/`--train-limit` applied.
+    pub exp: Experiment,
+    /// Its resolved config text: identical text means an identical run.
+    pub config: String,
+}
+
+impl Job {
+    /// Folder holding this variant's runs, relative to the batch output.
+    pub fn folder(&self) -> PathBuf {
+        let base = PathBuf::from(&self.exp.name);
+        if self.variant.is_empty() {
+            base
+        } else {
+            base.join(folder_name(&self.variant))
+        }
+    }
+}
+
+/// A variant name as one folder name: characters outside `[A-Za-z0-9._=,+-]` become `_`.
+pub fn folder_name(variant: &str) -> String {
+    let mut s: String = variant
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._=,+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with('.') {
+        s.insert(0, '_');
+    }
+    s.truncate(200);
+    s
+}
+
+/// Expands files and folders into the batch's variants, in order: files as given (a folder's
+/// files sorted by name), each file's variants in sweep order. Prints diagnostics; `None` when
+/// any file has errors (nothing runs then).
+pub fn collect_jobs(args: &BatchArgs) -> Option<Vec<Job>> {
+    let mut files = Vec::new();
+    let mut ok = true;
+    for p in &args.paths {
+        if p.is_dir() {
+            match std::fs::read_dir(p) {
+                Ok(entries) => {
+                    let mut found: Vec<PathBuf> = entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "toml"))
+                        .collect();
+                    found.sort();
+                    if found.is_empty() {
+                        eprintln!("error: {} holds no .toml files", p.display());
+                        ok = false;
+                    }
+                    files.extend(found);
+                }
+                Err(e) => {
+                    eprintln!("error: cannot list {}: {e}", p.display());
+                    ok = false;
+                }
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut jobs: Vec<Job> = Vec::new();
+    for f in files {
+        let checked = check_file_with(&f, &args.set.sets);
+        for c in checked {
+            if !c.diagnostics.is_empty() {
+                eprint!("{}", c.render());
+            }
+            let Some((mut exp, _)) = c.result else {
+                ok = false;
+                continue;
+            };
+            if let Some(e) = args.epochs {
+                exp.train.epochs = e as usize;
+            }
+            if let Some(l) = args.train_limit {
+                exp.data.train_limit = Some(l as usize);
+            }
+            let config = to_toml(&exp);
+            jobs.push(Job {
+                index: jobs.len(),
+                file: f.clone(),
+                variant: c.variant.unwrap_or_default(),
+                overrides: c.overrides,
+                exp,
+                config,
+            });
+        }
+    }
+    // Two variants with the same experiment name and variant name would share a folder and a
+    // table key.
+    for (i, a) in jobs.iter().enumerate() {
+        if let Some(b) = jobs[..i]
+            .iter()
+            .find(|b| b.exp.name == a.exp.name && b.variant == a.variant)
+        {
+            eprintln!(
+                "error: {} and {} both define experiment `{}`{}: give one a different `name`",
+                b.file.display(),
+                a.file.display(),
+                a.exp.name,
+                if a.variant.is_empty() {
+                    String::new()
+                } else {
+                    format!(" variant `{}`", a.variant)
+                }
+            );
+            ok = false;
+        }
+    }
+    if !ok {
+        eprintln!(
+            "runner batch: nothing run: fix the errors above (`runner check` shows the same)"
+        );
+        return None;
+    }
+    Some(jobs)
+}
+
+/// The finished run of `job` under `out`, if any: a folder beside it with the identical
+/// `config.toml` and a readable `summary.csv`. The newest wins.
+pub fn finished_run(out: &Path, job: &Job) -> Option<(PathBuf, crate::report::Summary)> {
+    let parent = out.join(job.folder());
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&parent)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.into_iter().rev().find_map(|d| {
+        let config = std::fs::read_to_string(d.join(CONFIG_FILE)).ok()?;
+        if config != job.config {
+            return None;
+        }
+        let summary = read_summary(&d.join(SUMMARY_FILE)).ok()?;
+        Some((d, summary))
+    })
+}
+
+/// Runs the verb; returns the exit code.
+pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
+    if !args.merge.is_empty() {
+        return merge(&args.merge, &args.out);
+    }
+    let Some(jobs) = collect_jobs(args) else {
+        return Ok(super::exit::ERROR);
+    };
+    let mine: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| args.shard.is_none_or(|s| s.owns(j.index)))
+        .collect();
+    if args.list {
+        for j in &mine {
+            let state = match finished_run(&args.out, j) {
+                Some((d, _)) => format!("finished: {}", d.display()),
+                None => "to run".into(),
+            };
+            println!(
+                "{}\t{}\t{}\t{}",
+                j.index,
+                j.exp.name,
+                if j.variant.is_empty() {
+                    "-"
+                } else {
+                    &j.variant
+                },
+                state
+            );
+        }
+        return Ok(super::exit::OK);
+    }
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("error: cannot create {}: {e}", args.out.display());
+        return Ok(super::exit::ERROR);
+    }
+    let shard_note = args.shard.map_or(String::new(), |s| {
+        format!(" (shard {}/{})", s.index, s.count)
+    });
+    eprintln!(
+        "runner batch: {} variant{}{shard_note} of {} -> {}",
+        mine.len(),
+        if mine.len() == 1 { "" } else { "s" },
+        jobs.len(),
+        args.out.display()
+    );
+    let opts = RunOptions {
+        data_dir: resolve_data_dir(args.data_dir.as_deref()),
+        plain_progress: args.plain,
+        log_every: args.log_every,
+    };
+    let mut rows: Vec<BatchRow> = Vec::with_capacity(mine.len());
+    let mut guard: Option<TraceGuard> = None;
+    let mut failed = 0;
+    for (n, job) in mine.iter().enumerate() {
+        let label = if job.variant.is_empty() {
+            job.exp.name.clone()
+        } else {
+            format!("{} [{}]", job.exp.name, job.variant)
+        };
+        eprintln!("[{}/{}] {label}", n + 1, mine.len());
+        let row = match finished_run(&args.out, job) {
+            Some((dir, summary)) => {
+                eprintln!("  finished before: {}", dir.display());
+                BatchRow::done(
+                    job.index,
+                    &job.variant,
+                    &job.overrides,
+                    &summary,
+                    &relative(&dir, &args.out),
+                )
+            }
+            None => match train_job(job, &args.out, &opts, &mut guard) {
+                Ok(row) => row,
+                Err(reason) => {
+                    eprintln!("  error: {reason}");
+                    failed += 1;
+                    BatchRow::failed(
+                        job.index,
+                        &job.exp.name,
+                        &job.variant,
+                        &job.overrides,
+                        &reason,
+                    )
+                }
+            },
+        };
+        rows.push(row);
+        // Rewritten after every variant, so an interrupted batch still shows what finished.
+        write_tables(&args.out, &rows)?;
+    }
+    if let Some(g) = guard {
+        if let Err(e) = g.finish() {
+            eprintln!("warning: {e}");
+        }
+    }
+    write_tables(&args.out, &rows)?;
+    println!(
+        "runner batch: {} finished, {failed} failed -> {}",
+        rows.len() - failed,
+        args.out.join(BATCH_CSV).display()
+    );
+    Ok(if failed == 0 {
+        super::exit::OK
+    } else {
+        super::exit::ERROR
+    })
+}
+
+fn train_job(
+    job: &Job,
+    out: &Path,
+    opts: &RunOptions,
+    guard: &mut Option<TraceGuard>,
+) -> Result<BatchRow, String> {
+    let device = train::select_device(job.exp.device).map_err(|e| e.to_string())?;
+    let folder = job.folder();
+    let (root, leaf) = match (folder.parent(), folder.file_name()) {
+        (Some(p), Some(l)) => (out.join(p), l.to_string_lossy().into_owned()),
+        _ => (out.to_path_buf(), job.exp.name.clone()),
+    };
+    let run_dir = RunDir::create(&root, &leaf).map_err(|e| e.to_string())?;
+    let trace = run_dir.file(TRACE_FILE);
+    match guard {
+        Some(g) => g.start_new(&trace).map_err(|e| e.to_string())?,
+        None => *guard = Some(init_tracing(Some(&trace)).map_err(|e| e.to_string())?),
+    }
+    let summary =
+        super::run::train_in(&job.exp, &device, &run_dir, opts).map_err(|e| e.to_string())?;
+    println!("{}", super::run::outcome_line(&summary, &run_dir));
+    Ok(BatchRow::done(
+        job.index,
+        &job.variant,
+        &job.overrides,
+        &summary,
+        &relative(&run_dir.path, out),
+    ))
+}
+
+fn relative(dir: &Path, out: &Path) -> String {
+    dir.strip_prefix(out)
+        .unwrap_or(dir)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn write_tables(out: &Path, rows: &[BatchRow]) -> anyhow::Result<()> {
+    let mut sorted = rows.to_vec();
+    sorted.sort_by_key(|r| r.index);
+    write_atomic(&out.join(BATCH_CSV), batch_csv(&sorted).as_bytes())?;
+    write_atomic(&out.join(BATCH_MD), batch_md(&sorted).as_bytes())?;
+    Ok(())
+}
+
+/// `--merge DIR...`: joins the shards' tables, in batch order, into `out`.
+fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<i32> {
+    let mut rows: Vec<BatchRow> = Vec::new();
+    let mut from: Vec<(usize, PathBuf)> = Vec::new();
+    for d in dirs {
+        let path = d.join(BATCH_CSV);
+        let part = match read_batch(&path) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(super::exit::ERROR);
+            }
+        };
+        for mut r in part {
+            if let Some((_, other)) = from.iter().find(|(i, _)| *i == r.index) {
+                eprintln!(
+                    "error: variant {} ({}) is in both {} and {}: were the shards run with the same files and --shard counts?",
+                    r.index,
+                    r.label(),
+                    other.display(),
+                    path.display()
+                );
+                return Ok(super::exit::ERROR);
+            }
+            from.push((r.index, path.clone()));
+            if !r.run_dir.is_empty() {
+                let run = d.join(&r.run_dir);
+                r.run_dir = relative_to(&run, out);
+            }
+            rows.push(r);
+        }
+    }
+    rows.sort_by_key(|r| r.index);
+    let missing: Vec<usize> = (0..rows.last().map_or(0, |r| r.index + 1))
+        .filter(|i| rows.binary_search_by_key(i, |r| r.index).is_err())
+        .collect();
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("error: cannot create {}: {e}", out.display());
+        return Ok(super::exit::ERROR);
+    }
+    write_tables(out, &rows)?;
+    println!(
+        "runner batch --merge: {} rows from {} folder{} -> {}",
+        rows.len(),
+        dirs.len(),
+        if dirs.len() == 1 { "" } else { "s" },
+        out.join(BATCH_CSV).display()
+    );
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: no row for batch index {}: a shard has not finished (or was not given)",
+            missing
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(super::exit::ERROR);
+    }
+    let failed = rows.iter().filter(|r| r.status != "ok").count();
+    Ok(if failed == 0 {
+        super::exit::OK
+    } else {
+        super::exit::ERROR
+    })
+}
+
+/// `path` relative to `base` when both are relative or both absolute and `path` is below
+/// `base`'s parent chain; otherwise `path` as given.
+fn relative_to(path: &Path, base: &Path) -> String {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (p, b) = (abs(path), abs(base));
+    let common = p
+        .components()
+        .zip(b.components())
+        .take_while(|(x, y)| x == y)
+        .count();
+    if common == 0 {
+        return path.to_string_lossy().into_owned();
+    }
+    let ups = b.components().count() - common;
+    let mut rel = PathBuf::new();
+    for _ in 0..ups {
+        rel.push("..");
+    }
+    for c in p.components().skip(common) {
+        rel.push(c);
+    }
+    rel.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_parses_and_partitions() {
+        assert_eq!("1/4".parse::<Shard>(), Ok(Shard { index: 1, count: 4 }));
+        assert!("4/4".parse::<Shard>().is_err());
+        assert!("0/0".parse::<Shard>().is_err());
+        assert!("x/2".parse::<Shard>().is_err());
+        assert!("3".parse::<Shard>().is_err());
+        for n in 1..6 {
+            for i in 0..20 {
+                let owners = (0..n)
+                    .filter(|&k| Shard { index: k, count: n }.owns(i))
+                    .count();
+                assert_eq!(owners, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn folder_names_are_one_safe_component() {
+        assert_eq!(folder_name("lr=0.01,momentum=0.9"), "lr=0.01,momentum=0.9");
+        assert_eq!(folder_name("a/b c"), "a_b_c");
+        assert_eq!(folder_name(".."), "_..");
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative_to(Path::new("out/s0/a/1"), Path::new("out/all")),
+            "../s0/a/1"
+        );
+        assert_eq!(relative_to(Path::new("out/a"), Path::new("out")), "a");
+    }
+}

@@ -1,0 +1,259 @@
+//! `batch.csv` and `batch.md`: one row per experiment variant of a `runner batch`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::tables::{read_table, table};
+use super::{ReportError, Summary};
+
+/// Header line of `batch.csv`.
+pub const BATCH_HEADER: &str = "index,experiment,variant,overrides,status,seed,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_test_loss,seconds,train_images_per_sec,run_dir";
+
+/// File name of the batch table.
+pub const BATCH_CSV: &str = "batch.csv";
+/// File name of the batch table as markdown.
+pub const BATCH_MD: &str = "batch.md";
+
+/// One row of `batch.csv`: one variant and how its run went. The numbers are empty for a
+/// failed run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRow {
+    /// Position of the variant in the whole batch (before sharding), from 0.
+    pub index: usize,
+    /// Experiment name.
+    pub experiment: String,
+    /// Sweep variant name, empty for a file without `[sweep]`.
+    pub variant: String,
+    /// Every override applied, space-separated `key.path=value`.
+    pub overrides: String,
+    /// `ok`, or `failed: <reason>`.
+    pub status: String,
+    /// Random seed.
+    pub seed: Option<u64>,
+    /// Trainable parameters.
+    pub params: Option<u64>,
+    /// Epochs trained.
+    pub epochs: Option<usize>,
+    /// Training images per epoch.
+    pub train_images: Option<u64>,
+    /// Final test accuracy, percent.
+    pub test_acc: Option<f64>,
+    /// Best test accuracy, percent.
+    pub best_test_acc: Option<f64>,
+    /// Epoch of the best test accuracy.
+    pub best_epoch: Option<usize>,
+    /// Test loss after the last epoch.
+    pub final_test_loss: Option<f64>,
+    /// Wall-clock seconds of the run.
+    pub seconds: Option<f64>,
+    /// Mean training throughput.
+    pub train_images_per_sec: Option<f64>,
+    /// The run's folder, relative to the batch's output folder.
+    pub run_dir: String,
+}
+
+impl BatchRow {
+    /// A finished run's row.
+    pub fn done(
+        index: usize,
+        variant: &str,
+        overrides: &[String],
+        s: &Summary,
+        run_dir: &str,
+    ) -> Self {
+        BatchRow {
+            index,
+            experiment: s.experiment.clone(),
+            variant: variant.to_string(),
+            overrides: overrides.join(" "),
+            status: "ok".into(),
+            seed: Some(s.seed),
+            params: Some(s.params),
+            epochs: Some(s.epochs),
+            train_images: Some(s.train_images),
+            test_acc: Some(s.test_acc),
+            best_test_acc: Some(s.best_test_acc),
+            best_epoch: Some(s.best_epoch),
+            final_test_loss: Some(s.final_test_loss),
+            seconds: Some(s.seconds),
+            train_images_per_sec: Some(s.train_images_per_sec),
+            run_dir: run_dir.to_string(),
+        }
+    }
+
+    /// A failed run's row.
+    pub fn failed(
+        index: usize,
+        experiment: &str,
+        variant: &str,
+        overrides: &[String],
+        reason: &str,
+    ) -> Self {
+        BatchRow {
+            index,
+            experiment: experiment.to_string(),
+            variant: variant.to_string(),
+            overrides: overrides.join(" "),
+            status: format!("failed: {}", reason.replace(['\n', '\r'], " ")),
+            seed: None,
+            params: None,
+            epochs: None,
+            train_images: None,
+            test_acc: None,
+            best_test_acc: None,
+            best_epoch: None,
+            final_test_loss: None,
+            seconds: None,
+            train_images_per_sec: None,
+            run_dir: String::new(),
+        }
+    }
+
+    /// `experiment` or `experiment [variant]`.
+    pub fn label(&self) -> String {
+        if self.variant.is_empty() {
+            self.experiment.clone()
+        } else {
+            format!("{} [{}]", self.experiment, self.variant)
+        }
+    }
+}
+
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map_or(String::new(), f)
+}
+
+/// The full text of `batch.csv` (same number formats as `summary.csv`).
+pub fn batch_csv(rows: &[BatchRow]) -> String {
+    table(
+        BATCH_HEADER,
+        rows.iter().map(|r| {
+            vec![
+                r.index.to_string(),
+                r.experiment.clone(),
+                r.variant.clone(),
+                r.overrides.clone(),
+                r.status.clone(),
+                opt(r.seed, |x| x.to_string()),
+                opt(r.params, |x| x.to_string()),
+                opt(r.epochs, |x| x.to_string()),
+                opt(r.train_images, |x| x.to_string()),
+                opt(r.test_acc, |x| format!("{x:.4}")),
+                opt(r.best_test_acc, |x| format!("{x:.4}")),
+                opt(r.best_epoch, |x| x.to_string()),
+                opt(r.final_test_loss, |x| format!("{x:.6}")),
+                opt(r.seconds, |x| format!("{x:.3}")),
+                opt(r.train_images_per_sec, |x| format!("{x:.1}")),
+                r.run_dir.clone(),
+            ]
+        }),
+    )
+}
+
+/// Reads back a `batch.csv`.
+pub fn read_batch(path: &Path) -> Result<Vec<BatchRow>, ReportError> {
+    read_table(path, BATCH_HEADER)
+}
+
+/// `batch.md`: the same rows as a markdown table, ready to paste into a pull request.
+pub fn batch_md(rows: &[BatchRow]) -> String {
+    let mut out = String::from(
+        "| # | experiment | variant | params | test acc (%) | best (%) @ epoch | epochs | seconds | train img/s |\n\
+         |---:|---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let thousands = |n: u64| crate::graph::summary::thousands(n);
+    for r in rows {
+        let cells = if r.status == "ok" {
+            [
+                opt(r.params, thousands),
+                opt(r.test_acc, |x| format!("{x:.2}")),
+                match (r.best_test_acc, r.best_epoch) {
+                    (Some(a), Some(e)) => format!("{a:.2} @ {e}"),
+                    _ => String::new(),
+                },
+                opt(r.epochs, |x| x.to_string()),
+                opt(r.seconds, |x| format!("{x:.1}")),
+                opt(r.train_images_per_sec, |x| format!("{x:.0}")),
+            ]
+        } else {
+            [
+                String::new(),
+                r.status.replace('|', "\\|"),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            r.index,
+            r.experiment.replace('|', "\\|"),
+            if r.variant.is_empty() {
+                "-".to_string()
+            } else {
+                format!("`{}`", r.variant.replace('|', "\\|"))
+            },
+            cells.join(" | ")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> Summary {
+        Summary {
+            experiment: "mnist_cnn".into(),
+            run_id: "20261127-000000".into(),
+            seed: 1,
+            device: "cpu".into(),
+            params: 6422,
+            epochs: 1,
+            train_images: 60000,
+            test_acc: 94.46,
+            best_test_acc: 94.46,
+            best_epoch: 1,
+            final_train_loss: 0.3,
+            final_test_loss: 0.18,
+            seconds: 61.25,
+            train_images_per_sec: 930.4,
+        }
+    }
+
+    #[test]
+    fn batch_csv_round_trips_ok_and_failed_rows() {
+        let rows = vec![
+            BatchRow::done(
+                0,
+                "shuffle=true",
+                &["data.shuffle=true".into()],
+                &summary(),
+                "mnist_cnn/shuffle=true/20261127-000000",
+            ),
+            BatchRow::failed(
+                1,
+                "mnist_cnn",
+                "shuffle=false",
+                &[],
+                "loss became NaN, at step 2",
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(BATCH_CSV);
+        std::fs::write(&path, batch_csv(&rows)).unwrap();
+        let back = read_batch(&path).unwrap();
+        assert_eq!(back, rows);
+        let md = batch_md(&back);
+        assert!(
+            md.contains("| 0 | mnist_cnn | `shuffle=true` | 6,422 | 94.46 | 94.46 @ 1 |"),
+            "{md}"
+        );
+        assert!(md.contains("failed: loss became NaN"), "{md}");
+    }
+}
