@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use runner::cli::{self, batch::BatchArgs, check::CheckArgs, exit, run::RunArgs};
+use runner::cli::{self, batch::BatchArgs, check::CheckArgs, diff::DiffArgs, exit, run::RunArgs};
 
 /// Run deep-learning experiments declared in TOML.
 #[derive(Parser, Debug)]
@@ -32,6 +32,8 @@ enum Command {
     /// Run every experiment and sweep variant of files or folders as one ablation; resumable,
     /// shardable across machines; writes batch.csv and batch.md.
     Batch(BatchArgs),
+    /// Compare two summary.csv or batch.csv files with tolerances; exit 1 on a regression.
+    Diff(DiffArgs),
     /// Print the JSON Schema for experiment files.
     Schema,
 }
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
     let result = match (cli.command, cli.run) {
         (Some(Command::Check(args)), _) => cli::check::run(&args),
         (Some(Command::Batch(args)), _) => cli::batch::run(&args),
+        (Some(Command::Diff(args)), _) => cli::diff::run(&args),
         (Some(Command::Run(args)), _) | (None, Some(args)) => cli::run::run(&args),
         (Some(Command::Schema), _) => {
             print!("{}", cli::schema::schema_json());

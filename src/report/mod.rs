@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 mod atomic;
 pub mod batch;
+pub mod diff;
 pub mod progress;
 mod run_dir;
 mod tables;

@@ -1,0 +1,61 @@
+//! `runner diff BASELINE NEW [--tol COLUMN=AMOUNT]...`: compare two `summary.csv` or
+//! `batch.csv` files; exit 0 within tolerance, 1 on a regression, 2 when they cannot be compared.
+
+use std::path::PathBuf;
+
+use crate::report::diff::{compare, markdown, Table, Tolerance};
+
+/// Options of `runner diff`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiffArgs {
+    /// The baseline table (`summary.csv` or `batch.csv`).
+    pub baseline: PathBuf,
+    /// The new table, same kind.
+    pub new: PathBuf,
+    /// How far a column may move in its bad direction: `test_acc=0.5` (points), `seconds=+50%`
+    /// (relative; `+`: only an increase regresses, `-`: only a decrease). Accuracies and
+    /// images/s regress downwards, losses and seconds upwards. Repeatable
+    /// [default: test_acc=0.5].
+    #[arg(long = "tol", value_name = "COLUMN=AMOUNT")]
+    pub tol: Vec<Tolerance>,
+}
+
+fn read(path: &PathBuf) -> Result<Table, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Table::parse(&bytes).map_err(|e| format!("{} is not a valid CSV table: {e}", path.display()))
+}
+
+/// Runs the verb; returns the exit code.
+pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
+    let tolerances = if args.tol.is_empty() {
+        vec!["test_acc=0.5".parse().expect("a valid default tolerance")]
+    } else {
+        args.tol.clone()
+    };
+    let tables = read(&args.baseline).and_then(|b| read(&args.new).map(|n| (b, n)));
+    let (base, new) = match tables {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(super::exit::ERROR);
+        }
+    };
+    match compare(&base, &new, &tolerances) {
+        Ok(d) => {
+            print!("{}", markdown(&d));
+            Ok(if d.regressions().next().is_some() {
+                super::exit::REGRESSION
+            } else {
+                super::exit::OK
+            })
+        }
+        Err(e) => {
+            eprintln!(
+                "error: cannot compare {} with {}: {e}",
+                args.baseline.display(),
+                args.new.display()
+            );
+            Ok(super::exit::ERROR)
+        }
+    }
+}
