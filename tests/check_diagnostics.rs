@@ -22,6 +22,31 @@ use Expect::*;
 /// `(fixture, expectation, what the fixture gets wrong)`.
 const CASES: &[(&str, Expect, &str)] = &[
     (
+        "sweep_not_a_list",
+        Errors(1),
+        "a sweep key with one value, not a list",
+    ),
+    (
+        "sweep_zip_lengths",
+        Errors(1),
+        "zip lists of different lengths",
+    ),
+    (
+        "sweep_unknown_key",
+        Errors(1),
+        "`lrr` in a sweep key suggests `lr`",
+    ),
+    (
+        "sweep_bad_value",
+        Errors(1),
+        "batch size 0 inside the sweep list",
+    ),
+    (
+        "sweep_duplicate_names",
+        Errors(1),
+        "two variants with one name",
+    ),
+    (
         "toml_syntax",
         Errors(1),
         "an unclosed array: the first syntax error only, not the cascade",

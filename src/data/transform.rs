@@ -33,6 +33,7 @@ enum Op {
     CenterCrop {
         size: usize,
     },
+    Grayscale,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +82,7 @@ impl Pipeline {
                     perm: pixel_permutation(shape[1] * shape[2], *seed),
                 },
                 Transform::CenterCrop { size } => Op::CenterCrop { size: *size },
+                Transform::Grayscale => Op::Grayscale,
             };
             stages.push(Stage { op, input: shape });
             shape = t.output_shape(shape);
@@ -175,6 +177,17 @@ impl Stage {
                 let top = center_offset(h, *size);
                 let left = center_offset(w, *size);
                 crop(cur, self.input, next, [*size, *size], top, left);
+                true
+            }
+            Op::Grayscale => {
+                // torchvision's `rgb_to_grayscale` weights (ITU-R 601-2 luma).
+                let hw = h * w;
+                next.resize(hw, 0.0);
+                let (r, rest) = cur.split_at(hw);
+                let (g, b) = rest.split_at(hw);
+                for (((o, &r), &g), &b) in next.iter_mut().zip(r).zip(g).zip(&b[..hw]) {
+                    *o = 0.299 * r + 0.587 * g + 0.114 * b;
+                }
                 true
             }
             Op::Permute { perm } => {

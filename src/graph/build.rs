@@ -88,6 +88,8 @@ fn short(op: &RawOp<'_>) -> &'static str {
         RawOp::Conv2d { .. } => "conv",
         RawOp::BatchNorm2d { .. } => "bn",
         RawOp::Relu => "relu",
+        RawOp::Tanh => "tanh",
+        RawOp::Sigmoid => "sigmoid",
         RawOp::MaxPool2d { .. } => "pool",
         RawOp::AvgPool2d { .. } => "avgpool",
         RawOp::GlobalAvgPool => "gap",
@@ -1150,11 +1152,12 @@ fn infer(
             }
             (Op::LogSoftmax, s.clone(), 0, 0)
         }
-        RawOp::Identity | RawOp::Relu => (
-            if matches!(f.op, RawOp::Relu) {
-                Op::Relu
-            } else {
-                Op::Identity
+        RawOp::Identity | RawOp::Relu | RawOp::Tanh | RawOp::Sigmoid => (
+            match f.op {
+                RawOp::Relu => Op::Relu,
+                RawOp::Tanh => Op::Tanh,
+                RawOp::Sigmoid => Op::Sigmoid,
+                _ => Op::Identity,
             },
             s.clone(),
             0,

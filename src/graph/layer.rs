@@ -58,6 +58,10 @@ pub enum Op {
     },
     /// Elementwise `max(x, 0)`.
     Relu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
     /// `nn.MaxPool2d(kernel, stride, padding)`; padding counts as -inf.
     MaxPool2d {
         /// Window size.
@@ -111,6 +115,8 @@ impl Op {
             Op::Conv2d { .. } => "conv2d",
             Op::BatchNorm2d { .. } => "batch_norm2d",
             Op::Relu => "relu",
+            Op::Tanh => "tanh",
+            Op::Sigmoid => "sigmoid",
             Op::MaxPool2d { .. } => "max_pool2d",
             Op::AvgPool2d { .. } => "avg_pool2d",
             Op::GlobalAvgPool => "global_avg_pool",

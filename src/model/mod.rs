@@ -59,6 +59,8 @@ enum Module {
         momentum: f64,
     },
     Relu,
+    Tanh,
+    Sigmoid,
     MaxPool2d {
         kernel: usize,
         stride: usize,
@@ -172,6 +174,8 @@ impl Model {
                     Module::Linear { weight, bias }
                 }
                 Op::Relu => Module::Relu,
+                Op::Tanh => Module::Tanh,
+                Op::Sigmoid => Module::Sigmoid,
                 Op::MaxPool2d {
                     kernel,
                     stride,
@@ -355,6 +359,8 @@ impl Model {
                 ops::batch_norm2d(x, &vars, *eps, *momentum, train)
             }
             Module::Relu => x.relu(),
+            Module::Tanh => x.tanh(),
+            Module::Sigmoid => candle_nn::ops::sigmoid(x),
             Module::MaxPool2d {
                 kernel,
                 stride,

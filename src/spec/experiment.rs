@@ -141,6 +141,8 @@ pub enum Transform {
         /// Output height and width.
         size: usize,
     },
+    /// RGB to one luminance channel, `0.299 R + 0.587 G + 0.114 B` (torchvision `Grayscale`).
+    Grayscale,
 }
 
 impl Transform {
@@ -150,6 +152,7 @@ impl Transform {
             Transform::RandomCrop { size, .. } | Transform::CenterCrop { size } => {
                 [input[0], *size, *size]
             }
+            Transform::Grayscale => [1, input[1], input[2]],
             _ => input,
         }
     }

@@ -39,6 +39,7 @@ fn transform(t: &Transform) -> String {
             format!("{{ op = \"pixel_permutation\", seed = {seed} }}")
         }
         Transform::CenterCrop { size } => format!("{{ op = \"center_crop\", size = {size} }}"),
+        Transform::Grayscale => "{ op = \"grayscale\" }".into(),
     }
 }
 

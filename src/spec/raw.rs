@@ -132,6 +132,8 @@ pub enum RawTransform {
         /// Seed of the permutation. Default: 0.
         seed: Option<Sp<Seed>>,
     },
+    /// RGB to one luminance channel (torchvision `Grayscale`); needs 3-channel images.
+    Grayscale,
     /// Crop the central `size` x `size` window.
     CenterCrop {
         /// Output size.
@@ -242,6 +244,10 @@ pub enum RawOp<'a> {
     },
     /// ReLU.
     Relu,
+    /// Hyperbolic tangent (LeNet-5's activation).
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
     /// `nn.MaxPool2d`.
     MaxPool2d {
         /// Window size.
@@ -309,6 +315,8 @@ pub const OPS: &[&str] = &[
     "conv2d",
     "batch_norm2d",
     "relu",
+    "tanh",
+    "sigmoid",
     "max_pool2d",
     "avg_pool2d",
     "global_avg_pool",
@@ -512,6 +520,7 @@ const TRANSFORMS: &[&str] = &[
     "random_horizontal_flip",
     "pixel_permutation",
     "center_crop",
+    "grayscale",
 ];
 
 impl<'a> FromToml<'a> for RawTransform {
@@ -525,6 +534,7 @@ impl<'a> FromToml<'a> for RawTransform {
             "random_crop" => &["op", "size", "padding"],
             "random_horizontal_flip" => &["op", "p"],
             "pixel_permutation" => &["op", "seed"],
+            "grayscale" => &["op"],
             _ => &["op", "size"],
         };
         let t = TableReader::new(v, cx, format!("transform `{op}`"), fields)?;
@@ -541,6 +551,7 @@ impl<'a> FromToml<'a> for RawTransform {
             "pixel_permutation" => RawTransform::PixelPermutation {
                 seed: t.opt(cx, "seed"),
             },
+            "grayscale" => RawTransform::Grayscale,
             _ => RawTransform::CenterCrop {
                 size: t.req(cx, "size")?,
             },
@@ -697,6 +708,8 @@ fn read_layer<'a>(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<RawLayer<'a>> {
             momentum: t.opt(cx, "momentum"),
         },
         "relu" => RawOp::Relu,
+        "tanh" => RawOp::Tanh,
+        "sigmoid" => RawOp::Sigmoid,
         "max_pool2d" | "avg_pool2d" => {
             let (kernel, stride, padding) = (
                 t.req(cx, "kernel")?,

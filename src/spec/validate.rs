@@ -428,6 +428,22 @@ fn transform(
         RawTransform::PixelPermutation { seed } => Some(Transform::PixelPermutation {
             seed: seed.as_ref().map_or(0, |s| s.value.0),
         }),
+        RawTransform::Grayscale => {
+            if c != 3 {
+                cx.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        format!(
+                            "`grayscale` turns 3 RGB channels into 1, but images have {c} channel{} here",
+                            if c == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .label("needs RGB images"),
+                );
+                return None;
+            }
+            Some(Transform::Grayscale)
+        }
         RawTransform::CenterCrop { size } => {
             let _ = span;
             Some(Transform::CenterCrop {
