@@ -31,9 +31,11 @@ pub struct RunArgs {
     /// Plain progress: one line every N steps (0: none).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub log_every: usize,
-    /// Overrides applied to the file.
-    #[command(flatten)]
-    pub set: super::SetArgs,
+    /// Override a value of the experiment, typed as in the file: `--set train.optimizer.lr=0.1`
+    /// (repeatable). (Not the shared `SetArgs`: a nested flatten stops clap from recognising
+    /// `runner FILE` without the `run` verb.)
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub sets: Vec<String>,
     /// For a file with a `[sweep]`: run the variant of this name (`runner check` lists them).
     #[arg(long, value_name = "NAME")]
     pub variant: Option<String>,
@@ -41,8 +43,7 @@ pub struct RunArgs {
 
 /// Runs the verb; returns the exit code.
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
-    let Some(mut exp) = checked_experiment(&args.file, &args.set.sets, args.variant.as_deref())
-    else {
+    let Some(mut exp) = checked_experiment(&args.file, &args.sets, args.variant.as_deref()) else {
         return Ok(super::exit::ERROR);
     };
     if let Some(e) = args.epochs {
