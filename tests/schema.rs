@@ -26,7 +26,7 @@ fn schema_describes_the_top_level_keys() {
     let props = schema["properties"]
         .as_object()
         .expect("top-level properties");
-    for key in ["name", "seed", "device", "data", "model", "train"] {
+    for key in ["name", "seed", "device", "data", "model", "train", "sweep"] {
         let p = props
             .get(key)
             .unwrap_or_else(|| panic!("schema lacks top-level key `{key}`"));
@@ -37,7 +37,7 @@ fn schema_describes_the_top_level_keys() {
     }
     assert_eq!(
         props.len(),
-        6,
+        7,
         "unexpected top-level keys: {:?}",
         props.keys()
     );

@@ -31,11 +31,14 @@ pub const MAX_VARIANTS: usize = 10_000;
 /// The key of the sweep table inside an experiment file.
 pub const SWEEP_KEY: &str = "sweep";
 
+/// A key path's segments with their spans.
+type KeyPath = Vec<(String, Range<usize>)>;
+
 /// One override: a key path and a value, both with spans into the checked text.
 #[derive(Debug, Clone)]
 pub struct Override<'a> {
     /// Key path segments with their spans.
-    pub path: Vec<(String, Range<usize>)>,
+    pub path: KeyPath,
     /// The value.
     pub value: Value<'a>,
     /// The value as written (strings without quotes), for names and tables.
@@ -180,11 +183,7 @@ pub fn parse_sets<'a>(
 }
 
 /// Splits `a.b.c` (as it appears at byte `at`) into segments with spans.
-fn split_path(
-    key: &str,
-    at: usize,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<Vec<(String, Range<usize>)>> {
+fn split_path(key: &str, at: usize, diags: &mut Vec<Diagnostic>) -> Option<KeyPath> {
     let mut path = Vec::new();
     let mut pos = at;
     let trimmed_end = key.trim_end().len();
@@ -455,7 +454,7 @@ fn read_zip_groups<'a>(
             );
             continue;
         };
-        let mut keys: Vec<(Vec<(String, Range<usize>)>, Vec<Value<'a>>, Range<usize>)> = Vec::new();
+        let mut keys: Vec<(KeyPath, Vec<Value<'a>>, Range<usize>)> = Vec::new();
         let mut labels: Option<(Vec<String>, Range<usize>)> = None;
         for (k, val) in t.iter() {
             if k.get_ref().as_ref() == "label" {
@@ -543,11 +542,7 @@ fn read_zip_groups<'a>(
 }
 
 /// A sweep key (`"train.optimizer.lr"`, quoted or bare) as a path with spans in the file.
-fn key_path(
-    k: &Spanned<Cow<'_, str>>,
-    text: &str,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<Vec<(String, Range<usize>)>> {
+fn key_path(k: &Spanned<Cow<'_, str>>, text: &str, diags: &mut Vec<Diagnostic>) -> Option<KeyPath> {
     let span = k.span();
     let raw = text.get(span.clone()).unwrap_or("");
     // Quoted keys: segment spans start after the quote (exact unless the key has escapes).
