@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use runner::cli::{self, check::CheckArgs, exit, run::RunArgs};
+use runner::cli::{
+    self, check::CheckArgs, exit, plot::PlotArgs, run::RunArgs, show_data::ShowDataArgs,
+};
 
 /// Run deep-learning experiments declared in TOML.
 #[derive(Parser, Debug)]
@@ -31,6 +33,10 @@ enum Command {
     Check(CheckArgs),
     /// Print the JSON Schema for experiment files.
     Schema,
+    /// Draw a PNG grid of the data as the experiment's transforms deliver it.
+    ShowData(ShowDataArgs),
+    /// Compare finished runs: test curves overlaid, final accuracy per run.
+    Plot(PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,8 @@ fn main() -> ExitCode {
     let result = match (cli.command, cli.run) {
         (Some(Command::Check(args)), _) => cli::check::run(&args),
         (Some(Command::Run(args)), _) | (None, Some(args)) => cli::run::run(&args),
+        (Some(Command::ShowData(args)), _) => cli::show_data::run(&args),
+        (Some(Command::Plot(args)), _) => cli::plot::run(&args),
         (Some(Command::Schema), _) => {
             print!("{}", cli::schema::schema_json());
             Ok(exit::OK)

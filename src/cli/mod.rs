@@ -1,8 +1,10 @@
 //! Command-line verbs, one file each. `main.rs` only parses arguments and maps results to exit codes.
 
 pub mod check;
+pub mod plot;
 pub mod run;
 pub mod schema;
+pub mod show_data;
 
 /// Exit codes shared by every verb.
 pub mod exit {

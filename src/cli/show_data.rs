@@ -1,0 +1,65 @@
+//! `runner show-data FILE`: a PNG grid of the images as the experiment's transforms deliver them.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::data::{self, resolve_data_dir};
+use crate::plot::{data_figure, Split};
+use crate::report::write_atomic;
+use crate::spec::check_file;
+
+/// Options of `runner show-data`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShowDataArgs {
+    /// The experiment file.
+    pub file: PathBuf,
+    /// Folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/` [default: $RUNNER_DATA, else ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// How many images (the first ones of the split, in file order).
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub count: u64,
+    /// Which split to show, through its own transforms.
+    #[arg(long, value_enum, default_value_t = Split::Train)]
+    pub split: Split,
+    /// Where to write the PNG [default: ./<experiment>_<split>_data.png].
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs the verb; returns the exit code.
+pub fn run(args: &ShowDataArgs) -> anyhow::Result<i32> {
+    let checked = check_file(&args.file);
+    if !checked.diagnostics.is_empty() {
+        eprint!("{}", checked.render());
+    }
+    let Some((exp, _graph)) = checked.result else {
+        eprintln!(
+            "{}: no pictures: fix the errors above (`runner check` shows the same)",
+            args.file.display()
+        );
+        return Ok(super::exit::ERROR);
+    };
+    let data_dir = resolve_data_dir(args.data_dir.as_deref());
+    let splits = match data::load(&exp.data.dataset, &data_dir, exp.seed) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(super::exit::ERROR);
+        }
+    };
+    let data = match args.split {
+        Split::Train => &splits.train,
+        Split::Test => &splits.test,
+    };
+    let figure = data_figure(&exp, data, args.split, args.count as usize)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}_{}_data.png", exp.name, args.split.name())));
+    let png = figure.picture.png()?;
+    write_atomic(&out, &png).with_context(|| "cannot save the picture".to_string())?;
+    println!("{}", out.display());
+    Ok(super::exit::OK)
+}
