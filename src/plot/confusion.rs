@@ -67,6 +67,10 @@ impl ConfusionMatrix {
     }
 }
 
+/// The line under the title.
+const SUBTITLE: &str =
+    "rows: true class, columns: predicted class; shading: share of the row; right: row accuracy";
+
 /// White to dark blue (matplotlib's `Blues` end points) for a share `f` in `[0, 1]`.
 pub fn shade(f: f64) -> RGBColor {
     let f = f.clamp(0.0, 1.0);
@@ -99,28 +103,29 @@ pub fn confusion_png(title: &str, cm: &ConfusionMatrix) -> Result<Picture, PlotE
     let left = 30 + label_w + 10;
     let top = 64;
     let right_col = 70;
-    let width = (left + k * cell + right_col).max(420);
+    let width = (left + k * cell + right_col)
+        .max(text_size(title, 16.0).0 + 20)
+        .max(text_size(SUBTITLE, 12.0).0 + 20);
     let height = top + k * cell + 10 + label_w + 34;
     let mut pic = Picture::new("confusion matrix", width, height, WHITE)?;
     pic.draw("confusion matrix", |area| {
         let err = draw_err("confusion matrix");
         let title_style = text(16.0, &BLACK);
         let title = fit(area, title, &title_style, width - 20)?;
-        area.draw_text(&title, &title_style, (10, 10)).map_err(&err)?;
+        area.draw_text(&title, &title_style, (10, 10))
+            .map_err(&err)?;
         let sub = text(12.0, &RGBColor(90, 90, 90));
-        area.draw_text(
-            "rows: true class, columns: predicted class; shading: share of the row; right: row accuracy",
-            &sub,
-            (10, 34),
-        )
-        .map_err(&err)?;
+        area.draw_text(SUBTITLE, &sub, (10, 34)).map_err(&err)?;
         let count_size = f64::from(cell.min(40)) * 0.32 + 2.0;
         for t in 0..k as usize {
             let row = cm.row_total(t).max(1) as f64;
             for p in 0..k as usize {
                 let n = cm.count(t, p);
                 let f = n as f64 / row;
-                let (x, y) = ((left + p as u32 * cell) as i32, (top + t as u32 * cell) as i32);
+                let (x, y) = (
+                    (left + p as u32 * cell) as i32,
+                    (top + t as u32 * cell) as i32,
+                );
                 area.draw(&Rectangle::new(
                     [(x, y), (x + cell as i32, y + cell as i32)],
                     shade(f).filled(),
@@ -138,12 +143,14 @@ pub fn confusion_png(title: &str, cm: &ConfusionMatrix) -> Result<Picture, PlotE
                 }
             }
             if cell >= 12 {
-                let acc = 100.0 * cm.count(t, t) as f64 / row;
+                let acc = match cm.row_total(t) {
+                    0 => "-".to_owned(),
+                    _ => format!("{:.1}%", 100.0 * cm.count(t, t) as f64 / row),
+                };
                 let style = text(12.0, &BLACK).pos(Pos::new(HPos::Left, VPos::Center));
                 let y = (top + t as u32 * cell + cell / 2) as i32;
                 let x = (left + k * cell + 6) as i32;
-                area.draw_text(&format!("{acc:.1}%"), &style, (x, y))
-                    .map_err(&err)?;
+                area.draw_text(&acc, &style, (x, y)).map_err(&err)?;
             }
         }
         let grid = RGBColor(200, 200, 200);

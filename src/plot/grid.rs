@@ -170,7 +170,7 @@ pub fn grid_picture(
     }
     let title_w = super::font::text_size(title, 16.0).0;
     let width = (left - PANEL_GAP + MARGIN)
-        .max(title_w + 2 * MARGIN)
+        .max(title_w + 3 * MARGIN)
         .max(320);
     let mut pic = Picture::new("image grid", width, height + MARGIN, WHITE)?;
     for (panel, layout) in panels.iter().zip(&layouts) {
