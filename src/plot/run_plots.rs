@@ -13,6 +13,9 @@ use crate::spec::Experiment;
 /// The pictures [`write_run_plots`] writes, in order.
 pub const RUN_PLOT_FILES: [&str; 4] = [CURVES_PNG, CURVES_SVG, CONFUSION_PNG, PREDICTIONS_PNG];
 
+/// Draws one picture and encodes it.
+type Job<'a> = Box<dyn FnOnce() -> Result<Vec<u8>, PlotError> + 'a>;
+
 /// Test images shown in `predictions.png`.
 pub const PREDICTION_COUNT: usize = 24;
 
@@ -38,7 +41,7 @@ pub fn write_run_plots(
         .collect();
     let truth: Vec<u32> = test.labels.iter().map(|&l| u32::from(l)).collect();
     let cm = ConfusionMatrix::from_predictions(&classes, &truth, predictions);
-    let jobs: [(&str, Box<dyn FnOnce() -> Result<Vec<u8>, PlotError> + '_>); 4] = [
+    let jobs: [(&str, Job<'_>); 4] = [
         (
             CURVES_PNG,
             Box::new(|| curves_png(&exp.name, metrics)?.png()),
