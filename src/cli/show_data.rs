@@ -23,7 +23,7 @@ pub struct ShowDataArgs {
     /// Which split to show, through its own transforms.
     #[arg(long, value_enum, default_value_t = Split::Train)]
     pub split: Split,
-    /// Where to write the PNG [default: ./<experiment>_<split>_data.png].
+    /// Where to write the PNG (default: `<experiment>_<split>_data.png` in the current folder).
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
 }
