@@ -3,7 +3,8 @@
 //! The crate is one pipeline, and its modules follow the data:
 //! [`spec`] (TOML -> checked [`spec::Experiment`]) -> [`graph`] (DAG, shapes, parameter counts) ->
 //! [`model`] (candle modules) -> [`data`] (datasets, transforms, loader) -> [`train`] (loop,
-//! optimizers, schedules) -> [`report`] (run directory, CSVs, traces).
+//! optimizers, schedules) -> [`report`] (run directory, CSVs, traces) and [`plot`] (pictures of
+//! the data, the training and the predictions).
 #![warn(missing_docs)]
 
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod data;
 pub mod diagnostic;
 pub mod graph;
 pub mod model;
+pub mod plot;
 pub mod report;
 pub mod spec;
 pub mod train;

@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use runner::cli::{self, batch::BatchArgs, check::CheckArgs, diff::DiffArgs, exit, run::RunArgs};
+use runner::cli::{
+    self, batch::BatchArgs, check::CheckArgs, diff::DiffArgs, exit, plot::PlotArgs, run::RunArgs,
+    show_data::ShowDataArgs,
+};
 
 /// Run deep-learning experiments declared in TOML.
 #[derive(Parser, Debug)]
@@ -36,6 +39,10 @@ enum Command {
     Diff(DiffArgs),
     /// Print the JSON Schema for experiment files.
     Schema,
+    /// Draw a PNG grid of the data as the experiment's transforms deliver it.
+    ShowData(ShowDataArgs),
+    /// Compare finished runs: test curves overlaid, final accuracy per run.
+    Plot(PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +52,8 @@ fn main() -> ExitCode {
         (Some(Command::Batch(args)), _) => cli::batch::run(&args),
         (Some(Command::Diff(args)), _) => cli::diff::run(&args),
         (Some(Command::Run(args)), _) | (None, Some(args)) => cli::run::run(&args),
+        (Some(Command::ShowData(args)), _) => cli::show_data::run(&args),
+        (Some(Command::Plot(args)), _) => cli::plot::run(&args),
         (Some(Command::Schema), _) => {
             print!("{}", cli::schema::schema_json());
             Ok(exit::OK)

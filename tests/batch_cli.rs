@@ -92,6 +92,13 @@ fn a_sweep_run_twice_trains_once_and_reproduces_batch_csv() {
     );
     let md = std::fs::read_to_string(out.join("batch.md")).expect("batch.md");
     assert!(md.contains("| 0 | lr_sweep | `lr=0.01` | 111 |"), "{md}");
+    for picture in [
+        "compare_accuracy.png",
+        "compare_curves.png",
+        "compare_curves.svg",
+    ] {
+        assert!(out.join(picture).is_file(), "{picture} missing");
+    }
 
     let second = runner(&["batch", s(&file), "--out", s(&out), "--plain"]);
     assert!(second.status.success(), "{}", text(&second));

@@ -353,6 +353,7 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
         }
     }
     write_tables(&args.out, &rows)?;
+    draw_comparison(&args.out, &rows);
     println!(
         "runner batch: {} finished, {failed} failed -> {}",
         rows.len() - failed,
@@ -393,6 +394,29 @@ fn train_job(
         &summary,
         &relative(&run_dir.path, out),
     ))
+}
+
+/// `compare_curves.png`/`.svg` and `compare_accuracy.png` over the batch's finished runs; a
+/// failure to draw is a warning (the tables are the result).
+fn draw_comparison(out: &Path, rows: &[BatchRow]) {
+    let mut runs = Vec::new();
+    for r in rows.iter().filter(|r| r.status == "ok") {
+        match crate::plot::load_run(&out.join(&r.run_dir)) {
+            Ok((metrics, summary)) => runs.push((r.label(), metrics, summary)),
+            Err(e) => eprintln!("warning: no comparison plot for {}: {e}", r.label()),
+        }
+    }
+    if runs.len() < 2 {
+        return;
+    }
+    match crate::plot::plot_comparison(&runs, out) {
+        Ok(files) => {
+            for f in files {
+                eprintln!("  drew {}", f.display());
+            }
+        }
+        Err(e) => eprintln!("warning: cannot draw the comparison: {e}"),
+    }
 }
 
 fn relative(dir: &Path, out: &Path) -> String {
@@ -451,6 +475,7 @@ fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<i32> {
         return Ok(super::exit::ERROR);
     }
     write_tables(out, &rows)?;
+    draw_comparison(out, &rows);
     println!(
         "runner batch --merge: {} rows from {} folder{} -> {}",
         rows.len(),

@@ -3,8 +3,10 @@
 pub mod batch;
 pub mod check;
 pub mod diff;
+pub mod plot;
 pub mod run;
 pub mod schema;
+pub mod show_data;
 
 /// `--set KEY.PATH=VALUE`, shared by every verb that reads experiment files.
 #[derive(Debug, Clone, Default, clap::Args)]

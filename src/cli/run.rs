@@ -140,7 +140,7 @@ pub(crate) fn checked_experiment(
         Some((exp, _graph)) => Some(exp),
         None => {
             eprintln!(
-                "{}: not run: fix the errors above (`runner check` shows the same)",
+                "{}: nothing done: fix the errors above (`runner check` shows the same)",
                 file.display()
             );
             None

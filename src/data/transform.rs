@@ -109,6 +109,32 @@ impl Pipeline {
         self.output.iter().product()
     }
 
+    /// Undoes every `normalize` of the pipeline on one output image (CHW), in place, so that it
+    /// can be shown: `x * std + mean` per channel, last normalisation first. The other transforms
+    /// move pixels without changing their values (and keep the channel count), so this restores
+    /// the `[0, 1]` scale; zero padding added after a normalisation comes back as the mean.
+    ///
+    /// # Panics
+    /// If `image.len()` is not [`Pipeline::output_len`].
+    pub fn denormalize(&self, image: &mut [f32]) {
+        assert_eq!(
+            image.len(),
+            self.output_len(),
+            "image size does not match output_shape"
+        );
+        let hw = self.output[1] * self.output[2];
+        if hw == 0 {
+            return;
+        }
+        for stage in self.stages.iter().rev() {
+            if let Op::Normalize { mean, std } = &stage.op {
+                for ((plane, &m), &s) in image.chunks_exact_mut(hw).zip(mean).zip(std) {
+                    plane.iter_mut().for_each(|x| *x = *x * s + m);
+                }
+            }
+        }
+    }
+
     /// Scales `image` (CHW bytes) to `[0, 1]`, runs the transforms in order, and writes the
     /// result into `out`.
     ///
@@ -524,6 +550,39 @@ mod tests {
         let c1_minus: Vec<u8> = c1.iter().map(|v| v - 20).collect();
         assert_eq!(c0, c1_minus.as_slice(), "same permutation in every channel");
         assert_eq!(pixel_permutation(20, 7), pixel_permutation(20, 7));
+    }
+
+    #[test]
+    fn denormalize_inverts_every_normalisation() {
+        let shape = [2, 3, 3];
+        let img = positional(2, 3, 3);
+        let ts = [
+            Transform::Normalize {
+                mean: vec![0.5, 0.25],
+                std: vec![0.5, 0.125],
+            },
+            Transform::CenterCrop { size: 2 },
+            Transform::RandomHorizontalFlip { p: 1.0 },
+            Transform::Normalize {
+                mean: vec![0.1],
+                std: vec![2.0],
+            },
+        ];
+        let plain = [
+            Transform::CenterCrop { size: 2 },
+            Transform::RandomHorizontalFlip { p: 1.0 },
+        ];
+        let p = Pipeline::new(&ts, shape);
+        let mut out = run(&ts, shape, &img, &mut rng());
+        p.denormalize(&mut out);
+        let want = run(&plain, shape, &img, &mut rng());
+        for (g, w) in out.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5, "got {out:?}, want {want:?}");
+        }
+        // Without a normalisation nothing changes.
+        let mut same = want.clone();
+        Pipeline::new(&plain, shape).denormalize(&mut same);
+        assert_eq!(same, want);
     }
 
     #[test]

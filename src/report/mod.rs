@@ -11,6 +11,7 @@
 //! | `per_class.csv`     | [`RunDir::write_per_class`]                  |
 //! | `trace.json`        | [`trace::init_tracing`]'s guard              |
 //! | `model.safetensors` | the caller, through [`write_atomic`]         |
+//! | `curves.png`, `curves.svg`, `confusion.png`, `predictions.png` | [`crate::plot::write_run_plots`] |
 //!
 //! Every file is replaced atomically (temporary file in the same directory, fsync, rename), so an
 //! interrupted run never leaves a half-written file behind under its final name.

@@ -127,6 +127,8 @@ struct Eval {
     acc: f64,
     images_per_sec: f64,
     per_class: Vec<ClassAccuracy>,
+    /// The predicted class of every test image, in data set order.
+    predictions: Vec<u32>,
 }
 
 #[tracing::instrument(skip_all, fields(epoch))]
@@ -143,6 +145,7 @@ fn evaluate(
     let (mut correct, mut total) = (vec![0usize; classes], vec![0usize; classes]);
     let mut loss_sum = 0f64;
     let mut n = 0usize;
+    let mut all_predictions = Vec::with_capacity(test.len());
     for batch in epoch_batches(
         test.clone(),
         pipe.clone(),
@@ -160,13 +163,15 @@ fn evaluate(
             .to_dtype(DType::F64)?
             .to_scalar::<f64>()?
             * b as f64;
-        for (p, t) in predictions(&out)?.into_iter().zip(&batch.labels) {
+        let preds = predictions(&out)?;
+        for (&p, t) in preds.iter().zip(&batch.labels) {
             let t = *t as usize;
             if t < classes {
                 total[t] += 1;
                 correct[t] += usize::from(p as usize == t);
             }
         }
+        all_predictions.extend(preds);
         n += b;
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -192,6 +197,7 @@ fn evaluate(
         acc: 100.0 * all_correct as f64 / n.max(1) as f64,
         images_per_sec: n as f64 / seconds.max(1e-9),
         per_class,
+        predictions: all_predictions,
     })
 }
 
@@ -346,6 +352,15 @@ pub fn run(
         train_images_per_sec: (n_train * epochs) as f64 / train_seconds_total.max(1e-9),
     };
     run.write_summary(&summary)?;
+    // The pictures come last: if drawing fails, every CSV and the weights are already written,
+    // and the run still counts as finished.
+    if let Err(e) = crate::plot::write_run_plots(&run.path, exp, &rows, &test, &eval.predictions) {
+        eprintln!(
+            "warning: the run finished but its plots could not all be drawn: {e} (the CSVs and \
+             weights in {} are complete)",
+            run.path.display()
+        );
+    }
     Ok(summary)
 }
 

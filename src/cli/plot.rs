@@ -1,0 +1,95 @@
+//! `runner plot RUN_DIR...`: compare finished runs (curves overlaid, final accuracy bars).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::plot::{load_run, plot_comparison, ComparedRun};
+use crate::report::SUMMARY_FILE;
+
+/// Options of `runner plot`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlotArgs {
+    /// Run directories (holding `metrics.csv` and `summary.csv`), or folders of runs such as
+    /// `results/mnist_cnn`, whose runs are all taken, oldest first.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Folder for `compare_curves.png`, `compare_curves.svg` and `compare_accuracy.png`
+    /// (created if missing).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+}
+
+/// Runs the verb; returns the exit code.
+pub fn run(args: &PlotArgs) -> anyhow::Result<i32> {
+    let mut dirs = Vec::new();
+    for d in &args.runs {
+        match run_dirs(d) {
+            Ok(found) => dirs.extend(found),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Ok(super::exit::ERROR);
+            }
+        }
+    }
+    let mut loaded = Vec::with_capacity(dirs.len());
+    for d in &dirs {
+        match load_run(d) {
+            Ok((metrics, summary)) => loaded.push((metrics, summary)),
+            Err(e) => {
+                eprintln!("error: {}: not a finished run: {e}", d.display());
+                return Ok(super::exit::ERROR);
+            }
+        }
+    }
+    // The experiment name labels a run unless two runs share it; then the run id is added.
+    let names: Vec<&str> = loaded.iter().map(|(_, s)| s.experiment.as_str()).collect();
+    let unique: HashSet<&str> = names.iter().copied().collect();
+    let runs: Vec<ComparedRun> = loaded
+        .iter()
+        .map(|(metrics, s)| {
+            let label = if unique.len() == names.len() {
+                s.experiment.clone()
+            } else {
+                format!("{} {}", s.experiment, s.run_id)
+            };
+            (label, metrics.clone(), s.clone())
+        })
+        .collect();
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("error: cannot create {}: {e}", args.out.display());
+        return Ok(super::exit::ERROR);
+    }
+    match plot_comparison(&runs, &args.out) {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            Ok(super::exit::OK)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(super::exit::ERROR)
+        }
+    }
+}
+
+/// `dir` itself when it holds a `summary.csv`, else its sub-folders that do (sorted by name, which
+/// for run ids is oldest first).
+fn run_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    if dir.join(SUMMARY_FILE).is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut runs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(SUMMARY_FILE).is_file())
+        .collect();
+    runs.sort();
+    if runs.is_empty() {
+        return Err(format!(
+            "{}: no {SUMMARY_FILE} in it or in its sub-folders (is it a finished run?)",
+            dir.display()
+        ));
+    }
+    Ok(runs)
+}

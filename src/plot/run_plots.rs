@@ -1,0 +1,84 @@
+//! The pictures every run leaves in its directory.
+
+use std::path::{Path, PathBuf};
+
+use super::confusion::{confusion_png, ConfusionMatrix};
+use super::curves::{curves_png, curves_svg};
+use super::show::predictions_figure;
+use super::{write_file, PlotError, CONFUSION_PNG, CURVES_PNG, CURVES_SVG, PREDICTIONS_PNG};
+use crate::data::Dataset;
+use crate::report::EpochMetrics;
+use crate::spec::Experiment;
+
+/// The pictures [`write_run_plots`] writes, in order.
+pub const RUN_PLOT_FILES: [&str; 4] = [CURVES_PNG, CURVES_SVG, CONFUSION_PNG, PREDICTIONS_PNG];
+
+/// Draws one picture and encodes it.
+type Job<'a> = Box<dyn FnOnce() -> Result<Vec<u8>, PlotError> + 'a>;
+
+/// Test images shown in `predictions.png`.
+pub const PREDICTION_COUNT: usize = 24;
+
+/// Writes `curves.png`, `curves.svg`, `confusion.png` and `predictions.png` into `dir`.
+/// `predictions[i]` is the class the final model predicts for test image `i` of `test`.
+///
+/// Every picture is attempted even when an earlier one fails; the first error is returned.
+pub fn write_run_plots(
+    dir: &Path,
+    exp: &Experiment,
+    metrics: &[EpochMetrics],
+    test: &Dataset,
+    predictions: &[u32],
+) -> Result<Vec<PathBuf>, PlotError> {
+    let _span = tracing::info_span!("plots").entered();
+    let classes: Vec<String> = (0..test.classes.len().max(exp.data.dataset.classes()))
+        .map(|c| {
+            test.classes
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| c.to_string())
+        })
+        .collect();
+    let truth: Vec<u32> = test.labels.iter().map(|&l| u32::from(l)).collect();
+    let cm = ConfusionMatrix::from_predictions(&classes, &truth, predictions);
+    let jobs: [(&str, Job<'_>); 4] = [
+        (
+            CURVES_PNG,
+            Box::new(|| curves_png(&exp.name, metrics)?.png()),
+        ),
+        (
+            CURVES_SVG,
+            Box::new(|| Ok(curves_svg(&exp.name, metrics)?.into_bytes())),
+        ),
+        (
+            CONFUSION_PNG,
+            Box::new(|| {
+                let title = format!(
+                    "{}: confusion matrix of the {} test images (accuracy {:.2}%)",
+                    exp.name,
+                    cm.total(),
+                    cm.accuracy()
+                );
+                confusion_png(&title, &cm)?.png()
+            }),
+        ),
+        (
+            PREDICTIONS_PNG,
+            Box::new(|| predictions_figure(exp, test, predictions, PREDICTION_COUNT)?.png()),
+        ),
+    ];
+    let mut written = Vec::with_capacity(jobs.len());
+    let mut first_error = None;
+    for (name, job) in jobs {
+        match job().and_then(|bytes| write_file(dir, name, &bytes)) {
+            Ok(p) => written.push(p),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(written),
+    }
+}
