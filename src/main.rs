@@ -39,6 +39,8 @@ enum Command {
     Diff(DiffArgs),
     /// Print the JSON Schema for experiment files.
     Schema,
+    /// Compare every layer op on CUDA against the CPU (forward and backward, small inputs).
+    DeviceCheck,
     /// Draw a PNG grid of the data as the experiment's transforms deliver it.
     ShowData(ShowDataArgs),
     /// Compare finished runs: test curves overlaid, final accuracy per run.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         (Some(Command::Run(args)), _) | (None, Some(args)) => cli::run::run(&args),
         (Some(Command::ShowData(args)), _) => cli::show_data::run(&args),
         (Some(Command::Plot(args)), _) => cli::plot::run(&args),
+        (Some(Command::DeviceCheck), _) => cli::device_check::run(),
         (Some(Command::Schema), _) => {
             print!("{}", cli::schema::schema_json());
             Ok(exit::OK)

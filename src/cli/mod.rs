@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod check;
+pub mod device_check;
 pub mod diff;
 pub mod plot;
 pub mod run;

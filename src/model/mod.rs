@@ -5,6 +5,7 @@
 //! forward pass that walks the layers in their topological order. Tensor names follow
 //! PyTorch's `state_dict` keys: `<layer name>.weight`, `.bias`, `.running_mean`, `.running_var`.
 
+pub mod device_check;
 mod init;
 mod ops;
 

@@ -269,7 +269,23 @@ pub fn run(
                 epoch,
                 exp.data.train_limit,
             );
-            for (step, batch) in batches.enumerate() {
+            // Time blocked on the input pipeline against time in the step (which ends with the
+            // loss read back, so on a GPU it includes the device's work): the trace shows
+            // whether the device waits for data.
+            let mut batches = batches.enumerate();
+            let (mut wait_seconds, mut step_seconds) = (0f64, 0f64);
+            loop {
+                let waited = Instant::now();
+                let next = {
+                    let _wait = tracing::debug_span!("data_wait").entered();
+                    batches.next()
+                };
+                wait_seconds += waited.elapsed().as_secs_f64();
+                let Some((step, batch)) = next else {
+                    break;
+                };
+                let stepped = Instant::now();
+                let _step_span = tracing::debug_span!("step", step).entered();
                 lr = schedule.lr((epoch - 1) * steps_per_epoch + step);
                 optimizer.set_learning_rate(lr);
                 let b = batch.labels.len();
@@ -298,7 +314,14 @@ pub fn run(
                 loss_sum += lv as f64 * b as f64;
                 seen += b;
                 progress.step(seen, lv as f64);
+                step_seconds += stepped.elapsed().as_secs_f64();
             }
+            tracing::info!(
+                epoch,
+                data_wait_seconds = wait_seconds,
+                step_seconds,
+                "training time: waiting for batches vs in steps"
+            );
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
         train_seconds_total += train_seconds;
