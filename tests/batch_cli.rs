@@ -1,26 +1,11 @@
 //! Ablations from the command line: `--set`, `[sweep]` variants, `runner batch` (resume,
 //! shards, merge) and `runner diff`, on small generated data.
 
+mod common;
+use common::{runner, text};
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn runner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUNNER_NO_DOWNLOAD", "1")
-        .output()
-        .expect("runner starts")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -286,34 +271,31 @@ fn diff_exit_codes_follow_the_tolerances() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 
-    let malformed = dir.path().join("malformed.csv");
-    std::fs::write(
-        &malformed,
-        "index,experiment,variant,test_acc,seconds\n0,a,x\n",
-    )
-    .expect("write");
-    let o = runner(&["diff", s(&base), s(&malformed)]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("is not a valid CSV table"),
-        "{}",
-        text(&o)
-    );
+    // Tables that cannot be compared: exit 2 with the reason.
+    let cases = [
+        (
+            "index,experiment,variant,test_acc,seconds\n0,a,x\n",
+            "is not a valid CSV table",
+        ),
+        (
+            "index,experiment,variant,test_acc,seconds\n0,a,x,90.0,10\n",
+            "missing from the new table: [a [y]]",
+        ),
+        (
+            "index,experiment,test_acc,seconds\n0,a,90.0,10\n",
+            "different columns",
+        ),
+    ];
+    for (i, (body, reason)) in cases.iter().enumerate() {
+        let new = dir.path().join(format!("bad{i}.csv"));
+        std::fs::write(&new, body).expect("write");
+        let o = runner(&["diff", s(&base), s(&new)]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(reason), "{reason}: {}", text(&o));
+    }
     let o = runner(&["diff", s(&base), s(&dir.path().join("missing.csv"))]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let fewer = dir.path().join("fewer.csv");
-    std::fs::write(
-        &fewer,
-        "index,experiment,variant,test_acc,seconds\n0,a,x,90.0,10\n",
-    )
-    .expect("write");
-    let o = runner(&["diff", s(&base), s(&fewer)]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("missing from the new table: [a [y]]"),
-        "{}",
-        text(&o)
-    );
+    assert!(text(&o).contains("cannot read"), "{}", text(&o));
 }
 
 #[test]

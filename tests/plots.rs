@@ -1,8 +1,10 @@
 //! Pictures: grids put image i in cell i (checked pixel by pixel), confusion counts, expected
 //! sizes, nothing blank, and the files `runner FILE`, `runner show-data` and `runner plot` write.
 
+mod common;
+use common::{runner, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use runner::data::transform::pixel_permutation;
 use runner::data::Dataset;
@@ -14,24 +16,6 @@ use runner::plot::{
 };
 use runner::report::{EpochMetrics, Summary};
 use runner::spec::{check_str, Experiment};
-
-fn runner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUNNER_NO_DOWNLOAD", "1")
-        .env_remove("RUNNER_DATA")
-        .output()
-        .expect("runner starts")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A synthetic experiment with `transforms` for both splits.
 fn synthetic(shape: [usize; 3], classes: usize, transforms: &str) -> (Experiment, String) {

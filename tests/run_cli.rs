@@ -1,24 +1,9 @@
 //! `runner FILE`: the run directory, determinism, and every failure path a user can hit.
 
+mod common;
+use common::{runner, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn runner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUNNER_NO_DOWNLOAD", "1")
-        .output()
-        .expect("runner starts")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// The single run directory under `root/<experiment>/`.
 fn run_dir(root: &Path, experiment: &str) -> PathBuf {
