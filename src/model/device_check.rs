@@ -66,6 +66,9 @@ pub struct CaseResult {
     pub ok: bool,
 }
 
+/// A model's output and its named parameter gradients, flattened.
+type Outcome = (Vec<f32>, Vec<(String, Vec<f32>)>);
+
 /// Relative tolerance for forward outputs and gradients (float32, different summation orders).
 pub const TOLERANCE: f32 = 1e-3;
 
@@ -113,7 +116,7 @@ fn compare_case(
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let n: usize = batch * c.input.iter().product::<usize>();
     let x: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let run = |device: &Device, seed: u64| -> anyhow::Result<(Vec<f32>, Vec<(String, Vec<f32>)>)> {
+    let run = |device: &Device, seed: u64| -> anyhow::Result<Outcome> {
         let model = Model::new(&exp.model, seed, device)?;
         let shape = [batch, c.input[0], c.input[1], c.input[2]];
         let x = Tensor::from_vec(x.clone(), &shape[..], device)?;
