@@ -6,6 +6,7 @@
 //! PyTorch's `state_dict` keys: `<layer name>.weight`, `.bias`, `.running_mean`, `.running_var`.
 
 mod init;
+mod kernels;
 mod ops;
 
 use std::collections::HashMap;
@@ -336,6 +337,10 @@ impl Model {
                 stride,
                 padding,
             } => {
+                if kernels::supported(x) && kernels::supported(weight) {
+                    let b = bias.as_ref().map(|b| b.as_tensor());
+                    return kernels::conv::conv2d(x, weight, b, *stride, *padding);
+                }
                 let y = x.conv2d(weight, *padding, *stride, 1, 1)?;
                 match bias {
                     Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
@@ -358,6 +363,7 @@ impl Model {
                 };
                 ops::batch_norm2d(x, &vars, *eps, *momentum, train)
             }
+            Module::Relu if kernels::supported(x) => kernels::relu::relu(x),
             Module::Relu => x.relu(),
             Module::Tanh => x.tanh(),
             Module::Sigmoid => candle_nn::ops::sigmoid(x),
