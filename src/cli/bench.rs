@@ -55,14 +55,19 @@ pub struct BenchArgs {
     /// Skip the PyTorch baseline.
     #[arg(long)]
     pub no_torch: bool,
-    /// Run PyTorch only as told (`--threads`, default OpenMP settings). By default it also
-    /// runs with `OMP_WAIT_POLICY=PASSIVE` and with one thread, and keeps its best result: on
-    /// a shared machine, spinning OpenMP threads can make it many times slower.
+    /// Measure both sides only with `--threads` (and PyTorch's default OpenMP settings). By
+    /// default each side also runs with one thread, PyTorch also with `OMP_WAIT_POLICY=PASSIVE`,
+    /// and each keeps its best result: on a shared machine, spinning OpenMP threads can make
+    /// PyTorch many times slower, and one thread can beat two.
     #[arg(long)]
-    pub torch_plain: bool,
+    pub plain: bool,
     /// Skip the data pipeline measurement.
     #[arg(long)]
     pub no_pipeline: bool,
+    /// Also measure another runner executable (say, a build of an older commit) in every
+    /// round, and print its numbers and the speed-up next to this one's.
+    #[arg(long, value_name = "PATH")]
+    pub baseline_exe: Option<PathBuf>,
     /// Internal: measure one experiment file in this process and print JSON.
     #[arg(long, value_name = "FILE", hide = true)]
     pub child: Option<PathBuf>,
@@ -112,19 +117,32 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         args.threads, args.rounds, args.warmup, args.seconds, args.min_steps
     );
     let mut rows = Vec::new();
+    let mut bases = Vec::new();
     for net in &nets {
         let file = args.experiments.join(format!("{net}.toml"));
         if !file.is_file() {
             bail!("{}: no such experiment file", file.display());
         }
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut base) = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=args.rounds.max(1) {
-            let m = child_runner(&exe, &file, args)?;
-            eprintln!(
-                "  {net} round {round}: runner train {:.1} img/s, eval {:.1} img/s",
-                m.train_img_s, m.eval_img_s
-            );
-            ours.push(m);
+            if let Some(exe) = &args.baseline_exe {
+                let m = child_runner(exe, &file, args.threads, args)?;
+                eprintln!(
+                    "  {net} round {round}: baseline runner train {:.1} img/s, eval {:.1} img/s",
+                    m.train_img_s, m.eval_img_s
+                );
+                base.push(m);
+            }
+            let mut best: Option<Measured> = None;
+            for threads in runner_threads(args) {
+                let m = child_runner(&exe, &file, threads, args)?;
+                eprintln!(
+                    "  {net} round {round}: runner ({threads} thread(s)) train {:.1} img/s, eval {:.1} img/s",
+                    m.train_img_s, m.eval_img_s
+                );
+                best = Some(best_of(best, m));
+            }
+            ours.extend(best);
             if let Some((py, script)) = &python {
                 let mut best: Option<Measured> = None;
                 for (label, threads, passive) in torch_configs(args) {
@@ -134,14 +152,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
                                 "  {net} round {round}: torch ({label}) train {:.1} img/s, eval {:.1} img/s",
                                 m.train_img_s, m.eval_img_s
                             );
-                            best = Some(match best {
-                                None => m,
-                                Some(b) => Measured {
-                                    train_img_s: b.train_img_s.max(m.train_img_s),
-                                    eval_img_s: b.eval_img_s.max(m.eval_img_s),
-                                    peak_rss_mib: b.peak_rss_mib.max(m.peak_rss_mib),
-                                },
-                            });
+                            best = Some(best_of(best, m));
                         }
                         Err(e) => eprintln!("  {net}: the PyTorch baseline failed: {e:#}"),
                     }
@@ -150,6 +161,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             }
         }
         rows.push((net.clone(), summarize(&ours), summarize_opt(&theirs)));
+        bases.push(summarize_opt(&base));
     }
     println!();
     println!(
@@ -176,8 +188,40 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         );
     }
     println!("(img/s: images per second, median step, median over rounds; ratio: runner / PyTorch; peak MiB: peak resident memory of the process)");
-    if python.is_some() && !args.torch_plain {
-        println!("(torch: per round, the best of {} threads, {} threads with OMP_WAIT_POLICY=PASSIVE, and 1 thread; runner: {} threads)", args.threads, args.threads, args.threads);
+    if python.is_some() && !args.plain {
+        println!("(per round, runner: the best of {t} threads and 1 thread; torch: the best of {t} threads, {t} threads with OMP_WAIT_POLICY=PASSIVE, and 1 thread)", t = args.threads);
+    }
+    if let Some(exe) = &args.baseline_exe {
+        println!();
+        println!("baseline runner: {}", exe.display());
+        println!(
+            "{:<12} | {:>10} {:>10} {:>7} | {:>10} {:>10} {:>7} | {:>9} {:>9}",
+            "net",
+            "base train",
+            "train",
+            "speedup",
+            "base eval",
+            "eval",
+            "speedup",
+            "base MiB",
+            "peak MiB"
+        );
+        println!("{}", "-".repeat(98));
+        for ((net, ours, _), base) in rows.iter().zip(&bases) {
+            let Some(b) = base else { continue };
+            println!(
+                "{:<12} | {:>10.1} {:>10.1} {:>7.2} | {:>10.1} {:>10.1} {:>7.2} | {:>9.0} {:>9.0}",
+                net,
+                b.train_img_s,
+                ours.train_img_s,
+                ours.train_img_s / b.train_img_s,
+                b.eval_img_s,
+                ours.eval_img_s,
+                ours.eval_img_s / b.eval_img_s,
+                b.peak_rss_mib,
+                ours.peak_rss_mib
+            );
+        }
     }
     if !args.no_pipeline {
         let vgg = rows
@@ -261,7 +305,33 @@ fn parse_last_json(out: &std::process::Output, what: &str) -> anyhow::Result<Mea
     serde_json::from_str(line).with_context(|| format!("{what}: cannot read {line}"))
 }
 
-fn child_runner(exe: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
+/// The better throughputs of two measurements (and the larger peak memory).
+fn best_of(best: Option<Measured>, m: Measured) -> Measured {
+    match best {
+        None => m,
+        Some(b) => Measured {
+            train_img_s: b.train_img_s.max(m.train_img_s),
+            eval_img_s: b.eval_img_s.max(m.eval_img_s),
+            peak_rss_mib: b.peak_rss_mib.max(m.peak_rss_mib),
+        },
+    }
+}
+
+/// Thread counts runner is measured with: `--threads`, and 1 (unless `--plain`).
+fn runner_threads(args: &BenchArgs) -> Vec<usize> {
+    let mut v = vec![args.threads];
+    if !args.plain && args.threads > 1 {
+        v.push(1);
+    }
+    v
+}
+
+fn child_runner(
+    exe: &Path,
+    file: &Path,
+    threads: usize,
+    args: &BenchArgs,
+) -> anyhow::Result<Measured> {
     let out = Command::new(exe)
         .arg("bench")
         .arg("--child")
@@ -269,7 +339,7 @@ fn child_runner(exe: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Mea
         .args(["--warmup", &args.warmup.to_string()])
         .args(["--seconds", &args.seconds.to_string()])
         .args(["--min-steps", &args.min_steps.to_string()])
-        .env("RAYON_NUM_THREADS", args.threads.to_string())
+        .env("RAYON_NUM_THREADS", threads.to_string())
         .output()
         .context("cannot start the runner child")?;
     parse_last_json(&out, "runner bench --child")
@@ -279,7 +349,7 @@ fn child_runner(exe: &Path, file: &Path, args: &BenchArgs) -> anyhow::Result<Mea
 fn torch_configs(args: &BenchArgs) -> Vec<(String, usize, bool)> {
     let t = args.threads;
     let mut v = vec![(format!("{t} threads"), t, false)];
-    if !args.torch_plain {
+    if !args.plain {
         v.push((format!("{t} threads, passive"), t, true));
         if t > 1 {
             v.push(("1 thread".into(), 1, false));

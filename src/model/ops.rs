@@ -169,6 +169,14 @@ pub(crate) fn batch_norm2d(
         update_running(v.running_mean, &mean, momentum)?;
         update_running(v.running_var, &unbiased, momentum)?;
         xhat
+    } else if super::kernels::supported(x) {
+        // One pass: x * (w / std) + (b - mean * w / std), the per-channel factors from candle
+        // ops on [C] so that gradients reach the weight and bias.
+        let mean = v.running_mean.as_tensor().detach();
+        let std = (v.running_var.as_tensor().detach() + eps)?.sqrt()?;
+        let scale = v.weight.as_tensor().div(&std)?;
+        let shift = v.bias.as_tensor().sub(&mean.mul(&scale)?)?;
+        return super::kernels::batch_norm::channel_affine(x, &scale, &shift);
     } else {
         let mean = v.running_mean.as_tensor().detach().reshape(bshape)?;
         let std = (v.running_var.as_tensor().detach().reshape(bshape)? + eps)?.sqrt()?;

@@ -188,3 +188,86 @@ pub(crate) fn batch_norm_train(
     let st = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok((y, st))
 }
+
+/// `y = x * scale[c] + shift[c]` over `[B, C, H, W]`: evaluation-mode batch norm in one pass.
+struct ChannelAffine;
+
+impl CustomOp3 for ChannelAffine {
+    fn name(&self) -> &'static str {
+        "runner-channel-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        ss: &CpuStorage,
+        ls: &Layout,
+        st: &CpuStorage,
+        lt: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, c, hw) = dims(lx.dims())?;
+        let (x, scale, shift) = (slice(sx, lx)?, slice(ss, ls)?, slice(st, lt)?);
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(hw)
+            .zip(x.par_chunks(hw))
+            .enumerate()
+            .for_each(|(i, (yp, xp))| {
+                let (s, t) = (scale[i % c], shift[i % c]);
+                yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = x * s + t);
+            });
+        Ok((CpuStorage::F32(y), lx.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        _shift: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, c, hw) = dims(x.dims())?;
+        let (dx, ds, dt) = with_values(x, |xv| {
+            with_values(scale, |sv| {
+                with_values(dy, |g| {
+                    let sums: Vec<(f64, f64)> = per_channel(g, (b, c, hw), |ch, planes| {
+                        let (mut st, mut ss) = (0f64, 0f64);
+                        for (i, gp) in planes.enumerate() {
+                            let xp = &xv[(i * c + ch) * hw..(i * c + ch + 1) * hw];
+                            st += gp.iter().map(|&v| v as f64).sum::<f64>();
+                            ss += gp
+                                .iter()
+                                .zip(xp)
+                                .map(|(&g, &x)| (g * x) as f64)
+                                .sum::<f64>();
+                        }
+                        (ss, st)
+                    });
+                    let mut dx = vec![0f32; g.len()];
+                    dx.par_chunks_mut(hw)
+                        .zip(g.par_chunks(hw))
+                        .enumerate()
+                        .for_each(|(i, (dp, gp))| {
+                            let s = sv[i % c];
+                            dp.iter_mut().zip(gp).for_each(|(d, &g)| *d = g * s);
+                        });
+                    let ds = sums.iter().map(|s| s.0 as f32).collect::<Vec<_>>();
+                    let dt = sums.iter().map(|s| s.1 as f32).collect::<Vec<_>>();
+                    Ok((dx, ds, dt))
+                })
+            })
+        })?;
+        Ok((
+            Some(tensor(dx, x.dims())?),
+            Some(tensor(ds, &[c])?),
+            Some(tensor(dt, &[c])?),
+        ))
+    }
+}
+
+/// `x * scale + shift` with per-channel `scale` and `shift` `[C]` (evaluation-mode batch norm).
+pub(crate) fn channel_affine(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op3(&scale.contiguous()?, &shift.contiguous()?, ChannelAffine)
+}

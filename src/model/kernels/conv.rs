@@ -148,6 +148,27 @@ impl Geom {
     }
 }
 
+thread_local! {
+    /// Per-thread scratch (columns, gathered gradient or gemm output, column gradient), kept
+    /// between calls: no allocation, zeroing or page faults per chunk.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// Scratch buffer `i` of this thread with at least `n` values (contents unspecified: callers
+/// overwrite what they read); give it back with [`put_scratch`].
+fn take_scratch(i: usize, n: usize) -> Vec<f32> {
+    let mut v = SCRATCH.with(|c| std::mem::take(&mut c.borrow_mut()[i]));
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    v
+}
+
+fn put_scratch(i: usize, v: Vec<f32>) {
+    SCRATCH.with(|c| c.borrow_mut()[i] = v);
+}
+
 /// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]`, each given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
 fn matmul(
@@ -221,7 +242,7 @@ fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
         let b0 = t * s;
         let sc = ys.len() / (o * n);
         let sn = sc * n;
-        let mut cols = vec![0f32; kk * sn];
+        let mut cols = take_scratch(0, kk * sn);
         for j in 0..sc {
             g.im2col(
                 &x[(b0 + j) * in_len..(b0 + j + 1) * in_len],
@@ -233,7 +254,7 @@ fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
         if sc == 1 {
             matmul((o, n, kk), ys, (n, false), w, (kk, 1), &cols, (sn, 1), par);
         } else {
-            let mut tmp = vec![0f32; o * sn];
+            let mut tmp = take_scratch(1, o * sn);
             matmul(
                 (o, sn, kk),
                 &mut tmp,
@@ -250,7 +271,9 @@ fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
                         .copy_from_slice(&tmp[oc * sn + j * n..oc * sn + (j + 1) * n]);
                 }
             }
+            put_scratch(1, tmp);
         }
+        put_scratch(0, cols);
         if let Some(bias) = bias {
             for (plane, &bv) in ys.chunks_exact_mut(n).zip(bias.iter().cycle()) {
                 plane.iter_mut().for_each(|v| *v += bv);
@@ -303,13 +326,9 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need_dx: bool) -> Grads 
         .map(|(&(b0, b1), mut dx_part)| {
             let mut dw = vec![0f32; o * kk];
             let mut db = vec![0f32; o];
-            let mut cols = vec![0f32; kk * s * n];
-            let mut gy = vec![0f32; o * s * n];
-            let mut dcols = if need_dx {
-                vec![0f32; kk * s * n]
-            } else {
-                Vec::new()
-            };
+            let mut cols = take_scratch(0, kk * s * n);
+            let mut gy = take_scratch(1, o * s * n);
+            let mut dcols = take_scratch(2, if need_dx { kk * s * n } else { 0 });
             let mut c0 = b0;
             while c0 < b1 {
                 let sc = s.min(b1 - c0);
@@ -355,6 +374,9 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need_dx: bool) -> Grads 
                 }
                 c0 += sc;
             }
+            put_scratch(0, cols);
+            put_scratch(1, gy);
+            put_scratch(2, dcols);
             (dw, db)
         })
         .collect();

@@ -44,6 +44,32 @@ impl MaxPool {
         (ho, wo): (usize, usize),
     ) -> Vec<u32> {
         let mut idx = Vec::with_capacity(ho * wo);
+        if self.kernel == 2 && self.stride == 2 && self.pad == 0 {
+            // The common 2x2 pool: four candidates in scan order, no bounds to check.
+            for oy in 0..ho {
+                let top = 2 * oy * w;
+                let bottom = top + w;
+                for ox in 0..wo {
+                    let at = [
+                        top + 2 * ox,
+                        top + 2 * ox + 1,
+                        bottom + 2 * ox,
+                        bottom + 2 * ox + 1,
+                    ];
+                    let mut best = at[0];
+                    for &a in &at[1..] {
+                        if x[best].is_nan() {
+                            break;
+                        }
+                        if x[a] > x[best] || x[a].is_nan() {
+                            best = a;
+                        }
+                    }
+                    idx.push(best as u32);
+                }
+            }
+            return idx;
+        }
         for oy in 0..ho {
             let (y0, y1) = self.window(oy, h);
             for ox in 0..wo {

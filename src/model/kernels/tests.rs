@@ -303,3 +303,31 @@ fn batch_norm_matches_candle_forward_and_backward() {
         }
     }
 }
+
+#[test]
+fn channel_affine_matches_candle_forward_and_backward() {
+    for (i, shape) in [vec![1, 3, 1, 1], vec![3, 5, 4, 7]].into_iter().enumerate() {
+        let c = shape[1];
+        let x = Var::from_tensor(&random(&shape, i as u64)).unwrap();
+        let s = Var::from_tensor(&random(&[c], 30 + i as u64)).unwrap();
+        let t = Var::from_tensor(&random(&[c], 40 + i as u64)).unwrap();
+        let ours = batch_norm::channel_affine(x.as_tensor(), s.as_tensor(), t.as_tensor()).unwrap();
+        let theirs = x
+            .as_tensor()
+            .broadcast_mul(&s.as_tensor().reshape((1, c, 1, 1)).unwrap())
+            .unwrap()
+            .broadcast_add(&t.as_tensor().reshape((1, c, 1, 1)).unwrap())
+            .unwrap();
+        close(&ours, &theirs, 1e-6, "channel affine forward");
+        let g1 = weighted_sum(&ours, 9).backward().unwrap();
+        let g2 = weighted_sum(&theirs, 9).backward().unwrap();
+        for (name, v) in [("x", &x), ("scale", &s), ("shift", &t)] {
+            close(
+                g1.get(v).unwrap(),
+                g2.get(v).unwrap(),
+                1e-5,
+                &format!("channel affine grad {name}"),
+            );
+        }
+    }
+}
