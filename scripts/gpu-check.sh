@@ -48,7 +48,7 @@ device_check=$?
 
 section "(b) throughput of the seed nets, runner and PyTorch side by side"
 if "$RUNNER" --help 2>/dev/null | grep -qE "^  bench( |$)"; then
-  limit 150 "$RUNNER" bench --device "$DEVICE" --python "$PY"
+  limit 150 "$RUNNER" bench --device "$DEVICE" --python "$PY" --plain --rounds 1 --seconds 2 --net mnist_cnn --net cifar_lenet --net vgg16_cifar
 else
   echo "this build has no \`runner bench\`: skipped"
 fi

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use runner::cli::{
-    self, batch::BatchArgs, check::CheckArgs, diff::DiffArgs, exit, plot::PlotArgs, run::RunArgs,
-    show_data::ShowDataArgs,
+    self, batch::BatchArgs, bench::BenchArgs, check::CheckArgs, diff::DiffArgs, exit,
+    plot::PlotArgs, run::RunArgs, show_data::ShowDataArgs,
 };
 
 /// Run deep-learning experiments declared in TOML.
@@ -45,6 +45,9 @@ enum Command {
     ShowData(ShowDataArgs),
     /// Compare finished runs: test curves overlaid, final accuracy per run.
     Plot(PlotArgs),
+    /// Measure train/eval images per second and peak memory of the seed nets on random data,
+    /// interleaved with PyTorch when a Python with torch is available.
+    Bench(BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         (Some(Command::ShowData(args)), _) => cli::show_data::run(&args),
         (Some(Command::Plot(args)), _) => cli::plot::run(&args),
         (Some(Command::DeviceCheck), _) => cli::device_check::run(),
+        (Some(Command::Bench(args)), _) => cli::bench::run(&args),
         (Some(Command::Schema), _) => {
             print!("{}", cli::schema::schema_json());
             Ok(exit::OK)

@@ -1,6 +1,7 @@
 //! Command-line verbs, one file each. `main.rs` only parses arguments and maps results to exit codes.
 
 pub mod batch;
+pub mod bench;
 pub mod check;
 pub mod device_check;
 pub mod diff;

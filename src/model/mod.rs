@@ -7,6 +7,7 @@
 
 pub mod device_check;
 mod init;
+mod kernels;
 mod ops;
 
 use std::collections::HashMap;
@@ -337,6 +338,10 @@ impl Model {
                 stride,
                 padding,
             } => {
+                if kernels::supported(x) && kernels::supported(weight) {
+                    let b = bias.as_ref().map(|b| b.as_tensor());
+                    return kernels::conv::conv2d(x, weight, b, *stride, *padding);
+                }
                 let y = x.conv2d(weight, *padding, *stride, 1, 1)?;
                 match bias {
                     Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
@@ -359,6 +364,7 @@ impl Model {
                 };
                 ops::batch_norm2d(x, &vars, *eps, *momentum, train)
             }
+            Module::Relu if kernels::supported(x) => kernels::relu::relu(x),
             Module::Relu => x.relu(),
             Module::Tanh => x.tanh(),
             Module::Sigmoid => candle_nn::ops::sigmoid(x),

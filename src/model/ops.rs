@@ -32,6 +32,9 @@ pub(crate) fn max_pool2d(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
+    if super::kernels::supported(x) {
+        return super::kernels::pool::max_pool2d(x, kernel, stride, padding);
+    }
     // A finite stand-in for -inf: PyTorch requires padding <= kernel/2, so every window holds
     // at least one real value, and a finite value cannot turn a gradient into NaN.
     let x = pad2d(x, padding, f32::MIN)?;
@@ -142,6 +145,20 @@ pub(crate) fn batch_norm2d(
         if n < 2 {
             bail!("batch_norm2d: expected more than 1 value per channel when training, got input [{b}, {c}, {h}, {w}]")
         }
+        if super::kernels::supported(x) {
+            let (y, stats) = super::kernels::batch_norm::batch_norm_train(
+                x,
+                v.weight.as_tensor(),
+                v.bias.as_tensor(),
+                eps,
+            )?;
+            let dev = x.device();
+            let mean = Tensor::from_vec(stats.mean, c, dev)?;
+            let unbiased = (Tensor::from_vec(stats.var, c, dev)? * (n as f64 / (n - 1) as f64))?;
+            update_running(v.running_mean, &mean, momentum)?;
+            update_running(v.running_var, &unbiased, momentum)?;
+            return Ok(y);
+        }
         let mean = x.mean_keepdim((0, 2, 3))?;
         let centered = x.broadcast_sub(&mean)?;
         let var = centered.sqr()?.mean_keepdim((0, 2, 3))?;
@@ -149,13 +166,17 @@ pub(crate) fn batch_norm2d(
 
         let mean = mean.detach().reshape(c)?;
         let unbiased = (var.detach().reshape(c)? * (n as f64 / (n - 1) as f64))?;
-        let update = |stat: &Var, batch: &Tensor| -> Result<()> {
-            let new = ((stat.as_tensor().detach() * (1.0 - momentum))? + (batch * momentum)?)?;
-            stat.set(&new)
-        };
-        update(v.running_mean, &mean)?;
-        update(v.running_var, &unbiased)?;
+        update_running(v.running_mean, &mean, momentum)?;
+        update_running(v.running_var, &unbiased, momentum)?;
         xhat
+    } else if super::kernels::supported(x) {
+        // One pass: x * (w / std) + (b - mean * w / std), the per-channel factors from candle
+        // ops on [C] so that gradients reach the weight and bias.
+        let mean = v.running_mean.as_tensor().detach();
+        let std = (v.running_var.as_tensor().detach() + eps)?.sqrt()?;
+        let scale = v.weight.as_tensor().div(&std)?;
+        let shift = v.bias.as_tensor().sub(&mean.mul(&scale)?)?;
+        return super::kernels::batch_norm::channel_affine(x, &scale, &shift);
     } else {
         let mean = v.running_mean.as_tensor().detach().reshape(bshape)?;
         let std = (v.running_var.as_tensor().detach().reshape(bshape)? + eps)?.sqrt()?;
@@ -163,6 +184,12 @@ pub(crate) fn batch_norm2d(
     };
     xhat.broadcast_mul(&v.weight.as_tensor().reshape(bshape)?)?
         .broadcast_add(&v.bias.as_tensor().reshape(bshape)?)
+}
+
+/// `stat = (1 - momentum) * stat + momentum * batch` (PyTorch's running statistics).
+fn update_running(stat: &Var, batch: &Tensor, momentum: f64) -> Result<()> {
+    let new = ((stat.as_tensor().detach() * (1.0 - momentum))? + (batch * momentum)?)?;
+    stat.set(&new)
 }
 
 /// Inverted dropout: zeroes each element with probability `p` and scales the rest by

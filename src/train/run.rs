@@ -100,8 +100,12 @@ pub fn device_name(d: &Device) -> String {
     }
 }
 
-/// The loss of a batch, averaged over its images.
-fn loss(spec: LossSpec, logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
+/// The loss of a batch, averaged over its images (also used by `runner bench`).
+pub(crate) fn loss(
+    spec: LossSpec,
+    logits: &Tensor,
+    labels: &Tensor,
+) -> candle_core::Result<Tensor> {
     match spec {
         LossSpec::Nll => candle_nn::loss::nll(logits, labels),
         LossSpec::CrossEntropy { label_smoothing } => {

@@ -1,0 +1,513 @@
+//! `conv2d` (zero padding, square kernel and stride, no dilation or groups) as im2col + gemm.
+//!
+//! Samples are processed in chunks: the chunk's column matrix `[C*k*k, S*Ho*Wo]` is multiplied
+//! by the weight `[O, C*k*k]`, so that small late layers (2x2 maps) still make wide matrices.
+//! The backward pass recomputes the columns instead of keeping them, computes the weight (and
+//! bias) gradient as per-group partial sums added in group order, and the input gradient
+//! (col2im of `W^T dY`) only when the input tracks gradients: the data batch gets none.
+
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::{slice, tensor, with_values};
+
+/// Shapes of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geom {
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geom {
+    fn new(x: &[usize], wt: &[usize], stride: usize, pad: usize) -> Result<Geom> {
+        let (&[b, c, h, w], &[o, ci, k, k2]) = (x, wt) else {
+            bail!("conv2d: expected 4-d input and weight, got {x:?} and {wt:?}")
+        };
+        if ci != c || k != k2 || stride == 0 {
+            bail!("conv2d: input {x:?} does not fit weight {wt:?} (stride {stride})")
+        }
+        if h + 2 * pad < k || w + 2 * pad < k {
+            bail!("conv2d: kernel {k} larger than the padded input {h}x{w} (padding {pad})")
+        }
+        let ho = (h + 2 * pad - k) / stride + 1;
+        let wo = (w + 2 * pad - k) / stride + 1;
+        Ok(Geom {
+            b,
+            c,
+            h,
+            w,
+            o,
+            k,
+            stride,
+            pad,
+            ho,
+            wo,
+        })
+    }
+
+    /// Rows of the column matrix: `C * k * k`.
+    fn kk(&self) -> usize {
+        self.c * self.k * self.k
+    }
+
+    /// Output positions per sample.
+    fn n(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// Samples per chunk: enough for about 1024 columns, at most a quarter of the batch (so
+    /// that there are chunks for every thread). Depends on shapes only, never on threads.
+    fn chunk(&self) -> usize {
+        1024usize.div_ceil(self.n()).min((self.b / 4).max(1)).max(1)
+    }
+
+    /// Valid output columns `[lo, hi)` for kernel column `j`: those reading inside the image.
+    fn valid(&self, j: usize, size: usize, out: usize) -> (usize, usize) {
+        // ix = ox * stride + j - pad must lie in [0, size).
+        let lo = self.pad.saturating_sub(j).div_ceil(self.stride).min(out);
+        let hi = (size + self.pad)
+            .saturating_sub(j)
+            .div_ceil(self.stride)
+            .min(out);
+        (lo, hi.max(lo))
+    }
+
+    /// Writes sample `xs` (`[C, H, W]`) into columns `off..off + n` of `cols` (row stride `rs`).
+    fn im2col(&self, xs: &[f32], cols: &mut [f32], rs: usize, off: usize) {
+        let (k, s, p, wo, n) = (self.k, self.stride, self.pad, self.wo, self.n());
+        for c in 0..self.c {
+            let plane = &xs[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for i in 0..k {
+                for j in 0..k {
+                    let row = (c * k + i) * k + j;
+                    let dst = &mut cols[row * rs + off..row * rs + off + n];
+                    let (lo, hi) = self.valid(j, self.w, wo);
+                    for oy in 0..self.ho {
+                        let d = &mut dst[oy * wo..(oy + 1) * wo];
+                        let iy = (oy * s + i) as isize - p as isize;
+                        if iy < 0 || iy >= self.h as isize {
+                            d.fill(0.0);
+                            continue;
+                        }
+                        let src = &plane[iy as usize * self.w..(iy as usize + 1) * self.w];
+                        d[..lo].fill(0.0);
+                        d[hi..].fill(0.0);
+                        if hi > lo {
+                            let x0 = lo * s + j - p;
+                            if s == 1 {
+                                d[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
+                            } else {
+                                for (t, v) in d[lo..hi].iter_mut().enumerate() {
+                                    *v = src[x0 + t * s];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds columns `off..off + n` of `cols` back into sample `dx` (`[C, H, W]`).
+    fn col2im(&self, cols: &[f32], rs: usize, off: usize, dx: &mut [f32]) {
+        let (k, s, p, wo, n) = (self.k, self.stride, self.pad, self.wo, self.n());
+        for c in 0..self.c {
+            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for i in 0..k {
+                for j in 0..k {
+                    let row = (c * k + i) * k + j;
+                    let src = &cols[row * rs + off..row * rs + off + n];
+                    let (lo, hi) = self.valid(j, self.w, wo);
+                    if hi <= lo {
+                        continue;
+                    }
+                    for oy in 0..self.ho {
+                        let iy = (oy * s + i) as isize - p as isize;
+                        if iy < 0 || iy >= self.h as isize {
+                            continue;
+                        }
+                        let d = &mut plane[iy as usize * self.w..(iy as usize + 1) * self.w];
+                        let g = &src[oy * wo..(oy + 1) * wo];
+                        let x0 = lo * s + j - p;
+                        for (t, v) in g[lo..hi].iter().enumerate() {
+                            d[x0 + t * s] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread scratch (columns, gathered gradient or gemm output, column gradient), kept
+    /// between calls: no allocation, zeroing or page faults per chunk.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// Scratch buffer `i` of this thread with at least `n` values (contents unspecified: callers
+/// overwrite what they read); give it back with [`put_scratch`].
+fn take_scratch(i: usize, n: usize) -> Vec<f32> {
+    let mut v = SCRATCH.with(|c| std::mem::take(&mut c.borrow_mut()[i]));
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    v
+}
+
+fn put_scratch(i: usize, v: Vec<f32>) {
+    SCRATCH.with(|c| c.borrow_mut()[i] = v);
+}
+
+/// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]`, each given by its row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    (dst_rs, accumulate): (usize, bool),
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+    par: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    assert!(dst.len() >= (m - 1) * dst_rs + n);
+    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the asserts above keep every access of the three matrices inside their slices,
+    // and `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// Threads for a gemm when there are `tasks` parallel tasks around it.
+fn inner_par(tasks: usize) -> Parallelism {
+    let threads = rayon::current_num_threads();
+    if tasks >= threads || threads < 2 {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(threads)
+    }
+}
+
+/// The forward pass: `y = conv(x, w) + bias`.
+fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (kk, n, o) = (g.kk(), g.n(), g.o);
+    let s = g.chunk();
+    let mut y = vec![0f32; g.b * o * n];
+    let in_len = g.c * g.h * g.w;
+    let tasks = g.b.div_ceil(s);
+    let par = inner_par(tasks);
+    y.par_chunks_mut(s * o * n).enumerate().for_each(|(t, ys)| {
+        let b0 = t * s;
+        let sc = ys.len() / (o * n);
+        let sn = sc * n;
+        let mut cols = take_scratch(0, kk * sn);
+        for j in 0..sc {
+            g.im2col(
+                &x[(b0 + j) * in_len..(b0 + j + 1) * in_len],
+                &mut cols,
+                sn,
+                j * n,
+            );
+        }
+        if sc == 1 {
+            matmul((o, n, kk), ys, (n, false), w, (kk, 1), &cols, (sn, 1), par);
+        } else {
+            let mut tmp = take_scratch(1, o * sn);
+            matmul(
+                (o, sn, kk),
+                &mut tmp,
+                (sn, false),
+                w,
+                (kk, 1),
+                &cols,
+                (sn, 1),
+                par,
+            );
+            for j in 0..sc {
+                for oc in 0..o {
+                    ys[(j * o + oc) * n..(j * o + oc + 1) * n]
+                        .copy_from_slice(&tmp[oc * sn + j * n..oc * sn + (j + 1) * n]);
+                }
+            }
+            put_scratch(1, tmp);
+        }
+        put_scratch(0, cols);
+        if let Some(bias) = bias {
+            for (plane, &bv) in ys.chunks_exact_mut(n).zip(bias.iter().cycle()) {
+                plane.iter_mut().for_each(|v| *v += bv);
+            }
+        }
+    });
+    y
+}
+
+/// Gradients of one convolution.
+struct Grads {
+    dx: Option<Vec<f32>>,
+    dw: Vec<f32>,
+    db: Vec<f32>,
+}
+
+/// Number of partial sums of the weight gradient (fixed, so results do not depend on threads).
+const GROUPS: usize = 4;
+
+fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need_dx: bool) -> Grads {
+    let (kk, n, o) = (g.kk(), g.n(), g.o);
+    let s = g.chunk();
+    let chunks = g.b.div_ceil(s);
+    let groups = GROUPS.min(chunks).max(1);
+    let in_len = g.c * g.h * g.w;
+    let par = inner_par(groups);
+    // Group `gi` owns chunks [gi * chunks / groups, (gi + 1) * chunks / groups).
+    let bounds: Vec<(usize, usize)> = (0..groups)
+        .map(|gi| {
+            let (c0, c1) = (gi * chunks / groups, (gi + 1) * chunks / groups);
+            ((c0 * s).min(g.b), (c1 * s).min(g.b))
+        })
+        .collect();
+    let mut dx = need_dx.then(|| vec![0f32; g.b * in_len]);
+    let mut dx_parts: Vec<Option<&mut [f32]>> = Vec::with_capacity(groups);
+    match dx.as_mut() {
+        Some(dx) => {
+            let mut rest: &mut [f32] = dx;
+            for &(b0, b1) in &bounds {
+                let (head, tail) = rest.split_at_mut((b1 - b0) * in_len);
+                dx_parts.push(Some(head));
+                rest = tail;
+            }
+        }
+        None => dx_parts.resize_with(groups, || None),
+    }
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = bounds
+        .par_iter()
+        .zip(dx_parts.into_par_iter())
+        .map(|(&(b0, b1), mut dx_part)| {
+            let mut dw = vec![0f32; o * kk];
+            let mut db = vec![0f32; o];
+            let mut cols = take_scratch(0, kk * s * n);
+            let mut gy = take_scratch(1, o * s * n);
+            let mut dcols = take_scratch(2, if need_dx { kk * s * n } else { 0 });
+            let mut c0 = b0;
+            while c0 < b1 {
+                let sc = s.min(b1 - c0);
+                let sn = sc * n;
+                for j in 0..sc {
+                    let xs = &x[(c0 + j) * in_len..(c0 + j + 1) * in_len];
+                    g.im2col(xs, &mut cols, sn, j * n);
+                    for oc in 0..o {
+                        let src = &dy[((c0 + j) * o + oc) * n..((c0 + j) * o + oc + 1) * n];
+                        gy[oc * sn + j * n..oc * sn + (j + 1) * n].copy_from_slice(src);
+                    }
+                }
+                for (oc, acc) in db.iter_mut().enumerate() {
+                    *acc += gy[oc * sn..(oc + 1) * sn].iter().sum::<f32>();
+                }
+                // dW[o x kk] += gy[o x sn] * cols^T[sn x kk]
+                matmul(
+                    (o, kk, sn),
+                    &mut dw,
+                    (kk, true),
+                    &gy,
+                    (sn, 1),
+                    &cols,
+                    (1, sn),
+                    par,
+                );
+                if let Some(dxp) = dx_part.as_deref_mut() {
+                    // dcols[kk x sn] = W^T[kk x o] * gy[o x sn]
+                    matmul(
+                        (kk, sn, o),
+                        &mut dcols,
+                        (sn, false),
+                        w,
+                        (1, kk),
+                        &gy,
+                        (sn, 1),
+                        par,
+                    );
+                    for j in 0..sc {
+                        let at = (c0 - b0 + j) * in_len;
+                        g.col2im(&dcols, sn, j * n, &mut dxp[at..at + in_len]);
+                    }
+                }
+                c0 += sc;
+            }
+            put_scratch(0, cols);
+            put_scratch(1, gy);
+            put_scratch(2, dcols);
+            (dw, db)
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let (mut dw, mut db) = parts.next().unwrap_or_default();
+    for (pw, pb) in parts {
+        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
+    }
+    Grads { dx, dw, db }
+}
+
+/// Convolution without bias: `CustomOp2(x, w)`.
+struct Conv {
+    stride: usize,
+    pad: usize,
+}
+
+/// Convolution with bias: `CustomOp3(x, w, b)`.
+struct ConvBias {
+    stride: usize,
+    pad: usize,
+}
+
+fn fwd(
+    stride: usize,
+    pad: usize,
+    (sx, lx): (&CpuStorage, &Layout),
+    (sw, lw): (&CpuStorage, &Layout),
+    bias: Option<(&CpuStorage, &Layout)>,
+) -> Result<(CpuStorage, Shape)> {
+    let g = Geom::new(lx.dims(), lw.dims(), stride, pad)?;
+    let bias = match bias {
+        Some((s, l)) => Some(slice(s, l)?),
+        None => None,
+    };
+    let y = forward(&g, slice(sx, lx)?, slice(sw, lw)?, bias);
+    Ok((CpuStorage::F32(y), Shape::from((g.b, g.o, g.ho, g.wo))))
+}
+
+fn bwd(
+    stride: usize,
+    pad: usize,
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+) -> Result<(Option<Tensor>, Tensor, Tensor)> {
+    let g = Geom::new(x.dims(), w.dims(), stride, pad)?;
+    let need_dx = x.track_op();
+    let grads = with_values(x, |xv| {
+        with_values(w, |wv| {
+            with_values(dy, |dyv| Ok(backward(&g, xv, wv, dyv, need_dx)))
+        })
+    })?;
+    let dx = match grads.dx {
+        Some(dx) => Some(tensor(dx, x.dims())?),
+        None => None,
+    };
+    Ok((dx, tensor(grads.dw, w.dims())?, tensor(grads.db, &[g.o])?))
+}
+
+impl CustomOp2 for Conv {
+    fn name(&self) -> &'static str {
+        "runner-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        fwd(self.stride, self.pad, (sx, lx), (sw, lw), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = bwd(self.stride, self.pad, x, w, dy)?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+impl CustomOp3 for ConvBias {
+    fn name(&self) -> &'static str {
+        "runner-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        sx: &CpuStorage,
+        lx: &Layout,
+        sw: &CpuStorage,
+        lw: &Layout,
+        sb: &CpuStorage,
+        lb: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        fwd(self.stride, self.pad, (sx, lx), (sw, lw), Some((sb, lb)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = bwd(self.stride, self.pad, x, w, dy)?;
+        Ok((dx, Some(dw), Some(db)))
+    }
+}
+
+/// `F.conv2d(x, w, b, stride, padding)` for contiguous-able `f32` CPU tensors: x `[B, C, H, W]`,
+/// w `[O, C, k, k]`, b `[O]`. The input gradient is computed only when `x` tracks gradients.
+pub(crate) fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    stride: usize,
+    pad: usize,
+) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let w = w.contiguous()?;
+    match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, ConvBias { stride, pad }),
+        None => x.apply_op2(&w, Conv { stride, pad }),
+    }
+}

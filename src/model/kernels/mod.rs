@@ -1,0 +1,49 @@
+//! CPU kernels as candle custom ops, for the layers where candle's own CPU implementation is
+//! slow: convolution (im2col + gemm), max-pooling, ReLU and training-mode BatchNorm.
+//!
+//! Each op has a forward and a backward pass and falls back to candle's ops (through the
+//! callers in [`super::ops`]) for anything but contiguous `f32` tensors on the CPU. Work is
+//! split over rayon's pool (the one candle uses); every reduction sums in a fixed order that
+//! does not depend on the number of threads, so runs repeat bit for bit.
+
+pub(crate) mod batch_norm;
+pub(crate) mod conv;
+pub(crate) mod pool;
+pub(crate) mod relu;
+
+#[cfg(test)]
+mod tests;
+
+use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
+
+/// Whether `t` can go through the custom kernels: an `f32` tensor on the CPU.
+pub(crate) fn supported(t: &Tensor) -> bool {
+    t.dtype() == DType::F32 && matches!(t.device(), Device::Cpu)
+}
+
+/// The `f32` values of a contiguous CPU storage, as laid out by `layout`.
+pub(crate) fn slice<'a>(s: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => bail!("custom kernel: input is not contiguous"),
+    }
+}
+
+/// Runs `f` on the values of `t` (made contiguous first).
+pub(crate) fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(s) => f(slice(s, layout)?),
+        _ => bail!("custom kernel: tensor is not on the CPU"),
+    }
+}
+
+/// A tensor on the CPU from `values` and a shape.
+pub(crate) fn tensor(values: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+    Tensor::from_vec(values, shape, &Device::Cpu)
+}
+
+/// Elementwise work below this many values stays on one thread.
+pub(crate) const PAR_MIN: usize = 1 << 15;

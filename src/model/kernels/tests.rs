@@ -1,0 +1,333 @@
+//! Every kernel against candle's reference ops (forward and gradients), on odd sizes, strides,
+//! padding and batch 1.
+
+use candle_core::{Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+fn random(shape: &[usize], seed: u64) -> Tensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+fn flat(x: &Tensor) -> Vec<f32> {
+    x.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+fn close(a: &Tensor, b: &Tensor, tol: f32, msg: &str) {
+    assert_eq!(a.dims(), b.dims(), "{msg}: shapes");
+    let (a, b) = (flat(a), flat(b));
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        let scale = 1f32.max(x.abs()).max(y.abs());
+        assert!(
+            (x - y).abs() <= tol * scale,
+            "{msg}: element {i}: {x} vs {y}"
+        );
+    }
+}
+
+/// `sum(f(x) * r)` with a fixed random `r`, so every output position gets its own gradient.
+fn weighted_sum(y: &Tensor, seed: u64) -> Tensor {
+    let r = random(y.dims(), seed);
+    (y * r).unwrap().sum_all().unwrap()
+}
+
+#[test]
+fn conv2d_matches_candle_forward_and_backward() {
+    // (batch, in, h, w, out, kernel, stride, padding, bias)
+    let cases = [
+        (1, 1, 5, 5, 2, 3, 1, 0, true),
+        (2, 3, 7, 6, 4, 3, 2, 1, true),
+        (3, 2, 9, 9, 5, 5, 1, 2, false),
+        (1, 4, 6, 8, 3, 1, 1, 0, true),
+        (5, 3, 4, 4, 8, 3, 1, 1, true),
+        (16, 3, 2, 2, 4, 3, 1, 1, true),
+        (9, 2, 3, 3, 3, 3, 1, 1, false),
+        (2, 2, 8, 7, 3, 3, 3, 2, true),
+        (4, 6, 12, 12, 6, 5, 1, 0, true),
+        (8, 1, 28, 28, 6, 5, 1, 0, true),
+    ];
+    for (i, &(b, c, h, w, o, k, s, p, with_bias)) in cases.iter().enumerate() {
+        let msg = format!("case {i}: b{b} c{c} {h}x{w} o{o} k{k} s{s} p{p} bias {with_bias}");
+        let x = Var::from_tensor(&random(&[b, c, h, w], i as u64)).unwrap();
+        let wt = Var::from_tensor(&random(&[o, c, k, k], 100 + i as u64)).unwrap();
+        let bias = Var::from_tensor(&random(&[o], 200 + i as u64)).unwrap();
+        let bias_t = with_bias.then(|| bias.as_tensor().clone());
+        let ours = conv::conv2d(x.as_tensor(), wt.as_tensor(), bias_t.as_ref(), s, p).unwrap();
+        let mut theirs = x.as_tensor().conv2d(wt.as_tensor(), p, s, 1, 1).unwrap();
+        if with_bias {
+            theirs = theirs
+                .broadcast_add(&bias.as_tensor().reshape((1, o, 1, 1)).unwrap())
+                .unwrap();
+        }
+        close(&ours, &theirs, 1e-5, &format!("{msg}: forward"));
+        let g1 = weighted_sum(&ours, 7).backward().unwrap();
+        let mut vars = vec![("x", &x), ("w", &wt)];
+        if with_bias {
+            vars.push(("bias", &bias));
+        }
+        // candle 0.11's own conv2d backward fails when the stride does not divide the padded
+        // size (its transposed convolution comes out one column short): finite differences
+        // then, which are exact up to rounding since the loss is linear in each argument.
+        match weighted_sum(&theirs, 7).backward() {
+            Ok(g2) => {
+                for (name, v) in vars {
+                    close(
+                        g1.get(v).unwrap(),
+                        g2.get(v).unwrap(),
+                        1e-4,
+                        &format!("{msg}: grad {name}"),
+                    );
+                }
+            }
+            Err(_) => {
+                let loss = |xv: &Tensor, wv: &Tensor, bv: &Tensor| {
+                    let bv = with_bias.then_some(bv);
+                    let y = conv::conv2d(xv, wv, bv, s, p).unwrap();
+                    weighted_sum(&y, 7).to_scalar::<f32>().unwrap()
+                };
+                let (x0, w0, b0) = (x.as_tensor(), wt.as_tensor(), bias.as_tensor());
+                for (arg, (name, v)) in vars.into_iter().enumerate() {
+                    let base = flat(v.as_tensor());
+                    let numeric: Vec<f32> = (0..base.len())
+                        .map(|j| {
+                            let at = |d: f32| {
+                                let mut vals = base.clone();
+                                vals[j] += d;
+                                let t = Tensor::from_vec(vals, v.dims(), &Device::Cpu).unwrap();
+                                match arg {
+                                    0 => loss(&t, w0, b0),
+                                    1 => loss(x0, &t, b0),
+                                    _ => loss(x0, w0, &t),
+                                }
+                            };
+                            (at(0.01) - at(-0.01)) / 0.02
+                        })
+                        .collect();
+                    let numeric = Tensor::from_vec(numeric, v.dims(), &Device::Cpu).unwrap();
+                    close(
+                        g1.get(v).unwrap(),
+                        &numeric,
+                        2e-3,
+                        &format!("{msg}: grad {name} (finite differences)"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn conv2d_computes_no_input_gradient_for_data() {
+    let x = random(&[3, 2, 6, 6], 1);
+    let wt = Var::from_tensor(&random(&[4, 2, 3, 3], 2)).unwrap();
+    let y = conv::conv2d(&x, wt.as_tensor(), None, 1, 1).unwrap();
+    let grads = weighted_sum(&y, 3).backward().unwrap();
+    assert!(grads.get(&x).is_none(), "the data batch needs no gradient");
+    let reference = x.conv2d(wt.as_tensor(), 1, 1, 1, 1).unwrap();
+    let g2 = weighted_sum(&reference, 3).backward().unwrap();
+    close(
+        grads.get(&wt).unwrap(),
+        g2.get(&wt).unwrap(),
+        1e-4,
+        "weight grad",
+    );
+}
+
+#[test]
+fn conv2d_is_deterministic() {
+    let x = Var::from_tensor(&random(&[13, 3, 5, 5], 1)).unwrap();
+    let wt = Var::from_tensor(&random(&[7, 3, 3, 3], 2)).unwrap();
+    let run = || {
+        let y = conv::conv2d(x.as_tensor(), wt.as_tensor(), None, 1, 1).unwrap();
+        let g = weighted_sum(&y, 3).backward().unwrap();
+        (flat(g.get(&x).unwrap()), flat(g.get(&wt).unwrap()))
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn max_pool_matches_finite_differences_and_forward() {
+    // (batch, channels, h, w, kernel, stride, padding)
+    let cases = [
+        (1, 1, 4, 4, 2, 2, 0),
+        (2, 3, 5, 7, 2, 2, 0),
+        (1, 2, 5, 5, 3, 2, 1),
+        (3, 2, 6, 5, 3, 1, 1),
+        (2, 1, 7, 7, 2, 3, 1),
+        (1, 1, 5, 5, 1, 2, 0),
+    ];
+    for (i, &(b, c, h, w, k, s, p)) in cases.iter().enumerate() {
+        let msg = format!("case {i}: b{b} c{c} {h}x{w} k{k} s{s} p{p}");
+        let x0 = random(&[b, c, h, w], i as u64);
+        let y = pool::max_pool2d(&x0, k, s, p).unwrap();
+        // Forward against a direct computation.
+        let (ho, wo) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        assert_eq!(y.dims(), &[b, c, ho, wo], "{msg}");
+        let xv = flat(&x0);
+        let mut want = Vec::new();
+        for plane in 0..b * c {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut m = f32::NEG_INFINITY;
+                    for iy in 0..k {
+                        for ix in 0..k {
+                            let (yy, xx) = (
+                                (oy * s + iy) as isize - p as isize,
+                                (ox * s + ix) as isize - p as isize,
+                            );
+                            if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w {
+                                m = m.max(xv[plane * h * w + yy as usize * w + xx as usize]);
+                            }
+                        }
+                    }
+                    want.push(m);
+                }
+            }
+        }
+        assert_eq!(flat(&y), want, "{msg}: forward");
+        // Gradient against central differences.
+        let r = random(&[b, c, ho, wo], 99);
+        let loss = |x: &Tensor| {
+            (pool::max_pool2d(x, k, s, p).unwrap() * &r)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let x = Var::from_tensor(&x0).unwrap();
+        let g = flat(loss(x.as_tensor()).backward().unwrap().get(&x).unwrap());
+        let hstep = 1e-3;
+        for j in 0..xv.len() {
+            let at = |d: f32| {
+                let mut v = xv.clone();
+                v[j] += d;
+                let t = Tensor::from_vec(v, x0.shape(), &Device::Cpu).unwrap();
+                loss(&t).to_scalar::<f32>().unwrap()
+            };
+            let numeric = (at(hstep) - at(-hstep)) / (2.0 * hstep);
+            assert!(
+                (numeric - g[j]).abs() < 2e-3,
+                "{msg}: grad {j}: {} vs {numeric}",
+                g[j]
+            );
+        }
+    }
+}
+
+#[test]
+fn max_pool_sends_ties_to_the_first_maximum() {
+    let x = Var::from_tensor(
+        &Tensor::zeros((1, 1, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let y = pool::max_pool2d(x.as_tensor(), 2, 2, 0).unwrap();
+    let g = y.sum_all().unwrap().backward().unwrap();
+    assert_eq!(flat(g.get(&x).unwrap()), vec![1.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn relu_matches_candle() {
+    for (i, shape) in [vec![1, 1, 3, 3], vec![2, 3, 5, 7], vec![64, 16, 8, 8]]
+        .into_iter()
+        .enumerate()
+    {
+        let x = Var::from_tensor(&random(&shape, i as u64)).unwrap();
+        let ours = relu::relu(x.as_tensor()).unwrap();
+        let theirs = x.as_tensor().relu().unwrap();
+        close(&ours, &theirs, 0.0, "relu forward");
+        let g1 = weighted_sum(&ours, 5).backward().unwrap();
+        let g2 = weighted_sum(&theirs, 5).backward().unwrap();
+        close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), 0.0, "relu grad");
+    }
+    let nan = Tensor::new(&[f32::NAN, -1.0, 2.0], &Device::Cpu).unwrap();
+    let y = flat(&relu::relu(&nan).unwrap());
+    assert!(y[0].is_nan() && y[1] == 0.0 && y[2] == 2.0);
+}
+
+/// Training-mode batch norm from candle ops (the reference the kernel replaces).
+fn batch_norm_reference(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Tensor {
+    let c = x.dim(1).unwrap();
+    let mean = x.mean_keepdim((0, 2, 3)).unwrap();
+    let centered = x.broadcast_sub(&mean).unwrap();
+    let var = centered.sqr().unwrap().mean_keepdim((0, 2, 3)).unwrap();
+    let xhat = centered
+        .broadcast_div(&(var + eps).unwrap().sqrt().unwrap())
+        .unwrap();
+    xhat.broadcast_mul(&w.reshape((1, c, 1, 1)).unwrap())
+        .unwrap()
+        .broadcast_add(&b.reshape((1, c, 1, 1)).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn batch_norm_matches_candle_forward_and_backward() {
+    for (i, shape) in [
+        vec![1, 2, 3, 3],
+        vec![2, 3, 5, 7],
+        vec![7, 4, 1, 1],
+        vec![16, 8, 4, 4],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let msg = format!("shape {shape:?}");
+        let c = shape[1];
+        // Offset and scale the input so that the statistics matter.
+        let x0 = ((random(&shape, i as u64) * 3.0).unwrap() + 0.5).unwrap();
+        let x = Var::from_tensor(&x0).unwrap();
+        let w = Var::from_tensor(&random(&[c], 10 + i as u64)).unwrap();
+        let b = Var::from_tensor(&random(&[c], 20 + i as u64)).unwrap();
+        let (ours, stats) =
+            batch_norm::batch_norm_train(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5)
+                .unwrap();
+        let theirs = batch_norm_reference(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5);
+        close(&ours, &theirs, 1e-5, &format!("{msg}: forward"));
+        let mean = flat(&x0.mean_keepdim((0, 2, 3)).unwrap());
+        for (a, e) in stats.mean.iter().zip(&mean) {
+            assert!((a - e).abs() < 1e-5, "{msg}: mean {a} vs {e}");
+        }
+        assert_eq!(stats.var.len(), c);
+        let g1 = weighted_sum(&ours, 3).backward().unwrap();
+        let g2 = weighted_sum(&theirs, 3).backward().unwrap();
+        for (name, v) in [("x", &x), ("weight", &w), ("bias", &b)] {
+            close(
+                g1.get(v).unwrap(),
+                g2.get(v).unwrap(),
+                1e-4,
+                &format!("{msg}: grad {name}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn channel_affine_matches_candle_forward_and_backward() {
+    for (i, shape) in [vec![1, 3, 1, 1], vec![3, 5, 4, 7]].into_iter().enumerate() {
+        let c = shape[1];
+        let x = Var::from_tensor(&random(&shape, i as u64)).unwrap();
+        let s = Var::from_tensor(&random(&[c], 30 + i as u64)).unwrap();
+        let t = Var::from_tensor(&random(&[c], 40 + i as u64)).unwrap();
+        let ours = batch_norm::channel_affine(x.as_tensor(), s.as_tensor(), t.as_tensor()).unwrap();
+        let theirs = x
+            .as_tensor()
+            .broadcast_mul(&s.as_tensor().reshape((1, c, 1, 1)).unwrap())
+            .unwrap()
+            .broadcast_add(&t.as_tensor().reshape((1, c, 1, 1)).unwrap())
+            .unwrap();
+        close(&ours, &theirs, 1e-6, "channel affine forward");
+        let g1 = weighted_sum(&ours, 9).backward().unwrap();
+        let g2 = weighted_sum(&theirs, 9).backward().unwrap();
+        for (name, v) in [("x", &x), ("scale", &s), ("shift", &t)] {
+            close(
+                g1.get(v).unwrap(),
+                g2.get(v).unwrap(),
+                1e-5,
+                &format!("channel affine grad {name}"),
+            );
+        }
+    }
+}
