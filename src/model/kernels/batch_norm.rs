@@ -87,14 +87,7 @@ impl CustomOp3 for BatchNormTrain {
             .collect();
         let scale: Vec<f32> = (0..c).map(|ch| w[ch] * invstd[ch]).collect();
         let shift: Vec<f32> = (0..c).map(|ch| bias[ch] - mean[ch] * scale[ch]).collect();
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(hw)
-            .zip(x.par_chunks(hw))
-            .enumerate()
-            .for_each(|(i, (yp, xp))| {
-                let (s, t) = (scale[i % c], shift[i % c]);
-                yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = x * s + t);
-            });
+        let y = affine_planes(x, c, hw, &scale, &shift);
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats { mean, var, invstd };
         Ok((CpuStorage::F32(y), lx.shape().clone()))
     }
@@ -208,14 +201,7 @@ impl CustomOp3 for ChannelAffine {
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = dims(lx.dims())?;
         let (x, scale, shift) = (slice(sx, lx)?, slice(ss, ls)?, slice(st, lt)?);
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(hw)
-            .zip(x.par_chunks(hw))
-            .enumerate()
-            .for_each(|(i, (yp, xp))| {
-                let (s, t) = (scale[i % c], shift[i % c]);
-                yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = x * s + t);
-            });
+        let y = affine_planes(x, c, hw, scale, shift);
         Ok((CpuStorage::F32(y), lx.shape().clone()))
     }
 
@@ -270,4 +256,17 @@ impl CustomOp3 for ChannelAffine {
 pub(crate) fn channel_affine(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
     x.contiguous()?
         .apply_op3(&scale.contiguous()?, &shift.contiguous()?, ChannelAffine)
+}
+
+/// `x * scale[ch] + shift[ch]` over `[B, C, H*W]` values, one plane per task.
+fn affine_planes(x: &[f32], c: usize, hw: usize, scale: &[f32], shift: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(hw)
+        .zip(x.par_chunks(hw))
+        .enumerate()
+        .for_each(|(i, (yp, xp))| {
+            let (s, t) = (scale[i % c], shift[i % c]);
+            yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = x * s + t);
+        });
+    y
 }
