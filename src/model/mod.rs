@@ -7,7 +7,7 @@
 
 pub mod device_check;
 mod init;
-mod kernels;
+pub(crate) mod kernels;
 mod ops;
 
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
+use super::fused::{self, AdamStep};
 use super::{operands, trainable, write, Optimizer};
 
 /// How weight decay enters the update: the only difference between Adam and AdamW.
@@ -40,6 +41,9 @@ pub struct AdamConfig {
 #[derive(Debug)]
 pub struct Adam {
     params: Vec<Param>,
+    /// Whether `f32` CPU parameters take the one-pass in-place update (off only in tests that
+    /// compare it with the tensor formulation).
+    pub(super) fuse: bool,
     config: AdamConfig,
 }
 
@@ -48,6 +52,9 @@ pub struct Adam {
 struct Param {
     var: Var,
     moments: Option<Moments>,
+    /// The moments of an `f32` CPU parameter, updated in place by [`fused::adam`] (with the
+    /// step count); such a parameter never has tensor `moments`.
+    host: Option<(Vec<f32>, Vec<f32>, u32)>,
 }
 
 /// Per-parameter state, like PyTorch's `state[p]`.
@@ -65,9 +72,17 @@ impl Adam {
     /// An optimizer over the floating-point variables in `vars`.
     pub fn new(vars: Vec<Var>, config: AdamConfig) -> Self {
         let params = trainable(vars)
-            .map(|var| Param { var, moments: None })
+            .map(|var| Param {
+                var,
+                moments: None,
+                host: None,
+            })
             .collect();
-        Self { params, config }
+        Self {
+            params,
+            config,
+            fuse: true,
+        }
     }
 }
 
@@ -84,6 +99,28 @@ impl Optimizer for Adam {
             let Some(grad) = grads.get(&param.var) else {
                 continue;
             };
+            if self.fuse && param.moments.is_none() && fused::applies(&param.var, grad) {
+                let n = param.var.elem_count();
+                let (m, v, steps) = param
+                    .host
+                    .get_or_insert_with(|| (vec![0.0; n], vec![0.0; n], 0));
+                *steps = steps.saturating_add(1);
+                let (l2, decoupled) = match weight_decay {
+                    WeightDecay::L2(wd) => (wd, 0.0),
+                    WeightDecay::Decoupled(wd) => (0.0, wd),
+                };
+                let step = AdamStep {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    l2,
+                    decoupled,
+                    t: *steps,
+                };
+                fused::adam(&param.var, grad, m, v, step)?;
+                continue;
+            }
             let (mut p, mut g) = operands(&param.var, grad)?;
             match weight_decay {
                 WeightDecay::L2(wd) if wd != 0.0 => g = g.add(&p.affine(wd, 0.0)?)?,

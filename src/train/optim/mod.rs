@@ -4,6 +4,7 @@
 //! (`f64` for `f64` parameters) on the parameter's device; parameters keep their dtype.
 
 mod adam;
+mod fused;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig, WeightDecay};

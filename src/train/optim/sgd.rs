@@ -3,6 +3,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
+use super::fused::{self, SgdStep};
 use super::{operands, trainable, write, Optimizer};
 
 /// Hyper-parameters of [`Sgd`], named as in `torch.optim.SGD`.
@@ -32,6 +33,9 @@ pub struct SgdConfig {
 #[derive(Debug)]
 pub struct Sgd {
     params: Vec<Param>,
+    /// Whether `f32` CPU parameters take the one-pass in-place update (off only in tests that
+    /// compare it with the tensor formulation).
+    pub(super) fuse: bool,
     config: SgdConfig,
 }
 
@@ -40,6 +44,9 @@ pub struct Sgd {
 struct Param {
     var: Var,
     momentum_buffer: Option<Tensor>,
+    /// The momentum buffer of an `f32` CPU parameter, updated in place by [`fused::sgd`]
+    /// (empty without momentum); such a parameter never has a tensor `momentum_buffer`.
+    host: Option<Vec<f32>>,
 }
 
 impl Sgd {
@@ -49,9 +56,14 @@ impl Sgd {
             .map(|var| Param {
                 var,
                 momentum_buffer: None,
+                host: None,
             })
             .collect();
-        Self { params, config }
+        Self {
+            params,
+            config,
+            fuse: true,
+        }
     }
 }
 
@@ -68,6 +80,25 @@ impl Optimizer for Sgd {
             let Some(grad) = grads.get(&param.var) else {
                 continue;
             };
+            if self.fuse && param.momentum_buffer.is_none() && fused::applies(&param.var, grad) {
+                let first = param.host.is_none();
+                let n = if momentum != 0.0 {
+                    param.var.elem_count()
+                } else {
+                    0
+                };
+                let buffer = param.host.get_or_insert_with(|| vec![0.0; n]);
+                let step = SgdStep {
+                    lr,
+                    momentum,
+                    dampening,
+                    nesterov,
+                    weight_decay,
+                    first,
+                };
+                fused::sgd(&param.var, grad, buffer, step)?;
+                continue;
+            }
             let (p, mut g) = operands(&param.var, grad)?;
             if weight_decay != 0.0 {
                 g = g.add(&p.affine(weight_decay, 0.0)?)?;
