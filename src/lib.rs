@@ -7,6 +7,7 @@
 //! the data, the training and the predictions).
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod cli;
 pub mod data;
 pub mod diagnostic;
