@@ -10,6 +10,7 @@ use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape,
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::winograd::{self, Shape3x3};
 use super::{slice, tensor, with_values};
 
 /// Shapes of one convolution.
@@ -52,6 +53,18 @@ impl Geom {
             ho,
             wo,
         })
+    }
+
+    /// The same convolution as a 3x3 stride-1 one (for [`winograd`]).
+    fn shape3x3(&self) -> Shape3x3 {
+        Shape3x3 {
+            b: self.b,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            o: self.o,
+            pad: self.pad,
+        }
     }
 
     /// Rows of the column matrix: `C * k * k`.
@@ -157,7 +170,7 @@ thread_local! {
 
 /// Scratch buffer `i` of this thread with at least `n` values (contents unspecified: callers
 /// overwrite what they read); give it back with [`put_scratch`].
-fn take_scratch(i: usize, n: usize) -> Vec<f32> {
+pub(super) fn take_scratch(i: usize, n: usize) -> Vec<f32> {
     let mut v = SCRATCH.with(|c| std::mem::take(&mut c.borrow_mut()[i]));
     if v.len() < n {
         v.resize(n, 0.0);
@@ -165,13 +178,13 @@ fn take_scratch(i: usize, n: usize) -> Vec<f32> {
     v
 }
 
-fn put_scratch(i: usize, v: Vec<f32>) {
+pub(super) fn put_scratch(i: usize, v: Vec<f32>) {
     SCRATCH.with(|c| c.borrow_mut()[i] = v);
 }
 
 /// `dst[m x n] (+)= lhs[m x k] * rhs[k x n]`, each given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(super) fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     (dst_rs, accumulate): (usize, bool),
@@ -221,7 +234,7 @@ fn matmul(
 }
 
 /// Threads for a gemm when there are `tasks` parallel tasks around it.
-fn inner_par(tasks: usize) -> Parallelism {
+pub(super) fn inner_par(tasks: usize) -> Parallelism {
     let threads = rayon::current_num_threads();
     if tasks >= threads || threads < 2 {
         Parallelism::None
@@ -232,6 +245,9 @@ fn inner_par(tasks: usize) -> Parallelism {
 
 /// The forward pass: `y = conv(x, w) + bias`.
 fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    if g.k == 3 && g.stride == 1 && g.c >= winograd::MIN_CHANNELS {
+        return winograd::conv3x3(&g.shape3x3(), x, w, bias);
+    }
     let (kk, n, o) = (g.kk(), g.n(), g.o);
     let s = g.chunk();
     let mut y = vec![0f32; g.b * o * n];
@@ -426,9 +442,19 @@ fn bwd(
 ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
     let g = Geom::new(x.dims(), w.dims(), stride, pad)?;
     let need_dx = x.track_op();
+    // The input gradient of a 3x3 stride-1 layer is itself a 3x3 convolution (of `dy`): by
+    // Winograd where it applies to that convolution, by col2im otherwise.
+    let winograd_dx =
+        need_dx && g.k == 3 && g.stride == 1 && g.pad <= 2 && g.o >= winograd::MIN_CHANNELS;
     let grads = with_values(x, |xv| {
         with_values(w, |wv| {
-            with_values(dy, |dyv| Ok(backward(&g, xv, wv, dyv, need_dx)))
+            with_values(dy, |dyv| {
+                let mut grads = backward(&g, xv, wv, dyv, need_dx && !winograd_dx);
+                if winograd_dx {
+                    grads.dx = Some(winograd::conv3x3_input_grad(&g.shape3x3(), dyv, wv));
+                }
+                Ok(grads)
+            })
         })
     })?;
     let dx = match grads.dx {

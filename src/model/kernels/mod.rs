@@ -10,6 +10,7 @@ pub(crate) mod batch_norm;
 pub(crate) mod conv;
 pub(crate) mod pool;
 pub(crate) mod relu;
+pub(crate) mod winograd;
 
 #[cfg(test)]
 mod tests;

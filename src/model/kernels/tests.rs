@@ -50,6 +50,15 @@ fn conv2d_matches_candle_forward_and_backward() {
         (2, 2, 8, 7, 3, 3, 3, 2, true),
         (4, 6, 12, 12, 6, 5, 1, 0, true),
         (8, 1, 28, 28, 6, 5, 1, 0, true),
+        // Winograd (3x3, stride 1, >= 16 channels): odd sizes, padding 0-2, 1x1 maps, batch 1,
+        // a batch that does not divide into chunks, and fewer output than input channels
+        // (then the input gradient goes through col2im).
+        (1, 16, 5, 5, 16, 3, 1, 1, true),
+        (3, 17, 7, 6, 18, 3, 1, 0, true),
+        (2, 16, 1, 1, 20, 3, 1, 1, false),
+        (5, 24, 4, 4, 16, 3, 1, 2, true),
+        (13, 20, 2, 3, 24, 3, 1, 1, true),
+        (2, 32, 9, 11, 8, 3, 1, 1, true),
     ];
     for (i, &(b, c, h, w, o, k, s, p, with_bias)) in cases.iter().enumerate() {
         let msg = format!("case {i}: b{b} c{c} {h}x{w} o{o} k{k} s{s} p{p} bias {with_bias}");
@@ -140,14 +149,30 @@ fn conv2d_computes_no_input_gradient_for_data() {
 
 #[test]
 fn conv2d_is_deterministic() {
-    let x = Var::from_tensor(&random(&[13, 3, 5, 5], 1)).unwrap();
-    let wt = Var::from_tensor(&random(&[7, 3, 3, 3], 2)).unwrap();
-    let run = || {
-        let y = conv::conv2d(x.as_tensor(), wt.as_tensor(), None, 1, 1).unwrap();
-        let g = weighted_sum(&y, 3).backward().unwrap();
-        (flat(g.get(&x).unwrap()), flat(g.get(&wt).unwrap()))
-    };
-    assert_eq!(run(), run());
+    // im2col, then Winograd.
+    for (c, o) in [(3, 7), (16, 17)] {
+        let x = Var::from_tensor(&random(&[13, c, 5, 5], 1)).unwrap();
+        let wt = Var::from_tensor(&random(&[o, c, 3, 3], 2)).unwrap();
+        let run = || {
+            let y = conv::conv2d(x.as_tensor(), wt.as_tensor(), None, 1, 1).unwrap();
+            let g = weighted_sum(&y, 3).backward().unwrap();
+            (
+                flat(&y),
+                flat(g.get(&x).unwrap()),
+                flat(g.get(&wt).unwrap()),
+            )
+        };
+        let first = run();
+        let second = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(run);
+        assert!(
+            first == second,
+            "c{c} o{o}: 1 thread and the default pool differ"
+        );
+    }
 }
 
 #[test]

@@ -1,0 +1,269 @@
+//! 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray,
+//! "Fast Algorithms for Convolutional Neural Networks", 2015), the algorithm oneDNN and cuDNN
+//! use for such layers.
+//!
+//! Every 2x2 block of outputs ("tile") is computed from the 4x4 input patch under it: the
+//! patch and the kernel are transformed (`V = Bᵀ d B`, `U = G g Gᵀ`), multiplied elementwise
+//! and summed over input channels, which for all tiles at once is 16 independent matrix
+//! products `M[ξ] = U[ξ] · V[ξ]` (`[O, C] · [C, tiles]`), and transformed back
+//! (`Y = Aᵀ M A`). That is 16 multiply-adds per tile and channel pair where im2col + gemm
+//! does 36, and there is no 9x column matrix.
+//!
+//! It computes the forward pass of the VGG layers and, with the kernel flipped and its
+//! channels swapped, their input gradient (for stride 1 that is again a 3x3 convolution, of
+//! the output gradient, with padding `2 - pad`). Like the im2col path, work is split into
+//! chunks of whole samples whose size depends on the shapes only, so results do not depend on
+//! the number of threads.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::conv::{inner_par, matmul, put_scratch, take_scratch};
+
+/// Fewest input channels for which the transforms pay for themselves (the gemm's inner
+/// dimension is the channel count).
+pub(crate) const MIN_CHANNELS: usize = 16;
+
+/// Shapes of one 3x3 stride-1 convolution.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape3x3 {
+    pub b: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub pad: usize,
+}
+
+impl Shape3x3 {
+    fn out(&self) -> (usize, usize) {
+        (self.h + 2 * self.pad - 2, self.w + 2 * self.pad - 2)
+    }
+
+    /// Tile rows and columns per sample.
+    fn tiles(&self) -> (usize, usize) {
+        let (ho, wo) = self.out();
+        (ho.div_ceil(2), wo.div_ceil(2))
+    }
+
+    /// Samples per chunk: about 256 tiles, at most a quarter of the batch.
+    fn chunk(&self) -> usize {
+        let (th, tw) = self.tiles();
+        256usize.div_ceil(th * tw).min((self.b / 4).max(1)).max(1)
+    }
+}
+
+/// `U = G g Gᵀ` for every kernel, laid out as 16 matrices `[O, C]`.
+fn transform_kernels(s: &Shape3x3, wt: &[f32]) -> Vec<f32> {
+    let (o, c) = (s.o, s.c);
+    let mut u = vec![0f32; 16 * o * c];
+    for oc in 0..o * c {
+        let g = &wt[oc * 9..oc * 9 + 9];
+        // a = G g (4x3)
+        let mut a = [[0f32; 3]; 4];
+        for j in 0..3 {
+            let (g0, g1, g2) = (g[j], g[3 + j], g[6 + j]);
+            a[0][j] = g0;
+            a[1][j] = 0.5 * (g0 + g1 + g2);
+            a[2][j] = 0.5 * (g0 - g1 + g2);
+            a[3][j] = g2;
+        }
+        for (r, row) in a.iter().enumerate() {
+            let [a0, a1, a2] = *row;
+            let vals = [a0, 0.5 * (a0 + a1 + a2), 0.5 * (a0 - a1 + a2), a2];
+            for (q, v) in vals.into_iter().enumerate() {
+                u[(r * 4 + q) * o * c + oc] = v;
+            }
+        }
+    }
+    u
+}
+
+/// Tiles transformed together (one AVX2 register of `f32`).
+const LANES: usize = 8;
+
+/// `V = Bᵀ d B` for [`LANES`] 4x4 patches at once: `d[row][col][lane]`, result `[ξ][lane]`.
+#[inline(always)]
+fn transform_patches(d: &[[[f32; LANES]; 4]; 4], v: &mut [[f32; LANES]; 16]) {
+    let mut t = [[[0f32; LANES]; 4]; 4];
+    for q in 0..4 {
+        for l in 0..LANES {
+            t[0][q][l] = d[0][q][l] - d[2][q][l];
+            t[1][q][l] = d[1][q][l] + d[2][q][l];
+            t[2][q][l] = d[2][q][l] - d[1][q][l];
+            t[3][q][l] = d[1][q][l] - d[3][q][l];
+        }
+    }
+    for r in 0..4 {
+        for l in 0..LANES {
+            v[r * 4][l] = t[r][0][l] - t[r][2][l];
+            v[r * 4 + 1][l] = t[r][1][l] + t[r][2][l];
+            v[r * 4 + 2][l] = t[r][2][l] - t[r][1][l];
+            v[r * 4 + 3][l] = t[r][1][l] - t[r][3][l];
+        }
+    }
+}
+
+/// `Y = Aᵀ M A` for [`LANES`] tiles at once: `m[ξ][lane]`, result `[row][col][lane]`.
+#[inline(always)]
+fn transform_back_lanes(m: &[[f32; LANES]; 16], y: &mut [[[f32; LANES]; 2]; 2]) {
+    let mut s = [[[0f32; LANES]; 4]; 2];
+    for q in 0..4 {
+        for l in 0..LANES {
+            s[0][q][l] = m[q][l] + m[4 + q][l] + m[8 + q][l];
+            s[1][q][l] = m[4 + q][l] - m[8 + q][l] - m[12 + q][l];
+        }
+    }
+    for r in 0..2 {
+        for l in 0..LANES {
+            y[r][0][l] = s[r][0][l] + s[r][1][l] + s[r][2][l];
+            y[r][1][l] = s[r][1][l] - s[r][2][l] - s[r][3][l];
+        }
+    }
+}
+
+/// `y[B, O, Ho, Wo] = conv2d(x[B, C, H, W], wt[O, C, 3, 3], stride 1, padding s.pad) + bias`.
+///
+/// Tiles of a sample are numbered row by row and handled [`LANES`] at a time (a group may run
+/// into the next row). `V` and `M` rows are [`LANES`]-padded, so every group is read and
+/// written as whole vectors; a sample's last group spills into the next sample's tiles, which
+/// are written afterwards, or into the padding.
+pub(crate) fn conv3x3(s: &Shape3x3, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (ho, wo) = s.out();
+    let (th, tw) = s.tiles();
+    let tps = th * tw;
+    let (c, o, h, w) = (s.c, s.o, s.h, s.w);
+    let u = transform_kernels(s, wt);
+    let per = s.chunk();
+    let in_len = c * h * w;
+    let out_len = o * ho * wo;
+    let mut y = vec![0f32; s.b * out_len];
+    if y.is_empty() {
+        return y;
+    }
+    let tasks = s.b.div_ceil(per);
+    let par: Parallelism = inner_par(tasks);
+    // The zero-padded input plane: every tile's 4x4 patch lies inside it.
+    let (hp, wp) = (2 * th + 2, 2 * tw + 2);
+    // Where each tile's patch starts in the padded plane.
+    let starts: Vec<usize> = (0..tps).map(|t| 2 * (t / tw) * wp + 2 * (t % tw)).collect();
+    y.par_chunks_mut(per * out_len)
+        .enumerate()
+        .for_each(|(task, ys)| {
+            let b0 = task * per;
+            let sc = ys.len() / out_len;
+            let t_all = sc * tps;
+            let stride = t_all.div_ceil(LANES) * LANES + LANES;
+            let mut v = take_scratch(0, 16 * c * stride);
+            let mut m = take_scratch(1, 16 * o * stride);
+            let mut padded = take_scratch(2, hp * wp);
+            padded[..hp * wp].fill(0.0);
+            let mut d = [[[0f32; LANES]; 4]; 4];
+            let mut vt = [[0f32; LANES]; 16];
+            for j in 0..sc {
+                let xs = &x[(b0 + j) * in_len..(b0 + j + 1) * in_len];
+                for ci in 0..c {
+                    let plane = &xs[ci * h * w..(ci + 1) * h * w];
+                    // Rows and columns of the input that the tiles read, at their padded place.
+                    for iy in 0..h.min(hp - s.pad) {
+                        let cols = w.min(wp - s.pad);
+                        let at = (iy + s.pad) * wp + s.pad;
+                        padded[at..at + cols].copy_from_slice(&plane[iy * w..iy * w + cols]);
+                    }
+                    for t0 in (0..tps).step_by(LANES) {
+                        let lanes = LANES.min(tps - t0);
+                        for l in 0..lanes {
+                            let p = &padded[starts[t0 + l]..];
+                            for (r, dr) in d.iter_mut().enumerate() {
+                                for (q, dq) in dr.iter_mut().enumerate() {
+                                    dq[l] = p[r * wp + q];
+                                }
+                            }
+                        }
+                        transform_patches(&d, &mut vt);
+                        let t = j * tps + t0;
+                        for (xi, lane_vals) in vt.iter().enumerate() {
+                            let at = (xi * c + ci) * stride + t;
+                            v[at..at + LANES].copy_from_slice(lane_vals);
+                        }
+                    }
+                }
+            }
+            put_scratch(2, padded);
+            // M[ξ] = U[ξ] · V[ξ]
+            for xi in 0..16 {
+                matmul(
+                    (o, t_all, c),
+                    &mut m[xi * o * stride..(xi + 1) * o * stride],
+                    (stride, false),
+                    &u[xi * o * c..(xi + 1) * o * c],
+                    (c, 1),
+                    &v[xi * c * stride..(xi + 1) * c * stride],
+                    (stride, 1),
+                    par,
+                );
+            }
+            // Output transform.
+            let mut mt = [[0f32; LANES]; 16];
+            let mut out = [[[0f32; LANES]; 2]; 2];
+            for j in 0..sc {
+                for oc in 0..o {
+                    let plane = &mut ys[(j * o + oc) * ho * wo..(j * o + oc + 1) * ho * wo];
+                    let bv = bias.map_or(0.0, |b| b[oc]);
+                    for t0 in (0..tps).step_by(LANES) {
+                        let lanes = LANES.min(tps - t0);
+                        let t = j * tps + t0;
+                        for (xi, lane_vals) in mt.iter_mut().enumerate() {
+                            let at = (xi * o + oc) * stride + t;
+                            lane_vals.copy_from_slice(&m[at..at + LANES]);
+                        }
+                        transform_back_lanes(&mt, &mut out);
+                        for l in 0..lanes {
+                            let tile = t0 + l;
+                            let (ty, tx) = (tile / tw, tile % tw);
+                            for (r, out_r) in out.iter().enumerate() {
+                                let oy = 2 * ty + r;
+                                if oy >= ho {
+                                    continue;
+                                }
+                                for (q, out_q) in out_r.iter().enumerate() {
+                                    let ox = 2 * tx + q;
+                                    if ox < wo {
+                                        plane[oy * wo + ox] = out_q[l] + bv;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            put_scratch(0, v);
+            put_scratch(1, m);
+        });
+    y
+}
+
+/// The input gradient of a 3x3 stride-1 convolution with input `[B, C, H, W]` and weight
+/// `wt [O, C, 3, 3]`, from the output gradient `dy [B, O, Ho, Wo]`: the convolution of `dy`
+/// with the flipped kernel, channels swapped, padding `2 - pad`.
+pub(crate) fn conv3x3_input_grad(s: &Shape3x3, dy: &[f32], wt: &[f32]) -> Vec<f32> {
+    let (o, c) = (s.o, s.c);
+    let mut flipped = vec![0f32; c * o * 9];
+    for oc in 0..o {
+        for ci in 0..c {
+            for k in 0..9 {
+                flipped[(ci * o + oc) * 9 + 8 - k] = wt[(oc * c + ci) * 9 + k];
+            }
+        }
+    }
+    let (ho, wo) = s.out();
+    let back = Shape3x3 {
+        b: s.b,
+        c: o,
+        h: ho,
+        w: wo,
+        o: c,
+        pad: 2 - s.pad,
+    };
+    conv3x3(&back, dy, &flipped, None)
+}
