@@ -183,7 +183,7 @@ pub(crate) fn conv3x3(s: &Shape3x3, x: &[f32], wt: &[f32], bias: Option<&[f32]>)
                         transform_patches(&d, &mut vt);
                         let t = j * tps + t0;
                         for (xi, lane_vals) in vt.iter().enumerate() {
-                            let at = (xi * c + ci) * stride + t;
+                            let at = (ci * 16 + xi) * stride + t;
                             v[at..at + LANES].copy_from_slice(lane_vals);
                         }
                     }
@@ -191,15 +191,17 @@ pub(crate) fn conv3x3(s: &Shape3x3, x: &[f32], wt: &[f32], bias: Option<&[f32]>)
             }
             put_scratch(2, padded);
             // M[ξ] = U[ξ] · V[ξ]
+            // (`V` is laid out `[C][ξ][tiles]` and `M` `[O][ξ][tiles]`, so that the transforms
+            // touch one contiguous block per channel.)
             for xi in 0..16 {
                 matmul(
                     (o, t_all, c),
-                    &mut m[xi * o * stride..(xi + 1) * o * stride],
-                    (stride, false),
+                    &mut m[xi * stride..],
+                    (16 * stride, false),
                     &u[xi * o * c..(xi + 1) * o * c],
                     (c, 1),
-                    &v[xi * c * stride..(xi + 1) * c * stride],
-                    (stride, 1),
+                    &v[xi * stride..],
+                    (16 * stride, 1),
                     par,
                 );
             }
@@ -214,7 +216,7 @@ pub(crate) fn conv3x3(s: &Shape3x3, x: &[f32], wt: &[f32], bias: Option<&[f32]>)
                         let lanes = LANES.min(tps - t0);
                         let t = j * tps + t0;
                         for (xi, lane_vals) in mt.iter_mut().enumerate() {
-                            let at = (xi * o + oc) * stride + t;
+                            let at = (oc * 16 + xi) * stride + t;
                             lane_vals.copy_from_slice(&m[at..at + LANES]);
                         }
                         transform_back_lanes(&mt, &mut out);
