@@ -1,8 +1,10 @@
 //! `nn.MaxPool2d(kernel, stride, padding)` (floor mode; padding never wins) with a backward
 //! pass that routes each output gradient to the first maximum of its window, like PyTorch.
 //!
-//! The forward pass keeps nothing: the backward pass finds the argmax again from the input and
-//! the output (the first position in the window holding the output value).
+//! The forward pass finds every window's argmax and, when the input tracks gradients, keeps
+//! those indices (one `u32` per output) for the backward pass, which then only scatters.
+
+use std::sync::Mutex;
 
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -10,13 +12,22 @@ use rayon::prelude::*;
 use super::{slice, tensor, with_values, PAR_MIN};
 
 #[derive(Debug, Clone, Copy)]
-struct MaxPool {
+struct Window {
     kernel: usize,
     stride: usize,
     pad: usize,
 }
 
-impl MaxPool {
+/// The op: its window, and the forward pass's argmax indices when they are kept.
+#[derive(Debug)]
+struct MaxPool {
+    window: Window,
+    /// Keep the indices (the input tracks gradients).
+    keep: bool,
+    argmax: Mutex<Option<Vec<u32>>>,
+}
+
+impl Window {
     fn out_size(&self, size: usize) -> Result<usize> {
         if size + 2 * self.pad < self.kernel || self.stride == 0 {
             bail!(
@@ -36,14 +47,20 @@ impl MaxPool {
         (lo, hi.max(lo))
     }
 
-    /// For every output of one plane: the index of the first maximum of its window.
+    /// For every output of one plane: the index of the first maximum of its window, into `out`.
     fn argmax_plane(
         &self,
         x: &[f32],
         (h, w): (usize, usize),
         (ho, wo): (usize, usize),
-    ) -> Vec<u32> {
-        let mut idx = Vec::with_capacity(ho * wo);
+        out: &mut [u32],
+    ) {
+        let mut idx = out.iter_mut();
+        let mut push = |v: usize| {
+            if let Some(slot) = idx.next() {
+                *slot = v as u32;
+            }
+        };
         if self.kernel == 2 && self.stride == 2 && self.pad == 0 {
             // The common 2x2 pool: four candidates in scan order, no bounds to check.
             for oy in 0..ho {
@@ -65,10 +82,10 @@ impl MaxPool {
                             best = a;
                         }
                     }
-                    idx.push(best as u32);
+                    push(best);
                 }
             }
-            return idx;
+            return;
         }
         for oy in 0..ho {
             let (y0, y1) = self.window(oy, h);
@@ -91,8 +108,24 @@ impl MaxPool {
                         }
                     }
                 }
-                idx.push(at);
+                push(at as usize);
             }
+        }
+    }
+
+    /// The argmax indices of every plane of `x` (`[planes, h, w]`), `[planes, ho, wo]`.
+    fn argmax(&self, x: &[f32], (h, w): (usize, usize), (ho, wo): (usize, usize)) -> Vec<u32> {
+        let mut idx = vec![0u32; x.len() / (h * w).max(1) * ho * wo];
+        if ho * wo == 0 {
+            return idx;
+        }
+        let plane = |(ip, xp): (&mut [u32], &[f32])| self.argmax_plane(xp, (h, w), (ho, wo), ip);
+        if idx.len() >= PAR_MIN {
+            idx.par_chunks_mut(ho * wo)
+                .zip(x.par_chunks(h * w))
+                .for_each(plane);
+        } else {
+            idx.chunks_mut(ho * wo).zip(x.chunks(h * w)).for_each(plane);
         }
         idx
     }
@@ -107,43 +140,68 @@ impl CustomOp1 for MaxPool {
         let &[b, c, h, w] = l.dims() else {
             bail!("max_pool2d: expected a 4-d input, got {:?}", l.dims())
         };
-        let (ho, wo) = (self.out_size(h)?, self.out_size(w)?);
+        let win = self.window;
+        let (ho, wo) = (win.out_size(h)?, win.out_size(w)?);
         let x = slice(s, l)?;
+        let idx = win.argmax(x, (h, w), (ho, wo));
+        // Indices are within their plane: offset each by its plane's start.
         let mut y = vec![0f32; b * c * ho * wo];
-        let plane = |(yp, xp): (&mut [f32], &[f32])| {
-            for (o, i) in yp.iter_mut().zip(self.argmax_plane(xp, (h, w), (ho, wo))) {
+        let gather = |((yp, ip), xp): ((&mut [f32], &[u32]), &[f32])| {
+            for (o, &i) in yp.iter_mut().zip(ip) {
                 *o = xp[i as usize];
             }
         };
-        if y.len() >= PAR_MIN {
-            y.par_chunks_mut(ho * wo)
-                .zip(x.par_chunks(h * w))
-                .for_each(plane);
-        } else {
-            y.chunks_mut(ho * wo).zip(x.chunks(h * w)).for_each(plane);
+        if ho * wo > 0 {
+            if y.len() >= PAR_MIN {
+                y.par_chunks_mut(ho * wo)
+                    .zip(idx.par_chunks(ho * wo))
+                    .zip(x.par_chunks(h * w))
+                    .for_each(gather);
+            } else {
+                y.chunks_mut(ho * wo)
+                    .zip(idx.chunks(ho * wo))
+                    .zip(x.chunks(h * w))
+                    .for_each(gather);
+            }
+        }
+        if self.keep {
+            // A poisoned lock only means another thread panicked mid-write; the indices are
+            // then recomputed in the backward pass.
+            if let Ok(mut kept) = self.argmax.lock() {
+                *kept = Some(idx);
+            }
         }
         Ok((CpuStorage::F32(y), Shape::from((b, c, ho, wo))))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let (_, _, h, w) = arg.dims4()?;
-        let (ho, wo) = (self.out_size(h)?, self.out_size(w)?);
+        let win = self.window;
+        let (ho, wo) = (win.out_size(h)?, win.out_size(w)?);
+        let kept = self.argmax.lock().ok().and_then(|mut k| k.take());
         let dx = with_values(arg, |x| {
+            let idx = match kept {
+                Some(idx) if idx.len() == x.len() / (h * w).max(1) * ho * wo => idx,
+                _ => win.argmax(x, (h, w), (ho, wo)),
+            };
             with_values(dy, |g| {
                 let mut dx = vec![0f32; x.len()];
-                let plane = |((dxp, xp), gp): ((&mut [f32], &[f32]), &[f32])| {
-                    for (i, gv) in self.argmax_plane(xp, (h, w), (ho, wo)).into_iter().zip(gp) {
+                if ho * wo == 0 {
+                    return Ok(dx);
+                }
+                let plane = |((dxp, ip), gp): ((&mut [f32], &[u32]), &[f32])| {
+                    for (&i, gv) in ip.iter().zip(gp) {
                         dxp[i as usize] += gv;
                     }
                 };
                 if dx.len() >= PAR_MIN {
                     dx.par_chunks_mut(h * w)
-                        .zip(x.par_chunks(h * w))
+                        .zip(idx.par_chunks(ho * wo))
                         .zip(g.par_chunks(ho * wo))
                         .for_each(plane);
                 } else {
                     dx.chunks_mut(h * w)
-                        .zip(x.chunks(h * w))
+                        .zip(idx.chunks(ho * wo))
                         .zip(g.chunks(ho * wo))
                         .for_each(plane);
                 }
@@ -156,9 +214,14 @@ impl CustomOp1 for MaxPool {
 
 /// `nn.MaxPool2d(kernel, stride, padding)` on a `f32` CPU tensor `[B, C, H, W]`.
 pub(crate) fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
+    let keep = x.track_op();
     x.contiguous()?.apply_op1(MaxPool {
-        kernel,
-        stride,
-        pad,
+        window: Window {
+            kernel,
+            stride,
+            pad,
+        },
+        keep,
+        argmax: Mutex::new(None),
     })
 }

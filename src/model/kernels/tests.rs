@@ -224,7 +224,12 @@ fn max_pool_matches_finite_differences_and_forward() {
                 .unwrap()
         };
         let x = Var::from_tensor(&x0).unwrap();
-        let g = flat(loss(x.as_tensor()).backward().unwrap().get(&x).unwrap());
+        let l = loss(x.as_tensor());
+        // The first backward pass uses the forward pass's argmax, a second one (same graph)
+        // recomputes it: both must agree.
+        let g = flat(l.backward().unwrap().get(&x).unwrap());
+        let again = flat(l.backward().unwrap().get(&x).unwrap());
+        assert_eq!(g, again, "{msg}: kept and recomputed argmax");
         let hstep = 1e-3;
         for j in 0..xv.len() {
             let at = |d: f32| {
