@@ -7,7 +7,6 @@
 //! the data, the training and the predictions).
 #![warn(missing_docs)]
 
-pub mod alloc;
 pub mod cli;
 pub mod data;
 pub mod diagnostic;
@@ -15,5 +14,6 @@ pub mod graph;
 pub mod model;
 pub mod plot;
 pub mod report;
+pub mod runtime;
 pub mod spec;
 pub mod train;

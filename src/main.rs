@@ -51,7 +51,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    runner::alloc::tune_for_training();
+    runner::runtime::tune_for_training();
     let cli = Cli::parse();
     let result = match (cli.command, cli.run) {
         (Some(Command::Check(args)), _) => cli::check::run(&args),

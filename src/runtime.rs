@@ -1,0 +1,45 @@
+//! Process settings for training, applied once at start-up: the allocator, and how long
+//! candle's own worker threads spin.
+//!
+//! **Allocator.** A step allocates and frees the same large buffers over and over, and glibc's
+//! defaults hand most of them back to the kernel every time.
+//!
+//! With glibc's defaults, every buffer over 128 KiB (the threshold grows only as such buffers
+//! are freed) is its own `mmap`, and free memory at the top of the heap is trimmed back once it
+//! exceeds 128 KiB; the next step then page-faults all of it in again, zero-filled. Keeping
+//! buffers up to 32 MiB (glibc's largest allowed threshold) in the heap and not trimming it
+//! measured, in one `runner bench --no-torch --baseline-exe` run against the same binary without
+//! these settings (2 threads, idle machine, 2026-11-28): training 9,619 vs 5,767 img/s for
+//! `mnist_cnn`, 4,203 vs 2,706 for `cifar_lenet`, 69.4 vs 61.7 for `vgg16_cifar`; peak resident
+//! memory 713 vs 666 MiB for `vgg16_cifar`.
+//!
+//! **Spinning.** candle 0.11 runs its large elementwise ops (gradient sums, for one) on a pool
+//! of its own beside rayon's, whose threads spin 25,000 times after each op before sleeping. On
+//! two cores that spinning takes a core from the rayon workers running the next kernel: 7.7% of
+//! all samples of a `cifar_lenet` training profile were that thread's spin loop. Spinning 1,000
+//! times measured, in one `runner bench --no-torch --baseline-exe` run (2 threads, 2026-11-28),
+//! 5,570 vs 4,691 img/s training `cifar_lenet` and 10,851 vs 9,989 for `mnist_cnn`; `vgg16_cifar`
+//! 83.5 vs 85.8 (noise). `CANDLE_BARRIER_POOL_SPIN_LIMIT` set by the user is left alone.
+
+/// Spins of candle's pool threads before they sleep (candle's default: 25,000).
+const CANDLE_SPIN_LIMIT: &str = "1000";
+
+/// Applies the settings. Call it at the very start of `main`, before any other thread exists.
+pub fn tune_for_training() {
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        // Sound: no other thread exists yet to read the environment concurrently.
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT);
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const MIB: libc::c_int = 1 << 20;
+        // SAFETY: `mallopt` only changes allocator parameters; it is called before other
+        // threads exist and with values glibc documents (it returns 0 for any it rejects,
+        // leaving the default, which is harmless).
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * MIB);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * MIB);
+            libc::mallopt(libc::M_TOP_PAD, 64 * MIB);
+        }
+    }
+}
