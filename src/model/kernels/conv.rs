@@ -442,16 +442,26 @@ fn bwd(
 ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
     let g = Geom::new(x.dims(), w.dims(), stride, pad)?;
     let need_dx = x.track_op();
-    // The input gradient of a 3x3 stride-1 layer is itself a 3x3 convolution (of `dy`): by
-    // Winograd where it applies to that convolution, by col2im otherwise.
-    let winograd_dx =
-        need_dx && g.k == 3 && g.stride == 1 && g.pad <= 2 && g.o >= winograd::MIN_CHANNELS;
+    // A 3x3 stride-1 layer with enough channels both ways: every gradient by Winograd (its
+    // input gradient is itself a 3x3 convolution, of `dy`, with padding `2 - pad`). Otherwise
+    // im2col + gemm, with the input gradient still by Winograd where that convolution fits.
+    let wino = |channels: usize| {
+        g.k == 3 && g.stride == 1 && g.pad <= 2 && channels >= winograd::MIN_CHANNELS
+    };
+    let winograd_all = wino(g.c) && wino(g.o);
+    let winograd_dx = need_dx && wino(g.o);
     let grads = with_values(x, |xv| {
         with_values(w, |wv| {
             with_values(dy, |dyv| {
-                let mut grads = backward(&g, xv, wv, dyv, need_dx && !winograd_dx);
+                let shape = g.shape3x3();
+                let mut grads = if winograd_all {
+                    let (dw, db) = winograd::conv3x3_weight_grad(&shape, xv, dyv);
+                    Grads { dx: None, dw, db }
+                } else {
+                    backward(&g, xv, wv, dyv, need_dx && !winograd_dx)
+                };
                 if winograd_dx {
-                    grads.dx = Some(winograd::conv3x3_input_grad(&g.shape3x3(), dyv, wv));
+                    grads.dx = Some(winograd::conv3x3_input_grad(&shape, dyv, wv));
                 }
                 Ok(grads)
             })

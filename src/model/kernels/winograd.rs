@@ -122,6 +122,51 @@ fn transform_back_lanes(m: &[[f32; LANES]; 16], y: &mut [[[f32; LANES]; 2]; 2]) 
     }
 }
 
+/// `V = Bᵀ d B` of every tile of the samples `xs` (`[samples, C, H, W]`), into `v` laid out
+/// `[C][ξ][tile]` with row length `stride` (tiles numbered sample by sample, row by row).
+fn input_transform(s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
+    let (th, tw) = s.tiles();
+    let tps = th * tw;
+    let (c, h, w) = (s.c, s.h, s.w);
+    // The zero-padded input plane: every tile's 4x4 patch lies inside it.
+    let (hp, wp) = (2 * th + 2, 2 * tw + 2);
+    let mut padded = take_scratch(2, hp * wp);
+    padded[..hp * wp].fill(0.0);
+    // Where each tile's patch starts in the padded plane.
+    let starts: Vec<usize> = (0..tps).map(|t| 2 * (t / tw) * wp + 2 * (t % tw)).collect();
+    let mut d = [[[0f32; LANES]; 4]; 4];
+    let mut vt = [[0f32; LANES]; 16];
+    for (j, sample) in xs.chunks_exact(c * h * w).enumerate() {
+        for ci in 0..c {
+            let plane = &sample[ci * h * w..(ci + 1) * h * w];
+            // Rows and columns of the input that the tiles read, at their padded place.
+            for iy in 0..h.min(hp - s.pad) {
+                let cols = w.min(wp - s.pad);
+                let at = (iy + s.pad) * wp + s.pad;
+                padded[at..at + cols].copy_from_slice(&plane[iy * w..iy * w + cols]);
+            }
+            for t0 in (0..tps).step_by(LANES) {
+                let lanes = LANES.min(tps - t0);
+                for l in 0..lanes {
+                    let p = &padded[starts[t0 + l]..];
+                    for (r, dr) in d.iter_mut().enumerate() {
+                        for (q, dq) in dr.iter_mut().enumerate() {
+                            dq[l] = p[r * wp + q];
+                        }
+                    }
+                }
+                transform_patches(&d, &mut vt);
+                let t = j * tps + t0;
+                for (xi, lane_vals) in vt.iter().enumerate() {
+                    let at = (ci * 16 + xi) * stride + t;
+                    v[at..at + LANES].copy_from_slice(lane_vals);
+                }
+            }
+        }
+    }
+    put_scratch(2, padded);
+}
+
 /// `y[B, O, Ho, Wo] = conv2d(x[B, C, H, W], wt[O, C, 3, 3], stride 1, padding s.pad) + bias`.
 ///
 /// Tiles of a sample are numbered row by row and handled [`LANES`] at a time (a group may run
@@ -143,10 +188,6 @@ pub(crate) fn conv3x3(s: &Shape3x3, x: &[f32], wt: &[f32], bias: Option<&[f32]>)
     }
     let tasks = s.b.div_ceil(per);
     let par: Parallelism = inner_par(tasks);
-    // The zero-padded input plane: every tile's 4x4 patch lies inside it.
-    let (hp, wp) = (2 * th + 2, 2 * tw + 2);
-    // Where each tile's patch starts in the padded plane.
-    let starts: Vec<usize> = (0..tps).map(|t| 2 * (t / tw) * wp + 2 * (t % tw)).collect();
     y.par_chunks_mut(per * out_len)
         .enumerate()
         .for_each(|(task, ys)| {
@@ -156,40 +197,7 @@ pub(crate) fn conv3x3(s: &Shape3x3, x: &[f32], wt: &[f32], bias: Option<&[f32]>)
             let stride = t_all.div_ceil(LANES) * LANES + LANES;
             let mut v = take_scratch(0, 16 * c * stride);
             let mut m = take_scratch(1, 16 * o * stride);
-            let mut padded = take_scratch(2, hp * wp);
-            padded[..hp * wp].fill(0.0);
-            let mut d = [[[0f32; LANES]; 4]; 4];
-            let mut vt = [[0f32; LANES]; 16];
-            for j in 0..sc {
-                let xs = &x[(b0 + j) * in_len..(b0 + j + 1) * in_len];
-                for ci in 0..c {
-                    let plane = &xs[ci * h * w..(ci + 1) * h * w];
-                    // Rows and columns of the input that the tiles read, at their padded place.
-                    for iy in 0..h.min(hp - s.pad) {
-                        let cols = w.min(wp - s.pad);
-                        let at = (iy + s.pad) * wp + s.pad;
-                        padded[at..at + cols].copy_from_slice(&plane[iy * w..iy * w + cols]);
-                    }
-                    for t0 in (0..tps).step_by(LANES) {
-                        let lanes = LANES.min(tps - t0);
-                        for l in 0..lanes {
-                            let p = &padded[starts[t0 + l]..];
-                            for (r, dr) in d.iter_mut().enumerate() {
-                                for (q, dq) in dr.iter_mut().enumerate() {
-                                    dq[l] = p[r * wp + q];
-                                }
-                            }
-                        }
-                        transform_patches(&d, &mut vt);
-                        let t = j * tps + t0;
-                        for (xi, lane_vals) in vt.iter().enumerate() {
-                            let at = (ci * 16 + xi) * stride + t;
-                            v[at..at + LANES].copy_from_slice(lane_vals);
-                        }
-                    }
-                }
-            }
-            put_scratch(2, padded);
+            input_transform(s, &x[b0 * in_len..(b0 + sc) * in_len], &mut v, stride);
             // M[ξ] = U[ξ] · V[ξ]
             // (`V` is laid out `[C][ξ][tiles]` and `M` `[O][ξ][tiles]`, so that the transforms
             // touch one contiguous block per channel.)
@@ -268,4 +276,139 @@ pub(crate) fn conv3x3_input_grad(s: &Shape3x3, dy: &[f32], wt: &[f32]) -> Vec<f3
         pad: 2 - s.pad,
     };
     conv3x3(&back, dy, &flipped, None)
+}
+
+/// Fixed number of partial sums of the weight gradient (results do not depend on threads).
+const GROUPS: usize = 4;
+
+/// The weight and bias gradients of a 3x3 stride-1 convolution with input `x [B, C, H, W]`,
+/// from the output gradient `dy [B, O, Ho, Wo]`, by F(3x3, 2x2): the forward pass's algorithm
+/// transposed. With `Z_t = A g_t Aᵀ` (the 2x2 output gradient of tile `t`) and
+/// `V_t = Bᵀ d_t B` (its input patch, the forward transform),
+/// `dW = Gᵀ (Σ_t Z_t ⊙ V_t) G`, the sum over tiles being 16 matrix products
+/// `[O, tiles] · [tiles, C]`.
+pub(crate) fn conv3x3_weight_grad(s: &Shape3x3, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (ho, wo) = s.out();
+    let (th, tw) = s.tiles();
+    let tps = th * tw;
+    let (c, o, h, w) = (s.c, s.o, s.h, s.w);
+    let per = s.chunk();
+    let chunks = s.b.div_ceil(per);
+    let groups = GROUPS.min(chunks).max(1);
+    let par = inner_par(groups);
+    let (in_len, out_len) = (c * h * w, o * ho * wo);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = (0..groups)
+        .into_par_iter()
+        .map(|gi| {
+            let mut du = vec![0f32; 16 * o * c];
+            let mut db = vec![0f32; o];
+            let (first, last) = (gi * chunks / groups, (gi + 1) * chunks / groups);
+            for chunk in first..last {
+                let b0 = chunk * per;
+                let sc = per.min(s.b - b0);
+                let t_all = sc * tps;
+                let stride = t_all.div_ceil(LANES) * LANES + LANES;
+                let mut v = take_scratch(0, 16 * c * stride);
+                let mut z = take_scratch(1, 16 * o * stride);
+                input_transform(s, &x[b0 * in_len..(b0 + sc) * in_len], &mut v, stride);
+                // Z = A g Aᵀ for every tile and output channel, laid out [O][ξ][tile].
+                let mut zt = [[0f32; LANES]; 16];
+                for j in 0..sc {
+                    let dys = &dy[(b0 + j) * out_len..(b0 + j + 1) * out_len];
+                    for oc in 0..o {
+                        let plane = &dys[oc * ho * wo..(oc + 1) * ho * wo];
+                        db[oc] += plane.iter().sum::<f32>();
+                        for t0 in (0..tps).step_by(LANES) {
+                            let lanes = LANES.min(tps - t0);
+                            let mut g = [[[0f32; LANES]; 2]; 2];
+                            for l in 0..lanes {
+                                let (ty, tx) = ((t0 + l) / tw, (t0 + l) % tw);
+                                for (r, gr) in g.iter_mut().enumerate() {
+                                    let oy = 2 * ty + r;
+                                    for (q, gq) in gr.iter_mut().enumerate() {
+                                        let ox = 2 * tx + q;
+                                        if oy < ho && ox < wo {
+                                            gq[l] = plane[oy * wo + ox];
+                                        }
+                                    }
+                                }
+                            }
+                            transform_grad_lanes(&g, &mut zt);
+                            let t = j * tps + t0;
+                            for (xi, lane_vals) in zt.iter().enumerate() {
+                                let at = (oc * 16 + xi) * stride + t;
+                                z[at..at + LANES].copy_from_slice(lane_vals);
+                            }
+                        }
+                    }
+                }
+                // dU[ξ] += Z[ξ] · V[ξ]ᵀ   ([O, tiles] · [tiles, C])
+                for xi in 0..16 {
+                    matmul(
+                        (o, c, t_all),
+                        &mut du[xi * o * c..(xi + 1) * o * c],
+                        (c, true),
+                        &z[xi * stride..],
+                        (16 * stride, 1),
+                        &v[xi * stride..],
+                        (1, 16 * stride),
+                        par,
+                    );
+                }
+                put_scratch(0, v);
+                put_scratch(1, z);
+            }
+            (du, db)
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let (mut du, mut db) = parts.next().unwrap_or_default();
+    for (pu, pb) in parts {
+        du.iter_mut().zip(&pu).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
+    }
+    // dW = Gᵀ dU G for every (o, c).
+    let mut dw = vec![0f32; o * c * 9];
+    for (oc, k) in dw.chunks_exact_mut(9).enumerate() {
+        let m = |r: usize, q: usize| du[(r * 4 + q) * o * c + oc];
+        // Gᵀ = [[1, .5, .5, 0], [0, .5, -.5, 0], [0, .5, .5, 1]]
+        let mut a = [[0f32; 4]; 3];
+        for q in 0..4 {
+            let (m0, m1, m2, m3) = (m(0, q), m(1, q), m(2, q), m(3, q));
+            a[0][q] = m0 + 0.5 * (m1 + m2);
+            a[1][q] = 0.5 * (m1 - m2);
+            a[2][q] = 0.5 * (m1 + m2) + m3;
+        }
+        for (i, row) in a.iter().enumerate() {
+            let [a0, a1, a2, a3] = *row;
+            k[i * 3] = a0 + 0.5 * (a1 + a2);
+            k[i * 3 + 1] = 0.5 * (a1 - a2);
+            k[i * 3 + 2] = 0.5 * (a1 + a2) + a3;
+        }
+    }
+    (dw, db)
+}
+
+/// `Z = A g Aᵀ` for [`LANES`] 2x2 output gradients: `g[row][col][lane]`, result `[ξ][lane]`,
+/// with `A = [[1, 0], [1, 1], [1, -1], [0, -1]]`.
+#[inline(always)]
+fn transform_grad_lanes(g: &[[[f32; LANES]; 2]; 2], z: &mut [[f32; LANES]; 16]) {
+    // s = A g (4x2)
+    let mut s = [[[0f32; LANES]; 2]; 4];
+    for q in 0..2 {
+        for l in 0..LANES {
+            s[0][q][l] = g[0][q][l];
+            s[1][q][l] = g[0][q][l] + g[1][q][l];
+            s[2][q][l] = g[0][q][l] - g[1][q][l];
+            s[3][q][l] = -g[1][q][l];
+        }
+    }
+    for r in 0..4 {
+        for l in 0..LANES {
+            z[r * 4][l] = s[r][0][l];
+            z[r * 4 + 1][l] = s[r][0][l] + s[r][1][l];
+            z[r * 4 + 2][l] = s[r][0][l] - s[r][1][l];
+            z[r * 4 + 3][l] = -s[r][1][l];
+        }
+    }
 }
