@@ -372,13 +372,16 @@ pub(crate) fn conv3x3_weight_grad(s: &Shape3x3, x: &[f32], dy: &[f32]) -> (Vec<f
     for (oc, k) in dw.chunks_exact_mut(9).enumerate() {
         let m = |r: usize, q: usize| du[(r * 4 + q) * o * c + oc];
         // Gᵀ = [[1, .5, .5, 0], [0, .5, -.5, 0], [0, .5, .5, 1]]
-        let mut a = [[0f32; 4]; 3];
-        for q in 0..4 {
-            let (m0, m1, m2, m3) = (m(0, q), m(1, q), m(2, q), m(3, q));
-            a[0][q] = m0 + 0.5 * (m1 + m2);
-            a[1][q] = 0.5 * (m1 - m2);
-            a[2][q] = 0.5 * (m1 + m2) + m3;
-        }
+        let a: [[f32; 4]; 3] = std::array::from_fn(|i| {
+            std::array::from_fn(|q| {
+                let (m0, m1, m2, m3) = (m(0, q), m(1, q), m(2, q), m(3, q));
+                match i {
+                    0 => m0 + 0.5 * (m1 + m2),
+                    1 => 0.5 * (m1 - m2),
+                    _ => 0.5 * (m1 + m2) + m3,
+                }
+            })
+        });
         for (i, row) in a.iter().enumerate() {
             let [a0, a1, a2, a3] = *row;
             k[i * 3] = a0 + 0.5 * (a1 + a2);
