@@ -307,7 +307,18 @@ struct Grads {
 }
 
 /// Number of partial sums of the weight gradient (fixed, so results do not depend on threads).
-const GROUPS: usize = 4;
+pub(super) const GROUPS: usize = 4;
+
+/// The weight and bias gradients' partial sums (one pair per group), added in group order.
+pub(super) fn sum_partials(partials: Vec<(Vec<f32>, Vec<f32>)>) -> (Vec<f32>, Vec<f32>) {
+    let mut parts = partials.into_iter();
+    let (mut dw, mut db) = parts.next().unwrap_or_default();
+    for (pw, pb) in parts {
+        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
+    }
+    (dw, db)
+}
 
 fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need_dx: bool) -> Grads {
     let (kk, n, o) = (g.kk(), g.n(), g.o);
@@ -396,12 +407,7 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need_dx: bool) -> Grads 
             (dw, db)
         })
         .collect();
-    let mut parts = partials.into_iter();
-    let (mut dw, mut db) = parts.next().unwrap_or_default();
-    for (pw, pb) in parts {
-        dw.iter_mut().zip(&pw).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
-    }
+    let (dw, db) = sum_partials(partials);
     Grads { dx, dw, db }
 }
 

@@ -18,7 +18,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::conv::{inner_par, matmul, put_scratch, take_scratch};
+use super::conv::{inner_par, matmul, put_scratch, sum_partials, take_scratch, GROUPS};
 
 /// Fewest input channels for which the transforms pay for themselves (the gemm's inner
 /// dimension is the channel count).
@@ -122,6 +122,22 @@ fn transform_back_lanes(m: &[[f32; LANES]; 16], y: &mut [[[f32; LANES]; 2]; 2]) 
     }
 }
 
+/// Writes the 16 transformed values of [`LANES`] tiles from tile `t` on into a `[channel][ξ][tile]`
+/// buffer with row length `stride`, as whole vectors.
+#[inline(always)]
+fn store_lanes(
+    buf: &mut [f32],
+    channel: usize,
+    stride: usize,
+    t: usize,
+    vals: &[[f32; LANES]; 16],
+) {
+    for (xi, lane_vals) in vals.iter().enumerate() {
+        let at = (channel * 16 + xi) * stride + t;
+        buf[at..at + LANES].copy_from_slice(lane_vals);
+    }
+}
+
 /// `V = Bᵀ d B` of every tile of the samples `xs` (`[samples, C, H, W]`), into `v` laid out
 /// `[C][ξ][tile]` with row length `stride` (tiles numbered sample by sample, row by row).
 fn input_transform(s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
@@ -156,11 +172,7 @@ fn input_transform(s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
                     }
                 }
                 transform_patches(&d, &mut vt);
-                let t = j * tps + t0;
-                for (xi, lane_vals) in vt.iter().enumerate() {
-                    let at = (ci * 16 + xi) * stride + t;
-                    v[at..at + LANES].copy_from_slice(lane_vals);
-                }
+                store_lanes(v, ci, stride, j * tps + t0, &vt);
             }
         }
     }
@@ -278,9 +290,6 @@ pub(crate) fn conv3x3_input_grad(s: &Shape3x3, dy: &[f32], wt: &[f32]) -> Vec<f3
     conv3x3(&back, dy, &flipped, None)
 }
 
-/// Fixed number of partial sums of the weight gradient (results do not depend on threads).
-const GROUPS: usize = 4;
-
 /// The weight and bias gradients of a 3x3 stride-1 convolution with input `x [B, C, H, W]`,
 /// from the output gradient `dy [B, O, Ho, Wo]`, by F(3x3, 2x2): the forward pass's algorithm
 /// transposed. With `Z_t = A g_t Aᵀ` (the 2x2 output gradient of tile `t`) and
@@ -334,11 +343,7 @@ pub(crate) fn conv3x3_weight_grad(s: &Shape3x3, x: &[f32], dy: &[f32]) -> (Vec<f
                                 }
                             }
                             transform_grad_lanes(&g, &mut zt);
-                            let t = j * tps + t0;
-                            for (xi, lane_vals) in zt.iter().enumerate() {
-                                let at = (oc * 16 + xi) * stride + t;
-                                z[at..at + LANES].copy_from_slice(lane_vals);
-                            }
+                            store_lanes(&mut z, oc, stride, j * tps + t0, &zt);
                         }
                     }
                 }
@@ -361,12 +366,7 @@ pub(crate) fn conv3x3_weight_grad(s: &Shape3x3, x: &[f32], dy: &[f32]) -> (Vec<f
             (du, db)
         })
         .collect();
-    let mut parts = partials.into_iter();
-    let (mut du, mut db) = parts.next().unwrap_or_default();
-    for (pu, pb) in parts {
-        du.iter_mut().zip(&pu).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(&pb).for_each(|(a, b)| *a += b);
-    }
+    let (du, db) = sum_partials(partials);
     // dW = Gᵀ dU G for every (o, c).
     let mut dw = vec![0f32; o * c * 9];
     for (oc, k) in dw.chunks_exact_mut(9).enumerate() {

@@ -285,19 +285,13 @@ mod tests {
                 eps: 1e-6,
                 weight_decay,
             };
-            let runs: Vec<_> = [true, false]
-                .into_iter()
-                .map(|fuse| {
-                    let p = param();
-                    let mut opt = Adam::new(vec![p.clone()], config);
-                    opt.fuse = fuse;
-                    trajectory(Box::new(opt), &p, 4)
-                })
-                .collect();
-            assert!(
-                runs[0] == runs[1],
-                "Adam {weight_decay:?}: fused and tensor paths differ"
-            );
+            let [fused, tensors] = [true, false].map(|fuse| {
+                let p = param();
+                let mut opt = Adam::new(vec![p.clone()], config);
+                opt.fuse = fuse;
+                trajectory(Box::new(opt), &p, 4)
+            });
+            assert!(fused == tensors, "Adam {weight_decay:?}: paths differ");
         }
     }
 
@@ -317,19 +311,13 @@ mod tests {
                 nesterov,
                 weight_decay,
             };
-            let runs: Vec<_> = [true, false]
-                .into_iter()
-                .map(|fuse| {
-                    let p = param();
-                    let mut opt = Sgd::new(vec![p.clone()], config);
-                    opt.fuse = fuse;
-                    trajectory(Box::new(opt), &p, 4)
-                })
-                .collect();
-            assert!(
-                runs[0] == runs[1],
-                "SGD {config:?}: fused and tensor paths differ"
-            );
+            let [fused, tensors] = [true, false].map(|fuse| {
+                let p = param();
+                let mut opt = Sgd::new(vec![p.clone()], config);
+                opt.fuse = fuse;
+                trajectory(Box::new(opt), &p, 4)
+            });
+            assert!(fused == tensors, "SGD {config:?}: paths differ");
         }
     }
 }
