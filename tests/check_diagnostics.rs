@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
+use runner::check::{check_bytes, Checked};
 use runner::diagnostic::Severity;
-use runner::spec::{check_bytes, Checked};
 
 /// What a fixture must produce besides its snapshot.
 #[derive(Debug, Clone, Copy)]
@@ -293,7 +293,7 @@ fn missing_file_and_directory_are_diagnostics_not_panics() {
         ("tests/fixtures/invalid", "is a directory"),
     ];
     for (path, expected) in cases {
-        let checked = runner::spec::check_file(Path::new(path));
+        let checked = runner::check::check_file(Path::new(path));
         assert!(!checked.ok(), "{path}");
         let rendered = checked.render();
         assert!(rendered.contains(expected), "{path}: {rendered}");

@@ -11,8 +11,8 @@
 use std::ops::Range;
 
 use proptest::prelude::*;
+use runner::check::{check_bytes, check_str, Checked};
 use runner::graph::Op;
-use runner::spec::{check_bytes, check_str, Checked};
 
 /// A layer of a generated sequential model. `decl` is the declared `in`/`features`, if any.
 #[derive(Debug, Clone)]
@@ -343,6 +343,73 @@ fn agrees_with_oracle(m: &Model) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// A valid model's resolved config reads back as the same experiment and the same graph.
+fn round_trips(m: &Model) -> Result<(), TestCaseError> {
+    let (text, _) = render(m);
+    let c = check(&text);
+    let Some((e, g)) = c.result.as_ref() else {
+        return Ok(()); // invalid models are the oracle test's business
+    };
+    let printed = runner::experiment::print::to_toml(e);
+    let again = check_str("config.toml", &printed, "x");
+    let (e2, g2) = again.result.as_ref().ok_or_else(|| {
+        TestCaseError::fail(format!("reprint invalid:\n{printed}\n{}", again.render()))
+    })?;
+    prop_assert_eq!(e, e2, "experiment changed:\n{}", printed);
+    prop_assert_eq!(g, g2, "graph changed:\n{}", printed);
+    prop_assert_eq!(runner::experiment::print::to_toml(e2), printed);
+    Ok(())
+}
+
+/// The shapes `runner check` infers are the shapes a real forward pass produces, layer by
+/// layer, on a batch of 2 (each prefix of the sequential model is built and run).
+fn forward_pass_agrees(m: &Model) -> Result<(), TestCaseError> {
+    use candle_core::{Device, Tensor};
+    let (text, _) = render(m);
+    let c = check(&text);
+    let Some((_, g)) = c.result.as_ref() else {
+        return Ok(());
+    };
+    let [ch, h, w] = g.input;
+    let x = Tensor::zeros((2, ch, h, w), candle_core::DType::F32, &Device::Cpu)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    for k in 1..=g.layers.len() {
+        let prefix = runner::graph::Graph {
+            layers: g.layers[..k].to_vec(),
+            input: g.input,
+        };
+        let model = runner::model::Model::new(&prefix, 0, &Device::Cpu)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let y = model
+            .forward(&x, false)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut want = vec![2];
+        want.extend(&g.layers[k - 1].shape);
+        prop_assert_eq!(
+            y.dims(),
+            &want[..],
+            "after `{}`:\n{}",
+            g.layers[k - 1].name,
+            text
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn resolved_configs_read_back_as_the_same_experiment(m in model()) {
+        round_trips(&m)?;
+    }
+
+    #[test]
+    fn inferred_shapes_equal_a_forward_pass(m in model()) {
+        forward_pass_agrees(&m)?;
+    }
 }
 
 proptest! {

@@ -2,7 +2,7 @@
 //! adversarial input here must come back quickly as located errors (or, where it is valid, as a
 //! result). A panic or a stack overflow fails the test; a hang shows as a test that never ends.
 
-use runner::spec::{check_bytes, check_str, Checked};
+use runner::check::{check_bytes, check_str, Checked};
 
 const CIFAR: &str = "name = \"x\"\n[data]\ndataset = \"cifar10\"\n";
 
@@ -258,10 +258,10 @@ fn the_largest_seed_is_valid() {
     let c = check(&text);
     assert!(c.ok(), "{}", c.render());
     let (e, _) = c.result.as_ref().expect("valid");
-    assert_eq!(e.seed, u64::MAX);
+    assert_eq!(e.seed(), u64::MAX);
     assert_eq!(
-        e.data.train_transforms,
-        [runner::spec::Transform::PixelPermutation { seed: u64::MAX }]
+        e.data().train_transforms,
+        [runner::experiment::Transform::PixelPermutation { seed: u64::MAX }]
     );
 }
 
@@ -298,7 +298,7 @@ fn files_over_the_size_limit_are_not_read() {
     let path = dir.path().join("big.toml");
     let file = std::fs::File::create(&path).expect("create");
     file.set_len((4 << 20) + 1).expect("sparse file");
-    let c = runner::spec::check_file(&path);
+    let c = runner::check::check_file(&path);
     assert_rejected("a 4 MiB + 1 file", &c, "experiment files are at most");
 }
 

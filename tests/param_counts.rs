@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use runner::check::{check_file, Checked};
 use runner::graph::Op;
-use runner::spec::{check_file, Checked};
 
 fn experiment(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -103,10 +103,11 @@ fn permuted_twins_have_the_same_network_as_their_plain_ones() {
         );
         assert_eq!(ga.layers, gb.layers, "{twin} vs {plain}: layers");
         assert_eq!(ga.params(), gb.params(), "{twin} vs {plain}: parameters");
-        assert_eq!(ea.model, eb.model, "{twin} vs {plain}: model spec");
-        assert_eq!(ea.train, eb.train, "{twin} vs {plain}: training");
+        assert_eq!(ea.model(), eb.model(), "{twin} vs {plain}: model spec");
+        assert_eq!(ea.train(), eb.train(), "{twin} vs {plain}: training");
         assert_ne!(
-            ea.data.train_transforms, eb.data.train_transforms,
+            ea.data().train_transforms,
+            eb.data().train_transforms,
             "{twin}: the permutation is the only difference"
         );
     }

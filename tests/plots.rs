@@ -6,8 +6,10 @@ use common::{runner, text};
 
 use std::path::{Path, PathBuf};
 
+use runner::check::check_str;
 use runner::data::transform::pixel_permutation;
 use runner::data::Dataset;
+use runner::experiment::Experiment;
 use runner::plot::curves::{curves_png, curves_svg, CURVES_SIZE};
 use runner::plot::grid::MARGIN;
 use runner::plot::{
@@ -15,7 +17,6 @@ use runner::plot::{
     ConfusionMatrix, Picture, Split,
 };
 use runner::report::{EpochMetrics, Summary};
-use runner::spec::{check_str, Experiment};
 
 /// A synthetic experiment with `transforms` for both splits.
 fn synthetic(shape: [usize; 3], classes: usize, transforms: &str) -> (Experiment, String) {
@@ -44,7 +45,7 @@ optimizer = {{ kind = "sgd", lr = 0.05 }}
 }
 
 fn data(exp: &Experiment, split: Split) -> Dataset {
-    let splits = runner::data::load(&exp.data.dataset, Path::new("unused"), exp.seed).unwrap();
+    let splits = runner::data::load(&exp.data().dataset, Path::new("unused"), exp.seed()).unwrap();
     match split {
         Split::Train => splits.train,
         Split::Test => splits.test,

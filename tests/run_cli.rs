@@ -212,6 +212,55 @@ fn epochs_and_train_limit_flags_override_the_file() {
     );
 }
 
+/// `--epochs N` is an override like `--set train.epochs=N`, applied before the file is checked:
+/// a cosine schedule's `t_max` (which defaults to the epochs) follows either one alike.
+#[test]
+fn the_epochs_flag_and_the_set_override_give_the_same_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_experiment(
+        dir.path(),
+        "cosine",
+        r#"
+name = "cosine"
+seed = 3
+[data]
+dataset = "synthetic"
+synthetic = { shape = [1, 8, 8], classes = 4, train_size = 128, test_size = 64 }
+batch_size = 32
+[model]
+layers = [{ op = "flatten" }, { op = "linear", out = 16 }, { op = "relu" }, { op = "linear", out = 4 }]
+[train]
+epochs = 10
+optimizer = { kind = "sgd", lr = 0.1, momentum = 0.9 }
+schedule = { kind = "cosine" }
+"#,
+    );
+    let file = file.to_str().expect("utf8");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (out, flag) in [(&a, ["--epochs", "2"]), (&b, ["--set", "train.epochs=2"])] {
+        let o = runner(&[
+            file,
+            "--out",
+            out.to_str().expect("utf8"),
+            "--plain",
+            flag[0],
+            flag[1],
+        ]);
+        assert!(o.status.success(), "{flag:?}: {}", text(&o));
+    }
+    let (ra, rb) = (run_dir(&a, "cosine"), run_dir(&b, "cosine"));
+    let config = |d: &Path| std::fs::read_to_string(d.join("config.toml")).expect("config.toml");
+    assert_eq!(config(&ra), config(&rb), "resolved configs differ");
+    assert!(
+        config(&ra).contains("t_max = 2,"),
+        "t_max must follow the epochs:\n{}",
+        config(&ra)
+    );
+    let (ma, mb) = (metrics_without_time(&ra), metrics_without_time(&rb));
+    assert_eq!(ma, mb, "metrics differ");
+    assert_eq!(ma.len(), 3, "a header and two epochs: {ma:?}");
+}
+
 #[test]
 fn a_diverging_loss_stops_with_epoch_and_step_and_exit_2() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -10,12 +10,14 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::check::check_file_with;
 use crate::data::resolve_data_dir;
+use crate::experiment::{print::to_toml, Experiment};
+use crate::graph::Graph;
 use crate::report::{
     batch_csv, batch_md, init_tracing, read_batch, read_summary, write_atomic, BatchRow, RunDir,
     TraceGuard, BATCH_CSV, BATCH_MD, CONFIG_FILE, SUMMARY_FILE, TRACE_FILE,
 };
-use crate::spec::{check_file_with, print::to_toml, Experiment};
 use crate::train::{self, RunOptions};
 
 /// Options of `runner batch`.
@@ -109,8 +111,10 @@ pub struct Job {
     pub variant: String,
     /// Overrides applied, `key.path=value`.
     pub overrides: Vec<String>,
-    /// The checked experiment, with `--epochs`/`--train-limit` applied.
+    /// The checked experiment (`--epochs`/`--train-limit` were applied as overrides).
     pub exp: Experiment,
+    /// Its graph.
+    pub graph: Graph,
     /// Its resolved config text: identical text means an identical run.
     pub config: String,
 }
@@ -118,7 +122,7 @@ pub struct Job {
 impl Job {
     /// Folder holding this variant's runs, relative to the batch output.
     pub fn folder(&self) -> PathBuf {
-        let base = PathBuf::from(&self.exp.name);
+        let base = PathBuf::from(&self.exp.name());
         if self.variant.is_empty() {
             base
         } else {
@@ -178,22 +182,17 @@ pub fn collect_jobs(args: &BatchArgs) -> Option<Vec<Job>> {
         }
     }
     let mut jobs: Vec<Job> = Vec::new();
+    let sets = super::overrides(&args.set.sets, args.epochs, args.train_limit);
     for f in files {
-        let checked = check_file_with(&f, &args.set.sets);
+        let checked = check_file_with(&f, &sets);
         for c in checked {
             if !c.diagnostics.is_empty() {
                 eprint!("{}", c.render());
             }
-            let Some((mut exp, _)) = c.result else {
+            let Some((exp, graph)) = c.result else {
                 ok = false;
                 continue;
             };
-            if let Some(e) = args.epochs {
-                exp.train.epochs = e as usize;
-            }
-            if let Some(l) = args.train_limit {
-                exp.data.train_limit = Some(l as usize);
-            }
             let config = to_toml(&exp);
             jobs.push(Job {
                 index: jobs.len(),
@@ -201,6 +200,7 @@ pub fn collect_jobs(args: &BatchArgs) -> Option<Vec<Job>> {
                 variant: c.variant.unwrap_or_default(),
                 overrides: c.overrides,
                 exp,
+                graph,
                 config,
             });
         }
@@ -210,13 +210,13 @@ pub fn collect_jobs(args: &BatchArgs) -> Option<Vec<Job>> {
     for (i, a) in jobs.iter().enumerate() {
         if let Some(b) = jobs[..i]
             .iter()
-            .find(|b| b.exp.name == a.exp.name && b.variant == a.variant)
+            .find(|b| b.exp.name() == a.exp.name() && b.variant == a.variant)
         {
             eprintln!(
                 "error: {} and {} both define experiment `{}`{}: give one a different `name`",
                 b.file.display(),
                 a.file.display(),
-                a.exp.name,
+                a.exp.name(),
                 if a.variant.is_empty() {
                     String::new()
                 } else {
@@ -277,7 +277,7 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
             println!(
                 "{}\t{}\t{}\t{}",
                 j.index,
-                j.exp.name,
+                j.exp.name(),
                 if j.variant.is_empty() {
                     "-"
                 } else {
@@ -312,9 +312,9 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
     let mut failed = 0;
     for (n, job) in mine.iter().enumerate() {
         let label = if job.variant.is_empty() {
-            job.exp.name.clone()
+            job.exp.name().to_string()
         } else {
-            format!("{} [{}]", job.exp.name, job.variant)
+            format!("{} [{}]", job.exp.name(), job.variant)
         };
         eprintln!("[{}/{}] {label}", n + 1, mine.len());
         let row = match finished_run(&args.out, job) {
@@ -335,7 +335,7 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
                     failed += 1;
                     BatchRow::failed(
                         job.index,
-                        &job.exp.name,
+                        job.exp.name(),
                         &job.variant,
                         &job.overrides,
                         &reason,
@@ -372,11 +372,11 @@ fn train_job(
     opts: &RunOptions,
     guard: &mut Option<TraceGuard>,
 ) -> Result<BatchRow, String> {
-    let device = train::select_device(job.exp.device).map_err(|e| e.to_string())?;
+    let device = train::select_device(job.exp.device()).map_err(|e| e.to_string())?;
     let folder = job.folder();
     let (root, leaf) = match (folder.parent(), folder.file_name()) {
         (Some(p), Some(l)) => (out.join(p), l.to_string_lossy().into_owned()),
-        _ => (out.to_path_buf(), job.exp.name.clone()),
+        _ => (out.to_path_buf(), job.exp.name().to_string()),
     };
     let run_dir = RunDir::create(&root, &leaf).map_err(|e| e.to_string())?;
     let trace = run_dir.file(TRACE_FILE);
@@ -384,8 +384,8 @@ fn train_job(
         Some(g) => g.start_new(&trace).map_err(|e| e.to_string())?,
         None => *guard = Some(init_tracing(Some(&trace)).map_err(|e| e.to_string())?),
     }
-    let summary =
-        super::run::train_in(&job.exp, &device, &run_dir, opts).map_err(|e| e.to_string())?;
+    let summary = super::run::train_in(&job.exp, &job.graph, &device, &run_dir, opts)
+        .map_err(|e| e.to_string())?;
     println!("{}", super::run::outcome_line(&summary, &run_dir));
     Ok(BatchRow::done(
         job.index,

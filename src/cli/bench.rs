@@ -425,18 +425,18 @@ fn timed(
 
 /// Trains and evaluates the model of `file` on random data in this process.
 fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
-    let Some(exp) = super::run::checked_experiment(file, &[], None) else {
+    let Some((exp, graph)) = super::run::checked_experiment(file, &[], None) else {
         bail!("{}: not a runnable experiment", file.display());
     };
     let device = match args.device.as_str() {
         "cuda" => Device::new_cuda(0).context("--device cuda: no CUDA device")?,
         _ => Device::Cpu,
     };
-    let model = Model::new(&exp.model, exp.seed, &device)?;
-    let mut optimizer = optim::build(&exp.train.optimizer, model.trainable_vars())?;
-    let batch = exp.data.batch_size;
-    let [c, h, w] = exp.model.input;
-    let classes = exp.data.dataset.classes().max(1);
+    let model = Model::new(&graph, exp.seed(), &device)?;
+    let mut optimizer = optim::build(&exp.train().optimizer, model.trainable_vars())?;
+    let batch = exp.data().batch_size;
+    let [c, h, w] = exp.model().input;
+    let classes = exp.data().dataset.classes().max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let x: Vec<f32> = (0..batch * c * h * w)
         .map(|_| rng.random::<f32>() * 2.0 - 1.0)
@@ -448,7 +448,7 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
     let y = Tensor::from_vec(y, batch, &device)?;
     let t_train = timed(args.warmup, args.seconds, args.min_steps, || {
         let out = model.forward(&x, true)?;
-        let l = crate::train::run::loss(exp.train.loss, &out, &y)?;
+        let l = crate::train::run::loss(exp.train().loss, &out, &y)?;
         let _ = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         let grads = l.backward()?;
         optimizer.step(&grads)?;
@@ -471,10 +471,10 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
 /// Images per second the training loader delivers through the train transforms of `file`, on
 /// random CIFAR-sized images (4,096 images per epoch, batches of the experiment's size).
 fn pipeline_images_per_sec(file: &Path, seconds: f64) -> anyhow::Result<f64> {
-    let Some(exp) = super::run::checked_experiment(file, &[], None) else {
+    let Some((exp, _)) = super::run::checked_experiment(file, &[], None) else {
         bail!("{}: not a runnable experiment", file.display());
     };
-    let shape = exp.data.dataset.image_shape();
+    let shape = exp.data().dataset.image_shape();
     let n = 4096;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let per: usize = shape.iter().product();
@@ -484,7 +484,7 @@ fn pipeline_images_per_sec(file: &Path, seconds: f64) -> anyhow::Result<f64> {
         shape,
         classes: (0..10).map(|i| i.to_string()).collect(),
     });
-    let pipe = Arc::new(Pipeline::new(&exp.data.train_transforms, shape));
+    let pipe = Arc::new(Pipeline::new(&exp.data().train_transforms, shape));
     let start = Instant::now();
     let mut images = 0usize;
     let mut epoch = 1;
@@ -492,7 +492,7 @@ fn pipeline_images_per_sec(file: &Path, seconds: f64) -> anyhow::Result<f64> {
         for b in epoch_batches(
             data.clone(),
             pipe.clone(),
-            exp.data.batch_size,
+            exp.data().batch_size,
             true,
             0,
             epoch,

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::check::{check_file_with, Checked};
 use crate::diagnostic::{Position, Severity};
 use crate::graph::summary::{rows, table, thousands, Row};
-use crate::spec::{check_file_with, Checked};
 
 /// Options of `runner check`.
 #[derive(Debug, Clone, clap::Args)]
@@ -78,13 +78,7 @@ fn json_file(c: &Checked) -> JsonFile<'_> {
         })
         .collect();
     let (experiment, input, layers, params, macs) = match &c.result {
-        Some((e, g)) => (
-            Some(e.name.as_str()),
-            Some(g.input),
-            rows(g),
-            g.params(),
-            g.macs(),
-        ),
+        Some((e, g)) => (Some(e.name()), Some(g.input), rows(g), g.params(), g.macs()),
         None => (None, None, Vec::new(), 0, 0),
     };
     JsonFile {
@@ -116,8 +110,8 @@ pub fn text_report(c: &Checked, quiet: bool) -> String {
             out += &format!(
                 "{}: ok: `{}` on {} ({} layers, {} parameters, {} MACs per image)\n",
                 who,
-                e.name,
-                e.data.dataset.name(),
+                e.name(),
+                e.data().dataset.name(),
                 g.layers.len(),
                 thousands(g.params() as u64),
                 thousands(g.macs())

@@ -19,6 +19,17 @@ pub struct SetArgs {
     pub sets: Vec<String>,
 }
 
+/// The `--set` overrides of a verb, followed by its own flags that set a value of the
+/// experiment (`--epochs`, `--train-limit`) written as the `--set` they stand for: every
+/// override is applied to the file before it is checked, so values derived from it (a cosine
+/// schedule's `t_max` from the epochs) follow it.
+pub fn overrides(sets: &[String], epochs: Option<u64>, train_limit: Option<u64>) -> Vec<String> {
+    let mut all = sets.to_vec();
+    all.extend(epochs.map(|e| format!("train.epochs={e}")));
+    all.extend(train_limit.map(|l| format!("data.train_limit={l}")));
+    all
+}
+
 /// Exit codes shared by every verb.
 pub mod exit {
     /// Success.

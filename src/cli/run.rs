@@ -2,10 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::check::check_file_with;
 use crate::data::resolve_data_dir;
+use crate::experiment::{print::to_toml, Experiment};
 use crate::graph::summary::thousands;
+use crate::graph::Graph;
 use crate::report::{init_tracing, RunDir, Summary, METRICS_FILE, TRACE_FILE};
-use crate::spec::{check_file_with, print::to_toml, Experiment};
 use crate::train::{self, RunOptions, TrainError};
 
 /// Options of `runner run`.
@@ -43,23 +45,18 @@ pub struct RunArgs {
 
 /// Runs the verb; returns the exit code.
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
-    let Some(mut exp) = checked_experiment(&args.file, &args.sets, args.variant.as_deref()) else {
+    let sets = super::overrides(&args.sets, args.epochs, args.train_limit);
+    let Some((exp, graph)) = checked_experiment(&args.file, &sets, args.variant.as_deref()) else {
         return Ok(super::exit::ERROR);
     };
-    if let Some(e) = args.epochs {
-        exp.train.epochs = e as usize;
-    }
-    if let Some(l) = args.train_limit {
-        exp.data.train_limit = Some(l as usize);
-    }
-    let device = match train::select_device(exp.device) {
+    let device = match train::select_device(exp.device()) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(super::exit::ERROR);
         }
     };
-    let run_dir = match RunDir::create(&args.out, &exp.name) {
+    let run_dir = match RunDir::create(&args.out, exp.name()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -72,7 +69,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         plain_progress: args.plain,
         log_every: args.log_every,
     };
-    let result = train_in(&exp, &device, &run_dir, &opts);
+    let result = train_in(&exp, &graph, &device, &run_dir, &opts);
     let trace = guard.finish();
     match result {
         Ok(s) => {
@@ -95,7 +92,7 @@ pub(crate) fn checked_experiment(
     file: &Path,
     sets: &[String],
     variant: Option<&str>,
-) -> Option<Experiment> {
+) -> Option<(Experiment, Graph)> {
     let mut all = check_file_with(file, sets);
     let names: Vec<String> = all.iter().filter_map(|c| c.variant.clone()).collect();
     let index = match (variant, names.is_empty()) {
@@ -137,7 +134,7 @@ pub(crate) fn checked_experiment(
         eprint!("{}", checked.render());
     }
     match checked.result {
-        Some((exp, _graph)) => Some(exp),
+        Some(r) => Some(r),
         None => {
             eprintln!(
                 "{}: nothing done: fix the errors above (`runner check` shows the same)",
@@ -154,21 +151,22 @@ pub(crate) fn checked_experiment(
 /// the error message points to.
 pub(crate) fn train_in(
     exp: &Experiment,
+    graph: &Graph,
     device: &candle_core::Device,
     run_dir: &RunDir,
     opts: &RunOptions,
 ) -> Result<Summary, TrainError> {
-    let params: usize = exp.model.layers.iter().map(|l| l.params).sum();
+    let params = graph.params();
     eprintln!(
         "runner: training `{}` on {} ({} parameters, {} epoch{}) -> {}",
-        exp.name,
+        exp.name(),
         train::run::device_name(device),
         thousands(params as u64),
-        exp.train.epochs,
-        if exp.train.epochs == 1 { "" } else { "s" },
+        exp.train().epochs,
+        if exp.train().epochs == 1 { "" } else { "s" },
         run_dir.path.display()
     );
-    let result = train::run(exp, &to_toml(exp), run_dir, opts);
+    let result = train::run(exp, graph, &to_toml(exp), run_dir, opts);
     if let Err(e) = &result {
         let finished_an_epoch = run_dir.file(METRICS_FILE).exists();
         if !finished_an_epoch && !matches!(e, TrainError::NonFinite { .. }) {

@@ -35,13 +35,13 @@ pub struct ShowDataArgs {
 
 /// Runs the verb; returns the exit code.
 pub fn run(args: &ShowDataArgs) -> anyhow::Result<i32> {
-    let Some(exp) =
+    let Some((exp, _)) =
         super::run::checked_experiment(&args.file, &args.set.sets, args.variant.as_deref())
     else {
         return Ok(super::exit::ERROR);
     };
     let data_dir = resolve_data_dir(args.data_dir.as_deref());
-    let splits = match data::load(&exp.data.dataset, &data_dir, exp.seed) {
+    let splits = match data::load(&exp.data().dataset, &data_dir, exp.seed()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -56,7 +56,7 @@ pub fn run(args: &ShowDataArgs) -> anyhow::Result<i32> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}_{}_data.png", exp.name, args.split.name())));
+        .unwrap_or_else(|| PathBuf::from(format!("{}_{}_data.png", exp.name(), args.split.name())));
     let png = figure.picture.png()?;
     write_atomic(&out, &png).with_context(|| "cannot save the picture".to_string())?;
     println!("{}", out.display());

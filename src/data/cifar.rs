@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::{ensure_files, read_file, DataError, Dataset, Downloader, ExpectedFile, Splits};
-use crate::spec::DatasetKind;
+use crate::experiment::DatasetKind;
 
 /// Pixel bytes per image (3 x 32 x 32).
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;

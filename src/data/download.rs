@@ -14,7 +14,7 @@ use flate2::read::GzDecoder;
 use md5::{Digest, Md5};
 
 use super::{cifar, dataset_folder, idx};
-use crate::spec::DatasetKind;
+use crate::experiment::DatasetKind;
 
 /// Environment variable that turns automatic downloads off when set to anything but `0` or "".
 pub const NO_DOWNLOAD_ENV: &str = "RUNNER_NO_DOWNLOAD";

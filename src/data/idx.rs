@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::GzDecoder;
 
 use super::{ensure_files, DataError, Dataset, Downloader, ExpectedFile, Splits};
-use crate::spec::DatasetKind;
+use crate::experiment::DatasetKind;
 
 /// Magic number of an IDX file of unsigned bytes with 3 dimensions (images).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;

@@ -239,7 +239,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::spec::Transform;
+    use crate::experiment::Transform;
 
     /// `n` 1x2x2 images; image `i` has every pixel `i % 256` and label `i % 10`.
     fn data(n: usize) -> Arc<Dataset> {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::spec::DatasetKind;
+use crate::experiment::DatasetKind;
 
 pub use download::{DownloadError, Downloader};
 pub use loader::{epoch_batches, Batch, EpochBatches};

@@ -8,7 +8,7 @@
 use rand::Rng;
 
 use super::{derived_rng, fisher_yates, DataError, Dataset, Splits, Stream};
-use crate::spec::SyntheticSpec;
+use crate::experiment::SyntheticSpec;
 
 /// Side of the random grid each prototype is interpolated from.
 const GRID: usize = 4;

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::spec::Transform;
+use crate::experiment::Transform;
 
 /// One compiled transform, with the shape of its input.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,14 +2,8 @@
 
 use serde::Serialize;
 
-/// Where a layer takes an input from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum NodeRef {
-    /// The model input (a batch of transformed images).
-    Input,
-    /// The output of `layers[i]`; always an earlier layer.
-    Layer(usize),
-}
+use crate::experiment::format::OpKind;
+pub use crate::experiment::NodeRef;
 
 /// One checked layer of the network.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -18,7 +12,8 @@ pub struct Layer {
     pub name: String,
     /// The operation with every size resolved.
     pub op: Op,
-    /// Inputs, in order. One for every op except `Add` and `Concat` (two or more).
+    /// Inputs, in order (indices into the graph's layers, always earlier ones). One for every
+    /// op except `Add` and `Concat` (two or more).
     pub inputs: Vec<NodeRef>,
     /// Inferred per-sample output shape (`[C, H, W]` or `[F]`), batch dimension excluded.
     pub shape: Vec<usize>,
@@ -109,24 +104,24 @@ pub enum Op {
 }
 
 impl Op {
-    /// The op's name as written in experiment files.
-    pub fn kind(&self) -> &'static str {
+    /// The op's entry in the format's table of names.
+    pub fn kind(&self) -> OpKind {
         match self {
-            Op::Conv2d { .. } => "conv2d",
-            Op::BatchNorm2d { .. } => "batch_norm2d",
-            Op::Relu => "relu",
-            Op::Tanh => "tanh",
-            Op::Sigmoid => "sigmoid",
-            Op::MaxPool2d { .. } => "max_pool2d",
-            Op::AvgPool2d { .. } => "avg_pool2d",
-            Op::GlobalAvgPool => "global_avg_pool",
-            Op::Flatten => "flatten",
-            Op::Linear { .. } => "linear",
-            Op::Dropout { .. } => "dropout",
-            Op::LogSoftmax => "log_softmax",
-            Op::Add => "add",
-            Op::Concat => "concat",
-            Op::Identity => "identity",
+            Op::Conv2d { .. } => OpKind::Conv2d,
+            Op::BatchNorm2d { .. } => OpKind::BatchNorm2d,
+            Op::Relu => OpKind::Relu,
+            Op::Tanh => OpKind::Tanh,
+            Op::Sigmoid => OpKind::Sigmoid,
+            Op::MaxPool2d { .. } => OpKind::MaxPool2d,
+            Op::AvgPool2d { .. } => OpKind::AvgPool2d,
+            Op::GlobalAvgPool => OpKind::GlobalAvgPool,
+            Op::Flatten => OpKind::Flatten,
+            Op::Linear { .. } => OpKind::Linear,
+            Op::Dropout { .. } => OpKind::Dropout,
+            Op::LogSoftmax => OpKind::LogSoftmax,
+            Op::Add => OpKind::Add,
+            Op::Concat => OpKind::Concat,
+            Op::Identity => OpKind::Identity,
         }
     }
 }

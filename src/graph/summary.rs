@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Graph, NodeRef, Op};
-use crate::spec::read::shape_str;
+use crate::diagnostic::shape_str;
 
 /// One row of the table.
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +86,7 @@ fn describe(op: &Op) -> String {
         Op::MaxPool2d { kernel, stride, .. } => format!("max_pool2d k{kernel} s{stride}"),
         Op::AvgPool2d { kernel, stride, .. } => format!("avg_pool2d k{kernel} s{stride}"),
         Op::Dropout { p } => format!("dropout {p}"),
-        other => other.kind().to_string(),
+        other => other.kind().name().to_string(),
     }
 }
 

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::Model;
-use crate::spec::check_str;
+use crate::check::check_str;
 
 /// One case: a name, the ops it covers, and the experiment text.
 struct Case {
@@ -105,7 +105,7 @@ fn compare_case(
     seeds: (u64, u64),
 ) -> anyhow::Result<CaseResult> {
     let checked = check_str("device_check.toml", &experiment_text(c), "device_check");
-    let Some((exp, _)) = checked.result else {
+    let Some((_, graph)) = checked.result else {
         anyhow::bail!(
             "case `{}` is not a valid model:\n{}",
             c.name,
@@ -117,7 +117,7 @@ fn compare_case(
     let n: usize = batch * c.input.iter().product::<usize>();
     let x: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
     let run = |device: &Device, seed: u64| -> anyhow::Result<Outcome> {
-        let model = Model::new(&exp.model, seed, device)?;
+        let model = Model::new(&graph, seed, device)?;
         let shape = [batch, c.input[0], c.input[1], c.input[2]];
         let x = Tensor::from_vec(x.clone(), &shape[..], device)?;
         let out = model.forward(&x, true)?;

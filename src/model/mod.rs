@@ -1,6 +1,6 @@
 //! The checked layer graph turned into a candle network.
 //!
-//! [`crate::spec::ModelSpec`] is the description; [`Model`] is the built thing: its parameters
+//! [`crate::graph::Graph`] is the description; [`Model`] is the built thing: its parameters
 //! (trainable [`Var`]s), its buffers (BatchNorm running statistics, not trainable), and a
 //! forward pass that walks the layers in their topological order. Tensor names follow
 //! PyTorch's `state_dict` keys: `<layer name>.weight`, `.bias`, `.running_mean`, `.running_var`.
@@ -18,10 +18,10 @@ use candle_core::{bail, Device, Result, Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::graph::Graph;
 use crate::graph::{Layer, NodeRef, Op};
-use crate::spec::ModelSpec;
 
-/// A network built from a checked [`ModelSpec`]: parameters, buffers and a forward pass.
+/// A network built from a checked [`Graph`]: parameters, buffers and a forward pass.
 ///
 /// The output of the network is the output of the last layer.
 pub struct Model {
@@ -101,7 +101,7 @@ impl Model {
     /// biases `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (`kaiming_uniform_(a=sqrt(5))` for weights);
     /// BatchNorm weight 1, bias 0, running mean 0, running variance 1.
     #[tracing::instrument(skip_all, fields(layers = spec.layers.len()))]
-    pub fn new(spec: &ModelSpec, seed: u64, device: &Device) -> Result<Model> {
+    pub fn new(spec: &Graph, seed: u64, device: &Device) -> Result<Model> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut params = Vec::new();
         let mut buffers = Vec::new();

@@ -45,13 +45,13 @@ use NodeRef::{Input, Layer as L};
 
 /// The seed experiment's MNIST CNN. Shapes and counts from
 /// `sum(p.numel() for p in net.parameters())` of the equivalent `nn.Sequential`: 6,422.
-fn mnist_cnn() -> ModelSpec {
+fn mnist_cnn() -> Graph {
     let pool = Op::MaxPool2d {
         kernel: 2,
         stride: 2,
         padding: 0,
     };
-    ModelSpec {
+    Graph {
         input: [1, 28, 28],
         layers: vec![
             layer(
@@ -77,8 +77,8 @@ fn mnist_cnn() -> ModelSpec {
 
 /// Every op: a residual block with a 1x1 stride-2 projection, overlapping and tiling pools,
 /// channel and feature concatenation, dropout.
-fn residual_net() -> ModelSpec {
-    ModelSpec {
+fn residual_net() -> Graph {
+    Graph {
         input: [3, 8, 8],
         layers: vec![
             layer(
@@ -153,7 +153,7 @@ fn residual_net() -> ModelSpec {
     }
 }
 
-fn random_batch(spec: &ModelSpec, batch: usize, seed: u64) -> Tensor {
+fn random_batch(spec: &Graph, batch: usize, seed: u64) -> Tensor {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let [c, h, w] = spec.input;
     let v: Vec<f32> = (0..batch * c * h * w)
@@ -329,7 +329,7 @@ fn batch_norm_uses_batch_stats_in_training_and_running_stats_in_eval() {
 
 #[test]
 fn conv_then_batch_norm_matches_hand_computation() {
-    let spec = ModelSpec {
+    let spec = Graph {
         input: [1, 3, 3],
         layers: vec![
             layer("c", conv(1, 1, 2, 1, 0, true), &[Input], &[1, 2, 2], 5),
@@ -464,7 +464,7 @@ fn tiny_model_trains_through_every_op() {
 
 #[test]
 fn dropout_is_identity_in_eval_and_drops_about_p_in_training() {
-    let spec = ModelSpec {
+    let spec = Graph {
         input: [1, 50, 50],
         layers: vec![
             layer("flat", Op::Flatten, &[Input], &[2500], 0),

@@ -7,8 +7,8 @@ use super::curves::{curves_png, curves_svg};
 use super::show::predictions_figure;
 use super::{write_file, PlotError, CONFUSION_PNG, CURVES_PNG, CURVES_SVG, PREDICTIONS_PNG};
 use crate::data::Dataset;
+use crate::experiment::Experiment;
 use crate::report::EpochMetrics;
-use crate::spec::Experiment;
 
 /// The pictures [`write_run_plots`] writes, in order.
 pub const RUN_PLOT_FILES: [&str; 4] = [CURVES_PNG, CURVES_SVG, CONFUSION_PNG, PREDICTIONS_PNG];
@@ -31,7 +31,7 @@ pub fn write_run_plots(
     predictions: &[u32],
 ) -> Result<Vec<PathBuf>, PlotError> {
     let _span = tracing::info_span!("plots").entered();
-    let classes: Vec<String> = (0..test.classes.len().max(exp.data.dataset.classes()))
+    let classes: Vec<String> = (0..test.classes.len().max(exp.data().dataset.classes()))
         .map(|c| {
             test.classes
                 .get(c)
@@ -44,18 +44,18 @@ pub fn write_run_plots(
     let jobs: [(&str, Job<'_>); 4] = [
         (
             CURVES_PNG,
-            Box::new(|| curves_png(&exp.name, metrics)?.png()),
+            Box::new(|| curves_png(exp.name(), metrics)?.png()),
         ),
         (
             CURVES_SVG,
-            Box::new(|| Ok(curves_svg(&exp.name, metrics)?.into_bytes())),
+            Box::new(|| Ok(curves_svg(exp.name(), metrics)?.into_bytes())),
         ),
         (
             CONFUSION_PNG,
             Box::new(|| {
                 let title = format!(
                     "{}: confusion matrix of the {} test images (accuracy {:.2}%)",
-                    exp.name,
+                    exp.name(),
                     cm.total(),
                     cm.accuracy()
                 );

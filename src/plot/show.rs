@@ -6,7 +6,7 @@ use rand::Rng;
 use super::grid::{default_columns, grid_picture, GridLayout, Panel, Tile};
 use super::{Picture, PlotError, RIGHT, WRONG};
 use crate::data::{derived_rng, Dataset, Pipeline, Stream};
-use crate::spec::{Experiment, Transform};
+use crate::experiment::{Experiment, Transform};
 
 /// Which part of a data set to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -99,7 +99,7 @@ fn tiles(
     caption: impl Fn(usize) -> (Vec<(String, RGBColor)>, Option<RGBColor>),
 ) -> Vec<Tile> {
     let pipe = Pipeline::new(transforms, data.shape);
-    let mut rng = derived_rng(exp.seed, Stream::Augment, 1, 0);
+    let mut rng = derived_rng(exp.seed(), Stream::Augment, 1, 0);
     (0..count.min(data.len()))
         .map(|i| {
             let (caption, frame) = caption(i);
@@ -123,8 +123,8 @@ pub fn data_figure(
     count: usize,
 ) -> Result<DataFigure, PlotError> {
     let transforms = match split {
-        Split::Train => &exp.data.train_transforms,
-        Split::Test => &exp.data.test_transforms,
+        Split::Train => &exp.data().train_transforms,
+        Split::Test => &exp.data().test_transforms,
     };
     let n = count.min(data.len());
     if n == 0 {
@@ -153,7 +153,7 @@ pub fn data_figure(
     };
     let title = format!(
         "{}: {} images 1-{n} of {} through the {} transforms",
-        exp.name,
+        exp.name(),
         split.name(),
         data.len(),
         split.name()
@@ -198,14 +198,14 @@ pub fn predictions_figure(
         tiles: tiles(
             exp,
             test,
-            &without_permutation(&exp.data.test_transforms),
+            &without_permutation(&exp.data().test_transforms),
             n,
             caption,
         ),
     };
     let title = format!(
         "{}: test images 1-{n}, true and predicted class ({wrong} of {n} wrong, framed in red)",
-        exp.name
+        exp.name()
     );
     let cols = if n >= 24 { 6 } else { default_columns(n) };
     Ok(grid_picture(&title, &[panel], cols)?.0)

@@ -9,9 +9,10 @@ use candle_core::{DType, Device, Tensor, D};
 use super::optim;
 use super::schedule::build_schedule;
 use crate::data::{self, epoch_batches, Dataset, Pipeline};
+use crate::experiment::{DeviceSpec, Experiment, LossSpec};
+use crate::graph::Graph;
 use crate::model::Model;
 use crate::report::{ClassAccuracy, EpochMetrics, Progress, ReportError, RunDir, Summary};
-use crate::spec::{DeviceSpec, Experiment, LossSpec};
 
 /// How to run, beyond what the experiment file says.
 #[derive(Debug, Clone)]
@@ -145,7 +146,7 @@ fn evaluate(
     epoch: usize,
 ) -> Result<Eval, TrainError> {
     let started = Instant::now();
-    let classes = test.classes.len().max(exp.data.dataset.classes());
+    let classes = test.classes.len().max(exp.data().dataset.classes());
     let (mut correct, mut total) = (vec![0usize; classes], vec![0usize; classes]);
     let mut loss_sum = 0f64;
     let mut n = 0usize;
@@ -153,9 +154,9 @@ fn evaluate(
     for batch in epoch_batches(
         test.clone(),
         pipe.clone(),
-        exp.data.test_batch_size,
+        exp.data().test_batch_size,
         false,
-        exp.seed,
+        exp.seed(),
         epoch,
         None,
     ) {
@@ -163,7 +164,7 @@ fn evaluate(
         let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), device)?;
         let y = Tensor::from_vec(batch.labels.clone(), b, device)?;
         let out = model.forward(&x, false)?;
-        loss_sum += loss(exp.train.loss, &out, &y)?
+        loss_sum += loss(exp.train().loss, &out, &y)?
             .to_dtype(DType::F64)?
             .to_scalar::<f64>()?
             * b as f64;
@@ -207,27 +208,28 @@ fn evaluate(
 
 /// Trains and evaluates `exp`, writing every result file into `run`. `config_text` is the
 /// resolved experiment written as `config.toml`.
-#[tracing::instrument(skip_all, fields(experiment = %exp.name))]
+#[tracing::instrument(skip_all, fields(experiment = %exp.name()))]
 pub fn run(
     exp: &Experiment,
+    graph: &Graph,
     config_text: &str,
     run: &RunDir,
     opts: &RunOptions,
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
-    let device = select_device(exp.device)?;
+    let device = select_device(exp.device())?;
     run.write_config(config_text)?;
     let splits = {
-        let _span = tracing::info_span!("load_data", dataset = exp.data.dataset.name()).entered();
-        data::load(&exp.data.dataset, &opts.data_dir, exp.seed)?
+        let _span = tracing::info_span!("load_data", dataset = exp.data().dataset.name()).entered();
+        data::load(&exp.data().dataset, &opts.data_dir, exp.seed())?
     };
-    let shape = exp.data.dataset.image_shape();
+    let shape = exp.data().dataset.image_shape();
     let train = Arc::new(splits.train);
     let test = Arc::new(splits.test);
-    let train_pipe = Arc::new(Pipeline::new(&exp.data.train_transforms, shape));
-    let test_pipe = Arc::new(Pipeline::new(&exp.data.test_transforms, shape));
+    let train_pipe = Arc::new(Pipeline::new(&exp.data().train_transforms, shape));
+    let test_pipe = Arc::new(Pipeline::new(&exp.data().test_transforms, shape));
 
-    let params: usize = exp.model.layers.iter().map(|l| l.params).sum();
+    let params = graph.params();
     // Weights, gradients and up to two optimizer moments, in f32.
     let gib = params as f64 * 4.0 * 4.0 / (1u64 << 30) as f64;
     if gib > 8.0 {
@@ -235,19 +237,19 @@ pub fn run(
     }
     let model = {
         let _span = tracing::info_span!("build_model", params).entered();
-        Model::new(&exp.model, exp.seed, &device)?
+        Model::new(graph, exp.seed(), &device)?
     };
-    let mut optimizer = optim::build(&exp.train.optimizer, model.trainable_vars())?;
+    let mut optimizer = optim::build(&exp.train().optimizer, model.trainable_vars())?;
     let n_train = exp
-        .data
+        .data()
         .train_limit
         .map_or(train.len(), |l| l.min(train.len()));
-    let batch_size = exp.data.batch_size;
+    let batch_size = exp.data().batch_size;
     let steps_per_epoch = n_train.div_ceil(batch_size);
-    let epochs = exp.train.epochs;
+    let epochs = exp.train().epochs;
     let schedule = build_schedule(
-        &exp.train.schedule,
-        exp.train.optimizer.lr(),
+        &exp.train().schedule,
+        exp.train().optimizer.lr(),
         epochs,
         steps_per_epoch,
     );
@@ -261,17 +263,17 @@ pub fn run(
         let mut progress =
             Progress::new(n_train, epoch, epochs, opts.log_every, opts.plain_progress);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
-        let mut lr = exp.train.optimizer.lr();
+        let mut lr = exp.train().optimizer.lr();
         {
             let _train_span = tracing::info_span!("train", epoch).entered();
             let batches = epoch_batches(
                 train.clone(),
                 train_pipe.clone(),
                 batch_size,
-                exp.data.shuffle,
-                exp.seed,
+                exp.data().shuffle,
+                exp.seed(),
                 epoch,
-                exp.data.train_limit,
+                exp.data().train_limit,
             );
             // Time blocked on the input pipeline against time in the step (which ends with the
             // loss read back, so on a GPU it includes the device's work): the trace shows
@@ -296,7 +298,7 @@ pub fn run(
                 let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), &device)?;
                 let y = Tensor::from_vec(batch.labels.clone(), b, &device)?;
                 let out = model.forward(&x, true)?;
-                let l = loss(exp.train.loss, &out, &y)?;
+                let l = loss(exp.train().loss, &out, &y)?;
                 let lv = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
                 if !lv.is_finite() {
                     progress.finish();
@@ -363,9 +365,9 @@ pub fn run(
         .iter()
         .fold(&rows[0], |b, r| if r.test_acc > b.test_acc { r } else { b });
     let summary = Summary {
-        experiment: exp.name.clone(),
+        experiment: exp.name().to_string(),
         run_id: run.run_id.clone(),
-        seed: exp.seed,
+        seed: exp.seed(),
         device: device_name(&device),
         params: params as u64,
         epochs,

@@ -178,7 +178,7 @@ impl Optimizer for Adam {
 
 #[cfg(test)]
 mod tests {
-    use crate::spec::experiment::OptimizerSpec;
+    use crate::experiment::OptimizerSpec;
     use crate::train::optim::testing::{assert_matches, run};
 
     #[test]

@@ -13,7 +13,7 @@ pub use sgd::{Sgd, SgdConfig};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 
-use crate::spec::experiment::OptimizerSpec;
+use crate::experiment::OptimizerSpec;
 
 /// Updates parameters from their gradients, one call per training batch.
 pub trait Optimizer: Send {

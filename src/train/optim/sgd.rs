@@ -135,7 +135,7 @@ impl Optimizer for Sgd {
 
 #[cfg(test)]
 mod tests {
-    use crate::spec::experiment::OptimizerSpec;
+    use crate::experiment::OptimizerSpec;
     use crate::train::optim::testing::{assert_matches, run};
 
     fn sgd(lr: f64, momentum: f64, dampening: f64, nesterov: bool, wd: f64) -> OptimizerSpec {

@@ -12,7 +12,7 @@ mod one_cycle;
 mod step;
 mod warmup;
 
-use crate::spec::experiment::{ScheduleKind, ScheduleSpec};
+use crate::experiment::{ScheduleKind, ScheduleSpec};
 
 /// A learning rate as a function of the optimizer step.
 pub trait Schedule: Send {

@@ -1,78 +1,72 @@
-//! Experiment files: TOML text -> raw spanned types ([`raw`]) -> checked [`Experiment`]
-//! ([`validate`]), with every problem reported as a located [`Diagnostic`].
+//! The front end: experiment files from TOML text to the checked [`Experiment`], with every
+//! problem reported as a located [`Diagnostic`]. One direction, one stage per module:
+//!
+//! text -> raw spanned tables ([`format`], declared once with [`decl`], read by [`read`])
+//! -> overrides ([`overrides`]: `--set`, `--epochs`, ...) and sweep variants ([`sweep`])
+//! -> expansion ([`expand`]: blocks, the VGG shorthand, names)
+//! -> checked [`Experiment`] ([`validate`], by section; [`checked`] holds the types).
+//!
+//! The way back: [`print`] writes a checked experiment as a resolved `config.toml` through the
+//! same declarations, and [`schema`] derives the JSON Schema from them. This module never uses
+//! the graph ([`crate::graph`] takes a checked experiment; `tests/architecture.rs` enforces it).
 
-pub mod experiment;
+pub mod checked;
+pub mod decl;
+pub mod emit;
+pub mod expand;
+pub mod format;
+pub mod overrides;
 pub mod print;
-pub mod raw;
 pub mod read;
+pub mod schema;
+pub mod sweep;
 pub mod validate;
-pub mod variants;
 
-pub use experiment::*;
+pub use checked::*;
+pub use expand::LayerSpans;
+pub use validate::ModelSpans;
 
 use std::path::Path;
 
 use crate::diagnostic::{Diagnostic, Source};
-use crate::graph::build::Graph;
 
 /// Largest experiment file accepted; anything bigger is certainly not hand-written.
 const MAX_FILE_BYTES: u64 = 4 << 20;
 /// Deepest nesting of arrays/tables accepted before parsing (guards the parser's recursion).
 const MAX_NESTING: usize = 64;
 
-/// The outcome of checking one file.
+/// The outcome of reading one file (or one of its sweep variants).
 #[derive(Debug)]
-pub struct Checked {
+pub struct Loaded {
     /// The file, for rendering diagnostics.
     pub source: Source,
     /// Errors and warnings in source order.
     pub diagnostics: Vec<Diagnostic>,
-    /// The experiment and its graph, when there were no errors.
-    pub result: Option<(Experiment, Graph)>,
+    /// The experiment and where its layers came from, when there were no errors.
+    pub result: Option<(Experiment, ModelSpans)>,
+    /// When other sections have errors but the model is valid: the model, its spans and the
+    /// data set, so that the graph's mistakes are reported in the same pass.
+    pub model_only: Option<(ModelSpec, ModelSpans, DatasetKind)>,
     /// The sweep variant's name (`lr=0.01,momentum=0.9`); `None` for a file without `[sweep]`.
     pub variant: Option<String>,
     /// Every override applied, `--set` arguments first, as `key.path=value`.
     pub overrides: Vec<String>,
 }
 
-impl Checked {
-    /// Whether the file is free of errors.
-    pub fn ok(&self) -> bool {
-        self.result.is_some()
-    }
-
-    /// All diagnostics rendered for a terminal, without colour.
-    pub fn render(&self) -> String {
-        self.diagnostics
-            .iter()
-            .map(|d| self.source.render(d))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-/// Reads and checks a file without overrides; for a file with a `[sweep]`, this is its first
-/// variant (see [`check_file_with`] for all of them).
-pub fn check_file(path: &Path) -> Checked {
-    let mut all = check_file_with(path, &[]);
-    all.truncate(1);
-    all.pop()
-        .expect("check_file_with returns at least one result")
-}
-
-/// Reads and checks a file with `--set` overrides: one [`Checked`] per sweep variant (exactly
-/// one for a file without `[sweep]`, or when the file or an override has errors that every
-/// variant would share). I/O problems become a diagnostic at the start of the file.
-pub fn check_file_with(path: &Path, sets: &[String]) -> Vec<Checked> {
+/// Reads a file with `--set` overrides: one [`Loaded`] per sweep variant (exactly one for a
+/// file without `[sweep]`, or when the file or an override has errors that every variant would
+/// share). I/O problems become a diagnostic at the start of the file.
+pub fn load_file_with(path: &Path, sets: &[String]) -> Vec<Loaded> {
     let display = path.display().to_string();
     let fail = |msg: String| {
-        vec![Checked {
+        vec![Loaded {
             source: Source {
                 path: display.clone(),
                 ..Source::default()
             },
             diagnostics: vec![Diagnostic::error(0..0, msg)],
             result: None,
+            model_only: None,
             variant: None,
             overrides: Vec::new(),
         }]
@@ -99,30 +93,23 @@ pub fn check_file_with(path: &Path, sets: &[String]) -> Vec<Checked> {
     let stem = path
         .file_stem()
         .map_or("experiment".into(), |s| s.to_string_lossy().into_owned());
-    check_bytes_with(&display, &bytes, &stem, sets)
+    load_bytes_with(&display, &bytes, &stem, sets)
 }
 
-/// Checks file contents; `default_name` is used when the file has no `name`.
-pub fn check_bytes(path: &str, bytes: &[u8], default_name: &str) -> Checked {
-    let mut all = check_bytes_with(path, bytes, default_name, &[]);
-    all.truncate(1);
-    all.pop()
-        .expect("check_bytes_with returns at least one result")
-}
-
-/// [`check_bytes`] with `--set` overrides, one result per sweep variant.
-pub fn check_bytes_with(
+/// Reads file contents with `--set` overrides, one result per sweep variant; `default_name` is
+/// used when the file has no `name`.
+pub fn load_bytes_with(
     path: &str,
     bytes: &[u8],
     default_name: &str,
     sets: &[String],
-) -> Vec<Checked> {
+) -> Vec<Loaded> {
     match std::str::from_utf8(bytes) {
-        Ok(text) => check_str_with(path, text, default_name, sets),
+        Ok(text) => load_str_with(path, text, default_name, sets),
         Err(e) => {
             let text = String::from_utf8_lossy(bytes).into_owned();
             let at = e.valid_up_to();
-            vec![Checked {
+            vec![Loaded {
                 source: Source {
                     path: path.to_string(),
                     text,
@@ -136,6 +123,7 @@ pub fn check_bytes_with(
                 .label("invalid byte here")
                 .help("experiment files are TOML text")],
                 result: None,
+                model_only: None,
                 variant: None,
                 overrides: Vec::new(),
             }]
@@ -143,21 +131,13 @@ pub fn check_bytes_with(
     }
 }
 
-/// Checks TOML text (for a file with a `[sweep]`, its first variant).
-pub fn check_str(path: &str, text: &str, default_name: &str) -> Checked {
-    let mut all = check_str_with(path, text, default_name, &[]);
-    all.truncate(1);
-    all.pop()
-        .expect("check_str_with returns at least one result")
-}
-
-/// Checks TOML text with `--set` overrides, one result per sweep variant.
-pub fn check_str_with(path: &str, text: &str, default_name: &str, sets: &[String]) -> Vec<Checked> {
+/// Reads TOML text with `--set` overrides, one result per sweep variant.
+pub fn load_str_with(path: &str, text: &str, default_name: &str, sets: &[String]) -> Vec<Loaded> {
     let file_len = text.len();
     let (full, region) = if sets.is_empty() {
         (text.to_string(), None)
     } else {
-        let (full, region) = variants::append_sets(text, sets);
+        let (full, region) = overrides::append_sets(text, sets);
         (full, Some(region))
     };
     let source = Source {
@@ -166,10 +146,11 @@ pub fn check_str_with(path: &str, text: &str, default_name: &str, sets: &[String
         sets_from: region.as_ref().map(|r| r.start),
     };
     let only = |source: Source, diagnostics: Vec<Diagnostic>| {
-        vec![Checked {
+        vec![Loaded {
             source,
             diagnostics,
             result: None,
+            model_only: None,
             variant: None,
             overrides: Vec::new(),
         }]
@@ -223,13 +204,13 @@ pub fn check_str_with(path: &str, text: &str, default_name: &str, sets: &[String
     // Overrides: `--set` first, then each sweep variant on top.
     let mut early = Vec::new();
     let sets = match &region {
-        Some(r) => variants::parse_sets(full, r, &mut early),
+        Some(r) => overrides::parse_sets(full, r, &mut early),
         None => Vec::new(),
     };
     for ov in &sets {
-        variants::apply(&mut table, ov, &mut early);
+        overrides::apply(&mut table, ov, &mut early);
     }
-    let sweep = variants::take_sweep(&mut table, full, &mut early);
+    let sweep = sweep::take_sweep(&mut table, full, &mut early);
     if let Some(first) = sweep.as_ref().and_then(|v| v.first()) {
         for set in &sets {
             if let Some(swept) = first.overrides.iter().find(|o| o.key() == set.key()) {
@@ -250,7 +231,7 @@ pub fn check_str_with(path: &str, text: &str, default_name: &str, sets: &[String
         early.sort_by_key(|d| (d.span.start, d.severity));
         return only(source.clone(), early);
     }
-    let set_names: Vec<String> = sets.iter().map(variants::Override::assignment).collect();
+    let set_names: Vec<String> = sets.iter().map(overrides::Override::assignment).collect();
     let plans: Vec<(Option<String>, Vec<String>, toml::de::DeTable<'_>)> = match sweep {
         None => vec![(None, set_names.clone(), table)],
         Some(vs) => vs
@@ -258,10 +239,10 @@ pub fn check_str_with(path: &str, text: &str, default_name: &str, sets: &[String
             .map(|v| {
                 let mut t = table.clone();
                 for ov in &v.overrides {
-                    variants::apply(&mut t, ov, &mut early);
+                    overrides::apply(&mut t, ov, &mut early);
                 }
                 let mut names = set_names.clone();
-                names.extend(v.overrides.iter().map(variants::Override::assignment));
+                names.extend(v.overrides.iter().map(overrides::Override::assignment));
                 (Some(v.name), names, t)
             })
             .collect(),
@@ -283,17 +264,23 @@ pub fn check_str_with(path: &str, text: &str, default_name: &str, sets: &[String
                 diags: early.clone(),
                 ..read::Cx::default()
             };
-            let result = {
-                let raw = raw::read_experiment(doc, &mut cx);
-                validate::validate(&mut cx, raw, default_name)
+            let validated = format::read_experiment(doc, &mut cx)
+                .map_or(validate::Validated::Failed, |raw| {
+                    validate::validate(&mut cx, raw, default_name)
+                });
+            let (result, model_only) = match validated {
+                validate::Validated::Ok(e, spans) => (Some((*e, spans)), None),
+                validate::Validated::ModelOnly(m, spans, d) => (None, Some((m, spans, d))),
+                validate::Validated::Failed => (None, None),
             };
             let mut diagnostics = std::mem::take(&mut cx.diags);
             diagnostics.sort_by_key(|d| (d.span.start, d.severity));
             diagnostics.dedup();
-            Checked {
+            Loaded {
                 source: source.clone(),
                 diagnostics,
                 result,
+                model_only,
                 variant: variant.clone(),
                 overrides: overrides.clone(),
             }

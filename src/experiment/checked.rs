@@ -1,25 +1,75 @@
 //! The checked experiment: what the rest of the program accepts.
 //!
-//! Every value here has been validated (ranges, names, shapes). Nothing downstream re-validates;
-//! the only way to build an [`Experiment`] from a file is [`crate::spec::load`].
+//! Every value here has been validated (ranges, names, references). Nothing downstream
+//! re-validates. An [`Experiment`] has private fields and is built only by
+//! [`super::validate`]: every override (`--set`, `--epochs`, a sweep variant) is applied to the
+//! file before it is checked, so values derived from others (a cosine schedule's `t_max` from
+//! the epochs) always follow them.
 
 use serde::Serialize;
+
+use super::format::{DatasetName, OpKind};
 
 /// A fully validated experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Experiment {
+    name: String,
+    seed: u64,
+    device: DeviceSpec,
+    data: DataSpec,
+    model: ModelSpec,
+    train: TrainSpec,
+}
+
+impl Experiment {
+    /// Only validation builds experiments.
+    pub(super) fn new(
+        name: String,
+        seed: u64,
+        device: DeviceSpec,
+        data: DataSpec,
+        model: ModelSpec,
+        train: TrainSpec,
+    ) -> Self {
+        Experiment {
+            name,
+            seed,
+            device,
+            data,
+            model,
+            train,
+        }
+    }
+
     /// Experiment name, used for the results folder.
-    pub name: String,
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Seed for weight initialisation, shuffling and augmentation.
-    pub seed: u64,
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// Where to run.
-    pub device: DeviceSpec,
+    pub fn device(&self) -> DeviceSpec {
+        self.device
+    }
+
     /// Data set, batching and transforms.
-    pub data: DataSpec,
-    /// The network, as a list of layers with resolved inputs.
-    pub model: ModelSpec,
+    pub fn data(&self) -> &DataSpec {
+        &self.data
+    }
+
+    /// The network: layers in file order, blocks and shorthands expanded, inputs resolved.
+    pub fn model(&self) -> &ModelSpec {
+        &self.model
+    }
+
     /// Loss, optimizer, schedule and epochs.
-    pub train: TrainSpec,
+    pub fn train(&self) -> &TrainSpec {
+        &self.train
+    }
 }
 
 /// Which device the experiment asks for.
@@ -31,6 +81,32 @@ pub enum DeviceSpec {
     Cuda(usize),
     /// CUDA when available, else CPU.
     Auto,
+}
+
+impl DeviceSpec {
+    /// Parses `cpu`, `cuda`, `cuda:N` (N < 1024), `auto`.
+    pub fn parse(s: &str) -> Option<DeviceSpec> {
+        match s {
+            "cpu" => Some(DeviceSpec::Cpu),
+            "cuda" => Some(DeviceSpec::Cuda(0)),
+            "auto" => Some(DeviceSpec::Auto),
+            _ => s
+                .strip_prefix("cuda:")
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n < 1024)
+                .map(DeviceSpec::Cuda),
+        }
+    }
+
+    /// The name as written in experiment files.
+    pub fn name(self) -> String {
+        match self {
+            DeviceSpec::Cpu => "cpu".into(),
+            DeviceSpec::Cuda(n) => format!("cuda:{n}"),
+            DeviceSpec::Auto => "auto".into(),
+        }
+    }
 }
 
 /// Which data set to read.
@@ -77,14 +153,19 @@ impl DatasetKind {
         }
     }
 
+    /// The data set's entry in the format's table of names.
+    pub fn id(&self) -> DatasetName {
+        match self {
+            DatasetKind::Mnist => DatasetName::Mnist,
+            DatasetKind::FashionMnist => DatasetName::FashionMnist,
+            DatasetKind::Cifar10 => DatasetName::Cifar10,
+            DatasetKind::Synthetic(_) => DatasetName::Synthetic,
+        }
+    }
+
     /// Name as written in experiment files.
     pub fn name(&self) -> &'static str {
-        match self {
-            DatasetKind::Mnist => "mnist",
-            DatasetKind::FashionMnist => "fashion-mnist",
-            DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Synthetic(_) => "synthetic",
-        }
+        self.id().name()
     }
 }
 
@@ -163,8 +244,137 @@ impl Transform {
 pub struct ModelSpec {
     /// Per-sample input shape `[C, H, W]`.
     pub input: [usize; 3],
-    /// Layers in topological (source) order, blocks and shorthands expanded.
-    pub layers: Vec<crate::graph::Layer>,
+    /// Layers in file order, blocks and shorthands expanded; the last one is the output.
+    pub layers: Vec<LayerSpec>,
+}
+
+/// Where a layer takes an input from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum NodeRef {
+    /// The model input (a batch of transformed images).
+    Input,
+    /// The output of `layers[i]`.
+    Layer(usize),
+}
+
+/// One checked layer: its settings are in range and its inputs exist, but its shapes are not
+/// yet known (that is the graph's work, [`crate::graph`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerSpec {
+    /// Unique name; block layers are prefixed by their instance (`stage2.conv1`).
+    pub name: String,
+    /// The operation and its settings.
+    pub op: LayerOp,
+    /// Inputs, in order.
+    pub inputs: Vec<NodeRef>,
+}
+
+/// A layer operation with its checked settings. Sizes the graph infers (input channels and
+/// features) are here only when the file declares them, to be checked against the inference.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum LayerOp {
+    /// `nn.Conv2d`.
+    Conv2d {
+        /// Declared input channels.
+        in_channels: Option<usize>,
+        /// Output channels.
+        out_channels: usize,
+        /// Kernel size.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Zero padding on every side.
+        padding: usize,
+        /// Whether a bias is added.
+        bias: bool,
+    },
+    /// `nn.BatchNorm2d`.
+    BatchNorm2d {
+        /// Declared channels.
+        features: Option<usize>,
+        /// Added to the variance.
+        eps: f64,
+        /// Running-statistics momentum.
+        momentum: f64,
+    },
+    /// Elementwise `max(x, 0)`.
+    Relu,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// `nn.MaxPool2d`.
+    MaxPool2d {
+        /// Window size.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Padding on every side.
+        padding: usize,
+    },
+    /// `nn.AvgPool2d` with `count_include_pad=True`.
+    AvgPool2d {
+        /// Window size.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Zero padding on every side.
+        padding: usize,
+    },
+    /// Mean over height and width.
+    GlobalAvgPool,
+    /// Flatten everything but the batch dimension.
+    Flatten,
+    /// `nn.Linear`.
+    Linear {
+        /// Declared input features.
+        in_features: Option<usize>,
+        /// Output features.
+        out_features: usize,
+        /// Whether a bias is added.
+        bias: bool,
+    },
+    /// Inverted dropout, training only.
+    Dropout {
+        /// Drop probability in `[0, 1)`.
+        p: f64,
+    },
+    /// `log_softmax` over features.
+    LogSoftmax,
+    /// Elementwise sum of two or more same-shaped inputs.
+    Add,
+    /// Concatenation along the first per-sample dimension.
+    Concat,
+    /// Passes its input through.
+    Identity,
+}
+
+impl LayerOp {
+    /// The op's entry in the format's table of names.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            LayerOp::Conv2d { .. } => OpKind::Conv2d,
+            LayerOp::BatchNorm2d { .. } => OpKind::BatchNorm2d,
+            LayerOp::Relu => OpKind::Relu,
+            LayerOp::Tanh => OpKind::Tanh,
+            LayerOp::Sigmoid => OpKind::Sigmoid,
+            LayerOp::MaxPool2d { .. } => OpKind::MaxPool2d,
+            LayerOp::AvgPool2d { .. } => OpKind::AvgPool2d,
+            LayerOp::GlobalAvgPool => OpKind::GlobalAvgPool,
+            LayerOp::Flatten => OpKind::Flatten,
+            LayerOp::Linear { .. } => OpKind::Linear,
+            LayerOp::Dropout { .. } => OpKind::Dropout,
+            LayerOp::LogSoftmax => OpKind::LogSoftmax,
+            LayerOp::Add => OpKind::Add,
+            LayerOp::Concat => OpKind::Concat,
+            LayerOp::Identity => OpKind::Identity,
+        }
+    }
+
+    /// Whether the op combines two or more inputs.
+    pub fn is_multi_input(&self) -> bool {
+        matches!(self, LayerOp::Add | LayerOp::Concat)
+    }
 }
 
 /// Loss, optimizer, schedule and epochs.

@@ -1,13 +1,15 @@
 //! Reading spanned TOML values into raw types, collecting every problem instead of stopping at
-//! the first (serde would stop at the first unknown key or wrong type).
+//! the first (serde would stop at the first unknown key or wrong type), and the leaf value types
+//! of the format: each reads itself, describes itself in the JSON Schema and writes itself back.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
-use schemars::JsonSchema;
+use serde_json::json;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::decl::{FormatValue, Json, SchemaCx};
 use crate::diagnostic::{did_you_mean, Diagnostic};
 
 /// A parsed TOML value with its byte span.
@@ -29,17 +31,31 @@ impl<T> Sp<T> {
     }
 }
 
-impl<T: JsonSchema> JsonSchema for Sp<T> {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        T::schema_name()
+impl<T> Sp<T> {
+    /// A value without a place in any file (for experiments built in code, and the printer).
+    pub fn bare(value: T) -> Self {
+        Sp { value, span: 0..0 }
     }
+}
 
-    fn inline_schema() -> bool {
-        true
+/// A spanned value is read through [`read`], so inside a block body it may be a `"$param"`.
+impl<'a, T: FormatValue<'a>> FormatValue<'a> for Sp<T> {
+    fn expected() -> &'static str {
+        T::expected()
     }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        T::json_schema(generator)
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        read(v, cx)
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        let inner = T::schema(s);
+        if s.params {
+            json!({ "anyOf": [inner, { "$ref": "#/$defs/param" }] })
+        } else {
+            inner
+        }
+    }
+    fn to_toml(&self) -> toml::Value {
+        self.value.to_toml()
     }
 }
 
@@ -61,6 +77,11 @@ impl<'a> Cx<'a> {
     /// Records a diagnostic.
     pub fn push(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// Errors recorded so far.
+    pub fn error_count(&self) -> usize {
+        self.diags.iter().filter(|d| d.is_error()).count()
     }
 
     /// `line L, column C` of a byte offset, for notes that point at a second place in the file.
@@ -106,16 +127,8 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// Types that can be read from a TOML value.
-pub trait FromToml<'a>: Sized {
-    /// What the user should have written, e.g. "a positive integer".
-    fn expected() -> &'static str;
-    /// Converts, reporting into `cx` and returning `None` on failure.
-    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self>;
-}
-
-/// Reads any [`FromToml`] value with its span, following block parameters.
-pub fn read<'a, T: FromToml<'a>>(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Sp<T>> {
+/// Reads any [`FormatValue`] with its span, following block parameters.
+pub fn read<'a, T: FormatValue<'a>>(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Sp<T>> {
     let v = cx.resolve(v)?;
     T::from_toml(v, cx).map(|t| Sp::new(t, v.span()))
 }
@@ -146,7 +159,7 @@ fn not_an_integer(v: &Value<'_>, e: &std::num::ParseIntError) -> Option<Diagnost
 /// Largest integer accepted anywhere in a file; keeps every later product far from overflow.
 pub const MAX_INT: u64 = 1 << 40;
 
-impl<'a> FromToml<'a> for u64 {
+impl<'a> FormatValue<'a> for u64 {
     fn expected() -> &'static str {
         "a non-negative integer"
     }
@@ -182,14 +195,19 @@ impl<'a> FromToml<'a> for u64 {
             }
         }
     }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "type": "integer", "minimum": 0, "maximum": MAX_INT })
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Integer(*self as i64)
+    }
 }
 
 /// A seed: any 64-bit unsigned integer TOML can express.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
-#[schemars(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seed(pub u64);
 
-impl<'a> FromToml<'a> for Seed {
+impl<'a> FormatValue<'a> for Seed {
     fn expected() -> &'static str {
         "a non-negative integer"
     }
@@ -208,9 +226,18 @@ impl<'a> FromToml<'a> for Seed {
             }
         }
     }
+    fn schema(_: &mut SchemaCx) -> Json {
+        // TOML integers are signed 64-bit: seeds above 2^63 - 1 cannot be written in a file.
+        json!({ "type": "integer", "minimum": 0 })
+    }
+    fn to_toml(&self) -> toml::Value {
+        // A seed above i64::MAX came from code, not a file; TOML cannot hold it, so it is
+        // written as its two's-complement bits, which the reader rejects loudly.
+        toml::Value::Integer(self.0 as i64)
+    }
 }
 
-impl<'a> FromToml<'a> for f64 {
+impl<'a> FormatValue<'a> for f64 {
     fn expected() -> &'static str {
         "a number"
     }
@@ -232,9 +259,15 @@ impl<'a> FromToml<'a> for f64 {
             }
         }
     }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "type": "number" })
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Float(*self)
+    }
 }
 
-impl<'a> FromToml<'a> for bool {
+impl<'a> FormatValue<'a> for bool {
     fn expected() -> &'static str {
         "true or false"
     }
@@ -244,9 +277,15 @@ impl<'a> FromToml<'a> for bool {
             _ => type_error(v, cx, Self::expected()),
         }
     }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "type": "boolean" })
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Boolean(*self)
+    }
 }
 
-impl<'a> FromToml<'a> for String {
+impl<'a> FormatValue<'a> for String {
     fn expected() -> &'static str {
         "a string"
     }
@@ -256,9 +295,15 @@ impl<'a> FromToml<'a> for String {
             _ => type_error(v, cx, Self::expected()),
         }
     }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "type": "string" })
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(self.clone())
+    }
 }
 
-impl<'a, T: FromToml<'a>> FromToml<'a> for Vec<Sp<T>> {
+impl<'a, T: FormatValue<'a>> FormatValue<'a> for Vec<Sp<T>> {
     fn expected() -> &'static str {
         "an array"
     }
@@ -273,6 +318,12 @@ impl<'a, T: FromToml<'a>> FromToml<'a> for Vec<Sp<T>> {
             .collect();
         (cx.diags.len() == before).then_some(out)
     }
+    fn schema(s: &mut SchemaCx) -> Json {
+        json!({ "type": "array", "items": Sp::<T>::schema(s) })
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Array(self.iter().map(|x| x.value.to_toml()).collect())
+    }
 }
 
 /// Reads the keys of one table, remembering which were used so that the rest can be reported.
@@ -282,7 +333,7 @@ pub struct TableReader<'a> {
     pub span: Range<usize>,
     /// How the table is called in messages, e.g. "`[train.optimizer]`".
     what: String,
-    fields: &'static [&'static str],
+    fields: Vec<&'static str>,
 }
 
 impl<'a> TableReader<'a> {
@@ -291,8 +342,9 @@ impl<'a> TableReader<'a> {
         v: &'a Value<'a>,
         cx: &mut Cx<'a>,
         what: impl Into<String>,
-        fields: &'static [&'static str],
+        fields: impl Into<Vec<&'static str>>,
     ) -> Option<Self> {
+        let fields = fields.into();
         let what = what.into();
         match v.get_ref() {
             DeValue::Table(table) => {
@@ -330,31 +382,41 @@ impl<'a> TableReader<'a> {
         self.table.get(key)
     }
 
+    /// How the table is called in messages.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// Reports a required key's absence at the table.
+    pub fn missing<T: FormatValue<'a>>(&self, cx: &mut Cx<'a>, key: &str) {
+        cx.push(
+            Diagnostic::error(
+                self.span.clone(),
+                format!("missing key `{key}` in {}", self.what),
+            )
+            .label(format!("`{key}` is required here"))
+            .help(format!("add `{key} = {}`", placeholder::<T>())),
+        );
+    }
+
     /// Reads an optional key.
-    pub fn opt<T: FromToml<'a>>(&self, cx: &mut Cx<'a>, key: &str) -> Option<Sp<T>> {
+    pub fn opt<T: FormatValue<'a>>(&self, cx: &mut Cx<'a>, key: &str) -> Option<Sp<T>> {
         read(self.value(key)?, cx)
     }
 
     /// Reads a required key, reporting its absence at the table.
-    pub fn req<T: FromToml<'a>>(&self, cx: &mut Cx<'a>, key: &str) -> Option<Sp<T>> {
+    pub fn req<T: FormatValue<'a>>(&self, cx: &mut Cx<'a>, key: &str) -> Option<Sp<T>> {
         match self.value(key) {
             Some(v) => read(v, cx),
             None => {
-                cx.push(
-                    Diagnostic::error(
-                        self.span.clone(),
-                        format!("missing key `{key}` in {}", self.what),
-                    )
-                    .label(format!("`{key}` is required here"))
-                    .help(format!("add `{key} = {}`", placeholder::<T>())),
-                );
+                self.missing::<T>(cx, key);
                 None
             }
         }
     }
 }
 
-fn placeholder<'a, T: FromToml<'a>>() -> &'static str {
+fn placeholder<'a, T: FormatValue<'a>>() -> &'static str {
     match T::expected() {
         "a string" => "\"...\"",
         "true or false" => "true",
@@ -432,13 +494,4 @@ pub fn int_in(
     .map(|x| x as usize)
 }
 
-/// `[a, b, c]`, for shapes in messages and tables.
-pub fn shape_str(s: &[usize]) -> String {
-    format!(
-        "[{}]",
-        s.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
+pub use crate::diagnostic::shape_str;

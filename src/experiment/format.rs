@@ -1,0 +1,903 @@
+//! The experiment format: every table of an experiment file, declared once.
+//!
+//! Each declaration below gives the raw, spanned Rust type, the keys the reader accepts, the
+//! JSON Schema (`runner schema`, with these doc comments as its descriptions) and the TOML the
+//! printer writes (see [`super::decl`]). Validation into the checked
+//! [`super::Experiment`] happens later, in [`super::validate`].
+
+use serde_json::json;
+use toml::de::DeValue;
+
+use super::checked::DeviceSpec;
+use super::decl::{
+    choice, read_tagged, table, tagged, tagged_schema, with_description, FormatValue, Json,
+    SchemaCx, Section, Tagged,
+};
+use super::read::{Cx, Seed, Sp, TableReader, Value};
+use crate::diagnostic::{did_you_mean, Diagnostic};
+
+table! {
+    /// An experiment file.
+    pub struct RawExperiment<'a> as "the experiment" {
+        /// Experiment name, used for the results folder. Default: the file name without `.toml`.
+        name: Option<Sp<String>>,
+        /// Seed for weight initialisation, shuffling and augmentation. Default: 0.
+        seed: Option<Sp<Seed>>,
+        /// `cpu` (default), `cuda`, `cuda:N` or `auto` (CUDA when available).
+        device: Option<Sp<DeviceSpec>>,
+        /// Data set, batching and transforms. Required.
+        data: Section<Sp<RawData>>,
+        /// The network. Required.
+        model: Section<Sp<RawModel<'a>>>,
+        /// Loss, optimizer, schedule and epochs. Default: 1 epoch of SGD (lr 0.01) on cross-entropy.
+        train: Option<Sp<RawTrain>>,
+        /// Variants to run: key paths mapped to lists of values, crossed; `[[sweep.zip]]` groups
+        /// vary their keys together (with an optional `label` list naming the values). Read and
+        /// removed by the sweep expansion before the rest of the file is read.
+        sweep: Option<Sp<SweepTable>>,
+    }
+}
+
+choice! {
+    /// The data sets runner knows.
+    pub enum DatasetName as "dataset" {
+        /// MNIST handwritten digits, 1x28x28, 10 classes.
+        Mnist = "mnist",
+        /// Fashion-MNIST, 1x28x28, 10 classes.
+        FashionMnist = "fashion-mnist",
+        /// CIFAR-10, 3x32x32, 10 classes.
+        Cifar10 = "cifar10",
+        /// Generated, learnable data for tests and demos (see `[data.synthetic]`).
+        Synthetic = "synthetic",
+    }
+}
+
+table! {
+    /// `[data]`: the data set and how batches are made.
+    pub struct RawData as "`[data]`" {
+        /// `mnist`, `fashion-mnist`, `cifar10` or `synthetic`. Required.
+        dataset: Sp<DatasetName>,
+        /// Shape and size of the `synthetic` data set (only for `dataset = "synthetic"`).
+        synthetic: Option<Sp<RawSynthetic>>,
+        /// Training batch size. Default: 64.
+        batch_size: Option<Sp<u64>>,
+        /// Evaluation batch size. Default: 1000.
+        test_batch_size: Option<Sp<u64>>,
+        /// Reshuffle the training set every epoch. Default: true.
+        shuffle: Option<Sp<bool>>,
+        /// Train on the first N training images only (quick runs). Default: all.
+        train_limit: Option<Sp<u64>>,
+        /// Transforms applied to training images, in order (after scaling pixels to [0, 1]). Default: none.
+        train_transforms: Option<Sp<Vec<Sp<RawTransform>>>>,
+        /// Transforms applied to test images, in order. Default: none.
+        test_transforms: Option<Sp<Vec<Sp<RawTransform>>>>,
+    }
+}
+
+table! {
+    /// `[data.synthetic]`: a generated, learnable data set for tests and demos.
+    pub struct RawSynthetic as "`[data.synthetic]`" {
+        /// Image shape `[channels, height, width]`. Default: `[1, 8, 8]`.
+        shape: Option<Sp<Vec<Sp<u64>>>>,
+        /// Number of classes. Default: 4.
+        classes: Option<Sp<u64>>,
+        /// Training images. Default: 512.
+        train_size: Option<Sp<u64>>,
+        /// Test images. Default: 256.
+        test_size: Option<Sp<u64>>,
+    }
+}
+
+tagged! {
+    /// One image transform, selected by `op`.
+    pub enum RawTransformOp by "op" as "transform", kinds TransformKind {
+        /// `(x - mean) / std` per channel; one value per channel (or one for all).
+        Normalize = "normalize" {
+            /// Per-channel means.
+            mean: Sp<Vec<Sp<f64>>>,
+            /// Per-channel standard deviations, all > 0.
+            std: Sp<Vec<Sp<f64>>>,
+        },
+        /// Pad with zeros, then crop a random `size` x `size` window (torchvision `RandomCrop`).
+        RandomCrop = "random_crop" {
+            /// Output size.
+            size: Sp<u64>,
+            /// Zero padding on every side first. Default: 0.
+            padding: Option<Sp<u64>>,
+        },
+        /// Mirror left-right with probability `p` (default 0.5).
+        RandomHorizontalFlip = "random_horizontal_flip" {
+            /// Probability. Default: 0.5.
+            p: Option<Sp<f64>>,
+        },
+        /// A fixed random permutation of the pixel positions, drawn from its own `seed`. Put the
+        /// same transform in `train_transforms` and `test_transforms`.
+        PixelPermutation = "pixel_permutation" {
+            /// Seed of the permutation. Default: 0.
+            seed: Option<Sp<Seed>>,
+        },
+        /// Crop the central `size` x `size` window.
+        CenterCrop = "center_crop" {
+            /// Output size.
+            size: Sp<u64>,
+        },
+        /// RGB to one luminance channel (torchvision `Grayscale`); needs 3-channel images.
+        Grayscale = "grayscale" {},
+    }
+}
+
+/// One entry of `train_transforms` / `test_transforms`.
+#[derive(Debug, Clone)]
+pub struct RawTransform {
+    /// The transform.
+    pub op: RawTransformOp,
+    /// Keys whose values were wrong (already reported).
+    pub failed: Vec<&'static str>,
+}
+
+impl<'a> FormatValue<'a> for RawTransform {
+    fn expected() -> &'static str {
+        "a transform table like { op = \"normalize\", mean = [0.5], std = [0.5] }"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let (op, _, failed) =
+            read_tagged::<RawTransformOp, _>(v, cx, "transform", "transform", &[])?;
+        Some(RawTransform { op, failed })
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        s.define("transform", |s| {
+            tagged_schema::<RawTransformOp>(s, "One image transform, selected by `op`.", &[])
+        })
+    }
+    fn to_toml(&self) -> toml::Value {
+        tagged_toml(&self.op, &[], &[])
+    }
+}
+
+/// A tagged table as TOML: the `lead` keys, the tag, the variant's keys, the `tail` keys.
+fn tagged_toml<'a, T: Tagged<'a>>(
+    x: &T,
+    lead: &[(&str, Option<toml::Value>)],
+    tail: &[(&str, Option<toml::Value>)],
+) -> toml::Value {
+    let mut t = toml::Table::new();
+    let put = |t: &mut toml::Table, keys: &[(&str, Option<toml::Value>)]| {
+        for (k, v) in keys {
+            if let Some(v) = v {
+                t.insert((*k).to_string(), v.clone());
+            }
+        }
+    };
+    put(&mut t, lead);
+    t.insert(
+        T::TAG.to_string(),
+        toml::Value::String(T::kind_name(x.kind()).to_string()),
+    );
+    x.variant_toml(&mut t);
+    put(&mut t, tail);
+    toml::Value::Table(t)
+}
+
+table! {
+    /// `[model]`: the network as an ordered list of layers.
+    pub struct RawModel<'a> as "`[model]`" {
+        /// Per-sample input shape `[C, H, W]`. Default: the data set's image shape after the
+        /// training transforms.
+        input: Option<Sp<Vec<Sp<u64>>>>,
+        /// Layers, in order. Each takes the previous layer's output unless it names `inputs`.
+        layers: Sp<Vec<Sp<RawLayer<'a>>>>,
+        /// Reusable blocks, instantiated with `{ op = "block", block = "<name>", args = { ... } }`.
+        blocks: Option<Sp<Blocks<'a>>>,
+    }
+}
+
+/// `[model.blocks]`: block definitions by name.
+#[derive(Debug)]
+pub struct Blocks<'a>(pub Vec<(Sp<String>, RawBlock<'a>)>);
+
+impl<'a> FormatValue<'a> for Blocks<'a> {
+    fn expected() -> &'static str {
+        "a table of blocks"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let Some(table) = v.get_ref().as_table() else {
+            cx.push(
+                Diagnostic::error(
+                    v.span(),
+                    format!(
+                        "expected a table of blocks, found {}",
+                        v.get_ref().type_str()
+                    ),
+                )
+                .label("expected `[model.blocks.<name>]` tables"),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (name, body) in table.iter() {
+            let name = Sp::new(name.get_ref().to_string(), name.span());
+            let what = format!("block `{}`", name.value);
+            let Some(b) = TableReader::new(body, cx, what, RawBlock::KEYS) else {
+                continue;
+            };
+            let mut failed = Vec::new();
+            let params = <Option<Sp<ParamNames>> as super::decl::Field>::read_field(
+                &b,
+                cx,
+                "params",
+                &mut failed,
+            )
+            .flatten()
+            .map(|p| Sp::new(p.value.0, p.span));
+            let layers = <Sp<BlockBody<'a>> as super::decl::Field>::read_field(
+                &b,
+                cx,
+                "layers",
+                &mut failed,
+            );
+            if let Some(layers) = layers {
+                out.push((
+                    name,
+                    RawBlock {
+                        params,
+                        layers,
+                        failed,
+                    },
+                ));
+            }
+        }
+        Some(Blocks(out))
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        let block = RawBlock::schema(s);
+        json!({ "type": "object", "additionalProperties": block })
+    }
+    fn to_toml(&self) -> toml::Value {
+        let mut t = toml::Table::new();
+        for (name, b) in &self.0 {
+            t.insert(name.value.clone(), b.to_toml());
+        }
+        toml::Value::Table(t)
+    }
+}
+
+/// `[model.blocks.<name>]`: a block defined once and instantiated many times.
+#[derive(Debug)]
+pub struct RawBlock<'a> {
+    /// Parameter names; the body refers to them as `"$name"`.
+    pub params: Option<Sp<Vec<Sp<String>>>>,
+    /// The block's layers, read per instance with its arguments substituted.
+    pub layers: Sp<BlockBody<'a>>,
+    /// Keys whose values were wrong (already reported).
+    pub failed: Vec<&'static str>,
+}
+
+impl RawBlock<'_> {
+    /// The keys of a block definition.
+    pub const KEYS: &'static [&'static str] = &["params", "layers"];
+
+    fn schema(s: &mut SchemaCx) -> Json {
+        let params = with_description(
+            json!({ "type": "array", "items": { "type": "string", "pattern": PARAM_NAME } }),
+            "Parameter names; the body refers to them as `\"$name\"`.",
+        );
+        let layers = with_description(
+            BlockBody::schema(s),
+            "The block's layers. Inside, `inputs = [\"input\"]` names the block's input and layer names are local.",
+        );
+        json!({
+            "type": "object",
+            "description": "A block defined once and instantiated many times.",
+            "properties": { "params": params, "layers": layers },
+            "required": ["layers"],
+            "additionalProperties": false,
+        })
+    }
+
+    fn to_toml(&self) -> toml::Value {
+        let mut t = toml::Table::new();
+        if let Some(p) = &self.params {
+            t.insert("params".into(), p.to_toml());
+        }
+        t.insert("layers".into(), self.layers.to_toml());
+        toml::Value::Table(t)
+    }
+}
+
+/// A block's `params`: names, read as written (a `"$name"` here is a mistake in the name, not
+/// a reference to resolve).
+#[derive(Debug)]
+pub struct ParamNames(pub Vec<Sp<String>>);
+
+impl<'a> FormatValue<'a> for ParamNames {
+    fn expected() -> &'static str {
+        "an array"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let Some(items) = v.get_ref().as_array() else {
+            cx.push(
+                Diagnostic::error(
+                    v.span(),
+                    format!(
+                        "expected an array of names, found {}",
+                        v.get_ref().type_str()
+                    ),
+                )
+                .label("expected `params = [\"name\", ...]`"),
+            );
+            return None;
+        };
+        let before = cx.error_count();
+        let names: Vec<Sp<String>> = items
+            .iter()
+            .filter_map(|item| Some(Sp::new(String::from_toml(item, cx)?, item.span())))
+            .collect();
+        (cx.error_count() == before).then_some(ParamNames(names))
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "type": "array", "items": { "type": "string", "pattern": PARAM_NAME } })
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Array(
+            self.0
+                .iter()
+                .map(|s| toml::Value::String(s.value.clone()))
+                .collect(),
+        )
+    }
+}
+
+/// What a block parameter's name looks like (without its `$`).
+pub const PARAM_NAME: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+/// A block's layer list, kept unread: it is read once per instance, with that instance's
+/// arguments in place of its `"$param"` references.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockBody<'a>(pub &'a Value<'a>);
+
+impl<'a> FormatValue<'a> for BlockBody<'a> {
+    fn expected() -> &'static str {
+        "an array of layers"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        if v.get_ref().as_array().is_none() {
+            cx.push(
+                Diagnostic::error(
+                    v.span(),
+                    format!(
+                        "expected an array of layers, found {}",
+                        v.get_ref().type_str()
+                    ),
+                )
+                .label("expected `layers = [ { op = \"...\" }, ... ]`"),
+            );
+            return None;
+        }
+        Some(BlockBody(v))
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        let saved = std::mem::replace(&mut s.params, true);
+        let layer = s.define("block_layer", RawLayer::layer_schema);
+        s.params = saved;
+        json!({ "type": "array", "items": layer })
+    }
+    fn to_toml(&self) -> toml::Value {
+        de_to_toml(self.0.get_ref())
+    }
+}
+
+/// An unread TOML value as an owned one (block bodies and arguments, which stay unread).
+fn de_to_toml(v: &DeValue<'_>) -> toml::Value {
+    match v {
+        DeValue::String(s) => toml::Value::String(s.to_string()),
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).map_or(
+            toml::Value::String(i.as_str().to_string()),
+            toml::Value::Integer,
+        ),
+        DeValue::Float(f) => f.as_str().replace('_', "").parse().map_or(
+            toml::Value::String(f.as_str().to_string()),
+            toml::Value::Float,
+        ),
+        DeValue::Boolean(b) => toml::Value::Boolean(*b),
+        DeValue::Datetime(d) => toml::Value::Datetime(*d),
+        DeValue::Array(a) => {
+            toml::Value::Array(a.iter().map(|x| de_to_toml(x.get_ref())).collect())
+        }
+        DeValue::Table(t) => toml::Value::Table(
+            t.iter()
+                .map(|(k, x)| (k.get_ref().to_string(), de_to_toml(x.get_ref())))
+                .collect(),
+        ),
+    }
+}
+
+/// One entry of `layers`: the op and its keys, plus the keys every layer has.
+#[derive(Debug, Clone)]
+pub struct RawLayer<'a> {
+    /// Unique name (letters, digits, `_`). Default: op-based, e.g. `conv1`, `fc2`.
+    pub name: Option<Sp<String>>,
+    /// Names of the layers this one reads (`"input"` is the model or block input). Default:
+    /// the previous layer.
+    pub inputs: Option<Sp<Vec<Sp<String>>>>,
+    /// The operation and its settings.
+    pub op: RawOp<'a>,
+    /// Keys whose values were wrong (already reported).
+    pub failed: Vec<&'static str>,
+}
+
+impl RawLayer<'_> {
+    /// The keys every layer may have besides its op's own.
+    pub const COMMON: &'static [&'static str] = &["name", "inputs"];
+
+    fn layer_schema(s: &mut SchemaCx) -> Json {
+        let name = with_description(
+            Option::<Sp<String>>::field_schema_of(s),
+            "Unique name (letters, digits, `_`). Default: op-based, e.g. `conv1`, `fc2`.",
+        );
+        let inputs = with_description(
+            Option::<Sp<Vec<Sp<String>>>>::field_schema_of(s),
+            "Names of the layers this one reads (`\"input\"` is the model or block input). Default: the previous layer.",
+        );
+        tagged_schema::<RawOp>(
+            s,
+            "One layer: `op` selects the kind, `name` and `inputs` are common to all.",
+            &[("name", name), ("inputs", inputs)],
+        )
+    }
+}
+
+/// The schema of a field type, for hand-written tables.
+trait FieldSchema {
+    fn field_schema_of(s: &mut SchemaCx) -> Json;
+}
+
+impl<'a, T: super::decl::Field<'a>> FieldSchema for T {
+    fn field_schema_of(s: &mut SchemaCx) -> Json {
+        T::field_schema(s)
+    }
+}
+
+impl<'a> FormatValue<'a> for RawLayer<'a> {
+    fn expected() -> &'static str {
+        "a layer table like { op = \"relu\" }"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let (op, t, mut failed) =
+            read_tagged::<RawOp, _>(v, cx, "layer op", "layer", RawLayer::COMMON)?;
+        use super::decl::Field;
+        let name = Option::<Sp<String>>::read_field(&t, cx, "name", &mut failed)?;
+        let inputs = Option::<Sp<Vec<Sp<String>>>>::read_field(&t, cx, "inputs", &mut failed)?;
+        Some(RawLayer {
+            name,
+            inputs,
+            op,
+            failed,
+        })
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        if s.params {
+            s.define("block_layer", RawLayer::layer_schema)
+        } else {
+            s.define("layer", RawLayer::layer_schema)
+        }
+    }
+    fn to_toml(&self) -> toml::Value {
+        use super::decl::Field;
+        tagged_toml(
+            &self.op,
+            &[("name", self.name.field_toml())],
+            &[("inputs", self.inputs.field_toml())],
+        )
+    }
+}
+
+tagged! {
+    /// Layer operations as written; sizes that can be inferred are optional.
+    pub enum RawOp<'a> by "op" as "layer op", kinds OpKind {
+        /// `nn.Conv2d`.
+        Conv2d = "conv2d" / "conv" {
+            /// Input channels. Default: inferred; if given, must match.
+            in_channels as "in": Option<Sp<u64>>,
+            /// Output channels.
+            out: Sp<u64>,
+            /// Kernel size.
+            kernel: Sp<u64>,
+            /// Stride. Default: 1.
+            stride: Option<Sp<u64>>,
+            /// Zero padding. Default: 0.
+            padding: Option<Sp<u64>>,
+            /// Add a bias. Default: true.
+            bias: Option<Sp<bool>>,
+        },
+        /// `nn.BatchNorm2d`.
+        BatchNorm2d = "batch_norm2d" / "bn" {
+            /// Channels. Default: inferred; if given, must match.
+            features: Option<Sp<u64>>,
+            /// Added to the variance. Default: 1e-5.
+            eps: Option<Sp<f64>>,
+            /// Running-statistics momentum. Default: 0.1.
+            momentum: Option<Sp<f64>>,
+        },
+        /// ReLU.
+        Relu = "relu" {},
+        /// Hyperbolic tangent (LeNet-5's activation).
+        Tanh = "tanh" {},
+        /// Logistic sigmoid.
+        Sigmoid = "sigmoid" {},
+        /// `nn.MaxPool2d`.
+        MaxPool2d = "max_pool2d" / "pool" {
+            /// Window size.
+            kernel: Sp<u64>,
+            /// Stride. Default: `kernel`.
+            stride: Option<Sp<u64>>,
+            /// Padding. Default: 0.
+            padding: Option<Sp<u64>>,
+        },
+        /// `nn.AvgPool2d`.
+        AvgPool2d = "avg_pool2d" / "avgpool" {
+            /// Window size.
+            kernel: Sp<u64>,
+            /// Stride. Default: `kernel`.
+            stride: Option<Sp<u64>>,
+            /// Padding. Default: 0.
+            padding: Option<Sp<u64>>,
+        },
+        /// Mean over height and width: `[C, H, W] -> [C]`.
+        GlobalAvgPool = "global_avg_pool" / "gap" {},
+        /// Flatten to `[features]`.
+        Flatten = "flatten" {},
+        /// `nn.Linear`.
+        Linear = "linear" / "fc" {
+            /// Input features. Default: inferred; if given, must match.
+            in_features as "in": Option<Sp<u64>>,
+            /// Output features.
+            out: Sp<u64>,
+            /// Add a bias. Default: true.
+            bias: Option<Sp<bool>>,
+        },
+        /// Dropout (training only).
+        Dropout = "dropout" {
+            /// Drop probability. Default: 0.5.
+            p: Option<Sp<f64>>,
+        },
+        /// `log_softmax` over features (pair with `loss = "nll"`).
+        LogSoftmax = "log_softmax" {},
+        /// Sum of two or more same-shaped `inputs`.
+        Add = "add" {},
+        /// Concatenation of `inputs` along channels (or features).
+        Concat = "concat" {},
+        /// No-op.
+        Identity = "identity" {},
+        /// VGG shorthand: `cfg = [64, "M", 128, "M", ...]`.
+        Vgg = "vgg" / "features" {
+            /// Widths and `"M"` pools.
+            cfg: Sp<Vec<Sp<VggItem>>>,
+            /// Insert BatchNorm after every conv. Default: false.
+            batch_norm: Option<Sp<bool>>,
+        },
+        /// An instance of a block from `[model.blocks]`.
+        Block = "block" {
+            /// Block name.
+            block: Sp<String>,
+            /// Values for the block's `params`.
+            args: Option<Sp<BlockArgs<'a>>>,
+        },
+    }
+}
+
+/// One `cfg` entry of the VGG shorthand: a width, or `"M"` for max-pooling.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VggItem {
+    /// A 3x3 conv (+ BatchNorm) + ReLU with this many output channels.
+    Conv(u64),
+    /// `"M"`: 2x2 max-pooling with stride 2.
+    Pool,
+}
+
+impl<'a> FormatValue<'a> for VggItem {
+    fn expected() -> &'static str {
+        "a width or \"M\""
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::String(s) if s == "M" => Some(VggItem::Pool),
+            DeValue::Integer(_) => Some(VggItem::Conv(u64::from_toml(v, cx)?)),
+            _ => {
+                cx.push(
+                    Diagnostic::error(v.span(), "a VGG `cfg` entry must be a width or \"M\"")
+                        .label("expected an integer or \"M\""),
+                );
+                None
+            }
+        }
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [u64::schema(s), { "const": "M" }] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        match self {
+            VggItem::Conv(n) => toml::Value::Integer(*n as i64),
+            VggItem::Pool => toml::Value::String("M".into()),
+        }
+    }
+}
+
+/// A block instance's `args`: values by parameter name, unread until substituted.
+#[derive(Debug, Clone)]
+pub struct BlockArgs<'a>(pub Vec<(Sp<String>, &'a Value<'a>)>);
+
+impl<'a> FormatValue<'a> for BlockArgs<'a> {
+    fn expected() -> &'static str {
+        "a table"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref().as_table() {
+            Some(table) => Some(BlockArgs(
+                table
+                    .iter()
+                    .map(|(k, val)| (Sp::new(k.get_ref().to_string(), k.span()), val))
+                    .collect(),
+            )),
+            None => {
+                cx.push(
+                    Diagnostic::error(v.span(), "`args` must be a table")
+                        .label("expected `args = { name = value, ... }`"),
+                );
+                None
+            }
+        }
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "type": "object", "propertyNames": { "pattern": PARAM_NAME } })
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Table(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.value.clone(), de_to_toml(v.get_ref())))
+                .collect(),
+        )
+    }
+}
+
+table! {
+    /// `[train]`: loss, optimizer, schedule and epochs.
+    pub struct RawTrain as "`[train]`" {
+        /// Number of epochs. Default: 1.
+        epochs: Option<Sp<u64>>,
+        /// `"cross_entropy"` (default), `"nll"`, or a table `{ kind = "cross_entropy", label_smoothing = 0.1 }`.
+        loss: Option<Sp<RawLoss>>,
+        /// The optimizer. Default: `{ kind = "sgd", lr = 0.01 }`.
+        optimizer: Option<Sp<RawOptimizer>>,
+        /// Learning-rate schedule. Default: constant.
+        schedule: Option<Sp<RawSchedule>>,
+    }
+}
+
+choice! {
+    /// Loss functions.
+    pub enum LossName as "loss" {
+        /// Cross-entropy of logits, with optional label smoothing.
+        CrossEntropy = "cross_entropy",
+        /// Negative log-likelihood of log-probabilities (pair with a `log_softmax` layer).
+        Nll = "nll",
+    }
+}
+
+table! {
+    /// `[train.loss]` as a table.
+    pub struct RawLossTable as "`[train.loss]`" {
+        /// `cross_entropy` or `nll`. Required.
+        kind: Sp<LossName>,
+        /// Cross-entropy label smoothing in [0, 1). Default: 0.
+        label_smoothing: Option<Sp<f64>>,
+    }
+}
+
+/// The loss as written: a name, or a table with settings.
+#[derive(Debug)]
+pub struct RawLoss {
+    /// `nll` or `cross_entropy`.
+    pub kind: Sp<LossName>,
+    /// Cross-entropy label smoothing.
+    pub label_smoothing: Option<Sp<f64>>,
+}
+
+impl<'a> FormatValue<'a> for RawLoss {
+    fn expected() -> &'static str {
+        "a loss name or table"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        if v.get_ref().is_str() {
+            let kind = Sp::new(LossName::from_toml(v, cx)?, v.span());
+            return Some(RawLoss {
+                kind,
+                label_smoothing: None,
+            });
+        }
+        let t = RawLossTable::from_toml(v, cx)?;
+        Some(RawLoss {
+            kind: t.kind,
+            label_smoothing: t.label_smoothing,
+        })
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [LossName::schema(s), RawLossTable::schema(s)] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        match (self.kind.value, &self.label_smoothing) {
+            (LossName::Nll, None) => self.kind.to_toml(),
+            _ => RawLossTable {
+                kind: self.kind.clone(),
+                label_smoothing: self.label_smoothing.clone(),
+                failed: Vec::new(),
+            }
+            .to_toml(),
+        }
+    }
+}
+
+choice! {
+    /// Optimizers, with PyTorch's update rules.
+    pub enum OptimizerName as "optimizer" {
+        /// `torch.optim.SGD`.
+        Sgd = "sgd",
+        /// `torch.optim.Adam` (L2 weight decay added to the gradient).
+        Adam = "adam",
+        /// `torch.optim.AdamW` (decoupled weight decay).
+        AdamW = "adamw",
+    }
+}
+
+table! {
+    /// `[train.optimizer]`.
+    pub struct RawOptimizer as "`[train.optimizer]`" {
+        /// `sgd`, `adam` or `adamw`. Required.
+        kind: Sp<OptimizerName>,
+        /// Learning rate. Default: 0.01 for SGD, 0.001 for Adam/AdamW.
+        lr: Option<Sp<f64>>,
+        /// SGD momentum. Default: 0.
+        momentum: Option<Sp<f64>>,
+        /// SGD dampening. Default: 0.
+        dampening: Option<Sp<f64>>,
+        /// SGD Nesterov momentum. Default: false.
+        nesterov: Option<Sp<bool>>,
+        /// Weight decay (L2 for SGD/Adam, decoupled for AdamW). Default: 0 (0.01 for AdamW).
+        weight_decay: Option<Sp<f64>>,
+        /// Adam `[beta1, beta2]`. Default: `[0.9, 0.999]`.
+        betas: Option<Sp<Vec<Sp<f64>>>>,
+        /// Adam epsilon. Default: 1e-8.
+        eps: Option<Sp<f64>>,
+    }
+}
+
+choice! {
+    /// Learning-rate schedules.
+    pub enum ScheduleName as "schedule" {
+        /// The optimizer's `lr` throughout.
+        Constant = "constant",
+        /// `StepLR`: multiply by `gamma` every `step_size` epochs.
+        Step = "step",
+        /// `MultiStepLR`: multiply by `gamma` at each milestone epoch.
+        MultiStep = "multistep",
+        /// `CosineAnnealingLR` over `t_max` epochs down to `eta_min`.
+        Cosine = "cosine",
+        /// `OneCycleLR` (cosine annealing) over all optimizer steps.
+        OneCycle = "one_cycle",
+    }
+}
+
+table! {
+    /// `[train.schedule]`.
+    pub struct RawSchedule as "`[train.schedule]`" {
+        /// `constant` (default), `step`, `multistep`, `cosine` or `one_cycle`.
+        kind: Option<Sp<ScheduleName>>,
+        /// `step`: epochs between decays.
+        step_size: Option<Sp<u64>>,
+        /// `step`/`multistep`: decay factor. Default: 0.1.
+        gamma: Option<Sp<f64>>,
+        /// `multistep`: epochs at which to decay.
+        milestones: Option<Sp<Vec<Sp<u64>>>>,
+        /// `cosine`: period in epochs. Default: the number of epochs.
+        t_max: Option<Sp<u64>>,
+        /// `cosine`: minimum rate. Default: 0.
+        eta_min: Option<Sp<f64>>,
+        /// `one_cycle`: peak rate. Default: the optimizer's `lr`.
+        max_lr: Option<Sp<f64>>,
+        /// `one_cycle`: fraction of steps rising. Default: 0.3.
+        pct_start: Option<Sp<f64>>,
+        /// `one_cycle`: initial rate = max_lr / div_factor. Default: 25.
+        div_factor: Option<Sp<f64>>,
+        /// `one_cycle`: final rate = initial / final_div_factor. Default: 1e4.
+        final_div_factor: Option<Sp<f64>>,
+        /// Optimizer steps of linear warm-up in front of the schedule. Default: 0.
+        warmup_steps: Option<Sp<u64>>,
+        /// Warm-up factor at step 0. Default: 0.1.
+        warmup_start_factor: Option<Sp<f64>>,
+    }
+}
+
+/// Device names as written: `cpu`, `cuda`, `cuda:N`, `auto`.
+const DEVICES: &[&str] = &["cpu", "cuda", "auto"];
+
+impl<'a> FormatValue<'a> for DeviceSpec {
+    fn expected() -> &'static str {
+        "a string"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let s = String::from_toml(v, cx)?;
+        DeviceSpec::parse(&s).or_else(|| {
+            let mut d = Diagnostic::error(v.span(), format!("unknown device `{s}`"))
+                .label("expected `cpu`, `cuda`, `cuda:N` or `auto`");
+            if let Some(m) = did_you_mean(&s, DEVICES.iter().copied()) {
+                d = d.help(format!("did you mean `{m}`?"));
+            }
+            cx.push(d);
+            None
+        })
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [
+            { "type": "string", "enum": DEVICES },
+            { "type": "string", "pattern": "^cuda:[0-9]{1,4}$" },
+        ] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::String(self.name())
+    }
+}
+
+/// `[sweep]` is read by the sweep expansion ([`super::sweep`]) before the rest of the file;
+/// this type only describes it in the schema.
+#[derive(Debug)]
+pub struct SweepTable;
+
+impl<'a> FormatValue<'a> for SweepTable {
+    fn expected() -> &'static str {
+        "a table of key paths to lists"
+    }
+    fn from_toml(_: &'a Value<'a>, _: &mut Cx<'a>) -> Option<Self> {
+        Some(SweepTable)
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({
+            "type": "object",
+            "description": "Key paths (`\"train.optimizer.lr\"`) mapped to the values to try.",
+            "properties": {
+                "zip": {
+                    "type": "array",
+                    "description": "Groups of key paths varied together; lists of equal length.",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "label": {
+                                "type": "array",
+                                "items": { "type": "string", "minLength": 1 },
+                                "minItems": 1
+                            }
+                        },
+                        "additionalProperties": { "type": "array", "minItems": 1 }
+                    }
+                }
+            },
+            "additionalProperties": { "type": "array", "minItems": 1 }
+        })
+    }
+    fn to_toml(&self) -> toml::Value {
+        toml::Value::Table(toml::Table::new())
+    }
+}
+
+/// The schema of a block parameter reference.
+pub fn param_schema() -> Json {
+    json!({
+        "type": "string",
+        "pattern": "^\\$[A-Za-z_][A-Za-z0-9_]*$",
+        "description": "A block parameter, `\"$name\"`: replaced by the instance's argument of that name."
+    })
+}
+
+/// Reads the whole document (after `[sweep]` was taken out of it).
+pub fn read_experiment<'a>(doc: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<RawExperiment<'a>> {
+    RawExperiment::from_toml(doc, cx)
+}

@@ -1,0 +1,380 @@
+//! Checked experiment -> TOML text in the experiment format, fully resolved: every default
+//! written out, shorthands and blocks expanded, every layer named. The text is written through
+//! the format's own declarations ([`super::format`]), so the printer cannot name a key the
+//! reader does not know. Reading it back gives the same [`Experiment`] (tested), which is what
+//! makes a run's `config.toml` reproduce it.
+
+use super::decl::Section;
+use super::format::{
+    LossName, OptimizerName, RawData, RawExperiment, RawLayer, RawLoss, RawModel, RawOp,
+    RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
+};
+use super::read::{Seed, Sp};
+use super::*;
+
+fn some<T>(v: T) -> Option<Sp<T>> {
+    Some(Sp::bare(v))
+}
+
+fn n(x: usize) -> Sp<u64> {
+    Sp::bare(x as u64)
+}
+
+fn reals(xs: &[f32]) -> Sp<Vec<Sp<f64>>> {
+    // Through the shortest text of the f32, so that 0.4914 prints as 0.4914 and reads back as
+    // the same f32.
+    Sp::bare(
+        xs.iter()
+            .map(|x| Sp::bare(format!("{x:?}").parse::<f64>().unwrap_or(f64::from(*x))))
+            .collect(),
+    )
+}
+
+fn transform(t: &Transform) -> Sp<RawTransform> {
+    let op = match t {
+        Transform::Normalize { mean, std } => RawTransformOp::Normalize {
+            mean: reals(mean),
+            std: reals(std),
+        },
+        Transform::RandomCrop { size, padding } => RawTransformOp::RandomCrop {
+            size: n(*size),
+            padding: Some(n(*padding)),
+        },
+        Transform::RandomHorizontalFlip { p } => RawTransformOp::RandomHorizontalFlip {
+            p: reals(&[*p]).value.pop(),
+        },
+        Transform::PixelPermutation { seed } => RawTransformOp::PixelPermutation {
+            seed: some(Seed(*seed)),
+        },
+        Transform::CenterCrop { size } => RawTransformOp::CenterCrop { size: n(*size) },
+        Transform::Grayscale => RawTransformOp::Grayscale {},
+    };
+    Sp::bare(RawTransform {
+        op,
+        failed: Vec::new(),
+    })
+}
+
+fn data(d: &DataSpec) -> RawData {
+    let synthetic = match &d.dataset {
+        DatasetKind::Synthetic(s) => some(RawSynthetic {
+            shape: some(s.shape.iter().map(|x| n(*x)).collect()),
+            classes: Some(n(s.classes)),
+            train_size: Some(n(s.train_size)),
+            test_size: Some(n(s.test_size)),
+            failed: Vec::new(),
+        }),
+        _ => None,
+    };
+    RawData {
+        dataset: Sp::bare(d.dataset.id()),
+        synthetic,
+        batch_size: Some(n(d.batch_size)),
+        test_batch_size: Some(n(d.test_batch_size)),
+        shuffle: some(d.shuffle),
+        train_limit: d.train_limit.map(n),
+        train_transforms: some(d.train_transforms.iter().map(transform).collect()),
+        test_transforms: some(d.test_transforms.iter().map(transform).collect()),
+        failed: Vec::new(),
+    }
+}
+
+fn op(op: &LayerOp) -> RawOp<'static> {
+    match op {
+        LayerOp::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            bias,
+        } => RawOp::Conv2d {
+            in_channels: in_channels.map(n),
+            out: n(*out_channels),
+            kernel: n(*kernel),
+            stride: Some(n(*stride)),
+            padding: Some(n(*padding)),
+            bias: some(*bias),
+        },
+        LayerOp::BatchNorm2d {
+            features,
+            eps,
+            momentum,
+        } => RawOp::BatchNorm2d {
+            features: features.map(n),
+            eps: some(*eps),
+            momentum: some(*momentum),
+        },
+        LayerOp::Relu => RawOp::Relu {},
+        LayerOp::Tanh => RawOp::Tanh {},
+        LayerOp::Sigmoid => RawOp::Sigmoid {},
+        LayerOp::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        } => RawOp::MaxPool2d {
+            kernel: n(*kernel),
+            stride: Some(n(*stride)),
+            padding: Some(n(*padding)),
+        },
+        LayerOp::AvgPool2d {
+            kernel,
+            stride,
+            padding,
+        } => RawOp::AvgPool2d {
+            kernel: n(*kernel),
+            stride: Some(n(*stride)),
+            padding: Some(n(*padding)),
+        },
+        LayerOp::GlobalAvgPool => RawOp::GlobalAvgPool {},
+        LayerOp::Flatten => RawOp::Flatten {},
+        LayerOp::Linear {
+            in_features,
+            out_features,
+            bias,
+        } => RawOp::Linear {
+            in_features: in_features.map(n),
+            out: n(*out_features),
+            bias: some(*bias),
+        },
+        LayerOp::Dropout { p } => RawOp::Dropout { p: some(*p) },
+        LayerOp::LogSoftmax => RawOp::LogSoftmax {},
+        LayerOp::Add => RawOp::Add {},
+        LayerOp::Concat => RawOp::Concat {},
+        LayerOp::Identity => RawOp::Identity {},
+    }
+}
+
+fn model(m: &ModelSpec) -> RawModel<'static> {
+    let layers = m
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let previous = if i == 0 {
+                NodeRef::Input
+            } else {
+                NodeRef::Layer(i - 1)
+            };
+            let inputs = (l.inputs != [previous]).then(|| {
+                Sp::bare(
+                    l.inputs
+                        .iter()
+                        .map(|r| {
+                            Sp::bare(match r {
+                                NodeRef::Input => "input".to_string(),
+                                NodeRef::Layer(j) => m.layers[*j].name.clone(),
+                            })
+                        })
+                        .collect(),
+                )
+            });
+            Sp::bare(RawLayer {
+                name: some(l.name.clone()),
+                inputs,
+                op: op(&l.op),
+                failed: Vec::new(),
+            })
+        })
+        .collect();
+    RawModel {
+        input: some(m.input.iter().map(|x| n(*x)).collect()),
+        layers: Sp::bare(layers),
+        blocks: None,
+        failed: Vec::new(),
+    }
+}
+
+fn train(t: &TrainSpec) -> RawTrain {
+    let loss = match t.loss {
+        LossSpec::Nll => RawLoss {
+            kind: Sp::bare(LossName::Nll),
+            label_smoothing: None,
+        },
+        LossSpec::CrossEntropy { label_smoothing } => RawLoss {
+            kind: Sp::bare(LossName::CrossEntropy),
+            label_smoothing: some(label_smoothing),
+        },
+    };
+    let none = RawOptimizer {
+        kind: Sp::bare(OptimizerName::Sgd),
+        lr: None,
+        momentum: None,
+        dampening: None,
+        nesterov: None,
+        weight_decay: None,
+        betas: None,
+        eps: None,
+        failed: Vec::new(),
+    };
+    let optimizer = match t.optimizer {
+        OptimizerSpec::Sgd {
+            lr,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+        } => RawOptimizer {
+            lr: some(lr),
+            momentum: some(momentum),
+            dampening: some(dampening),
+            nesterov: some(nesterov),
+            weight_decay: some(weight_decay),
+            ..none
+        },
+        OptimizerSpec::Adam {
+            lr,
+            betas,
+            eps,
+            weight_decay,
+        }
+        | OptimizerSpec::AdamW {
+            lr,
+            betas,
+            eps,
+            weight_decay,
+        } => RawOptimizer {
+            kind: Sp::bare(if matches!(t.optimizer, OptimizerSpec::Adam { .. }) {
+                OptimizerName::Adam
+            } else {
+                OptimizerName::AdamW
+            }),
+            lr: some(lr),
+            betas: some(vec![Sp::bare(betas.0), Sp::bare(betas.1)]),
+            eps: some(eps),
+            weight_decay: some(weight_decay),
+            ..none
+        },
+    };
+    let sc = &t.schedule;
+    let mut schedule = RawSchedule {
+        kind: None,
+        step_size: None,
+        gamma: None,
+        milestones: None,
+        t_max: None,
+        eta_min: None,
+        max_lr: None,
+        pct_start: None,
+        div_factor: None,
+        final_div_factor: None,
+        warmup_steps: Some(n(sc.warmup_steps)),
+        warmup_start_factor: some(sc.warmup_start_factor),
+        failed: Vec::new(),
+    };
+    schedule.kind = some(match &sc.kind {
+        ScheduleKind::Constant => ScheduleName::Constant,
+        ScheduleKind::Step { step_size, gamma } => {
+            schedule.step_size = Some(n(*step_size));
+            schedule.gamma = some(*gamma);
+            ScheduleName::Step
+        }
+        ScheduleKind::MultiStep { milestones, gamma } => {
+            schedule.milestones = some(milestones.iter().map(|m| n(*m)).collect());
+            schedule.gamma = some(*gamma);
+            ScheduleName::MultiStep
+        }
+        ScheduleKind::Cosine { t_max, eta_min } => {
+            schedule.t_max = Some(n(*t_max));
+            schedule.eta_min = some(*eta_min);
+            ScheduleName::Cosine
+        }
+        ScheduleKind::OneCycle {
+            max_lr,
+            pct_start,
+            div_factor,
+            final_div_factor,
+        } => {
+            schedule.max_lr = some(*max_lr);
+            schedule.pct_start = some(*pct_start);
+            schedule.div_factor = some(*div_factor);
+            schedule.final_div_factor = some(*final_div_factor);
+            ScheduleName::OneCycle
+        }
+    });
+    RawTrain {
+        epochs: Some(n(t.epochs)),
+        loss: some(loss),
+        optimizer: some(optimizer),
+        schedule: some(schedule),
+        failed: Vec::new(),
+    }
+}
+
+/// The experiment as its raw tables, every default filled in.
+pub fn to_raw(e: &Experiment) -> RawExperiment<'static> {
+    RawExperiment {
+        name: some(e.name().to_string()),
+        seed: some(Seed(e.seed())),
+        device: some(e.device()),
+        data: Section(some(data(e.data()))),
+        model: Section(some(model(e.model()))),
+        train: some(train(e.train())),
+        sweep: None,
+        failed: Vec::new(),
+    }
+}
+
+/// The experiment as a TOML document.
+pub fn to_toml(e: &Experiment) -> String {
+    let doc = to_raw(e).to_table();
+    format!(
+        "# Resolved by runner {}: every default written out; `runner` reads this file as it is.\n{}",
+        env!("CARGO_PKG_VERSION"),
+        super::emit::document(&doc)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{load_file_with, load_str_with};
+    use super::*;
+
+    /// Every shipped experiment: read, print, read again gives the same experiment, with no
+    /// diagnostics.
+    #[test]
+    fn printing_then_reading_gives_the_same_experiment() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("experiments/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let first = load_file_with(&path, &[]).swap_remove(0);
+            let (e, _) = first
+                .result
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} invalid: {:?}", path.display(), first.diagnostics));
+            let text = to_toml(e);
+            let again = load_str_with("config.toml", &text, "x", &[]).swap_remove(0);
+            let (e2, _) = again.result.as_ref().unwrap_or_else(|| {
+                panic!(
+                    "{} reprint invalid: {:?}\n{text}",
+                    path.display(),
+                    again.diagnostics
+                )
+            });
+            assert_eq!(
+                e,
+                e2,
+                "{}: round trip changed the experiment",
+                path.display()
+            );
+            assert!(
+                again.diagnostics.is_empty(),
+                "{}: reprint has diagnostics: {:?}",
+                path.display(),
+                again.diagnostics
+            );
+            assert_eq!(
+                to_toml(e2),
+                text,
+                "{}: printing is not stable",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= 6, "expected the seed experiments, saw {seen}");
+    }
+}

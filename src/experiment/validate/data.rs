@@ -1,0 +1,293 @@
+//! `[data]`: the data set, batching, and the transforms with the image shape they produce.
+
+use std::ops::Range;
+
+use super::super::format::{DatasetName, RawData, RawSynthetic, RawTransform, RawTransformOp};
+use super::super::read::{Cx, Sp};
+use super::super::{DataSpec, DatasetKind, SyntheticSpec, Transform};
+use super::{count, real};
+use crate::diagnostic::Diagnostic;
+
+/// What the model check needs from `[data]`: the data set and the training transforms.
+pub struct Images {
+    /// The data set.
+    pub dataset: DatasetKind,
+    /// The training transforms.
+    pub train_transforms: Vec<Transform>,
+}
+
+impl Images {
+    /// The shape the model receives: the data set's, after the training transforms.
+    pub fn shape(&self) -> [usize; 3] {
+        self.train_transforms
+            .iter()
+            .fold(self.dataset.image_shape(), |s, t| t.output_shape(s))
+    }
+}
+
+/// The checked `[data]`, and, separately, the images' description, which is known as soon as the
+/// data set and training transforms are valid.
+pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images>) {
+    let ds = &d.dataset;
+    if d.failed.contains(&"synthetic") {
+        return (None, None);
+    }
+    let Some(dataset) = dataset_kind(cx, ds, d.synthetic.as_ref().map(|s| &s.value)) else {
+        return (None, None);
+    };
+    if d.synthetic.is_some() && !matches!(dataset, DatasetKind::Synthetic(_)) {
+        cx.push(
+            Diagnostic::warning(
+                ds.span.clone(),
+                "`[data.synthetic]` is ignored unless `dataset = \"synthetic\"`",
+            )
+            .label("not synthetic"),
+        );
+    }
+    let batch_size = count(cx, &d.batch_size, 64, 1, "batch_size");
+    let test_batch_size = count(cx, &d.test_batch_size, 1000, 1, "test_batch_size");
+    let train_limit = match &d.train_limit {
+        None => Some(None),
+        Some(_) => count(cx, &d.train_limit, 1, 1, "train_limit").map(Some),
+    };
+    let input = dataset.image_shape();
+    let train = transforms(cx, d.train_transforms.as_ref(), input);
+    let test = transforms(cx, d.test_transforms.as_ref(), input);
+    if let (Some((train, tr_shape)), Some((test, te_shape))) = (&train, &test) {
+        // Train/test disagreements point at the test list (else the train list, else the dataset).
+        let span = d
+            .test_transforms
+            .as_ref()
+            .or(d.train_transforms.as_ref())
+            .map_or(ds.span.clone(), |t| t.span.clone());
+        if tr_shape != te_shape {
+            cx.push(
+                Diagnostic::error(
+                    span.clone(),
+                    format!(
+                        "training images come out as {tr_shape:?} but test images as {te_shape:?}"
+                    ),
+                )
+                .label("transforms disagree on the image size")
+                .help("add a `center_crop` to `test_transforms` with the training crop size"),
+            );
+        }
+        let perm = |ts: &[Transform]| {
+            ts.iter().find_map(|t| {
+                if let Transform::PixelPermutation { seed } = t {
+                    Some(*seed)
+                } else {
+                    None
+                }
+            })
+        };
+        if perm(train) != perm(test) {
+            cx.push(
+                Diagnostic::warning(
+                    span,
+                    "the pixel permutation differs between training and test transforms",
+                )
+                .label("train and test see differently arranged pixels")
+                .help("put the same `{ op = \"pixel_permutation\", seed = ... }` in both lists"),
+            );
+        }
+    }
+    let images = train.as_ref().map(|(t, _)| Images {
+        dataset: dataset.clone(),
+        train_transforms: t.clone(),
+    });
+    let spec = match (batch_size, test_batch_size, train_limit, train, test) {
+        (
+            Some(batch_size),
+            Some(test_batch_size),
+            Some(train_limit),
+            Some((train, _)),
+            Some((test, _)),
+        ) => Some(DataSpec {
+            dataset,
+            batch_size,
+            test_batch_size,
+            shuffle: d.shuffle.as_ref().is_none_or(|s| s.value),
+            train_limit,
+            train_transforms: train,
+            test_transforms: test,
+        }),
+        _ => None,
+    };
+    (spec, images)
+}
+
+fn dataset_kind(
+    cx: &mut Cx<'_>,
+    ds: &Sp<DatasetName>,
+    synthetic: Option<&RawSynthetic>,
+) -> Option<DatasetKind> {
+    Some(match ds.value {
+        DatasetName::Mnist => DatasetKind::Mnist,
+        DatasetName::FashionMnist => DatasetKind::FashionMnist,
+        DatasetName::Cifar10 => DatasetKind::Cifar10,
+        DatasetName::Synthetic => {
+            let s = synthetic;
+            let none = None;
+            let (shape_v, classes_v, train_v, test_v) = match s {
+                Some(s) => (&s.shape, &s.classes, &s.train_size, &s.test_size),
+                None => (&none, &None, &None, &None),
+            };
+            let shape = match shape_v {
+                None => Some([1, 8, 8]),
+                Some(v) => match v.value.as_slice() {
+                    [c, h, w] if [c, h, w].iter().all(|x| (1..=4096).contains(&x.value)) => {
+                        Some([c.value as usize, h.value as usize, w.value as usize])
+                    }
+                    _ => {
+                        cx.push(Diagnostic::error(v.span.clone(), "synthetic `shape` must be [channels, height, width], each 1 to 4096").label("invalid shape"));
+                        None
+                    }
+                },
+            };
+            let classes = count(cx, classes_v, 4, 2, "classes");
+            let train = count(cx, train_v, 512, 1, "train_size");
+            let test = count(cx, test_v, 256, 1, "test_size");
+            DatasetKind::Synthetic(SyntheticSpec {
+                shape: shape?,
+                classes: classes?,
+                train_size: train?,
+                test_size: test?,
+            })
+        }
+    })
+}
+
+fn transforms(
+    cx: &mut Cx<'_>,
+    list: Option<&Sp<Vec<Sp<RawTransform>>>>,
+    input: [usize; 3],
+) -> Option<(Vec<Transform>, [usize; 3])> {
+    let mut shape = input;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for t in list.map_or(&[][..], |l| &l.value[..]) {
+        let checked = transform(cx, &t.value.op, &t.span, shape);
+        match checked {
+            Some(c) => {
+                shape = c.output_shape(shape);
+                out.push(c);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some((out, shape))
+}
+
+fn transform(
+    cx: &mut Cx<'_>,
+    t: &RawTransformOp,
+    span: &Range<usize>,
+    [c, h, w]: [usize; 3],
+) -> Option<Transform> {
+    let crop = |cx: &mut Cx<'_>, size: &Sp<u64>, pad: u64| {
+        let limit = (h.min(w) as u64) + 2 * pad;
+        if size.value == 0 || size.value > limit {
+            cx.push(
+                Diagnostic::error(
+                    size.span.clone(),
+                    format!(
+                        "crop size {} does not fit images of {h}x{w}{}",
+                        size.value,
+                        if pad > 0 {
+                            format!(" padded by {pad}")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                )
+                .label(format!("expected 1 to {limit}")),
+            );
+            return None;
+        }
+        Some(size.value as usize)
+    };
+    match t {
+        RawTransformOp::Normalize { mean, std } => {
+            let mut ok = true;
+            for (what, list) in [("mean", mean), ("std", std)] {
+                if list.value.len() != 1 && list.value.len() != c {
+                    cx.push(
+                        Diagnostic::error(
+                            list.span.clone(),
+                            format!(
+                                "`{what}` has {} values but images have {c} channel{}",
+                                list.value.len(),
+                                if c == 1 { "" } else { "s" }
+                            ),
+                        )
+                        .label(format!("expected {c} (or 1 for all channels)")),
+                    );
+                    ok = false;
+                }
+            }
+            for s in &std.value {
+                if s.value <= 0.0 {
+                    cx.push(
+                        Diagnostic::error(s.span.clone(), "a standard deviation must be > 0")
+                            .label("division by this"),
+                    );
+                    ok = false;
+                }
+            }
+            let expand = |l: &Sp<Vec<Sp<f64>>>| -> Vec<f32> {
+                (0..c)
+                    .map(|i| l.value[if l.value.len() == 1 { 0 } else { i }].value as f32)
+                    .collect()
+            };
+            ok.then(|| Transform::Normalize {
+                mean: expand(mean),
+                std: expand(std),
+            })
+        }
+        RawTransformOp::RandomCrop { size, padding } => {
+            let pad = padding.as_ref().map_or(0, |p| p.value);
+            if pad > 1024 {
+                let p = padding.as_ref()?;
+                cx.push(
+                    Diagnostic::error(p.span.clone(), format!("padding {pad} is out of range"))
+                        .label("expected 0 to 1024"),
+                );
+                return None;
+            }
+            Some(Transform::RandomCrop {
+                size: crop(cx, size, pad)?,
+                padding: pad as usize,
+            })
+        }
+        RawTransformOp::RandomHorizontalFlip { p } => {
+            let p = real(cx, p, 0.5, |x| (0.0..=1.0).contains(&x), "p", "0 to 1")?;
+            Some(Transform::RandomHorizontalFlip { p: p as f32 })
+        }
+        RawTransformOp::PixelPermutation { seed } => Some(Transform::PixelPermutation {
+            seed: seed.as_ref().map_or(0, |s| s.value.0),
+        }),
+        RawTransformOp::Grayscale {} => {
+            if c != 3 {
+                cx.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        format!(
+                            "`grayscale` turns 3 RGB channels into 1, but images have {c} channel{} here",
+                            if c == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .label("needs RGB images"),
+                );
+                return None;
+            }
+            Some(Transform::Grayscale)
+        }
+        RawTransformOp::CenterCrop { size } => {
+            let _ = span;
+            Some(Transform::CenterCrop {
+                size: crop(cx, size, 0)?,
+            })
+        }
+    }
+}

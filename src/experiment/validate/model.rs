@@ -1,0 +1,254 @@
+//! `[model]`: the input shape, block parameters, expansion, and every layer's settings.
+
+use std::ops::Range;
+
+use super::super::expand::{self, LayerSpans};
+use super::super::format::{RawModel, RawOp};
+use super::super::read::{checked, int_in, Cx, Sp};
+use super::super::{LayerOp, LayerSpec, ModelSpec};
+use crate::diagnostic::Diagnostic;
+
+/// Largest channel/feature width accepted.
+pub const MAX_WIDTH: u64 = 1 << 20;
+/// Largest kernel, stride or padding accepted.
+const MAX_WINDOW: u64 = 1 << 12;
+
+/// Where the checked model came from in the file: what the graph's diagnostics point at.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelSpans {
+    /// Per layer of [`ModelSpec::layers`].
+    pub layers: Vec<LayerSpans>,
+    /// Per layer: the declared `in` (conv, linear) or `features` (BatchNorm), if any.
+    pub declared: Vec<Option<Range<usize>>>,
+    /// Per layer: its settings were wrong (reported). The model then holds a placeholder in
+    /// its place, from which the graph infers nothing, so that the shapes of the layers before
+    /// it are still checked and no layer after it is blamed.
+    pub failed: Vec<bool>,
+}
+
+impl ModelSpans {
+    /// Whether every layer's settings were valid.
+    pub fn all_valid(&self) -> bool {
+        !self.failed.contains(&true)
+    }
+}
+
+/// Checks `[model]` for images that arrive as `natural` (the data set's shape after the
+/// training transforms). A layer with wrong settings is reported and marked in
+/// [`ModelSpans::failed`]; `None` when the model could not be expanded at all.
+pub fn validate<'a>(
+    cx: &mut Cx<'a>,
+    m: RawModel<'a>,
+    natural: [usize; 3],
+) -> Option<(ModelSpec, ModelSpans)> {
+    let input = match &m.input {
+        None => Some(natural),
+        Some(i) => match i.value.as_slice() {
+            [c, h, w] if [c.value, h.value, w.value] == natural.map(|x| x as u64) => Some(natural),
+            [c, h, w] => {
+                cx.push(
+                    Diagnostic::error(
+                        i.span.clone(),
+                        format!(
+                            "model input [{}, {}, {}] does not match the data, which arrives as {:?}",
+                            c.value, h.value, w.value, natural
+                        ),
+                    )
+                    .label(format!("expected {natural:?}"))
+                    .help("remove `input` to take the shape from the data set and transforms"),
+                );
+                None
+            }
+            _ => {
+                cx.push(
+                    Diagnostic::error(i.span.clone(), "`input` must be [channels, height, width]")
+                        .label("expected three numbers"),
+                );
+                None
+            }
+        },
+    };
+    let blocks = m.blocks.map(|b| b.value.0).unwrap_or_default();
+    let expanded = expand::expand(cx, m.layers, &blocks)?;
+    let mut layers = Vec::with_capacity(expanded.len());
+    let mut spans = ModelSpans::default();
+    for e in expanded {
+        let (op, declared, failed) = match layer_op(cx, &e.op) {
+            Some((op, declared)) => (op, declared, false),
+            None => (LayerOp::Identity, None, true),
+        };
+        layers.push(LayerSpec {
+            name: e.name,
+            op,
+            inputs: e.inputs,
+        });
+        spans.layers.push(e.spans);
+        spans.declared.push(declared);
+        spans.failed.push(failed);
+    }
+    Some((
+        ModelSpec {
+            input: input?,
+            layers,
+        },
+        spans,
+    ))
+}
+
+fn window(
+    cx: &mut Cx<'_>,
+    v: Option<&Sp<u64>>,
+    default: u64,
+    min: u64,
+    what: &str,
+) -> Option<usize> {
+    int_in(cx, v, default, min, MAX_WINDOW, what)
+}
+
+fn width(cx: &mut Cx<'_>, v: &Sp<u64>, what: &str) -> Option<usize> {
+    int_in(cx, Some(v), 0, 1, MAX_WIDTH, what)
+}
+
+fn declared(v: &Option<Sp<u64>>) -> (Option<usize>, Option<Range<usize>>) {
+    match v {
+        Some(s) => (Some(s.value as usize), Some(s.span.clone())),
+        None => (None, None),
+    }
+}
+
+/// One layer's settings, checked, with the span of a declared input size. Every setting is
+/// checked, so that one pass reports all of a layer's mistakes.
+fn layer_op(cx: &mut Cx<'_>, op: &RawOp<'_>) -> Option<(LayerOp, Option<Range<usize>>)> {
+    Some(match op {
+        RawOp::Conv2d {
+            in_channels,
+            out,
+            kernel,
+            stride,
+            padding,
+            bias,
+        } => {
+            let out_c = width(cx, out, "out");
+            let k = window(cx, Some(kernel), 1, 1, "kernel");
+            let st = window(cx, stride.as_ref(), 1, 1, "stride");
+            let p = window(cx, padding.as_ref(), 0, 0, "padding");
+            let (decl, span) = declared(in_channels);
+            (
+                LayerOp::Conv2d {
+                    in_channels: decl,
+                    out_channels: out_c?,
+                    kernel: k?,
+                    stride: st?,
+                    padding: p?,
+                    bias: bias.as_ref().is_none_or(|b| b.value),
+                },
+                span,
+            )
+        }
+        RawOp::BatchNorm2d {
+            features,
+            eps,
+            momentum,
+        } => {
+            let eps = checked(cx, eps.as_ref(), 1e-5, |x| x > 0.0, "eps", "eps > 0");
+            let momentum = checked(
+                cx,
+                momentum.as_ref(),
+                0.1,
+                |x| (0.0..=1.0).contains(&x),
+                "momentum",
+                "0 to 1",
+            );
+            let (decl, span) = declared(features);
+            (
+                LayerOp::BatchNorm2d {
+                    features: decl,
+                    eps: eps?,
+                    momentum: momentum?,
+                },
+                span,
+            )
+        }
+        RawOp::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        }
+        | RawOp::AvgPool2d {
+            kernel,
+            stride,
+            padding,
+        } => {
+            let k = window(cx, Some(kernel), 1, 1, "kernel");
+            let st = match k {
+                Some(k) => window(cx, stride.as_ref(), k as u64, 1, "stride"),
+                None => None,
+            };
+            let p = window(cx, padding.as_ref(), 0, 0, "padding");
+            let (k, st, p) = (k?, st?, p?);
+            if 2 * p > k {
+                let sp = padding.as_ref()?;
+                cx.push(
+                    Diagnostic::error(
+                        sp.span.clone(),
+                        format!("padding {p} is more than half the kernel {k}"),
+                    )
+                    .label("PyTorch rejects this")
+                    .help(format!("use padding <= {}", k / 2)),
+                );
+                return None;
+            }
+            let op = if matches!(op, RawOp::MaxPool2d { .. }) {
+                LayerOp::MaxPool2d {
+                    kernel: k,
+                    stride: st,
+                    padding: p,
+                }
+            } else {
+                LayerOp::AvgPool2d {
+                    kernel: k,
+                    stride: st,
+                    padding: p,
+                }
+            };
+            (op, None)
+        }
+        RawOp::Linear {
+            in_features,
+            out,
+            bias,
+        } => {
+            let (decl, span) = declared(in_features);
+            (
+                LayerOp::Linear {
+                    in_features: decl,
+                    out_features: width(cx, out, "out")?,
+                    bias: bias.as_ref().is_none_or(|b| b.value),
+                },
+                span,
+            )
+        }
+        RawOp::Dropout { p } => {
+            let p = checked(
+                cx,
+                p.as_ref(),
+                0.5,
+                |x| (0.0..1.0).contains(&x),
+                "p",
+                "0 <= value < 1",
+            )?;
+            (LayerOp::Dropout { p }, None)
+        }
+        RawOp::Relu {} => (LayerOp::Relu, None),
+        RawOp::Tanh {} => (LayerOp::Tanh, None),
+        RawOp::Sigmoid {} => (LayerOp::Sigmoid, None),
+        RawOp::GlobalAvgPool {} => (LayerOp::GlobalAvgPool, None),
+        RawOp::Flatten {} => (LayerOp::Flatten, None),
+        RawOp::LogSoftmax {} => (LayerOp::LogSoftmax, None),
+        RawOp::Add {} => (LayerOp::Add, None),
+        RawOp::Concat {} => (LayerOp::Concat, None),
+        RawOp::Identity {} => (LayerOp::Identity, None),
+        // Expanded away before this point.
+        RawOp::Vgg { .. } | RawOp::Block { .. } => return None,
+    })
+}

@@ -1,0 +1,391 @@
+//! `[train]`: epochs, loss, optimizer and schedule.
+
+use std::ops::Range;
+
+use super::super::format::{
+    LossName, OptimizerName, RawOptimizer, RawSchedule, RawTrain, ScheduleName,
+};
+use super::super::read::Cx;
+use super::super::{LossSpec, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec};
+use super::model::MAX_WIDTH;
+use super::{count, real};
+use crate::diagnostic::Diagnostic;
+
+/// Returns the checked training spec and the span of the loss (for the nll warning).
+pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Range<usize>)> {
+    let t = t.unwrap_or(RawTrain {
+        epochs: None,
+        loss: None,
+        optimizer: None,
+        schedule: None,
+        failed: Vec::new(),
+    });
+    let epochs = count(cx, &t.epochs, 1, 1, "epochs");
+    let loss_span = t.loss.as_ref().map_or(0..0, |l| l.span.clone());
+    let loss = match &t.loss {
+        None => Some(LossSpec::CrossEntropy {
+            label_smoothing: 0.0,
+        }),
+        Some(l) if l.value.kind.value == LossName::Nll => {
+            if let Some(ls) = &l.value.label_smoothing {
+                cx.push(
+                    Diagnostic::error(
+                        ls.span.clone(),
+                        "`label_smoothing` only applies to `cross_entropy`",
+                    )
+                    .label("not supported with nll"),
+                );
+            }
+            Some(LossSpec::Nll)
+        }
+        Some(l) => real(
+            cx,
+            &l.value.label_smoothing,
+            0.0,
+            |x| (0.0..1.0).contains(&x),
+            "label_smoothing",
+            "0 <= value < 1",
+        )
+        .map(|ls| LossSpec::CrossEntropy {
+            label_smoothing: ls,
+        }),
+    };
+    // A table that could not be read was reported; checking defaults in its place would only
+    // add misleading errors.
+    let optimizer = if t.failed.contains(&"optimizer") {
+        None
+    } else {
+        validate_optimizer(cx, t.optimizer.map(|o| o.value))
+    };
+    let schedule = match (&optimizer, &epochs) {
+        (Some(o), Some(e)) if !t.failed.contains(&"schedule") => {
+            validate_schedule(cx, t.schedule.map(|s| s.value), o.lr(), *e)
+        }
+        _ => None,
+    };
+    Some((
+        TrainSpec {
+            epochs: epochs?,
+            loss: loss?,
+            optimizer: optimizer?,
+            schedule: schedule?,
+        },
+        loss_span,
+    ))
+}
+
+fn validate_optimizer(cx: &mut Cx<'_>, o: Option<RawOptimizer>) -> Option<OptimizerSpec> {
+    let Some(o) = o else {
+        return Some(OptimizerSpec::Sgd {
+            lr: 0.01,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        });
+    };
+    let kind = o.kind.value;
+    let sgd = kind == OptimizerName::Sgd;
+    let kind_name = kind.name();
+    let positive = |x: f64| x > 0.0 && x <= 1e3;
+    let nonneg = |x: f64| (0.0..=1e3).contains(&x);
+    let lr = real(
+        cx,
+        &o.lr,
+        if sgd { 0.01 } else { 0.001 },
+        positive,
+        "lr",
+        "0 < lr <= 1000",
+    );
+    let unused = |cx: &mut Cx<'_>, key: &str, v: Option<Range<usize>>| {
+        if let Some(span) = v {
+            cx.push(
+                Diagnostic::error(span, format!("`{key}` does not apply to `{kind_name}`"))
+                    .label("remove this")
+                    .help(if sgd {
+                        "it is an Adam/AdamW setting"
+                    } else {
+                        "it is an SGD setting"
+                    }),
+            );
+        }
+    };
+    if sgd {
+        unused(cx, "betas", o.betas.as_ref().map(|b| b.span.clone()));
+        unused(cx, "eps", o.eps.as_ref().map(|b| b.span.clone()));
+        let momentum = real(
+            cx,
+            &o.momentum,
+            0.0,
+            |x| (0.0..1.0).contains(&x) || x == 1.0,
+            "momentum",
+            "0 to 1",
+        );
+        let dampening = real(
+            cx,
+            &o.dampening,
+            0.0,
+            |x| (0.0..=1.0).contains(&x),
+            "dampening",
+            "0 to 1",
+        );
+        let wd = real(cx, &o.weight_decay, 0.0, nonneg, "weight_decay", ">= 0");
+        let nesterov = o.nesterov.as_ref().is_some_and(|n| n.value);
+        if let (true, Some(m), Some(d)) = (nesterov, momentum, dampening) {
+            if m <= 0.0 || d != 0.0 {
+                cx.push(
+                    Diagnostic::error(
+                        o.nesterov.as_ref()?.span.clone(),
+                        "nesterov momentum needs momentum > 0 and dampening = 0",
+                    )
+                    .label("as in torch.optim.SGD")
+                    .help("set `momentum` (e.g. 0.9) and leave `dampening` at 0"),
+                );
+                return None;
+            }
+        }
+        return Some(OptimizerSpec::Sgd {
+            lr: lr?,
+            momentum: momentum?,
+            dampening: dampening?,
+            nesterov,
+            weight_decay: wd?,
+        });
+    }
+    unused(cx, "momentum", o.momentum.as_ref().map(|b| b.span.clone()));
+    unused(
+        cx,
+        "dampening",
+        o.dampening.as_ref().map(|b| b.span.clone()),
+    );
+    unused(cx, "nesterov", o.nesterov.as_ref().map(|b| b.span.clone()));
+    let betas = match &o.betas {
+        None => Some((0.9, 0.999)),
+        Some(b) => match b.value.as_slice() {
+            [b1, b2] if (0.0..1.0).contains(&b1.value) && (0.0..1.0).contains(&b2.value) => {
+                Some((b1.value, b2.value))
+            }
+            _ => {
+                cx.push(
+                    Diagnostic::error(b.span.clone(), "`betas` must be two numbers in [0, 1)")
+                        .label("e.g. [0.9, 0.999]"),
+                );
+                None
+            }
+        },
+    };
+    let eps = real(
+        cx,
+        &o.eps,
+        1e-8,
+        |x| x > 0.0 && x < 1.0,
+        "eps",
+        "0 < eps < 1",
+    );
+    let wd = real(
+        cx,
+        &o.weight_decay,
+        if kind == OptimizerName::AdamW {
+            0.01
+        } else {
+            0.0
+        },
+        nonneg,
+        "weight_decay",
+        ">= 0",
+    );
+    let (lr, betas, eps, weight_decay) = (lr?, betas?, eps?, wd?);
+    Some(if kind == OptimizerName::Adam {
+        OptimizerSpec::Adam {
+            lr,
+            betas,
+            eps,
+            weight_decay,
+        }
+    } else {
+        OptimizerSpec::AdamW {
+            lr,
+            betas,
+            eps,
+            weight_decay,
+        }
+    })
+}
+
+fn validate_schedule(
+    cx: &mut Cx<'_>,
+    s: Option<RawSchedule>,
+    lr: f64,
+    epochs: usize,
+) -> Option<ScheduleSpec> {
+    let Some(s) = s else {
+        return Some(ScheduleSpec {
+            kind: ScheduleKind::Constant,
+            warmup_steps: 0,
+            warmup_start_factor: 0.1,
+        });
+    };
+    if s.failed.contains(&"kind") {
+        return None; // reported; the kind's own checks would be guesses
+    }
+    let name = s.kind.as_ref().map_or(ScheduleName::Constant, |k| k.value);
+    let kind = name.name();
+    let gamma = real(
+        cx,
+        &s.gamma,
+        0.1,
+        |x| x > 0.0 && x <= 1.0,
+        "gamma",
+        "0 < gamma <= 1",
+    );
+    let allowed: &[&str] = match name {
+        ScheduleName::Step => &["step_size", "gamma"],
+        ScheduleName::MultiStep => &["milestones", "gamma"],
+        ScheduleName::Cosine => &["t_max", "eta_min"],
+        ScheduleName::OneCycle => &["max_lr", "pct_start", "div_factor", "final_div_factor"],
+        ScheduleName::Constant => &[],
+    };
+    let given: [(&str, Option<Range<usize>>); 9] = [
+        ("step_size", s.step_size.as_ref().map(|v| v.span.clone())),
+        ("gamma", s.gamma.as_ref().map(|v| v.span.clone())),
+        ("milestones", s.milestones.as_ref().map(|v| v.span.clone())),
+        ("t_max", s.t_max.as_ref().map(|v| v.span.clone())),
+        ("eta_min", s.eta_min.as_ref().map(|v| v.span.clone())),
+        ("max_lr", s.max_lr.as_ref().map(|v| v.span.clone())),
+        ("pct_start", s.pct_start.as_ref().map(|v| v.span.clone())),
+        ("div_factor", s.div_factor.as_ref().map(|v| v.span.clone())),
+        (
+            "final_div_factor",
+            s.final_div_factor.as_ref().map(|v| v.span.clone()),
+        ),
+    ];
+    for (key, span) in given {
+        if let Some(span) = span {
+            if !allowed.contains(&key) {
+                cx.push(
+                    Diagnostic::error(
+                        span,
+                        format!("`{key}` does not apply to the `{kind}` schedule"),
+                    )
+                    .label("remove this")
+                    .note(format!(
+                        "`{kind}` takes: {}",
+                        if allowed.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            allowed.join(", ")
+                        }
+                    )),
+                );
+            }
+        }
+    }
+    let kind = match name {
+        ScheduleName::Step => {
+            let step_size = match &s.step_size {
+                Some(_) => count(cx, &s.step_size, 1, 1, "step_size"),
+                None => {
+                    cx.push(
+                        Diagnostic::error(
+                            s.kind.as_ref()?.span.clone(),
+                            "the `step` schedule needs `step_size`",
+                        )
+                        .label("missing step_size")
+                        .help("add `step_size = 5` (epochs between decays)"),
+                    );
+                    None
+                }
+            };
+            ScheduleKind::Step {
+                step_size: step_size?,
+                gamma: gamma?,
+            }
+        }
+        ScheduleName::MultiStep => {
+            let Some(m) = &s.milestones else {
+                cx.push(
+                    Diagnostic::error(
+                        s.kind.as_ref()?.span.clone(),
+                        "the `multistep` schedule needs `milestones`",
+                    )
+                    .label("missing milestones")
+                    .help("add `milestones = [5, 8]`"),
+                );
+                return None;
+            };
+            if m.value.windows(2).any(|w| w[0].value >= w[1].value) {
+                cx.push(
+                    Diagnostic::error(m.span.clone(), "`milestones` must increase")
+                        .label("not increasing"),
+                );
+                return None;
+            }
+            ScheduleKind::MultiStep {
+                milestones: m.value.iter().map(|x| x.value as usize).collect(),
+                gamma: gamma?,
+            }
+        }
+        ScheduleName::Cosine => ScheduleKind::Cosine {
+            t_max: count(cx, &s.t_max, epochs as u64, 1, "t_max")?,
+            eta_min: real(
+                cx,
+                &s.eta_min,
+                0.0,
+                |x| (0.0..=lr).contains(&x),
+                "eta_min",
+                "0 <= eta_min <= lr",
+            )?,
+        },
+        ScheduleName::OneCycle => ScheduleKind::OneCycle {
+            max_lr: real(
+                cx,
+                &s.max_lr,
+                lr,
+                |x| x > 0.0 && x <= 1e3,
+                "max_lr",
+                "0 < max_lr <= 1000",
+            )?,
+            pct_start: real(
+                cx,
+                &s.pct_start,
+                0.3,
+                |x| x > 0.0 && x < 1.0,
+                "pct_start",
+                "0 < pct_start < 1",
+            )?,
+            div_factor: real(cx, &s.div_factor, 25.0, |x| x >= 1.0, "div_factor", ">= 1")?,
+            final_div_factor: real(
+                cx,
+                &s.final_div_factor,
+                1e4,
+                |x| x >= 1.0,
+                "final_div_factor",
+                ">= 1",
+            )?,
+        },
+        ScheduleName::Constant => ScheduleKind::Constant,
+    };
+    let warmup_steps = match &s.warmup_steps {
+        Some(w) if w.value > MAX_WIDTH * 16 => {
+            cx.push(
+                Diagnostic::error(w.span.clone(), "warmup_steps is too large")
+                    .label("out of range"),
+            );
+            return None;
+        }
+        w => w.as_ref().map_or(0, |w| w.value as usize),
+    };
+    let start = real(
+        cx,
+        &s.warmup_start_factor,
+        0.1,
+        |x| x > 0.0 && x <= 1.0,
+        "warmup_start_factor",
+        "0 < factor <= 1",
+    )?;
+    Some(ScheduleSpec {
+        kind,
+        warmup_steps,
+        warmup_start_factor: start,
+    })
+}
