@@ -448,7 +448,7 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
     let y = Tensor::from_vec(y, batch, &device)?;
     let t_train = timed(args.warmup, args.seconds, args.min_steps, || {
         let out = model.forward(&x, true)?;
-        let l = crate::train::run::loss(exp.train.loss, &out, &y)?;
+        let l = crate::train::step::loss(exp.train.loss, &out, &y)?;
         let _ = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         let grads = l.backward()?;
         optimizer.step(&grads)?;
