@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{epoch_batches, Dataset, Pipeline};
 use crate::model::Model;
-use crate::train::optim;
+use crate::train::{optim, train_step, StepOutcome};
 
 /// The seed nets `runner bench` measures: experiment file stem and PyTorch name.
 const NETS: [&str; 3] = ["mnist_cnn", "cifar_lenet", "vgg16_cifar"];
@@ -446,15 +446,21 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
         .collect();
     let x = Tensor::from_vec(x, (batch, c, h, w), &device)?;
     let y = Tensor::from_vec(y, batch, &device)?;
-    let t_train = timed(args.warmup, args.seconds, args.min_steps, || {
-        let out = model.forward(&x, true)?;
-        let l = crate::train::run::loss(exp.train().loss, &out, &y)?;
-        let _ = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-        let grads = l.backward()?;
-        optimizer.step(&grads)?;
-        let _ = out.detach().argmax(D::Minus1)?.to_vec1::<u32>()?;
-        Ok(())
-    })?;
+    // The training loop's own step, at the experiment's initial learning rate. A step whose loss
+    // is not finite skips the backward pass and the update, so timing on would time less work.
+    let lr = exp.train().optimizer.lr();
+    let t_train = timed(
+        args.warmup,
+        args.seconds,
+        args.min_steps,
+        || match train_step(&model, optimizer.as_mut(), exp.train().loss, &x, &y, lr)? {
+            StepOutcome::Updated(_) => Ok(()),
+            StepOutcome::NonFinite(loss) => bail!(
+                "{}: the training loss on the random batch became {loss}; no measurement",
+                file.display()
+            ),
+        },
+    )?;
     let peak = peak_rss_mib();
     let t_eval = timed(args.warmup, args.seconds, args.min_steps, || {
         let out = model.forward(&x, false)?;

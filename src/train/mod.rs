@@ -1,6 +1,8 @@
-//! Training: optimizers, schedules, and the run loop.
+//! Training: optimizers, schedules, the training step, and the run loop.
 pub mod optim;
 pub mod run;
 pub mod schedule;
+pub mod step;
 
 pub use run::{run, select_device, RunOptions, TrainError};
+pub use step::{train_step, StepOutcome, StepOutput};

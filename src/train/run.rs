@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
 use super::optim;
 use super::schedule::build_schedule;
+use super::step::{loss, predictions, train_step, StepOutcome};
 use crate::data::{self, epoch_batches, Dataset, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment, LossSpec};
 use crate::graph::Graph;
@@ -99,32 +100,6 @@ pub fn device_name(d: &Device) -> String {
         candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
         candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
     }
-}
-
-/// The loss of a batch, averaged over its images (also used by `runner bench`).
-pub(crate) fn loss(
-    spec: LossSpec,
-    logits: &Tensor,
-    labels: &Tensor,
-) -> candle_core::Result<Tensor> {
-    match spec {
-        LossSpec::Nll => candle_nn::loss::nll(logits, labels),
-        LossSpec::CrossEntropy { label_smoothing } => {
-            let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-            let nll = candle_nn::loss::nll(&logp, labels)?;
-            if label_smoothing == 0.0 {
-                return Ok(nll);
-            }
-            // PyTorch: target = (1 - e) * onehot + e / K, so loss = (1 - e) * nll + e * mean_k(-logp).
-            let smooth = logp.mean(D::Minus1)?.mean_all()?.neg()?;
-            (nll * (1.0 - label_smoothing))? + (smooth * label_smoothing)?
-        }
-    }
-}
-
-/// Correct predictions in a batch and the predictions themselves.
-fn predictions(logits: &Tensor) -> candle_core::Result<Vec<u32>> {
-    logits.argmax(D::Minus1)?.to_vec1::<u32>()
 }
 
 struct Eval {
@@ -293,26 +268,25 @@ pub fn run(
                 let stepped = Instant::now();
                 let _step_span = tracing::debug_span!("step", step).entered();
                 lr = schedule.lr((epoch - 1) * steps_per_epoch + step);
-                optimizer.set_learning_rate(lr);
                 let b = batch.labels.len();
                 let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), &device)?;
                 let y = Tensor::from_vec(batch.labels.clone(), b, &device)?;
-                let out = model.forward(&x, true)?;
-                let l = loss(exp.train().loss, &out, &y)?;
-                let lv = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-                if !lv.is_finite() {
-                    progress.finish();
-                    return Err(TrainError::NonFinite {
-                        epoch,
-                        step: step + 1,
-                        loss: lv,
-                        dir: run.path.display().to_string(),
-                    });
-                }
-                let grads = l.backward()?;
-                optimizer.step(&grads)?;
-                let preds = predictions(&out.detach())?;
-                correct += preds
+                let outcome = train_step(&model, optimizer.as_mut(), exp.train().loss, &x, &y, lr)?;
+                let out = match outcome {
+                    StepOutcome::Updated(out) => out,
+                    StepOutcome::NonFinite(loss) => {
+                        progress.finish();
+                        return Err(TrainError::NonFinite {
+                            epoch,
+                            step: step + 1,
+                            loss,
+                            dir: run.path.display().to_string(),
+                        });
+                    }
+                };
+                let lv = out.loss;
+                correct += out
+                    .predictions
                     .iter()
                     .zip(&batch.labels)
                     .filter(|(p, t)| p == t)
