@@ -1,7 +1,7 @@
 //! Where the verbs' output goes, with every write error handled (nothing here panics).
 //!
 //! Everything for stdout goes through [`stdout`] (a verb's whole output, locked and buffered)
-//! or [`line`] (one result line of a long run, shown at once); both return [`io::Result`]. A
+//! or [`line()`] (one result line of a long run, shown at once); both return [`io::Result`]. A
 //! closed pipe (`runner check experiments/*.toml | head -1`) comes back as an [`io::Error`] of
 //! kind `BrokenPipe`, which `main` turns into a quiet exit 0 ([`is_broken_pipe`]), as ripgrep
 //! does. Diagnostics, warnings and progress lines go to stderr through
@@ -17,7 +17,7 @@ use std::io::{self, BufWriter, StdoutLock, Write};
 pub struct Out(BufWriter<StdoutLock<'static>>);
 
 /// Locks stdout for one verb's output. Hold it only while writing that output: a long-running
-/// verb writes its result lines with [`line`] instead.
+/// verb writes its result lines with [`line()`] instead.
 pub fn stdout() -> Out {
     Out(BufWriter::with_capacity(64 * 1024, io::stdout().lock()))
 }
