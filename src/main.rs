@@ -1,4 +1,5 @@
-//! The `runner` command line: parse, dispatch, map the result to an exit code.
+//! The `runner` command line: parse, dispatch, map the result to an exit code. Errors are
+//! printed here, once; an error from writing to a closed pipe is a quiet success.
 
 use std::process::ExitCode;
 
@@ -62,12 +63,9 @@ fn main() -> ExitCode {
         (Some(Command::Plot(args)), _) => cli::plot::run(&args),
         (Some(Command::DeviceCheck), _) => cli::device_check::run(),
         (Some(Command::Bench(args)), _) => cli::bench::run(&args),
-        (Some(Command::Schema), _) => {
-            print!("{}", cli::schema::schema_json());
-            Ok(exit::OK)
-        }
+        (Some(Command::Schema), _) => cli::schema::run(),
         (None, None) => {
-            eprintln!(
+            runner::ewriteln!(
                 "usage: runner FILE [OPTIONS] | runner check FILE...   (see `runner --help`)"
             );
             Ok(exit::ERROR)
@@ -75,8 +73,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
+        // A closed stdout (`runner check ... | head -1`): the reader has what it wanted.
+        Err(e) if cli::out::is_broken_pipe(&e) => ExitCode::from(exit::OK as u8),
+        // The one place errors are rendered.
         Err(e) => {
-            eprintln!("error: {e:#}");
+            runner::ewriteln!("error: {e:#}");
             ExitCode::from(exit::ERROR as u8)
         }
     }

@@ -167,13 +167,13 @@ pub fn collect_jobs(args: &BatchArgs) -> Option<Vec<Job>> {
                         .collect();
                     found.sort();
                     if found.is_empty() {
-                        eprintln!("error: {} holds no .toml files", p.display());
+                        crate::ewriteln!("error: {} holds no .toml files", p.display());
                         ok = false;
                     }
                     files.extend(found);
                 }
                 Err(e) => {
-                    eprintln!("error: cannot list {}: {e}", p.display());
+                    crate::ewriteln!("error: cannot list {}: {e}", p.display());
                     ok = false;
                 }
             }
@@ -187,7 +187,7 @@ pub fn collect_jobs(args: &BatchArgs) -> Option<Vec<Job>> {
         let checked = check_file_with(&f, &sets);
         for c in checked {
             if !c.diagnostics.is_empty() {
-                eprint!("{}", c.render());
+                crate::ewrite!("{}", c.render());
             }
             let Some((exp, graph)) = c.result else {
                 ok = false;
@@ -212,7 +212,7 @@ pub fn collect_jobs(args: &BatchArgs) -> Option<Vec<Job>> {
             .iter()
             .find(|b| b.exp.name() == a.exp.name() && b.variant == a.variant)
         {
-            eprintln!(
+            crate::ewriteln!(
                 "error: {} and {} both define experiment `{}`{}: give one a different `name`",
                 b.file.display(),
                 a.file.display(),
@@ -227,7 +227,7 @@ pub fn collect_jobs(args: &BatchArgs) -> Option<Vec<Job>> {
         }
     }
     if !ok {
-        eprintln!(
+        crate::ewriteln!(
             "runner batch: nothing run: fix the errors above (`runner check` shows the same)"
         );
         return None;
@@ -274,7 +274,7 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
                 Some((d, _)) => format!("finished: {}", d.display()),
                 None => "to run".into(),
             };
-            println!(
+            crate::outln!(
                 "{}\t{}\t{}\t{}",
                 j.index,
                 j.exp.name(),
@@ -284,18 +284,18 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
                     &j.variant
                 },
                 state
-            );
+            )?;
         }
         return Ok(super::exit::OK);
     }
     if let Err(e) = std::fs::create_dir_all(&args.out) {
-        eprintln!("error: cannot create {}: {e}", args.out.display());
+        crate::ewriteln!("error: cannot create {}: {e}", args.out.display());
         return Ok(super::exit::ERROR);
     }
     let shard_note = args.shard.map_or(String::new(), |s| {
         format!(" (shard {}/{})", s.index, s.count)
     });
-    eprintln!(
+    crate::ewriteln!(
         "runner batch: {} variant{}{shard_note} of {} -> {}",
         mine.len(),
         if mine.len() == 1 { "" } else { "s" },
@@ -316,10 +316,10 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
         } else {
             format!("{} [{}]", job.exp.name(), job.variant)
         };
-        eprintln!("[{}/{}] {label}", n + 1, mine.len());
+        crate::ewriteln!("[{}/{}] {label}", n + 1, mine.len());
         let row = match finished_run(&args.out, job) {
             Some((dir, summary)) => {
-                eprintln!("  finished before: {}", dir.display());
+                crate::ewriteln!("  finished before: {}", dir.display());
                 BatchRow::done(
                     job.index,
                     &job.variant,
@@ -331,7 +331,7 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
             None => match train_job(job, &args.out, &opts, &mut guard) {
                 Ok(row) => row,
                 Err(reason) => {
-                    eprintln!("  error: {reason}");
+                    crate::ewriteln!("  error: {reason}");
                     failed += 1;
                     BatchRow::failed(
                         job.index,
@@ -349,16 +349,16 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
     }
     if let Some(g) = guard {
         if let Err(e) = g.finish() {
-            eprintln!("warning: {e}");
+            crate::ewriteln!("warning: {e}");
         }
     }
     write_tables(&args.out, &rows)?;
     draw_comparison(&args.out, &rows);
-    println!(
+    crate::outln!(
         "runner batch: {} finished, {failed} failed -> {}",
         rows.len() - failed,
         args.out.join(BATCH_CSV).display()
-    );
+    )?;
     Ok(if failed == 0 {
         super::exit::OK
     } else {
@@ -386,7 +386,9 @@ fn train_job(
     }
     let summary = super::run::train_in(&job.exp, &job.graph, &device, &run_dir, opts)
         .map_err(|e| e.to_string())?;
-    println!("{}", super::run::outcome_line(&summary, &run_dir));
+    // A closed stdout is not this variant's failure: the batch goes on, and its last line
+    // meets the closed pipe again and ends it quietly.
+    let _ = crate::outln!("{}", super::run::outcome_line(&summary, &run_dir));
     Ok(BatchRow::done(
         job.index,
         &job.variant,
@@ -403,7 +405,7 @@ fn draw_comparison(out: &Path, rows: &[BatchRow]) {
     for r in rows.iter().filter(|r| r.status == "ok") {
         match crate::plot::load_run(&out.join(&r.run_dir)) {
             Ok((metrics, summary)) => runs.push((r.label(), metrics, summary)),
-            Err(e) => eprintln!("warning: no comparison plot for {}: {e}", r.label()),
+            Err(e) => crate::ewriteln!("warning: no comparison plot for {}: {e}", r.label()),
         }
     }
     if runs.len() < 2 {
@@ -412,10 +414,10 @@ fn draw_comparison(out: &Path, rows: &[BatchRow]) {
     match crate::plot::plot_comparison(&runs, out) {
         Ok(files) => {
             for f in files {
-                eprintln!("  drew {}", f.display());
+                crate::ewriteln!("  drew {}", f.display());
             }
         }
-        Err(e) => eprintln!("warning: cannot draw the comparison: {e}"),
+        Err(e) => crate::ewriteln!("warning: cannot draw the comparison: {e}"),
     }
 }
 
@@ -443,13 +445,13 @@ fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<i32> {
         let part = match read_batch(&path) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::ewriteln!("error: {e}");
                 return Ok(super::exit::ERROR);
             }
         };
         for mut r in part {
             if let Some((_, other)) = from.iter().find(|(i, _)| *i == r.index) {
-                eprintln!(
+                crate::ewriteln!(
                     "error: variant {} ({}) is in both {} and {}: were the shards run with the same files and --shard counts?",
                     r.index,
                     r.label(),
@@ -471,20 +473,20 @@ fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<i32> {
         .filter(|i| rows.binary_search_by_key(i, |r| r.index).is_err())
         .collect();
     if let Err(e) = std::fs::create_dir_all(out) {
-        eprintln!("error: cannot create {}: {e}", out.display());
+        crate::ewriteln!("error: cannot create {}: {e}", out.display());
         return Ok(super::exit::ERROR);
     }
     write_tables(out, &rows)?;
     draw_comparison(out, &rows);
-    println!(
+    crate::outln!(
         "runner batch --merge: {} rows from {} folder{} -> {}",
         rows.len(),
         dirs.len(),
         if dirs.len() == 1 { "" } else { "s" },
         out.join(BATCH_CSV).display()
-    );
+    )?;
     if !missing.is_empty() {
-        eprintln!(
+        crate::ewriteln!(
             "warning: no row for batch index {}: a shard has not finished (or was not given)",
             missing
                 .iter()

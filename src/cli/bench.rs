@@ -7,6 +7,7 @@
 //! backward and optimizer step, exactly as `runner run` does them; an eval step is a forward pass
 //! in evaluation mode. Throughput is the batch size over the median step time.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ struct Measured {
 pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     if let Some(file) = &args.child {
         let m = measure_file(file, args)?;
-        println!("{}", serde_json::to_string(&m)?);
+        crate::outln!("{}", serde_json::to_string(&m)?)?;
         return Ok(super::exit::OK);
     }
     let nets: Vec<String> = if args.nets.is_empty() {
@@ -106,20 +107,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     let python = match (python, &script) {
         (Some(p), Some(s)) => Some((p, s.clone())),
         (None, _) if !args.no_torch => {
-            eprintln!("note: no Python with torch found (try scripts/install-torch-baseline.sh or --python): runner only");
+            crate::ewriteln!("note: no Python with torch found (try scripts/install-torch-baseline.sh or --python): runner only");
             None
         }
         (Some(_), None) => {
-            eprintln!("note: scripts/bench_torch.py not found next to the experiments folder: runner only");
+            crate::ewriteln!("note: scripts/bench_torch.py not found next to the experiments folder: runner only");
             None
         }
         _ => None,
     };
     let exe = std::env::current_exe().context("cannot find the runner executable")?;
-    println!(
+    crate::outln!(
         "runner bench: {} thread(s) each side, {} round(s), warm-up {} step(s), >= {} s and >= {} steps per phase; random data",
         args.threads, args.rounds, args.warmup, args.seconds, args.min_steps
-    );
+    )?;
     let mut rows = Vec::new();
     let mut bases = Vec::new();
     for net in &nets {
@@ -131,16 +132,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         for round in 1..=args.rounds.max(1) {
             if let Some(exe) = &args.baseline_exe {
                 let m = child_runner(exe, &file, args.threads, args)?;
-                eprintln!(
+                crate::ewriteln!(
                     "  {net} round {round}: baseline runner train {:.1} img/s, eval {:.1} img/s",
-                    m.train_img_s, m.eval_img_s
+                    m.train_img_s,
+                    m.eval_img_s
                 );
                 base.push(m);
             }
             let mut best: Option<Measured> = None;
             for threads in runner_threads(args) {
                 let m = child_runner(&exe, &file, threads, args)?;
-                eprintln!(
+                crate::ewriteln!(
                     "  {net} round {round}: runner ({threads} thread(s)) train {:.1} img/s, eval {:.1} img/s",
                     m.train_img_s, m.eval_img_s
                 );
@@ -152,13 +154,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
                 for (label, threads, passive) in torch_configs(args) {
                     match child_torch(py, script, net, threads, passive, args) {
                         Ok(m) => {
-                            eprintln!(
+                            crate::ewriteln!(
                                 "  {net} round {round}: torch ({label}) train {:.1} img/s, eval {:.1} img/s",
                                 m.train_img_s, m.eval_img_s
                             );
                             best = Some(best_of(best, m));
                         }
-                        Err(e) => eprintln!("  {net}: the PyTorch baseline failed: {e:#}"),
+                        Err(e) => crate::ewriteln!("  {net}: the PyTorch baseline failed: {e:#}"),
                     }
                 }
                 theirs.extend(best);
@@ -167,16 +169,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         rows.push((net.clone(), summarize(&ours), summarize_opt(&theirs)));
         bases.push(summarize_opt(&base));
     }
-    println!();
-    println!(
+    let mut out = super::out::stdout();
+    writeln!(out)?;
+    writeln!(
+        out,
         "{:<12} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6} | {:>9} {:>9}",
         "net", "train", "torch", "ratio", "eval", "torch", "ratio", "peak MiB", "torch MiB"
-    );
-    println!("{}", "-".repeat(98));
+    )?;
+    writeln!(out, "{}", "-".repeat(98))?;
     for (net, ours, theirs) in &rows {
         let ratio = |a: f64, b: Option<f64>| b.map_or("-".into(), |b| format!("{:.2}", a / b));
         let num = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
-        println!(
+        writeln!(
+            out,
             "{:<12} | {:>10.1} {:>10} {:>6} | {:>10.1} {:>10} {:>6} | {:>9.0} {:>9}",
             net,
             ours.train_img_s,
@@ -189,16 +194,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             theirs
                 .as_ref()
                 .map_or("-".into(), |t| format!("{:.0}", t.peak_rss_mib)),
-        );
+        )?;
     }
-    println!("(img/s: images per second, median step, median over rounds; ratio: runner / PyTorch; peak MiB: peak resident memory of the process)");
+    writeln!(out, "(img/s: images per second, median step, median over rounds; ratio: runner / PyTorch; peak MiB: peak resident memory of the process)")?;
     if python.is_some() && !args.plain {
-        println!("(per round, runner: the best of {t} threads and 1 thread; torch: the best of {t} threads, {t} threads with OMP_WAIT_POLICY=PASSIVE, and 1 thread)", t = args.threads);
+        writeln!(out, "(per round, runner: the best of {t} threads and 1 thread; torch: the best of {t} threads, {t} threads with OMP_WAIT_POLICY=PASSIVE, and 1 thread)", t = args.threads)?;
     }
     if let Some(exe) = &args.baseline_exe {
-        println!();
-        println!("baseline runner: {}", exe.display());
-        println!(
+        writeln!(out)?;
+        writeln!(out, "baseline runner: {}", exe.display())?;
+        writeln!(
+            out,
             "{:<12} | {:>10} {:>10} {:>7} | {:>10} {:>10} {:>7} | {:>9} {:>9}",
             "net",
             "base train",
@@ -209,11 +215,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             "speedup",
             "base MiB",
             "peak MiB"
-        );
-        println!("{}", "-".repeat(98));
+        )?;
+        writeln!(out, "{}", "-".repeat(98))?;
         for ((net, ours, _), base) in rows.iter().zip(&bases) {
             let Some(b) = base else { continue };
-            println!(
+            writeln!(
+                out,
                 "{:<12} | {:>10.1} {:>10.1} {:>7.2} | {:>10.1} {:>10.1} {:>7.2} | {:>9.0} {:>9.0}",
                 net,
                 b.train_img_s,
@@ -224,22 +231,25 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
                 ours.eval_img_s / b.eval_img_s,
                 b.peak_rss_mib,
                 ours.peak_rss_mib
-            );
+            )?;
         }
     }
     if !args.no_pipeline {
+        // The tables show while the pipeline is measured.
+        out.flush()?;
         let vgg = rows
             .iter()
             .find(|(n, _, _)| n == "vgg16_cifar")
             .map(|(_, m, _)| m.train_img_s);
         let file = args.experiments.join("vgg16_cifar.toml");
         let ips = pipeline_images_per_sec(&file, args.seconds)?;
-        print!("data pipeline (vgg16_cifar train transforms: random crop + flip + normalize, the loader's one thread): {ips:.0} img/s");
+        write!(out, "data pipeline (vgg16_cifar train transforms: random crop + flip + normalize, the loader's one thread): {ips:.0} img/s")?;
         match vgg {
-            Some(v) => println!(" = {:.1}x VGG training", ips / v),
-            None => println!(),
+            Some(v) => writeln!(out, " = {:.1}x VGG training", ips / v)?,
+            None => writeln!(out)?,
         }
     }
+    out.finish()?;
     Ok(super::exit::OK)
 }
 

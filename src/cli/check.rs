@@ -161,7 +161,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
         })
         .collect();
     let all_ok = checked.iter().all(Checked::ok);
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = super::out::stdout();
     if args.json {
         let files: Vec<JsonFile<'_>> = checked.iter().map(json_file).collect();
         serde_json::to_writer_pretty(
@@ -177,6 +177,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
             write!(stdout, "{}", text_report(c, args.quiet))?;
         }
     }
+    stdout.finish()?;
     Ok(if all_ok {
         super::exit::OK
     } else {

@@ -1,7 +1,10 @@
 //! `runner diff BASELINE NEW [--tol COLUMN=AMOUNT]...`: compare two `summary.csv` or
 //! `batch.csv` files; exit 0 within tolerance, 1 on a regression, 2 when they cannot be compared.
 
+use std::io::Write;
 use std::path::PathBuf;
+
+use anyhow::bail;
 
 use crate::report::diff::{compare, markdown, Table, Tolerance};
 
@@ -35,27 +38,22 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     let tables = read(&args.baseline).and_then(|b| read(&args.new).map(|n| (b, n)));
     let (base, new) = match tables {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(super::exit::ERROR);
-        }
+        Err(e) => bail!("{e}"),
     };
-    match compare(&base, &new, &tolerances) {
-        Ok(d) => {
-            print!("{}", markdown(&d));
-            Ok(if d.regressions().next().is_some() {
-                super::exit::REGRESSION
-            } else {
-                super::exit::OK
-            })
-        }
-        Err(e) => {
-            eprintln!(
-                "error: cannot compare {} with {}: {e}",
-                args.baseline.display(),
-                args.new.display()
-            );
-            Ok(super::exit::ERROR)
-        }
-    }
+    let d = match compare(&base, &new, &tolerances) {
+        Ok(d) => d,
+        Err(e) => bail!(
+            "cannot compare {} with {}: {e}",
+            args.baseline.display(),
+            args.new.display()
+        ),
+    };
+    let mut out = super::out::stdout();
+    write!(out, "{}", markdown(&d))?;
+    out.finish()?;
+    Ok(if d.regressions().next().is_some() {
+        super::exit::REGRESSION
+    } else {
+        super::exit::OK
+    })
 }

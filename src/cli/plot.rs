@@ -1,7 +1,10 @@
 //! `runner plot RUN_DIR...`: compare finished runs (curves overlaid, final accuracy bars).
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use anyhow::bail;
 
 use crate::plot::{load_run, plot_comparison, ComparedRun};
 use crate::report::SUMMARY_FILE;
@@ -25,20 +28,14 @@ pub fn run(args: &PlotArgs) -> anyhow::Result<i32> {
     for d in &args.runs {
         match run_dirs(d) {
             Ok(found) => dirs.extend(found),
-            Err(message) => {
-                eprintln!("error: {message}");
-                return Ok(super::exit::ERROR);
-            }
+            Err(message) => bail!("{message}"),
         }
     }
     let mut loaded = Vec::with_capacity(dirs.len());
     for d in &dirs {
         match load_run(d) {
             Ok((metrics, summary)) => loaded.push((metrics, summary)),
-            Err(e) => {
-                eprintln!("error: {}: not a finished run: {e}", d.display());
-                return Ok(super::exit::ERROR);
-            }
+            Err(e) => bail!("{}: not a finished run: {e}", d.display()),
         }
     }
     // The experiment name labels a run unless two runs share it; then the run id is added.
@@ -56,21 +53,18 @@ pub fn run(args: &PlotArgs) -> anyhow::Result<i32> {
         })
         .collect();
     if let Err(e) = std::fs::create_dir_all(&args.out) {
-        eprintln!("error: cannot create {}: {e}", args.out.display());
-        return Ok(super::exit::ERROR);
+        bail!("cannot create {}: {e}", args.out.display());
     }
-    match plot_comparison(&runs, &args.out) {
-        Ok(paths) => {
-            for p in paths {
-                println!("{}", p.display());
-            }
-            Ok(super::exit::OK)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(super::exit::ERROR)
-        }
+    let paths = match plot_comparison(&runs, &args.out) {
+        Ok(paths) => paths,
+        Err(e) => bail!("{e}"),
+    };
+    let mut out = super::out::stdout();
+    for p in paths {
+        writeln!(out, "{}", p.display())?;
     }
+    out.finish()?;
+    Ok(super::exit::OK)
 }
 
 /// `dir` itself when it holds a `summary.csv`, else its sub-folders that do (sorted by name, which

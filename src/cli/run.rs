@@ -52,14 +52,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let device = match train::select_device(exp.device()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::ewriteln!("error: {e}");
             return Ok(super::exit::ERROR);
         }
     };
     let run_dir = match RunDir::create(&args.out, exp.name()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::ewriteln!("error: {e}");
             return Ok(super::exit::ERROR);
         }
     };
@@ -74,13 +74,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     match result {
         Ok(s) => {
             if let Err(e) = trace {
-                eprintln!("warning: {e}");
+                crate::ewriteln!("warning: {e}");
             }
-            println!("{}", outcome_line(&s, &run_dir));
+            crate::outln!("{}", outcome_line(&s, &run_dir))?;
             Ok(super::exit::OK)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::ewriteln!("error: {e}");
             Ok(super::exit::ERROR)
         }
     }
@@ -98,7 +98,7 @@ pub(crate) fn checked_experiment(
     let index = match (variant, names.is_empty()) {
         (None, true) => 0,
         (None, false) => {
-            eprintln!(
+            crate::ewriteln!(
                 "{}: the file's [sweep] makes {} variants: run them all with `runner batch {}`, \
                  or one with `--variant NAME`; the variants are:\n  {}",
                 file.display(),
@@ -109,7 +109,7 @@ pub(crate) fn checked_experiment(
             return None;
         }
         (Some(v), true) => {
-            eprintln!(
+            crate::ewriteln!(
                 "{}: `--variant {v}` given, but the file has no [sweep]",
                 file.display()
             );
@@ -120,7 +120,7 @@ pub(crate) fn checked_experiment(
             None => {
                 let hint = crate::diagnostic::did_you_mean(v, names.iter().map(String::as_str))
                     .map_or(String::new(), |m| format!(" (did you mean `{m}`?)"));
-                eprintln!(
+                crate::ewriteln!(
                     "{}: no variant named `{v}`{hint}; the variants are:\n  {}",
                     file.display(),
                     names.join("\n  ")
@@ -131,12 +131,12 @@ pub(crate) fn checked_experiment(
     };
     let checked = all.swap_remove(index);
     if !checked.diagnostics.is_empty() {
-        eprint!("{}", checked.render());
+        crate::ewrite!("{}", checked.render());
     }
     match checked.result {
         Some(r) => Some(r),
         None => {
-            eprintln!(
+            crate::ewriteln!(
                 "{}: nothing done: fix the errors above (`runner check` shows the same)",
                 file.display()
             );
@@ -157,7 +157,7 @@ pub(crate) fn train_in(
     opts: &RunOptions,
 ) -> Result<Summary, TrainError> {
     let params = graph.params();
-    eprintln!(
+    crate::ewriteln!(
         "runner: training `{}` on {} ({} parameters, {} epoch{}) -> {}",
         exp.name(),
         train::run::device_name(device),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 
 use crate::data::{self, resolve_data_dir};
 use crate::plot::{data_figure, Split};
@@ -43,10 +43,7 @@ pub fn run(args: &ShowDataArgs) -> anyhow::Result<i32> {
     let data_dir = resolve_data_dir(args.data_dir.as_deref());
     let splits = match data::load(&exp.data().dataset, &data_dir, exp.seed()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(super::exit::ERROR);
-        }
+        Err(e) => bail!("{e}"),
     };
     let data = match args.split {
         Split::Train => &splits.train,
@@ -59,6 +56,6 @@ pub fn run(args: &ShowDataArgs) -> anyhow::Result<i32> {
         .unwrap_or_else(|| PathBuf::from(format!("{}_{}_data.png", exp.name(), args.split.name())));
     let png = figure.picture.png()?;
     write_atomic(&out, &png).with_context(|| "cannot save the picture".to_string())?;
-    println!("{}", out.display());
+    crate::outln!("{}", out.display())?;
     Ok(super::exit::OK)
 }

@@ -358,7 +358,7 @@ pub fn run(
     // The pictures come last: if drawing fails, every CSV and the weights are already written,
     // and the run still counts as finished.
     if let Err(e) = crate::plot::write_run_plots(&run.path, exp, &rows, &test, &eval.predictions) {
-        eprintln!(
+        crate::ewriteln!(
             "warning: the run finished but its plots could not all be drawn: {e} (the CSVs and \
              weights in {} are complete)",
             run.path.display()
