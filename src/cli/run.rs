@@ -49,20 +49,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let Some((exp, graph)) = checked_experiment(&args.file, &sets, args.variant.as_deref()) else {
         return Ok(super::exit::ERROR);
     };
-    let device = match train::select_device(exp.device()) {
-        Ok(d) => d,
-        Err(e) => {
-            crate::ewriteln!("error: {e}");
-            return Ok(super::exit::ERROR);
-        }
-    };
-    let run_dir = match RunDir::create(&args.out, exp.name()) {
-        Ok(r) => r,
-        Err(e) => {
-            crate::ewriteln!("error: {e}");
-            return Ok(super::exit::ERROR);
-        }
-    };
+    // Errors go to `main`, which renders them once (`error: ...`, exit 2).
+    let device = train::select_device(exp.device()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run_dir = RunDir::create(&args.out, exp.name()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let guard = init_tracing(Some(&run_dir.file(TRACE_FILE)))?;
     let opts = RunOptions {
         data_dir: resolve_data_dir(args.data_dir.as_deref()),
@@ -79,10 +68,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             crate::outln!("{}", outcome_line(&s, &run_dir))?;
             Ok(super::exit::OK)
         }
-        Err(e) => {
-            crate::ewriteln!("error: {e}");
-            Ok(super::exit::ERROR)
-        }
+        Err(e) => Err(anyhow::anyhow!("{e}")),
     }
 }
 

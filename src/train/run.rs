@@ -10,7 +10,7 @@ use super::optim;
 use super::schedule::build_schedule;
 use super::step::{loss, predictions, train_step, StepOutcome};
 use crate::data::{self, epoch_batches, Dataset, Pipeline};
-use crate::experiment::{DeviceSpec, Experiment, LossSpec};
+use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
 use crate::model::Model;
 use crate::report::{ClassAccuracy, EpochMetrics, Progress, ReportError, RunDir, Summary};

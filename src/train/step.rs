@@ -6,8 +6,8 @@ use candle_core::{DType, Tensor, D};
 
 use super::optim::Optimizer;
 use super::TrainError;
-use crate::model::Model;
 use crate::experiment::LossSpec;
+use crate::model::Model;
 
 /// What a step that updated the parameters reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,11 +177,7 @@ optimizer = { kind = "adam", lr = 0.01 }
 
     /// `steps` steps from a fresh model and optimizer: what each step returned, and the state
     /// afterwards.
-    fn trajectory(
-        exp: &Exp,
-        steps: usize,
-        lr: f64,
-    ) -> (Vec<StepOutcome>, Vec<Vec<u32>>, Model) {
+    fn trajectory(exp: &Exp, steps: usize, lr: f64) -> (Vec<StepOutcome>, Vec<Vec<u32>>, Model) {
         let model = Model::new(&exp.g, exp.seed(), &Device::Cpu).expect("model");
         let mut opt = optim::build(&exp.train().optimizer, model.trainable_vars()).expect("opt");
         let (x, y) = batch(exp);
