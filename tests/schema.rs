@@ -110,6 +110,45 @@ fn every_resolved_config_satisfies_the_schema() {
     assert!(bad.is_empty(), "schema errors:\n{}", bad.join("\n"));
 }
 
+/// The `config.toml` a real run writes (with overrides and a sweep variant) satisfies it too.
+#[test]
+fn a_run_writes_a_config_that_satisfies_the_schema() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .args([
+            "experiments/synthetic_demo.toml",
+            "--plain",
+            "--log-every",
+            "0",
+        ])
+        .args([
+            "--epochs",
+            "1",
+            "--train-limit",
+            "64",
+            "--set",
+            "train.optimizer.lr=0.02",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .current_dir(root())
+        .env("RUNNER_NO_DOWNLOAD", "1")
+        .output()
+        .expect("runner starts");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let runs: Vec<PathBuf> = std::fs::read_dir(out.path().join("synthetic_demo"))
+        .expect("run folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(runs.len(), 1, "one run");
+    let text = std::fs::read_to_string(runs[0].join("config.toml")).expect("config.toml");
+    assert_eq!(
+        errors(&validator(), &text, "config.toml"),
+        Vec::<String>::new(),
+        "{text}"
+    );
+}
+
 /// Invalid fixtures whose mistake is a matter of keys, types or names: a schema can say so,
 /// and ours must.
 const SCHEMA_REJECTS: &[&str] = &[
