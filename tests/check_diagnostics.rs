@@ -85,6 +85,21 @@ const CASES: &[(&str, Expect, &str)] = &[
         "`normalise` suggests `normalize`",
     ),
     (
+        "block_params_invalid",
+        Errors(2),
+        "a `$`-prefixed and a duplicate parameter name, at the declaration only",
+    ),
+    (
+        "layer_wrong_types",
+        Errors(2),
+        "two wrong types in one layer, both reported, no follow-up",
+    ),
+    (
+        "setting_and_shape_errors",
+        Errors(2),
+        "a shape error and a setting error in one pass, nothing after them blamed",
+    ),
+    (
         "linear_in_mismatch",
         Errors(1),
         "the VGG classifier's 2048 vs the 512 features produce",

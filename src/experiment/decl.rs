@@ -589,15 +589,16 @@ pub(crate) use tagged;
 
 /// Reads a table selected by its tag: the tag first (with "did you mean"), then the kind's keys
 /// and the `common` ones. `what` names the table in messages about its tag ("layer op"),
-/// `noun` in messages about its keys ("layer `conv2d`"). Returns the variant, the table's
-/// reader and the keys whose values were wrong.
+/// `noun` in messages about its keys ("layer `conv2d`"). Returns the variant (`None` when a
+/// required key of it is missing or wrong), the table's reader, so that the caller reads the
+/// `common` keys in the same pass, and the keys whose values were wrong.
 pub fn read_tagged<'a, T, K>(
     v: &'a Value<'a>,
     cx: &mut Cx<'a>,
     what: &str,
     noun: &str,
     common: &[&'static str],
-) -> Option<(T, TableReader<'a>, Vec<&'static str>)>
+) -> Option<(Option<T>, TableReader<'a>, Vec<&'static str>)>
 where
     T: Tagged<'a, Kind = K>,
     K: FormatValue<'a> + Copy + 'static,
@@ -630,7 +631,7 @@ where
     keys.extend_from_slice(T::keys(kind));
     let t = TableReader::new(v, cx, format!("{noun} `{name}`"), keys)?;
     let mut failed = Vec::new();
-    let x = T::read_variant(kind, &t, cx, &mut failed)?;
+    let x = T::read_variant(kind, &t, cx, &mut failed);
     Some((x, t, failed))
 }
 

@@ -142,7 +142,7 @@ impl<'a> FormatValue<'a> for RawTransform {
     fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
         let (op, _, failed) =
             read_tagged::<RawTransformOp, _>(v, cx, "transform", "transform", &[])?;
-        Some(RawTransform { op, failed })
+        Some(RawTransform { op: op?, failed })
     }
     fn schema(s: &mut SchemaCx) -> Json {
         s.define("transform", |s| {
@@ -470,7 +470,7 @@ impl<'a> FormatValue<'a> for RawLayer<'a> {
         Some(RawLayer {
             name,
             inputs,
-            op,
+            op: op?,
             failed,
         })
     }
