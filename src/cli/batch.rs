@@ -289,8 +289,7 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
         return Ok(super::exit::OK);
     }
     if let Err(e) = std::fs::create_dir_all(&args.out) {
-        crate::ewriteln!("error: cannot create {}: {e}", args.out.display());
-        return Ok(super::exit::ERROR);
+        anyhow::bail!("cannot create {}: {e}", args.out.display());
     }
     let shard_note = args.shard.map_or(String::new(), |s| {
         format!(" (shard {}/{})", s.index, s.count)
@@ -442,23 +441,16 @@ fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<i32> {
     let mut from: Vec<(usize, PathBuf)> = Vec::new();
     for d in dirs {
         let path = d.join(BATCH_CSV);
-        let part = match read_batch(&path) {
-            Ok(p) => p,
-            Err(e) => {
-                crate::ewriteln!("error: {e}");
-                return Ok(super::exit::ERROR);
-            }
-        };
+        let part = read_batch(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
         for mut r in part {
             if let Some((_, other)) = from.iter().find(|(i, _)| *i == r.index) {
-                crate::ewriteln!(
-                    "error: variant {} ({}) is in both {} and {}: were the shards run with the same files and --shard counts?",
+                anyhow::bail!(
+                    "variant {} ({}) is in both {} and {}: were the shards run with the same files and --shard counts?",
                     r.index,
                     r.label(),
                     other.display(),
                     path.display()
                 );
-                return Ok(super::exit::ERROR);
             }
             from.push((r.index, path.clone()));
             if !r.run_dir.is_empty() {
@@ -473,8 +465,7 @@ fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<i32> {
         .filter(|i| rows.binary_search_by_key(i, |r| r.index).is_err())
         .collect();
     if let Err(e) = std::fs::create_dir_all(out) {
-        crate::ewriteln!("error: cannot create {}: {e}", out.display());
-        return Ok(super::exit::ERROR);
+        anyhow::bail!("cannot create {}: {e}", out.display());
     }
     write_tables(out, &rows)?;
     draw_comparison(out, &rows);
