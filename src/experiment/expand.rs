@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::decl::{FormatValue, Tagged};
-use super::format::{RawBlock, RawLayer, RawOp, VggItem, PARAM_NAME};
+use super::format::{RawBlock, RawLayer, RawOp, VggItem};
 use super::read::{Args, Cx, Sp, Value};
 use super::NodeRef;
 use crate::diagnostic::{did_you_mean, Diagnostic};
@@ -513,15 +513,12 @@ pub struct LayerSpans {
 /// expanded (and not blamed).
 pub fn check_block_params(blocks: &[(Sp<String>, RawBlock<'_>)], cx: &mut Cx<'_>) -> Vec<String> {
     let mut bad = Vec::new();
+    // What `format::PARAM_NAME` (the schema's pattern) says, as code.
     let ident = |s: &str| {
         let mut c = s.chars();
         matches!(c.next(), Some(x) if x.is_ascii_alphabetic() || x == '_')
             && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
     };
-    debug_assert_eq!(
-        PARAM_NAME, "^[A-Za-z_][A-Za-z0-9_]*$",
-        "`ident` above follows it"
-    );
     for (block, def) in blocks {
         let Some(params) = &def.params else { continue };
         let mut seen: HashMap<&str, &Range<usize>> = HashMap::new();

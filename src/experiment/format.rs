@@ -10,7 +10,7 @@ use toml::de::DeValue;
 
 use super::checked::DeviceSpec;
 use super::decl::{
-    choice, read_tagged, table, tagged, tagged_schema, with_description, FormatValue, Json,
+    choice, read_tagged, table, tagged, tagged_schema, with_description, Field, FormatValue, Json,
     SchemaCx, Section, Tagged,
 };
 use super::read::{Cx, Seed, Sp, TableReader, Value};
@@ -221,20 +221,11 @@ impl<'a> FormatValue<'a> for Blocks<'a> {
                 continue;
             };
             let mut failed = Vec::new();
-            let params = <Option<Sp<ParamNames>> as super::decl::Field>::read_field(
-                &b,
-                cx,
-                "params",
-                &mut failed,
-            )
-            .flatten()
-            .map(|p| Sp::new(p.value.0, p.span));
-            let layers = <Sp<BlockBody<'a>> as super::decl::Field>::read_field(
-                &b,
-                cx,
-                "layers",
-                &mut failed,
-            );
+            let params =
+                <Option<Sp<ParamNames>> as Field>::read_field(&b, cx, "params", &mut failed)
+                    .flatten()
+                    .map(|p| Sp::new(p.value.0, p.span));
+            let layers = <Sp<BlockBody<'a>> as Field>::read_field(&b, cx, "layers", &mut failed);
             if let Some(layers) = layers {
                 out.push((
                     name,
@@ -431,11 +422,11 @@ impl RawLayer<'_> {
 
     fn layer_schema(s: &mut SchemaCx) -> Json {
         let name = with_description(
-            Option::<Sp<String>>::field_schema_of(s),
+            <Option<Sp<String>> as Field>::field_schema(s),
             "Unique name (letters, digits, `_`). Default: op-based, e.g. `conv1`, `fc2`.",
         );
         let inputs = with_description(
-            Option::<Sp<Vec<Sp<String>>>>::field_schema_of(s),
+            <Option<Sp<Vec<Sp<String>>>> as Field>::field_schema(s),
             "Names of the layers this one reads (`\"input\"` is the model or block input). Default: the previous layer.",
         );
         tagged_schema::<RawOp>(
@@ -446,17 +437,6 @@ impl RawLayer<'_> {
     }
 }
 
-/// The schema of a field type, for hand-written tables.
-trait FieldSchema {
-    fn field_schema_of(s: &mut SchemaCx) -> Json;
-}
-
-impl<'a, T: super::decl::Field<'a>> FieldSchema for T {
-    fn field_schema_of(s: &mut SchemaCx) -> Json {
-        T::field_schema(s)
-    }
-}
-
 impl<'a> FormatValue<'a> for RawLayer<'a> {
     fn expected() -> &'static str {
         "a layer table like { op = \"relu\" }"
@@ -464,7 +444,6 @@ impl<'a> FormatValue<'a> for RawLayer<'a> {
     fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
         let (op, t, mut failed) =
             read_tagged::<RawOp, _>(v, cx, "layer op", "layer", RawLayer::COMMON)?;
-        use super::decl::Field;
         let name = Option::<Sp<String>>::read_field(&t, cx, "name", &mut failed)?;
         let inputs = Option::<Sp<Vec<Sp<String>>>>::read_field(&t, cx, "inputs", &mut failed)?;
         Some(RawLayer {
@@ -482,7 +461,6 @@ impl<'a> FormatValue<'a> for RawLayer<'a> {
         }
     }
     fn to_toml(&self) -> toml::Value {
-        use super::decl::Field;
         tagged_toml(
             &self.op,
             &[("name", self.name.field_toml())],
