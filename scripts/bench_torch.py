@@ -2,10 +2,17 @@
 """PyTorch baseline for `runner bench`: the three seed nets, same batch sizes, random data.
 
 Usage: bench_torch.py NET [--threads 2] [--warmup 2] [--seconds 3] [--min-steps 3]
+                        [--memory-format best|contiguous|channels_last] [--compile]
 NET is mnist_cnn, cifar_lenet or vgg16_cifar. Prints one JSON object on stdout:
-{"net", "train_img_s", "eval_img_s", "train_steps", "eval_steps", "peak_rss_mib", "torch"}.
+{"net", "train_img_s", "eval_img_s", "train_steps", "eval_steps", "peak_rss_mib", "torch",
+ "cpu_capability", "memory_format": {"train", "eval"}, "compiled"}.
 A train step is forward, loss, backward and optimizer step (the recipe's optimizer);
 an eval step is a forward pass under no_grad in eval mode. Throughput uses the median step.
+
+Memory format: users chasing speed on CPU set `channels_last` (oneDNN's preferred layout for
+convolutions), so by default (`best`) each phase is measured in both formats and the faster one
+is reported, with the format that won. `--compile` wraps the model in `torch.compile` (its
+compile time is spent in the untimed warm-up steps).
 `runner bench` runs this once per net and round, interleaved with its own measurements.
 """
 import argparse
@@ -101,36 +108,24 @@ def main():
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--min-steps", type=int, default=3)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--memory-format", default="best", choices=["best", "contiguous", "channels_last"])
+    p.add_argument("--compile", action="store_true")
     a = p.parse_args()
     dev = torch.device(a.device)
     torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    build, shape, batch, opt, loss_kind = NETS[a.net]
-    model = build().to(dev)
-    if opt == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
-    else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = F.nll_loss if loss_kind == "nll" else F.cross_entropy
-    x = torch.randn(batch, *shape).to(dev)
-    y = torch.randint(0, 10, (batch,)).to(dev)
-
-    def train_step():
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        loss.item()
-
-    def eval_step():
-        with torch.no_grad():
-            model(x).argmax(1).cpu()  # read back, as runner does (and a sync on a GPU)
-
-    model.train()
-    t_train, n_train = timed(train_step, a.warmup, a.seconds, a.min_steps)
-    model.eval()
-    t_eval, n_eval = timed(eval_step, a.warmup, a.seconds, a.min_steps)
+    formats = ["contiguous", "channels_last"] if a.memory_format == "best" else [a.memory_format]
+    train, evals = [], []
+    for fmt in formats:
+        t_train, n_train, t_eval, n_eval, batch = measure(a, dev, fmt)
+        train.append((t_train, n_train, fmt))
+        evals.append((t_eval, n_eval, fmt))
+    t_train, n_train, f_train = min(train)
+    t_eval, n_eval, f_eval = min(evals)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # PyTorch before 2.0
+        capability = "unknown"
     print(json.dumps({
         "net": a.net,
         "train_img_s": batch / t_train,
@@ -139,7 +134,43 @@ def main():
         "eval_steps": n_eval,
         "peak_rss_mib": peak,
         "torch": torch.__version__,
+        "cpu_capability": capability,
+        "memory_format": {"train": f_train, "eval": f_eval},
+        "compiled": a.compile,
     }))
+
+
+def measure(a, dev, fmt):
+    """Median train and eval step times of a fresh model in memory format `fmt`."""
+    torch.manual_seed(0)
+    build, shape, batch, opt, loss_kind = NETS[a.net]
+    memory_format = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+    model = build().to(dev).to(memory_format=memory_format)
+    if opt == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = F.nll_loss if loss_kind == "nll" else F.cross_entropy
+    x = torch.randn(batch, *shape).to(dev).contiguous(memory_format=memory_format)
+    y = torch.randint(0, 10, (batch,)).to(dev)
+    net = torch.compile(model) if a.compile else model
+
+    def train_step():
+        optimizer.zero_grad()
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        optimizer.step()
+        loss.item()
+
+    def eval_step():
+        with torch.no_grad():
+            net(x).argmax(1).cpu()  # read back, as runner does (and a sync on a GPU)
+
+    model.train()
+    t_train, n_train = timed(train_step, a.warmup, a.seconds, a.min_steps)
+    model.eval()
+    t_eval, n_eval = timed(eval_step, a.warmup, a.seconds, a.min_steps)
+    return t_train, n_train, t_eval, n_eval, batch
 
 
 if __name__ == "__main__":

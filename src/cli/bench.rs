@@ -54,7 +54,9 @@ pub struct BenchArgs {
     /// Threads for both sides: `RAYON_NUM_THREADS` for runner, `torch.set_num_threads`.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
-    /// Python interpreter with torch [default: `python3`, else `/usr/bin/python3`, whichever imports torch].
+    /// Python interpreter with torch [default: the first that imports torch of
+    /// `.venv-torch/bin/python` (scripts/install-torch-baseline.sh: PyTorch from PyPI),
+    /// `python3`, `/usr/bin/python3` (Debian's PyTorch 1.13)].
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
     /// Skip the PyTorch baseline.
@@ -73,6 +75,10 @@ pub struct BenchArgs {
     /// round, and print its numbers and the speed-up next to this one's.
     #[arg(long, value_name = "PATH")]
     pub baseline_exe: Option<PathBuf>,
+    /// Also measure PyTorch with `torch.compile` (2 threads, best memory format) and show it as
+    /// an extra column. No bar depends on it; its compile time is spent in the warm-up steps.
+    #[arg(long)]
+    pub torch_compile: bool,
     /// Internal: measure one experiment file in this process and print JSON.
     #[arg(long, value_name = "FILE", hide = true)]
     pub child: Option<PathBuf>,
@@ -84,6 +90,47 @@ struct Measured {
     train_img_s: f64,
     eval_img_s: f64,
     peak_rss_mib: f64,
+    /// PyTorch only: `torch.__version__`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    torch: Option<String>,
+    /// PyTorch only: `torch.backends.cpu.get_cpu_capability()`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cpu_capability: Option<String>,
+    /// PyTorch only: the memory format that won each phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    memory_format: Option<Formats>,
+}
+
+/// The memory format (`contiguous` or `channels_last`) PyTorch was fastest with, per phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Formats {
+    train: String,
+    eval: String,
+}
+
+/// The vector instructions runner's matrix kernels use on this CPU. `gemm` is built with its
+/// AVX-512 (`x86-v4`) kernels and picks them at run time where the CPU has AVX-512 F, BW, CD,
+/// DQ and VL; otherwise its AVX2 + FMA (`x86-v3`) kernels.
+pub fn runner_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512cd")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
+            return "AVX-512 (gemm x86-v4 kernels)";
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return "AVX2 + FMA (gemm x86-v3 kernels; this CPU has no AVX-512)";
+        }
+        "SSE2 (gemm's portable kernels)"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        "not x86-64 (gemm's kernels for this architecture)"
+    }
 }
 
 /// Runs the verb; returns the exit code.
@@ -121,14 +168,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         "runner bench: {} thread(s) each side, {} round(s), warm-up {} step(s), >= {} s and >= {} steps per phase; random data",
         args.threads, args.rounds, args.warmup, args.seconds, args.min_steps
     )?;
+    crate::outln!("runner: vector ISA {}", runner_isa())?;
     let mut rows = Vec::new();
     let mut bases = Vec::new();
+    let mut compiled_rows = Vec::new();
+    let mut scaling = Vec::new();
+    let mut torch_line: Option<String> = None;
     for net in &nets {
         let file = args.experiments.join(format!("{net}.toml"));
         if !file.is_file() {
             bail!("{}: no such experiment file", file.display());
         }
         let (mut ours, mut theirs, mut base) = (Vec::new(), Vec::new(), Vec::new());
+        let mut compiled = Vec::new();
+        // (threads, runner?, measurement) of every round, for the thread-scaling table.
+        let mut by_threads: Vec<(usize, bool, Measured)> = Vec::new();
         for round in 1..=args.rounds.max(1) {
             if let Some(exe) = &args.baseline_exe {
                 let m = child_runner(exe, &file, args.threads, args)?;
@@ -142,6 +196,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             let mut best: Option<Measured> = None;
             for threads in runner_threads(args) {
                 let m = child_runner(&exe, &file, threads, args)?;
+                by_threads.push((threads, true, m.clone()));
                 crate::ewriteln!(
                     "  {net} round {round}: runner ({threads} thread(s)) train {:.1} img/s, eval {:.1} img/s",
                     m.train_img_s, m.eval_img_s
@@ -152,22 +207,46 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             if let Some((py, script)) = &python {
                 let mut best: Option<Measured> = None;
                 for (label, threads, passive) in torch_configs(args) {
-                    match child_torch(py, script, net, threads, passive, args) {
+                    match child_torch(py, script, net, threads, passive, false, args) {
                         Ok(m) => {
                             crate::ewriteln!(
-                                "  {net} round {round}: torch ({label}) train {:.1} img/s, eval {:.1} img/s",
-                                m.train_img_s, m.eval_img_s
+                                "  {net} round {round}: torch ({label}) train {:.1} img/s, eval {:.1} img/s{}",
+                                m.train_img_s, m.eval_img_s, formats_note(&m)
                             );
+                            if !passive {
+                                by_threads.push((threads, false, m.clone()));
+                            }
                             best = Some(best_of(best, m));
                         }
                         Err(e) => crate::ewriteln!("  {net}: the PyTorch baseline failed: {e:#}"),
                     }
                 }
+                if let Some(m) = &best {
+                    if torch_line.is_none() {
+                        let line = torch_description(py, m);
+                        crate::outln!("{line}")?;
+                        torch_line = Some(line);
+                    }
+                }
                 theirs.extend(best);
+                if args.torch_compile {
+                    match child_torch(py, script, net, args.threads, false, true, args) {
+                        Ok(m) => {
+                            crate::ewriteln!(
+                                "  {net} round {round}: torch.compile ({} threads) train {:.1} img/s, eval {:.1} img/s",
+                                args.threads, m.train_img_s, m.eval_img_s
+                            );
+                            compiled.push(m);
+                        }
+                        Err(e) => crate::ewriteln!("  {net}: torch.compile failed: {e:#}"),
+                    }
+                }
             }
         }
         rows.push((net.clone(), summarize(&ours), summarize_opt(&theirs)));
         bases.push(summarize_opt(&base));
+        compiled_rows.push(summarize_opt(&compiled));
+        scaling.push(Scaling::of(&by_threads, args.threads));
     }
     let mut out = super::out::stdout();
     writeln!(out)?;
@@ -199,6 +278,46 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     writeln!(out, "(img/s: images per second, median step, median over rounds; ratio: runner / PyTorch; peak MiB: peak resident memory of the process)")?;
     if python.is_some() && !args.plain {
         writeln!(out, "(per round, runner: the best of {t} threads and 1 thread; torch: the best of {t} threads, {t} threads with OMP_WAIT_POLICY=PASSIVE, and 1 thread)", t = args.threads)?;
+    }
+    if compiled_rows.iter().any(Option::is_some) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "torch.compile ({} threads, best memory format; no bar depends on it):",
+            args.threads
+        )?;
+        for ((net, ours, _), c) in rows.iter().zip(&compiled_rows) {
+            let Some(c) = c else { continue };
+            writeln!(
+                out,
+                "{:<12} | train {:>10.1} ratio {:>5.2} | eval {:>10.1} ratio {:>5.2}",
+                net,
+                c.train_img_s,
+                ours.train_img_s / c.train_img_s,
+                c.eval_img_s,
+                ours.eval_img_s / c.eval_img_s
+            )?;
+        }
+    }
+    if scaling.iter().any(|s| s.runner.is_some()) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "thread scaling, {t} threads / 1 thread (medians of the rounds above; train | eval):",
+            t = args.threads
+        )?;
+        for ((net, _, _), sc) in rows.iter().zip(&scaling) {
+            let fmt = |p: &Option<(f64, f64)>| {
+                p.map_or("-".to_string(), |(t, e)| format!("{t:.2}x | {e:.2}x"))
+            };
+            writeln!(
+                out,
+                "{:<12} | runner {:>15} | torch {:>15}",
+                net,
+                fmt(&sc.runner),
+                fmt(&sc.torch)
+            )?;
+        }
     }
     if let Some(exe) = &args.baseline_exe {
         writeln!(out)?;
@@ -253,6 +372,34 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     Ok(super::exit::OK)
 }
 
+/// Speed-up from 1 thread to `--threads`, (train, eval), of each side: medians over rounds.
+struct Scaling {
+    runner: Option<(f64, f64)>,
+    torch: Option<(f64, f64)>,
+}
+
+impl Scaling {
+    fn of(ms: &[(usize, bool, Measured)], threads: usize) -> Scaling {
+        let side = |runner: bool| {
+            let pick = |t: usize| -> Vec<Measured> {
+                ms.iter()
+                    .filter(|(n, r, _)| *n == t && *r == runner)
+                    .map(|(_, _, m)| m.clone())
+                    .collect()
+            };
+            let (many, one) = (pick(threads), pick(1));
+            (threads > 1 && !many.is_empty() && !one.is_empty()).then(|| {
+                let (a, b) = (summarize(&many), summarize(&one));
+                (a.train_img_s / b.train_img_s, a.eval_img_s / b.eval_img_s)
+            })
+        };
+        Scaling {
+            runner: side(true),
+            torch: side(false),
+        }
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -271,6 +418,9 @@ fn summarize(ms: &[Measured]) -> Measured {
         train_img_s: median(ms.iter().map(|m| m.train_img_s).collect()),
         eval_img_s: median(ms.iter().map(|m| m.eval_img_s).collect()),
         peak_rss_mib: ms.iter().map(|m| m.peak_rss_mib).fold(0.0, f64::max),
+        torch: None,
+        cpu_capability: None,
+        memory_format: None,
     }
 }
 
@@ -292,7 +442,13 @@ fn torch_script() -> Option<PathBuf> {
 fn find_python(given: Option<&Path>) -> Option<PathBuf> {
     let candidates: Vec<PathBuf> = match given {
         Some(p) => vec![p.to_path_buf()],
-        None => vec!["python3".into(), "/usr/bin/python3".into()],
+        None => vec![
+            // scripts/install-torch-baseline.sh: PyTorch from PyPI, what users install.
+            PathBuf::from(".venv-torch/bin/python"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-torch/bin/python"),
+            "python3".into(),
+            "/usr/bin/python3".into(),
+        ],
     };
     candidates.into_iter().find(|p| {
         Command::new(p)
@@ -327,6 +483,7 @@ fn best_of(best: Option<Measured>, m: Measured) -> Measured {
             train_img_s: b.train_img_s.max(m.train_img_s),
             eval_img_s: b.eval_img_s.max(m.eval_img_s),
             peak_rss_mib: b.peak_rss_mib.max(m.peak_rss_mib),
+            ..m
         },
     }
 }
@@ -379,11 +536,15 @@ fn child_torch(
     net: &str,
     threads: usize,
     passive: bool,
+    compile: bool,
     args: &BenchArgs,
 ) -> anyhow::Result<Measured> {
     let mut cmd = Command::new(py);
     if passive {
         cmd.env("OMP_WAIT_POLICY", "PASSIVE");
+    }
+    if compile {
+        cmd.arg("--compile");
     }
     let out = cmd
         .arg(script)
@@ -396,6 +557,23 @@ fn child_torch(
         .output()
         .context("cannot start python")?;
     parse_last_json(&out, "bench_torch.py")
+}
+
+/// One line naming the PyTorch measured: version, interpreter and vector ISA.
+fn torch_description(py: &Path, m: &Measured) -> String {
+    format!(
+        "PyTorch: {} ({}), CPU capability {}",
+        m.torch.as_deref().unwrap_or("unknown version"),
+        py.display(),
+        m.cpu_capability.as_deref().unwrap_or("unknown")
+    )
+}
+
+/// `train F, eval F`: the memory formats PyTorch was fastest with ("" when not reported).
+fn formats_note(m: &Measured) -> String {
+    m.memory_format
+        .as_ref()
+        .map_or(String::new(), |f| format!(" [{} / {}]", f.train, f.eval))
 }
 
 /// Peak resident memory of this process so far, in MiB (`VmHWM`; 0 where unavailable).
@@ -472,15 +650,22 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
         },
     )?;
     let peak = peak_rss_mib();
+    // As in the training loop's evaluation: on a worker of rayon's pool.
     let t_eval = timed(args.warmup, args.seconds, args.min_steps, || {
-        let out = model.forward(&x, false)?;
-        let _ = out.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        crate::runtime::in_pool(|| -> candle_core::Result<()> {
+            let out = model.forward(&x, false)?;
+            let _ = out.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            Ok(())
+        })?;
         Ok(())
     })?;
     Ok(Measured {
         train_img_s: batch as f64 / t_train,
         eval_img_s: batch as f64 / t_eval,
         peak_rss_mib: peak,
+        torch: None,
+        cpu_capability: None,
+        memory_format: None,
     })
 }
 
