@@ -138,12 +138,15 @@ fn evaluate(
         let b = batch.labels.len();
         let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), device)?;
         let y = Tensor::from_vec(batch.labels.clone(), b, device)?;
-        let out = model.forward(&x, false)?;
-        loss_sum += loss(exp.train().loss, &out, &y)?
-            .to_dtype(DType::F64)?
-            .to_scalar::<f64>()?
-            * b as f64;
-        let preds = predictions(&out)?;
+        let loss_spec = exp.train().loss;
+        let (batch_loss, preds) = crate::runtime::in_pool(|| -> candle_core::Result<_> {
+            let out = model.forward(&x, false)?;
+            let l = loss(loss_spec, &out, &y)?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?;
+            Ok((l, predictions(&out)?))
+        })?;
+        loss_sum += batch_loss * b as f64;
         for (&p, t) in preds.iter().zip(&batch.labels) {
             let t = *t as usize;
             if t < classes {

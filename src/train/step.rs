@@ -37,9 +37,21 @@ pub enum StepOutcome {
 /// `optimizer` update the parameters and reads back the predictions.
 ///
 /// Two host syncs per step, the loss and then the predictions, and nothing is copied beyond
-/// what the forward and backward passes and the optimizer do.
+/// what the forward and backward passes and the optimizer do. The step runs on a worker of
+/// rayon's pool ([`crate::runtime::in_pool`]).
 #[tracing::instrument(level = "debug", skip_all)]
 pub fn train_step(
+    model: &Model,
+    optimizer: &mut dyn Optimizer,
+    loss_spec: LossSpec,
+    images: &Tensor,
+    labels: &Tensor,
+    lr: f64,
+) -> Result<StepOutcome, TrainError> {
+    crate::runtime::in_pool(|| step(model, optimizer, loss_spec, images, labels, lr))
+}
+
+fn step(
     model: &Model,
     optimizer: &mut dyn Optimizer,
     loss_spec: LossSpec,
