@@ -653,7 +653,7 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
     // As in the training loop's evaluation: on a worker of rayon's pool.
     let t_eval = timed(args.warmup, args.seconds, args.min_steps, || {
         crate::runtime::in_pool(|| -> candle_core::Result<()> {
-            let out = model.forward(&x, false)?;
+            let out = model.infer(&x)?;
             let _ = out.argmax(D::Minus1)?.to_vec1::<u32>()?;
             Ok(())
         })?;

@@ -228,7 +228,18 @@ impl Model {
     /// semantics), and dropout is active. With `train = false`, BatchNorm uses the running
     /// statistics and dropout is the identity.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut outs = self.run(x, train, false)?;
+        self.output(x, train, true)
+    }
+
+    /// Evaluation without gradients: [`Model::forward`] with `train = false`, but the
+    /// parameters enter detached, so no op records a backward graph and every intermediate
+    /// output is freed as soon as its last reader has run. Same values as `forward(x, false)`.
+    pub fn infer(&self, x: &Tensor) -> Result<Tensor> {
+        self.output(x, false, false)
+    }
+
+    fn output(&self, x: &Tensor, train: bool, grad: bool) -> Result<Tensor> {
+        let mut outs = self.run(x, train, grad, false)?;
         match outs.pop() {
             Some(Some(y)) => Ok(y),
             Some(None) => bail!("internal error: the network output was freed"),
@@ -293,7 +304,13 @@ impl Model {
 
     /// Runs the layers; returns every layer's output (`None` for the freed ones unless
     /// `keep_all`).
-    fn run(&self, x: &Tensor, train: bool, keep_all: bool) -> Result<Vec<Option<Tensor>>> {
+    fn run(
+        &self,
+        x: &Tensor,
+        train: bool,
+        grad: bool,
+        keep_all: bool,
+    ) -> Result<Vec<Option<Tensor>>> {
         ops::check_float(x)?;
         let [c, h, w] = self.input;
         match x.dims() {
@@ -316,7 +333,7 @@ impl Model {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            outs[i] = Some(self.apply(&node.module, &ins, train)?);
+            outs[i] = Some(self.apply(&node.module, &ins, train, grad)?);
             if !keep_all {
                 for r in &node.frees {
                     match *r {
@@ -329,8 +346,16 @@ impl Model {
         Ok(outs)
     }
 
-    fn apply(&self, module: &Module, ins: &[Tensor], train: bool) -> Result<Tensor> {
+    /// One layer on its inputs. Without `grad`, parameters enter detached (see [`Model::infer`]).
+    fn apply(&self, module: &Module, ins: &[Tensor], train: bool, grad: bool) -> Result<Tensor> {
         let x = &ins[0];
+        let param = |v: &Var| {
+            if grad {
+                v.as_tensor().clone()
+            } else {
+                v.as_tensor().detach()
+            }
+        };
         match module {
             Module::Conv2d {
                 weight,
@@ -338,11 +363,12 @@ impl Model {
                 stride,
                 padding,
             } => {
-                if kernels::supported(x) && kernels::supported(weight) {
-                    let b = bias.as_ref().map(|b| b.as_tensor());
-                    return kernels::conv::conv2d(x, weight, b, *stride, *padding);
+                let weight = param(weight);
+                let bias = bias.as_ref().map(param);
+                if kernels::supported(x) && kernels::supported(&weight) {
+                    return kernels::conv::conv2d(x, &weight, bias.as_ref(), *stride, *padding);
                 }
-                let y = x.conv2d(weight, *padding, *stride, 1, 1)?;
+                let y = x.conv2d(&weight, *padding, *stride, 1, 1)?;
                 match bias {
                     Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
                     None => Ok(y),
@@ -356,9 +382,10 @@ impl Model {
                 eps,
                 momentum,
             } => {
+                let (weight, bias) = (param(weight), param(bias));
                 let vars = ops::BatchNormVars {
-                    weight,
-                    bias,
+                    weight: &weight,
+                    bias: &bias,
                     running_mean,
                     running_var,
                 };
@@ -381,9 +408,9 @@ impl Model {
             Module::GlobalAvgPool => x.mean((2, 3)),
             Module::Flatten => x.flatten_from(1),
             Module::Linear { weight, bias } => {
-                let y = x.matmul(&weight.t()?)?;
+                let y = x.matmul(&param(weight).t()?)?;
                 match bias {
-                    Some(b) => y.broadcast_add(b),
+                    Some(b) => y.broadcast_add(&param(b)),
                     None => Ok(y),
                 }
             }

@@ -121,8 +121,8 @@ fn pool2d_by_offsets(
 
 /// The tensors of one `nn.BatchNorm2d`.
 pub(crate) struct BatchNormVars<'a> {
-    pub weight: &'a Var,
-    pub bias: &'a Var,
+    pub weight: &'a Tensor,
+    pub bias: &'a Tensor,
     pub running_mean: &'a Var,
     pub running_var: &'a Var,
 }
@@ -146,12 +146,8 @@ pub(crate) fn batch_norm2d(
             bail!("batch_norm2d: expected more than 1 value per channel when training, got input [{b}, {c}, {h}, {w}]")
         }
         if super::kernels::supported(x) {
-            let (y, stats) = super::kernels::batch_norm::batch_norm_train(
-                x,
-                v.weight.as_tensor(),
-                v.bias.as_tensor(),
-                eps,
-            )?;
+            let (y, stats) =
+                super::kernels::batch_norm::batch_norm_train(x, v.weight, v.bias, eps)?;
             let dev = x.device();
             let mean = Tensor::from_vec(stats.mean, c, dev)?;
             let unbiased = (Tensor::from_vec(stats.var, c, dev)? * (n as f64 / (n - 1) as f64))?;
@@ -174,16 +170,16 @@ pub(crate) fn batch_norm2d(
         // ops on [C] so that gradients reach the weight and bias.
         let mean = v.running_mean.as_tensor().detach();
         let std = (v.running_var.as_tensor().detach() + eps)?.sqrt()?;
-        let scale = v.weight.as_tensor().div(&std)?;
-        let shift = v.bias.as_tensor().sub(&mean.mul(&scale)?)?;
+        let scale = v.weight.div(&std)?;
+        let shift = v.bias.sub(&mean.mul(&scale)?)?;
         return super::kernels::batch_norm::channel_affine(x, &scale, &shift);
     } else {
         let mean = v.running_mean.as_tensor().detach().reshape(bshape)?;
         let std = (v.running_var.as_tensor().detach().reshape(bshape)? + eps)?.sqrt()?;
         x.broadcast_sub(&mean)?.broadcast_div(&std)?
     };
-    xhat.broadcast_mul(&v.weight.as_tensor().reshape(bshape)?)?
-        .broadcast_add(&v.bias.as_tensor().reshape(bshape)?)
+    xhat.broadcast_mul(&v.weight.reshape(bshape)?)?
+        .broadcast_add(&v.bias.reshape(bshape)?)
 }
 
 /// `stat = (1 - momentum) * stat + momentum * batch` (PyTorch's running statistics).

@@ -245,7 +245,7 @@ fn forward_shapes_equal_declared_shapes() {
         for batch in [2, 1] {
             for train in [false, true] {
                 let x = random_batch(&spec, batch, 7);
-                let outs = model.run(&x, train, true).unwrap();
+                let outs = model.run(&x, train, true, true).unwrap();
                 for (layer, out) in spec.layers.iter().zip(&outs) {
                     let mut want = vec![batch];
                     want.extend(&layer.shape);
@@ -267,7 +267,9 @@ fn forward_shapes_equal_declared_shapes() {
 fn intermediate_outputs_are_freed_after_their_last_use() {
     let spec = residual_net();
     let model = Model::new(&spec, 1, &Device::Cpu).unwrap();
-    let outs = model.run(&random_batch(&spec, 2, 0), false, false).unwrap();
+    let outs = model
+        .run(&random_batch(&spec, 2, 0), false, true, false)
+        .unwrap();
     let kept: Vec<usize> = (0..outs.len()).filter(|i| outs[*i].is_some()).collect();
     assert_eq!(
         kept,
@@ -563,4 +565,18 @@ fn gradients_match_finite_differences() {
             );
         }
     }
+}
+
+#[test]
+fn infer_equals_eval_forward_and_records_no_graph() {
+    let spec = residual_net();
+    let model = Model::new(&spec, 3, &Device::Cpu).unwrap();
+    // Move the running statistics away from their initial values first.
+    let x = random_batch(&spec, 4, 5);
+    model.forward(&x, true).unwrap();
+    let eval = model.forward(&x, false).unwrap();
+    let inferred = model.infer(&x).unwrap();
+    assert_eq!(flat(&inferred), flat(&eval), "same values, bit for bit");
+    assert!(eval.track_op(), "forward(x, false) keeps gradients flowing");
+    assert!(!inferred.track_op(), "infer builds no backward graph");
 }

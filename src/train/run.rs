@@ -140,7 +140,7 @@ fn evaluate(
         let y = Tensor::from_vec(batch.labels.clone(), b, device)?;
         let loss_spec = exp.train().loss;
         let (batch_loss, preds) = crate::runtime::in_pool(|| -> candle_core::Result<_> {
-            let out = model.forward(&x, false)?;
+            let out = model.infer(&x)?;
             let l = loss(loss_spec, &out, &y)?
                 .to_dtype(DType::F64)?
                 .to_scalar::<f64>()?;

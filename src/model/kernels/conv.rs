@@ -243,10 +243,81 @@ pub(super) fn inner_par(tasks: usize) -> Parallelism {
     }
 }
 
-/// The forward pass: `y = conv(x, w) + bias`.
-fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    if g.k == 3 && g.stride == 1 && g.c >= winograd::MIN_CHANNELS {
-        return winograd::conv3x3(&g.shape3x3(), x, w, bias);
+/// Whether the forward pass of `g` goes through [`winograd`] (and so has no columns to keep).
+fn uses_winograd(g: &Geom) -> bool {
+    g.k == 3 && g.stride == 1 && g.c >= winograd::MIN_CHANNELS
+}
+
+/// Column matrices kept from the forward pass for the backward pass, at most this many values
+/// per layer (256 MiB); larger layers recompute them.
+const KEEP_MAX: usize = 64 << 20;
+
+/// Values of the kept columns of `g`: one `[C*k*k, S*Ho*Wo]` block per chunk of `S` samples.
+fn kept_len(g: &Geom) -> usize {
+    g.b.div_ceil(g.chunk()) * g.kk() * g.chunk() * g.n()
+}
+
+/// Column buffers handed back by finished ops, reused by the next forward passes: the columns
+/// are overwritten before they are read, so a step neither allocates nor zeroes them again.
+static COLUMN_POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+/// A pooled buffer of at least `n` values (contents unspecified).
+fn take_columns(n: usize) -> Vec<f32> {
+    let found = COLUMN_POOL.lock().ok().and_then(|mut pool| {
+        let i = pool.iter().position(|v| v.len() >= n)?;
+        Some(pool.swap_remove(i))
+    });
+    let mut v = found.unwrap_or_default();
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    v
+}
+
+/// Gives a buffer back to the pool (which keeps at most a few).
+fn put_columns(v: Vec<f32>) {
+    if let Ok(mut pool) = COLUMN_POOL.lock() {
+        if pool.len() < 8 {
+            pool.push(v);
+        }
+    }
+}
+
+/// The columns one op's forward pass kept for its backward pass; back to the pool on drop.
+#[derive(Debug, Default)]
+struct Kept(std::sync::Mutex<Option<Vec<f32>>>);
+
+impl Kept {
+    fn store(&self, cols: Vec<f32>) {
+        if let Ok(mut k) = self.0.lock() {
+            *k = Some(cols);
+        }
+    }
+
+    fn take(&self) -> Option<Vec<f32>> {
+        self.0.lock().ok().and_then(|mut k| k.take())
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if let Some(v) = self.take() {
+            put_columns(v);
+        }
+    }
+}
+
+/// The forward pass: `y = conv(x, w) + bias`. With `keep`, the column matrices are returned
+/// too (none for Winograd layers or above [`KEEP_MAX`]), for [`backward`] to reuse.
+fn forward(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    keep: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    if uses_winograd(g) {
+        return (winograd::conv3x3(&g.shape3x3(), x, w, bias), None);
     }
     let (kk, n, o) = (g.kk(), g.n(), g.o);
     let s = g.chunk();
@@ -254,49 +325,67 @@ fn forward(g: &Geom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let in_len = g.c * g.h * g.w;
     let tasks = g.b.div_ceil(s);
     let par = inner_par(tasks);
-    y.par_chunks_mut(s * o * n).enumerate().for_each(|(t, ys)| {
-        let b0 = t * s;
-        let sc = ys.len() / (o * n);
-        let sn = sc * n;
-        let mut cols = take_scratch(0, kk * sn);
-        for j in 0..sc {
-            g.im2col(
-                &x[(b0 + j) * in_len..(b0 + j + 1) * in_len],
-                &mut cols,
-                sn,
-                j * n,
-            );
-        }
-        if sc == 1 {
-            matmul((o, n, kk), ys, (n, false), w, (kk, 1), &cols, (sn, 1), par);
-        } else {
-            let mut tmp = take_scratch(1, o * sn);
-            matmul(
-                (o, sn, kk),
-                &mut tmp,
-                (sn, false),
-                w,
-                (kk, 1),
-                &cols,
-                (sn, 1),
-                par,
-            );
+    let mut kept = (keep && kept_len(g) <= KEEP_MAX).then(|| take_columns(kept_len(g)));
+    // Chunk t's columns: its block of the kept buffer, or this thread's scratch.
+    let blocks: Vec<Option<&mut [f32]>> = match kept.as_mut() {
+        Some(k) => k.chunks_mut(kk * s * n).take(tasks).map(Some).collect(),
+        None => (0..tasks).map(|_| None).collect(),
+    };
+    y.par_chunks_mut(s * o * n)
+        .zip(blocks)
+        .enumerate()
+        .for_each(|(t, (ys, block))| {
+            let b0 = t * s;
+            let sc = ys.len() / (o * n);
+            let sn = sc * n;
+            let mut scratch = match block {
+                Some(_) => Vec::new(),
+                None => take_scratch(0, kk * sn),
+            };
+            let cols: &mut [f32] = match block {
+                Some(b) => b,
+                None => &mut scratch,
+            };
             for j in 0..sc {
-                for oc in 0..o {
-                    ys[(j * o + oc) * n..(j * o + oc + 1) * n]
-                        .copy_from_slice(&tmp[oc * sn + j * n..oc * sn + (j + 1) * n]);
+                g.im2col(
+                    &x[(b0 + j) * in_len..(b0 + j + 1) * in_len],
+                    cols,
+                    sn,
+                    j * n,
+                );
+            }
+            if sc == 1 {
+                matmul((o, n, kk), ys, (n, false), w, (kk, 1), cols, (sn, 1), par);
+            } else {
+                let mut tmp = take_scratch(1, o * sn);
+                matmul(
+                    (o, sn, kk),
+                    &mut tmp,
+                    (sn, false),
+                    w,
+                    (kk, 1),
+                    cols,
+                    (sn, 1),
+                    par,
+                );
+                for j in 0..sc {
+                    for oc in 0..o {
+                        ys[(j * o + oc) * n..(j * o + oc + 1) * n]
+                            .copy_from_slice(&tmp[oc * sn + j * n..oc * sn + (j + 1) * n]);
+                    }
+                }
+                put_scratch(1, tmp);
+            }
+            if !scratch.is_empty() {
+                put_scratch(0, scratch);
+            }
+            if let Some(bias) = bias {
+                for (plane, &bv) in ys.chunks_exact_mut(n).zip(bias.iter().cycle()) {
+                    plane.iter_mut().for_each(|v| *v += bv);
                 }
             }
-            put_scratch(1, tmp);
-        }
-        put_scratch(0, cols);
-        if let Some(bias) = bias {
-            for (plane, &bv) in ys.chunks_exact_mut(n).zip(bias.iter().cycle()) {
-                plane.iter_mut().for_each(|v| *v += bv);
-            }
-        }
-    });
-    y
+        });
+    (y, kept)
 }
 
 /// Gradients of one convolution.
@@ -320,7 +409,16 @@ pub(super) fn sum_partials(partials: Vec<(Vec<f32>, Vec<f32>)>) -> (Vec<f32>, Ve
     (dw, db)
 }
 
-fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need_dx: bool) -> Grads {
+/// The gradients by im2col + gemm. `kept`: the forward pass's columns ([`forward`] with
+/// `keep`), used instead of recomputing them.
+fn backward(
+    g: &Geom,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    need_dx: bool,
+    kept: Option<&[f32]>,
+) -> Grads {
     let (kk, n, o) = (g.kk(), g.n(), g.o);
     let s = g.chunk();
     let chunks = g.b.div_ceil(s);
@@ -353,16 +451,25 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need_dx: bool) -> Grads 
         .map(|(&(b0, b1), mut dx_part)| {
             let mut dw = vec![0f32; o * kk];
             let mut db = vec![0f32; o];
-            let mut cols = take_scratch(0, kk * s * n);
+            let mut scratch = take_scratch(0, if kept.is_some() { 0 } else { kk * s * n });
             let mut gy = take_scratch(1, o * s * n);
             let mut dcols = take_scratch(2, if need_dx { kk * s * n } else { 0 });
             let mut c0 = b0;
             while c0 < b1 {
                 let sc = s.min(b1 - c0);
                 let sn = sc * n;
+                // Chunks start at multiples of `s`, as in the forward pass: chunk c0 / s.
+                let cols: &[f32] = match kept {
+                    Some(k) => &k[c0 / s * kk * s * n..][..kk * sn],
+                    None => {
+                        for j in 0..sc {
+                            let xs = &x[(c0 + j) * in_len..(c0 + j + 1) * in_len];
+                            g.im2col(xs, &mut scratch, sn, j * n);
+                        }
+                        &scratch
+                    }
+                };
                 for j in 0..sc {
-                    let xs = &x[(c0 + j) * in_len..(c0 + j + 1) * in_len];
-                    g.im2col(xs, &mut cols, sn, j * n);
                     for oc in 0..o {
                         let src = &dy[((c0 + j) * o + oc) * n..((c0 + j) * o + oc + 1) * n];
                         gy[oc * sn + j * n..oc * sn + (j + 1) * n].copy_from_slice(src);
@@ -378,7 +485,7 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need_dx: bool) -> Grads 
                     (kk, true),
                     &gy,
                     (sn, 1),
-                    &cols,
+                    cols,
                     (1, sn),
                     par,
                 );
@@ -401,7 +508,7 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need_dx: bool) -> Grads 
                 }
                 c0 += sc;
             }
-            put_scratch(0, cols);
+            put_scratch(0, scratch);
             put_scratch(1, gy);
             put_scratch(2, dcols);
             (dw, db)
@@ -411,73 +518,81 @@ fn backward(g: &Geom, x: &[f32], w: &[f32], dy: &[f32], need_dx: bool) -> Grads 
     Grads { dx, dw, db }
 }
 
-/// Convolution without bias: `CustomOp2(x, w)`.
-struct Conv {
+/// The settings of one convolution op and the columns its forward pass kept.
+#[derive(Debug)]
+struct Op {
     stride: usize,
     pad: usize,
+    /// Keep the forward pass's columns for the backward pass (the weight takes gradients).
+    keep: bool,
+    kept: Kept,
 }
+
+/// Convolution without bias: `CustomOp2(x, w)`.
+struct Conv(Op);
 
 /// Convolution with bias: `CustomOp3(x, w, b)`.
-struct ConvBias {
-    stride: usize,
-    pad: usize,
-}
+struct ConvBias(Op);
 
-fn fwd(
-    stride: usize,
-    pad: usize,
-    (sx, lx): (&CpuStorage, &Layout),
-    (sw, lw): (&CpuStorage, &Layout),
-    bias: Option<(&CpuStorage, &Layout)>,
-) -> Result<(CpuStorage, Shape)> {
-    let g = Geom::new(lx.dims(), lw.dims(), stride, pad)?;
-    let bias = match bias {
-        Some((s, l)) => Some(slice(s, l)?),
-        None => None,
-    };
-    let y = forward(&g, slice(sx, lx)?, slice(sw, lw)?, bias);
-    Ok((CpuStorage::F32(y), Shape::from((g.b, g.o, g.ho, g.wo))))
-}
+impl Op {
+    fn fwd(
+        &self,
+        (sx, lx): (&CpuStorage, &Layout),
+        (sw, lw): (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(lx.dims(), lw.dims(), self.stride, self.pad)?;
+        let bias = match bias {
+            Some((s, l)) => Some(slice(s, l)?),
+            None => None,
+        };
+        let (y, cols) = forward(&g, slice(sx, lx)?, slice(sw, lw)?, bias, self.keep);
+        if let Some(cols) = cols {
+            self.kept.store(cols);
+        }
+        Ok((CpuStorage::F32(y), Shape::from((g.b, g.o, g.ho, g.wo))))
+    }
 
-fn bwd(
-    stride: usize,
-    pad: usize,
-    x: &Tensor,
-    w: &Tensor,
-    dy: &Tensor,
-) -> Result<(Option<Tensor>, Tensor, Tensor)> {
-    let g = Geom::new(x.dims(), w.dims(), stride, pad)?;
-    let need_dx = x.track_op();
-    // A 3x3 stride-1 layer with enough channels both ways: every gradient by Winograd (its
-    // input gradient is itself a 3x3 convolution, of `dy`, with padding `2 - pad`). Otherwise
-    // im2col + gemm, with the input gradient still by Winograd where that convolution fits.
-    let wino = |channels: usize| {
-        g.k == 3 && g.stride == 1 && g.pad <= 2 && channels >= winograd::MIN_CHANNELS
-    };
-    let winograd_all = wino(g.c) && wino(g.o);
-    let winograd_dx = need_dx && wino(g.o);
-    let grads = with_values(x, |xv| {
-        with_values(w, |wv| {
-            with_values(dy, |dyv| {
-                let shape = g.shape3x3();
-                let mut grads = if winograd_all {
-                    let (dw, db) = winograd::conv3x3_weight_grad(&shape, xv, dyv);
-                    Grads { dx: None, dw, db }
-                } else {
-                    backward(&g, xv, wv, dyv, need_dx && !winograd_dx)
-                };
-                if winograd_dx {
-                    grads.dx = Some(winograd::conv3x3_input_grad(&shape, dyv, wv));
-                }
-                Ok(grads)
+    fn bwd(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Tensor, Tensor)> {
+        let g = Geom::new(x.dims(), w.dims(), self.stride, self.pad)?;
+        let need_dx = x.track_op();
+        // A 3x3 stride-1 layer with enough channels both ways: every gradient by Winograd (its
+        // input gradient is itself a 3x3 convolution, of `dy`, with padding `2 - pad`).
+        // Otherwise im2col + gemm, with the input gradient still by Winograd where that
+        // convolution fits.
+        let wino = |channels: usize| {
+            g.k == 3 && g.stride == 1 && g.pad <= 2 && channels >= winograd::MIN_CHANNELS
+        };
+        let winograd_all = wino(g.c) && wino(g.o);
+        let winograd_dx = need_dx && wino(g.o);
+        let kept = self.kept.take();
+        let grads = with_values(x, |xv| {
+            with_values(w, |wv| {
+                with_values(dy, |dyv| {
+                    let shape = g.shape3x3();
+                    let mut grads = if winograd_all {
+                        let (dw, db) = winograd::conv3x3_weight_grad(&shape, xv, dyv);
+                        Grads { dx: None, dw, db }
+                    } else {
+                        let cols = kept.as_deref().filter(|k| k.len() >= kept_len(&g));
+                        backward(&g, xv, wv, dyv, need_dx && !winograd_dx, cols)
+                    };
+                    if winograd_dx {
+                        grads.dx = Some(winograd::conv3x3_input_grad(&shape, dyv, wv));
+                    }
+                    Ok(grads)
+                })
             })
-        })
-    })?;
-    let dx = match grads.dx {
-        Some(dx) => Some(tensor(dx, x.dims())?),
-        None => None,
-    };
-    Ok((dx, tensor(grads.dw, w.dims())?, tensor(grads.db, &[g.o])?))
+        })?;
+        if let Some(cols) = kept {
+            put_columns(cols);
+        }
+        let dx = match grads.dx {
+            Some(dx) => Some(tensor(dx, x.dims())?),
+            None => None,
+        };
+        Ok((dx, tensor(grads.dw, w.dims())?, tensor(grads.db, &[g.o])?))
+    }
 }
 
 impl CustomOp2 for Conv {
@@ -492,7 +607,7 @@ impl CustomOp2 for Conv {
         sw: &CpuStorage,
         lw: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        fwd(self.stride, self.pad, (sx, lx), (sw, lw), None)
+        self.0.fwd((sx, lx), (sw, lw), None)
     }
 
     fn bwd(
@@ -502,7 +617,7 @@ impl CustomOp2 for Conv {
         _res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = bwd(self.stride, self.pad, x, w, dy)?;
+        let (dx, dw, _) = self.0.bwd(x, w, dy)?;
         Ok((dx, Some(dw)))
     }
 }
@@ -521,7 +636,7 @@ impl CustomOp3 for ConvBias {
         sb: &CpuStorage,
         lb: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        fwd(self.stride, self.pad, (sx, lx), (sw, lw), Some((sb, lb)))
+        self.0.fwd((sx, lx), (sw, lw), Some((sb, lb)))
     }
 
     fn bwd(
@@ -532,13 +647,15 @@ impl CustomOp3 for ConvBias {
         _res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = bwd(self.stride, self.pad, x, w, dy)?;
+        let (dx, dw, db) = self.0.bwd(x, w, dy)?;
         Ok((dx, Some(dw), Some(db)))
     }
 }
 
 /// `F.conv2d(x, w, b, stride, padding)` for contiguous-able `f32` CPU tensors: x `[B, C, H, W]`,
 /// w `[O, C, k, k]`, b `[O]`. The input gradient is computed only when `x` tracks gradients.
+/// When `w` tracks gradients, the forward pass keeps its column matrices (im2col layers up to
+/// [`KEEP_MAX`] values) for the backward pass instead of recomputing them there.
 pub(crate) fn conv2d(
     x: &Tensor,
     w: &Tensor,
@@ -548,8 +665,46 @@ pub(crate) fn conv2d(
 ) -> Result<Tensor> {
     let x = x.contiguous()?;
     let w = w.contiguous()?;
+    let op = Op {
+        stride,
+        pad,
+        keep: w.track_op(),
+        kept: Kept::default(),
+    };
     match b {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, ConvBias { stride, pad }),
-        None => x.apply_op2(&w, Conv { stride, pad }),
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, ConvBias(op)),
+        None => x.apply_op2(&w, Conv(op)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The backward pass gives the same bits whether it reuses the forward pass's columns or
+    /// recomputes them, for shapes with one and with several chunks (and a partial last one).
+    #[test]
+    fn kept_columns_give_the_recomputed_gradients() {
+        for (b, c, hw, o, k, stride, pad) in [
+            (5, 3, 9, 4, 5, 1, 2),
+            (9, 2, 6, 3, 3, 2, 1),
+            (1, 4, 7, 2, 3, 1, 0),
+        ] {
+            let g = Geom::new(&[b, c, hw, hw], &[o, c, k, k], stride, pad).unwrap();
+            let value = |i: usize| ((i * 7919) % 101) as f32 / 50.0 - 1.0;
+            let x: Vec<f32> = (0..b * c * hw * hw).map(value).collect();
+            let w: Vec<f32> = (0..o * c * k * k).map(|i| value(i + 3)).collect();
+            let dy: Vec<f32> = (0..b * o * g.n()).map(|i| value(i + 11)).collect();
+            let (y_kept, cols) = forward(&g, &x, &w, None, true);
+            let (y, none) = forward(&g, &x, &w, None, false);
+            assert_eq!(y_kept, y);
+            assert!(none.is_none());
+            let cols = cols.expect("an im2col layer keeps its columns");
+            let with = backward(&g, &x, &w, &dy, true, Some(&cols));
+            let without = backward(&g, &x, &w, &dy, true, None);
+            assert_eq!(with.dw, without.dw, "weight gradient, {g:?}");
+            assert_eq!(with.db, without.db, "bias gradient, {g:?}");
+            assert_eq!(with.dx, without.dx, "input gradient, {g:?}");
+        }
     }
 }
