@@ -48,31 +48,22 @@ pub fn train_step(
     labels: &Tensor,
     lr: f64,
 ) -> Result<StepOutcome, TrainError> {
-    crate::runtime::in_pool(|| step(model, optimizer, loss_spec, images, labels, lr))
-}
-
-fn step(
-    model: &Model,
-    optimizer: &mut dyn Optimizer,
-    loss_spec: LossSpec,
-    images: &Tensor,
-    labels: &Tensor,
-    lr: f64,
-) -> Result<StepOutcome, TrainError> {
-    optimizer.set_learning_rate(lr);
-    let logits = model.forward(images, true)?;
-    let l = loss(loss_spec, &logits, labels)?;
-    let value = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-    if !value.is_finite() {
-        return Ok(StepOutcome::NonFinite(value));
-    }
-    let grads = l.backward()?;
-    optimizer.step(&grads)?;
-    let predictions = predictions(&logits.detach())?;
-    Ok(StepOutcome::Updated(StepOutput {
-        loss: value,
-        predictions,
-    }))
+    crate::runtime::in_pool(move || {
+        optimizer.set_learning_rate(lr);
+        let logits = model.forward(images, true)?;
+        let l = loss(loss_spec, &logits, labels)?;
+        let value = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        if !value.is_finite() {
+            return Ok(StepOutcome::NonFinite(value));
+        }
+        let grads = l.backward()?;
+        optimizer.step(&grads)?;
+        let predictions = predictions(&logits.detach())?;
+        Ok(StepOutcome::Updated(StepOutput {
+            loss: value,
+            predictions,
+        }))
+    })
 }
 
 /// The loss of a batch, averaged over its images (of the training step and of evaluation).
