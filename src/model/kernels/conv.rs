@@ -261,10 +261,15 @@ fn kept_len(g: &Geom) -> usize {
 /// are overwritten before they are read, so a step neither allocates nor zeroes them again.
 static COLUMN_POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
 
-/// A pooled buffer of at least `n` values (contents unspecified).
+/// A pooled buffer of at least `n` values (contents unspecified): the smallest that fits, so
+/// that a small layer does not take the buffer a large one needs next.
 fn take_columns(n: usize) -> Vec<f32> {
     let found = COLUMN_POOL.lock().ok().and_then(|mut pool| {
-        let i = pool.iter().position(|v| v.len() >= n)?;
+        let (i, _) = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.len() >= n)
+            .min_by_key(|(_, v)| v.len())?;
         Some(pool.swap_remove(i))
     });
     let mut v = found.unwrap_or_default();
@@ -325,7 +330,8 @@ fn forward(
     let in_len = g.c * g.h * g.w;
     let tasks = g.b.div_ceil(s);
     let par = inner_par(tasks);
-    let mut kept = (keep && kept_len(g) <= KEEP_MAX).then(|| take_columns(kept_len(g)));
+    let keep_len = kept_len(g);
+    let mut kept = (keep && keep_len <= KEEP_MAX).then(|| take_columns(keep_len));
     // Chunk t's columns: its block of the kept buffer, or this thread's scratch.
     let blocks: Vec<Option<&mut [f32]>> = match kept.as_mut() {
         Some(k) => k.chunks_mut(kk * s * n).take(tasks).map(Some).collect(),
