@@ -14,6 +14,7 @@ pub mod data;
 pub mod diagnostic;
 pub mod experiment;
 pub mod graph;
+pub mod interrupt;
 pub mod model;
 pub mod plot;
 pub mod report;

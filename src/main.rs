@@ -5,8 +5,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use runner::cli::{
-    self, batch::BatchArgs, bench::BenchArgs, check::CheckArgs, diff::DiffArgs, exit,
-    plot::PlotArgs, run::RunArgs, show_data::ShowDataArgs,
+    self,
+    batch::BatchArgs,
+    bench::BenchArgs,
+    check::CheckArgs,
+    diff::DiffArgs,
+    exit,
+    plot::PlotArgs,
+    run::{ResumeArgs, RunArgs},
+    show_data::ShowDataArgs,
 };
 
 /// Run deep-learning experiments declared in TOML.
@@ -31,6 +38,9 @@ struct Cli {
 enum Command {
     /// Train and evaluate an experiment, writing results/<experiment>/<run-id>/.
     Run(RunArgs),
+    /// Continue an interrupted run from its folder's last checkpoint (bit for bit the run it
+    /// would have been).
+    Resume(ResumeArgs),
     /// Check experiment files: infer every shape, report every mistake, print layer tables.
     Check(CheckArgs),
     /// Run every experiment and sweep variant of files or folders as one ablation; resumable,
@@ -59,6 +69,7 @@ fn main() -> ExitCode {
         (Some(Command::Batch(args)), _) => cli::batch::run(&args),
         (Some(Command::Diff(args)), _) => cli::diff::run(&args),
         (Some(Command::Run(args)), _) | (None, Some(args)) => cli::run::run(&args),
+        (Some(Command::Resume(args)), _) => cli::run::resume(&args),
         (Some(Command::ShowData(args)), _) => cli::show_data::run(&args),
         (Some(Command::Plot(args)), _) => cli::plot::run(&args),
         (Some(Command::DeviceCheck), _) => cli::device_check::run(),

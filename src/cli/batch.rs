@@ -305,6 +305,7 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
         data_dir: resolve_data_dir(args.data_dir.as_deref()),
         plain_progress: args.plain,
         log_every: args.log_every,
+        stop_after_steps: None,
     };
     let mut rows: Vec<BatchRow> = Vec::with_capacity(mine.len());
     let mut guard: Option<TraceGuard> = None;
@@ -383,7 +384,7 @@ fn train_job(
         Some(g) => g.start_new(&trace).map_err(|e| e.to_string())?,
         None => *guard = Some(init_tracing(Some(&trace)).map_err(|e| e.to_string())?),
     }
-    let summary = super::run::train_in(&job.exp, &job.graph, &device, &run_dir, opts)
+    let summary = super::run::train_in(&job.exp, &job.graph, &device, &run_dir, opts, false)
         .map_err(|e| e.to_string())?;
     // A closed stdout is not this variant's failure: the batch goes on, and its last line
     // meets the closed pipe again and ends it quietly.

@@ -7,7 +7,10 @@ use crate::data::resolve_data_dir;
 use crate::experiment::{print::to_toml, Experiment};
 use crate::graph::summary::thousands;
 use crate::graph::Graph;
-use crate::report::{init_tracing, RunDir, Summary, METRICS_FILE, TRACE_FILE};
+use crate::report::{
+    init_tracing, FolderLock, RunDir, RunState, RunStatus, Summary, CONFIG_FILE, LOCK_FILE,
+    METRICS_FILE, TRACE_FILE,
+};
 use crate::train::{self, RunOptions, TrainError};
 
 /// Options of `runner run`.
@@ -41,6 +44,27 @@ pub struct RunArgs {
     /// For a file with a `[sweep]`: run the variant of this name (`runner check` lists them).
     #[arg(long, value_name = "NAME")]
     pub variant: Option<String>,
+    /// Continue the interrupted run in RUN_DIR from its last checkpoint instead of starting a
+    /// new one. The file (with its --set, --epochs, --variant) must resolve to the run's
+    /// config.toml; the keys that differ are listed otherwise.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+/// Options of `runner resume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResumeArgs {
+    /// The run folder, `<out>/<experiment>/<run-id>/`: its config.toml is the experiment.
+    pub run_dir: PathBuf,
+    /// Folder holding the data sets [default: $RUNNER_DATA, else ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+    /// Plain progress: one line every N steps (0: none).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub log_every: usize,
 }
 
 /// Runs the verb; returns the exit code.
@@ -49,26 +73,183 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let Some((exp, graph)) = checked_experiment(&args.file, &sets, args.variant.as_deref()) else {
         return Ok(super::exit::ERROR);
     };
-    // Errors go to `main`, which renders them once (`error: ...`, exit 2).
-    let device = train::select_device(exp.device()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let run_dir = RunDir::create(&args.out, exp.name()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let guard = init_tracing(Some(&run_dir.file(TRACE_FILE)))?;
     let opts = RunOptions {
         data_dir: resolve_data_dir(args.data_dir.as_deref()),
         plain_progress: args.plain,
         log_every: args.log_every,
+        stop_after_steps: None,
     };
-    let result = train_in(&exp, &graph, &device, &run_dir, &opts);
-    let trace = guard.finish();
+    if let Some(dir) = &args.resume {
+        return continue_run(dir, &exp, &graph, &opts);
+    }
+    // Errors go to `main`, which renders them once (`error: ...`, exit 2).
+    let device = train::select_device(exp.device()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run_dir = RunDir::create(&args.out, exp.name()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let lock = FolderLock::try_acquire(&run_dir.path)?;
+    if lock.is_none() {
+        anyhow::bail!(
+            "another process took {} as soon as it was made",
+            run_dir.path.display()
+        );
+    }
+    crate::interrupt::install();
+    let guard = init_tracing(Some(&run_dir.file(TRACE_FILE)))?;
+    let result = train_in(&exp, &graph, &device, &run_dir, &opts, false);
+    report_outcome(result, guard.finish(), &run_dir)
+}
+
+/// `runner resume RUN_DIR`: continues the run from its folder's config.toml and checkpoint.
+pub fn resume(args: &ResumeArgs) -> anyhow::Result<i32> {
+    let config = args.run_dir.join(CONFIG_FILE);
+    if !config.is_file() {
+        anyhow::bail!(
+            "{} is not a run folder: it has no {CONFIG_FILE}",
+            args.run_dir.display()
+        );
+    }
+    let Some((exp, graph)) = checked_experiment(&config, &[], None) else {
+        return Ok(super::exit::ERROR);
+    };
+    let opts = RunOptions {
+        data_dir: resolve_data_dir(args.data_dir.as_deref()),
+        plain_progress: args.plain,
+        log_every: args.log_every,
+        stop_after_steps: None,
+    };
+    continue_run(&args.run_dir, &exp, &graph, &opts)
+}
+
+/// Continues the run in `dir` with `exp`, which must resolve to the folder's config.toml:
+/// takes the folder's lock, refuses a finished run, and trains from the last checkpoint.
+pub(crate) fn continue_run(
+    dir: &Path,
+    exp: &Experiment,
+    graph: &Graph,
+    opts: &RunOptions,
+) -> anyhow::Result<i32> {
+    let run_dir = RunDir::open(dir)?;
+    let Some(_lock) = FolderLock::try_acquire(dir)? else {
+        anyhow::bail!(
+            "another runner process is writing {} (its pid is in {}): wait for it to end or stop it first",
+            dir.display(),
+            dir.join(LOCK_FILE).display()
+        );
+    };
+    let stored = std::fs::read_to_string(run_dir.file(CONFIG_FILE))
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", run_dir.file(CONFIG_FILE).display()))?;
+    let ours = to_toml(exp);
+    if stored != ours {
+        let keys = differing_keys(&stored, &ours);
+        anyhow::bail!(
+            "not resuming {}: its {CONFIG_FILE} differs from this experiment in {} key{}:\n  {}",
+            dir.display(),
+            keys.len(),
+            if keys.len() == 1 { "" } else { "s" },
+            keys.join("\n  ")
+        );
+    }
+    if let Some(status) = RunStatus::read(dir)? {
+        if status.state == RunState::Finished {
+            crate::outln!("{} is finished: nothing to resume", dir.display())?;
+            return Ok(super::exit::OK);
+        }
+    }
+    let device = train::select_device(exp.device()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::interrupt::install();
+    let guard = init_tracing(Some(&next_trace_file(&run_dir)))?;
+    let result = train_in(exp, graph, &device, &run_dir, opts, true);
+    report_outcome(result, guard.finish(), &run_dir)
+}
+
+/// `trace.json`, or for a resumed run the first of `trace.2.json`, `trace.3.json`, ... that
+/// does not exist yet: each session of a run keeps its own trace.
+fn next_trace_file(run_dir: &RunDir) -> PathBuf {
+    let first = run_dir.file(TRACE_FILE);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|n| run_dir.file(&format!("trace.{n}.json")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+/// The outcome line and exit code of a run: 0 when it finished, 130 or 143 with one line
+/// saying how to resume when a signal stopped it, an error for `main` otherwise.
+pub(crate) fn report_outcome(
+    result: Result<Summary, TrainError>,
+    trace: Result<(), crate::report::ReportError>,
+    run_dir: &RunDir,
+) -> anyhow::Result<i32> {
+    if let Err(e) = trace {
+        crate::ewriteln!("warning: {e}");
+    }
     match result {
         Ok(s) => {
-            if let Err(e) = trace {
-                crate::ewriteln!("warning: {e}");
-            }
-            crate::outln!("{}", outcome_line(&s, &run_dir))?;
+            crate::outln!("{}", outcome_line(&s, run_dir))?;
             Ok(super::exit::OK)
         }
+        Err(e @ TrainError::Interrupted { signal, .. }) => {
+            crate::ewriteln!("runner: {e}");
+            Ok(signal.exit_code())
+        }
         Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
+}
+
+/// The dotted keys whose values differ between two resolved configs, each as
+/// `key: stored -> new` (`(absent)` for a key only one has).
+pub(crate) fn differing_keys(stored: &str, new: &str) -> Vec<String> {
+    let flat = |text: &str| {
+        let mut out = std::collections::BTreeMap::new();
+        match text.parse::<toml::Table>() {
+            Ok(t) => flatten("", &toml::Value::Table(t), &mut out),
+            Err(e) => {
+                out.insert("(file)".to_string(), format!("cannot be read: {e}"));
+            }
+        }
+        out
+    };
+    let (a, b) = (flat(stored), flat(new));
+    let absent = "(absent)".to_string();
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: {} -> {}",
+                a.get(k).unwrap_or(&absent),
+                b.get(k).unwrap_or(&absent)
+            )
+        })
+        .collect()
+}
+
+fn flatten(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<String, String>) {
+    let key = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                flatten(&key(k), v, out);
+            }
+        }
+        toml::Value::Array(items) if items.iter().any(|i| i.is_table() || i.is_array()) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&key(&i.to_string()), v, out);
+            }
+            out.insert(key("len"), items.len().to_string());
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
     }
 }
 
@@ -131,16 +312,18 @@ pub(crate) fn checked_experiment(
     }
 }
 
-/// Trains `exp` into `run_dir` (config, metrics, summary, trace) and prints a header line. A run
-/// that failed before finishing an epoch (missing data, a model that does not fit, ...) holds
-/// nothing of value: its folder is removed. A diverged run keeps its config and trace, which
-/// the error message points to.
+/// Trains `exp` into `run_dir` (config, metrics, summary, trace) and prints a header line;
+/// with `resume`, continues the run already there. A new run that failed before finishing an
+/// epoch (missing data, a model that does not fit, ...) holds nothing of value: its folder is
+/// removed. A diverged run keeps its config and trace, which the error message points to, and
+/// an interrupted one its status and the command that resumes it.
 pub(crate) fn train_in(
     exp: &Experiment,
     graph: &Graph,
     device: &candle_core::Device,
     run_dir: &RunDir,
     opts: &RunOptions,
+    resume: bool,
 ) -> Result<Summary, TrainError> {
     let params = graph.params();
     crate::ewriteln!(
@@ -152,10 +335,16 @@ pub(crate) fn train_in(
         if exp.train().epochs == 1 { "" } else { "s" },
         run_dir.path.display()
     );
-    let result = train::run(exp, graph, &to_toml(exp), run_dir, opts);
+    let result = train::run(exp, graph, &to_toml(exp), run_dir, opts, resume);
     if let Err(e) = &result {
         let finished_an_epoch = run_dir.file(METRICS_FILE).exists();
-        if !finished_an_epoch && !matches!(e, TrainError::NonFinite { .. }) {
+        let keep = resume
+            || finished_an_epoch
+            || matches!(
+                e,
+                TrainError::NonFinite { .. } | TrainError::Interrupted { .. }
+            );
+        if !keep {
             let _ = std::fs::remove_dir_all(&run_dir.path);
         }
     }

@@ -388,6 +388,26 @@ pub struct TrainSpec {
     pub optimizer: OptimizerSpec,
     /// Learning-rate schedule.
     pub schedule: ScheduleSpec,
+    /// When checkpoints are written.
+    pub checkpoint: CheckpointSpec,
+}
+
+/// When checkpoints are written (`[train.checkpoint]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CheckpointSpec {
+    /// After every this many epochs (and after the last); 0: only when interrupted.
+    pub every: usize,
+    /// Also keep the best epoch's checkpoint.
+    pub best: bool,
+}
+
+impl Default for CheckpointSpec {
+    fn default() -> Self {
+        CheckpointSpec {
+            every: 1,
+            best: true,
+        }
+    }
 }
 
 /// Loss function.

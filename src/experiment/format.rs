@@ -649,6 +649,20 @@ table! {
         optimizer: Option<Sp<RawOptimizer>>,
         /// Learning-rate schedule. Default: constant.
         schedule: Option<Sp<RawSchedule>>,
+        /// Checkpoints in the run folder, for `runner resume`. Default: after every epoch,
+        /// keeping the last and the best.
+        checkpoint: Option<Sp<RawCheckpoint>>,
+    }
+}
+
+table! {
+    /// `[train.checkpoint]`: when checkpoints are written. They never change the results.
+    pub struct RawCheckpoint as "`[train.checkpoint]`" {
+        /// Write a checkpoint after every N-th epoch (and after the last); 0 writes one only
+        /// when the run is interrupted. Default: 1.
+        every: Option<Sp<u64>>,
+        /// Also keep the checkpoint of the epoch with the best test accuracy. Default: true.
+        best: Option<Sp<bool>>,
     }
 }
 

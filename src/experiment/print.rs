@@ -6,8 +6,9 @@
 
 use super::decl::Section;
 use super::format::{
-    LossName, OptimizerName, RawData, RawExperiment, RawLayer, RawLoss, RawModel, RawOp,
-    RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
+    LossName, OptimizerName, RawCheckpoint, RawData, RawExperiment, RawLayer, RawLoss, RawModel,
+    RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp,
+    ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;
@@ -297,6 +298,11 @@ fn train(t: &TrainSpec) -> RawTrain {
         loss: some(loss),
         optimizer: some(optimizer),
         schedule: some(schedule),
+        checkpoint: some(RawCheckpoint {
+            every: Some(n(t.checkpoint.every)),
+            best: some(t.checkpoint.best),
+            failed: Vec::new(),
+        }),
         failed: Vec::new(),
     }
 }

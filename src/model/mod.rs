@@ -35,6 +35,17 @@ pub struct Model {
     dropout_rng: Mutex<ChaCha8Rng>,
 }
 
+/// The position of the model's dropout generator (ChaCha8: seed, stream, word position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RngState {
+    /// The 32-byte seed.
+    pub seed: [u8; 32],
+    /// The stream.
+    pub stream: u64,
+    /// The position in the stream, in 32-bit words.
+    pub word_pos: u128,
+}
+
 /// One built layer.
 struct Node {
     module: Module,
@@ -267,15 +278,47 @@ impl Model {
         self.params.iter().map(|(_, v)| v.elem_count()).sum()
     }
 
+    /// Parameters then buffers, keyed by their `state_dict` names (the tensors themselves, not
+    /// copies: they change with the next step).
+    pub fn state_dict(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.params
+            .iter()
+            .chain(&self.buffers)
+            .map(|(name, v)| (name.as_str(), v.as_tensor()))
+    }
+
+    /// The parameters and buffers as a safetensors file's bytes, keyed by `state_dict` names.
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        safetensors::serialize(self.state_dict(), None)
+            .map_err(|e| candle_core::Error::Msg(format!("cannot serialise the weights: {e}")))
+    }
+
     /// Writes parameters and buffers to a safetensors file, keyed by `state_dict` names.
     pub fn save(&self, path: &Path) -> Result<()> {
         let tensors: HashMap<&str, Tensor> = self
-            .params
-            .iter()
-            .chain(&self.buffers)
-            .map(|(name, v)| (name.as_str(), v.as_tensor().clone()))
+            .state_dict()
+            .map(|(name, t)| (name, t.clone()))
             .collect();
         candle_core::safetensors::save(&tensors, path)
+    }
+
+    /// Where the dropout generator stands, so a resumed run draws the masks the uninterrupted
+    /// run would have drawn.
+    pub fn rng_state(&self) -> RngState {
+        let rng = self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner());
+        RngState {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos(),
+        }
+    }
+
+    /// Puts the dropout generator where [`Model::rng_state`] found it.
+    pub fn set_rng_state(&self, state: &RngState) {
+        let mut rng = ChaCha8Rng::from_seed(state.seed);
+        rng.set_stream(state.stream);
+        rng.set_word_pos(state.word_pos);
+        *self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner()) = rng;
     }
 
     /// Overwrites parameters and buffers with the tensors of a file written by [`Model::save`].

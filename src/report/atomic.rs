@@ -1,10 +1,15 @@
 //! Atomic file replacement: write a temporary file beside the target, fsync it, rename it over
 //! the target, fsync the directory.
+//!
+//! Every temporary file this process has open is listed in a registry, so that an abort (the
+//! second SIGINT or SIGTERM, see [`crate::interrupt`]) removes them all before the process
+//! exits: an aborted run leaves no `.*.tmp-*` file behind.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use super::ReportError;
 
@@ -24,14 +29,50 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         .and_then(|()| file.sync_all())
         .and_then(|()| {
             drop(file);
-            std::fs::rename(&tmp, path)
+            rename_temp(&tmp, path)
         });
     if let Err(source) = written {
         // Best effort: the temporary file is garbage either way.
-        let _ = std::fs::remove_file(&tmp);
+        remove_temp(&tmp);
         return Err(err(source));
     }
     sync_parent(path).map_err(err)
+}
+
+/// The temporary files this process has created and not yet renamed or removed.
+static LIVE_TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live_temps() -> MutexGuard<'static, Vec<PathBuf>> {
+    // A poisoned lock only means a thread panicked while holding it; the list is still valid.
+    LIVE_TEMPS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Renames a temporary file of [`create_temp_beside`] to its final name and forgets it.
+pub(crate) fn rename_temp(tmp: &Path, dest: &Path) -> io::Result<()> {
+    let mut live = live_temps();
+    let renamed = std::fs::rename(tmp, dest);
+    live.retain(|p| p != tmp);
+    renamed
+}
+
+/// Removes a temporary file of [`create_temp_beside`] (best effort) and forgets it.
+pub(crate) fn remove_temp(tmp: &Path) {
+    let mut live = live_temps();
+    let _ = std::fs::remove_file(tmp);
+    live.retain(|p| p != tmp);
+}
+
+/// Removes every temporary file this process has open and ends the process at once with
+/// `code`, without unwinding or running destructors (the abort of a second signal). The
+/// registry stays locked until the end, so no thread can create or rename a temporary file
+/// in between.
+pub(crate) fn remove_temps_and_exit(code: i32) -> ! {
+    let live = live_temps();
+    for tmp in live.iter() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    // SAFETY: `_exit` ends the process; nothing runs after it.
+    unsafe { libc::_exit(code) }
 }
 
 /// Creates a fresh temporary file in `path`'s directory, named after `path` so a leftover from a
@@ -48,8 +89,13 @@ pub(crate) fn create_temp_beside(path: &Path) -> io::Result<(PathBuf, File)> {
         tmp_name.push(name);
         tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
         let tmp = dir.join(tmp_name);
+        // Created under the registry's lock, so an abort sees every file that exists.
+        let mut live = live_temps();
         match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(file) => return Ok((tmp, file)),
+            Ok(file) => {
+                live.push(tmp.clone());
+                return Ok((tmp, file));
+            }
             // A leftover from an earlier process with the same pid; try the next number.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),

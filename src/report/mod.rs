@@ -11,6 +11,9 @@
 //! | `per_class.csv`     | [`RunDir::write_per_class`]                  |
 //! | `trace.json`        | [`trace::init_tracing`]'s guard              |
 //! | `model.safetensors` | the caller, through [`write_atomic`]         |
+//! | `status.json`       | [`RunStatus::write`]: running, finished, interrupted or failed |
+//! | `.lock`             | [`FolderLock`], held by the process writing the folder |
+//! | `checkpoints/`      | [`crate::train::checkpoint`]: `last.json`, `best.json` and their tensors |
 //! | `curves.png`, `curves.svg`, `confusion.png`, `predictions.png` | [`crate::plot::write_run_plots`] |
 //!
 //! Every file is replaced atomically (temporary file in the same directory, fsync, rename), so an
@@ -23,10 +26,18 @@ pub mod batch;
 pub mod diff;
 pub mod progress;
 mod run_dir;
+pub mod status;
 mod tables;
 pub mod trace;
 
 pub use atomic::write_atomic;
+pub use status::{is_locked, FolderLock, RunState, RunStatus, LOCK_FILE, STATUS_FILE};
+
+/// Removes every temporary file this process has open and exits with `code` at once (the
+/// abort of a second signal; see [`crate::interrupt`]).
+pub fn abort(code: i32) -> ! {
+    atomic::remove_temps_and_exit(code)
+}
 pub use batch::{batch_csv, batch_md, read_batch, BatchRow, BATCH_CSV, BATCH_HEADER, BATCH_MD};
 pub use progress::{epoch_line, Progress};
 pub use run_dir::{
@@ -104,6 +115,22 @@ pub enum ReportError {
         path: PathBuf,
         /// How many data rows it has.
         rows: usize,
+    },
+    /// A JSON file of runner's (a status, a checkpoint manifest) could not be parsed.
+    #[error("cannot parse {}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A folder's lock file could not be opened or locked.
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
     },
     /// The global tracing subscriber was already installed in this process.
     #[error("cannot install the tracing subscriber: {message}")]

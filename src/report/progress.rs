@@ -90,7 +90,7 @@ impl Progress {
                 bar.set_message(format!("loss {loss:.3}  {per_sec:.0} img/s"));
             }
             Output::Plain(out) => {
-                if self.every > 0 && self.steps % self.every == 0 {
+                if self.every > 0 && self.steps.is_multiple_of(self.every) {
                     let line = plain_line(self.label, images_done, self.total, loss, per_sec);
                     // Progress output is best effort; a closed stderr must not stop training.
                     let _ = writeln!(out, "{line}");
@@ -148,7 +148,7 @@ fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -83,6 +83,31 @@ impl RunDir {
         unreachable!("the suffix loop only ends by returning")
     }
 
+    /// An existing run folder (to resume): `path` must be a directory holding `config.toml`.
+    pub fn open(path: &Path) -> Result<RunDir, ReportError> {
+        let config = path.join(CONFIG_FILE);
+        if !config.is_file() {
+            return Err(ReportError::Read {
+                path: config,
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "not a run folder (it has no config.toml)",
+                ),
+            });
+        }
+        probe_writable(path).map_err(|source| ReportError::NotWritable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let run_id = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            run_id,
+        })
+    }
+
     /// The path of `name` inside the run directory (e.g. [`MODEL_FILE`] for the caller's
     /// [`write_atomic`]).
     pub fn file(&self, name: &str) -> PathBuf {

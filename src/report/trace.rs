@@ -20,7 +20,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-use super::atomic::{create_temp_beside, sync_parent};
+use super::atomic::{create_temp_beside, remove_temp, rename_temp, sync_parent};
 use super::ReportError;
 
 /// Environment variable filtering what goes into the Chrome trace (same syntax as `RUST_LOG`);
@@ -204,7 +204,7 @@ impl AtomicTraceWriter {
         }
         self.file.flush()?;
         self.file.sync_all()?;
-        std::fs::rename(&self.tmp, &self.dest)?;
+        rename_temp(&self.tmp, &self.dest)?;
         sync_parent(&self.dest)
     }
 }
@@ -233,7 +233,7 @@ impl Drop for AtomicTraceWriter {
     fn drop(&mut self) {
         if let Err(source) = self.commit() {
             // Best effort: a partial trace must not appear under the final name.
-            let _ = std::fs::remove_file(&self.tmp);
+            remove_temp(&self.tmp);
             let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
             errors.push(ReportError::Write {
                 path: self.dest.clone(),

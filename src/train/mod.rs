@@ -1,4 +1,5 @@
 //! Training: optimizers, schedules, the training step, and the run loop.
+pub mod checkpoint;
 pub mod optim;
 pub mod run;
 pub mod schedule;

@@ -1,19 +1,23 @@
 //! The training run: data -> model -> epochs of train + evaluate -> files in the run directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::checkpoint;
 use super::optim;
 use super::schedule::build_schedule;
 use super::step::{loss, predictions, train_step, StepOutcome};
 use crate::data::{self, epoch_batches, Dataset, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
+use crate::interrupt::Signal;
 use crate::model::Model;
-use crate::report::{ClassAccuracy, EpochMetrics, Progress, ReportError, RunDir, Summary};
+use crate::report::{
+    ClassAccuracy, EpochMetrics, Progress, ReportError, RunDir, RunState, RunStatus, Summary,
+};
 
 /// How to run, beyond what the experiment file says.
 #[derive(Debug, Clone)]
@@ -24,6 +28,9 @@ pub struct RunOptions {
     pub plain_progress: bool,
     /// Plain progress: one line every this many steps (0: none).
     pub log_every: usize,
+    /// Behave as if SIGTERM arrived once this many optimizer steps (counted from the start of
+    /// the run) have been taken: for tests of interruption and resume.
+    pub stop_after_steps: Option<usize>,
 }
 
 /// Why a run failed.
@@ -42,7 +49,7 @@ pub enum TrainError {
     #[error("{0}")]
     Device(String),
     /// The loss stopped being a finite number.
-    #[error("the training loss became {loss} at epoch {epoch}, step {step}: stopping (try a lower learning rate); metrics of the finished epochs are in {dir}")]
+    #[error("the training loss became {loss} at epoch {epoch}, step {step}: stopping (try a lower learning rate); {}", finished_note(*finished, dir))]
     NonFinite {
         /// 1-based epoch.
         epoch: usize,
@@ -50,23 +57,70 @@ pub enum TrainError {
         step: usize,
         /// The loss value.
         loss: f32,
+        /// Epochs finished before it.
+        finished: usize,
         /// The run directory.
         dir: String,
     },
-    /// Writing the weights failed.
-    #[error("cannot write {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The cause.
-        source: std::io::Error,
+    /// A signal stopped the run; the checkpoint of the last finished epoch is written.
+    #[error("interrupted by {}: {}", signal.name(), interrupted_note(*checkpoint, dir, resume))]
+    Interrupted {
+        /// The signal.
+        signal: Signal,
+        /// The epoch of the newest checkpoint on disk, if any.
+        checkpoint: Option<usize>,
+        /// The run directory.
+        dir: String,
+        /// The command that resumes it.
+        resume: String,
     },
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
     /// The model is too large to train here.
     #[error("the model needs about {gib:.1} GiB for weights, gradients and optimizer state; refusing to start")]
     TooLarge {
         /// Estimated GiB.
         gib: f64,
     },
+}
+
+fn finished_note(finished: usize, dir: &str) -> String {
+    match finished {
+        0 => format!("no epoch finished; {dir} keeps the resolved config.toml"),
+        1 => format!("the metrics of the finished epoch are in {dir}/metrics.csv"),
+        n => format!("the metrics of the {n} finished epochs are in {dir}/metrics.csv"),
+    }
+}
+
+fn interrupted_note(checkpoint: Option<usize>, dir: &str, resume: &str) -> String {
+    match checkpoint {
+        Some(e) => {
+            format!("the checkpoint of epoch {e} is in {dir}/checkpoints; resume with `{resume}`")
+        }
+        None => format!(
+            "no epoch finished, so no checkpoint exists yet; `{resume}` starts the run again"
+        ),
+    }
+}
+
+/// The command that resumes the run in `dir` with the same data folder.
+pub fn resume_command(dir: &std::path::Path, data_dir: &std::path::Path) -> String {
+    format!(
+        "runner resume {} --data-dir {}",
+        shell_word(&dir.display().to_string()),
+        shell_word(&data_dir.display().to_string())
+    )
+}
+
+/// `s` as one shell word: as it is when it holds only safe characters, else single-quoted.
+fn shell_word(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// Picks the candle device; `auto` prefers CUDA.
@@ -119,7 +173,8 @@ fn evaluate(
     pipe: &Arc<Pipeline>,
     device: &Device,
     epoch: usize,
-) -> Result<Eval, TrainError> {
+    stop: &dyn Fn() -> Option<Signal>,
+) -> Result<Eval, Stop> {
     let started = Instant::now();
     let classes = test.classes.len().max(exp.data().dataset.classes());
     let (mut correct, mut total) = (vec![0usize; classes], vec![0usize; classes]);
@@ -135,6 +190,9 @@ fn evaluate(
         epoch,
         None,
     ) {
+        if let Some(signal) = stop() {
+            return Err(Stop::Signal(signal));
+        }
         let b = batch.labels.len();
         let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), device)?;
         let y = Tensor::from_vec(batch.labels.clone(), b, device)?;
@@ -185,7 +243,13 @@ fn evaluate(
 }
 
 /// Trains and evaluates `exp`, writing every result file into `run`. `config_text` is the
-/// resolved experiment written as `config.toml`.
+/// resolved experiment written as `config.toml`. With `resume`, the run continues from the
+/// newest checkpoint in `run` (or from the start when there is none) and `config.toml` is left
+/// as it is (the caller checked that it says the same).
+///
+/// The folder's `status.json` follows the run: `running`, then `finished`, `interrupted` (a
+/// signal, see [`crate::interrupt`]: the checkpoint of the last finished epoch is written first)
+/// or `failed`.
 #[tracing::instrument(skip_all, fields(experiment = %exp.name()))]
 pub fn run(
     exp: &Experiment,
@@ -193,10 +257,93 @@ pub fn run(
     config_text: &str,
     run: &RunDir,
     opts: &RunOptions,
+    resume: bool,
+) -> Result<Summary, TrainError> {
+    let epochs = exp.train().epochs;
+    let result = train_and_report(exp, graph, config_text, run, opts, resume);
+    let status = match &result {
+        Ok(_) => RunStatus::new(RunState::Finished, epochs, epochs),
+        Err(TrainError::Interrupted {
+            signal,
+            checkpoint,
+            resume,
+            ..
+        }) => RunStatus {
+            reason: signal.name().into(),
+            resume: resume.clone(),
+            ..RunStatus::new(RunState::Interrupted, checkpoint.unwrap_or(0), epochs)
+        },
+        Err(e) => RunStatus {
+            reason: e.to_string().replace(['\n', '\r'], " "),
+            ..RunStatus::new(RunState::Failed, finished_epochs(run), epochs)
+        },
+    };
+    if let Err(e) = status.write(&run.path) {
+        // The run's own outcome matters more; the status error is reported beside it.
+        crate::ewriteln!("warning: {e}");
+    }
+    result
+}
+
+/// Epochs recorded in the folder's `metrics.csv` (0 without one).
+fn finished_epochs(run: &RunDir) -> usize {
+    crate::report::read_metrics(&run.file(crate::report::METRICS_FILE)).map_or(0, |m| m.len())
+}
+
+/// Why the training loop stopped before the end of an epoch.
+enum Stop {
+    /// A signal asked.
+    Signal(Signal),
+    /// An error.
+    Error(TrainError),
+}
+
+impl From<TrainError> for Stop {
+    fn from(e: TrainError) -> Self {
+        Stop::Error(e)
+    }
+}
+
+impl From<candle_core::Error> for Stop {
+    fn from(e: candle_core::Error) -> Self {
+        Stop::Error(e.into())
+    }
+}
+
+/// The body of [`run`], without the status bookkeeping.
+fn train_and_report(
+    exp: &Experiment,
+    graph: &Graph,
+    config_text: &str,
+    run: &RunDir,
+    opts: &RunOptions,
+    resume: bool,
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let device = select_device(exp.device())?;
-    run.write_config(config_text)?;
+    let epochs = exp.train().epochs;
+    if !resume {
+        run.write_config(config_text)?;
+    }
+    let checkpoint_spec = exp.train().checkpoint;
+    let resume_from = if resume {
+        checkpoint::last(&run.path)?
+    } else {
+        None
+    };
+    RunStatus::new(
+        RunState::Running,
+        resume_from.as_ref().map_or(0, |m| m.epoch),
+        epochs,
+    )
+    .write(&run.path)?;
+    let stop_requested = |steps: usize| {
+        crate::interrupt::requested().or_else(|| {
+            opts.stop_after_steps
+                .filter(|&n| steps >= n)
+                .map(|_| Signal::Term)
+        })
+    };
     let splits = {
         let _span = tracing::info_span!("load_data", dataset = exp.data().dataset.name()).entered();
         data::load(&exp.data().dataset, &opts.data_dir, exp.seed())?
@@ -224,7 +371,6 @@ pub fn run(
         .map_or(train.len(), |l| l.min(train.len()));
     let batch_size = exp.data().batch_size;
     let steps_per_epoch = n_train.div_ceil(batch_size);
-    let epochs = exp.train().epochs;
     let schedule = build_schedule(
         &exp.train().schedule,
         exp.train().optimizer.lr(),
@@ -233,10 +379,47 @@ pub fn run(
     );
 
     let mut rows: Vec<EpochMetrics> = Vec::with_capacity(epochs);
-    let mut last_eval = None;
     let mut train_seconds_total = 0f64;
-    for epoch in 1..=epochs {
+    // Wall-clock seconds of the earlier sessions of a resumed run.
+    let mut earlier_seconds = 0f64;
+    let mut first_epoch = 1;
+    // The epoch the newest checkpoint on disk holds.
+    let mut checkpointed: Option<usize> = None;
+    if let Some(manifest) = resume_from {
+        let restored = checkpoint::restore(&run.path, manifest, &model, optimizer.as_mut())?;
+        let m = restored.manifest;
+        crate::ewriteln!(
+            "runner: resuming after epoch {} of {epochs} from {}",
+            m.epoch,
+            run.path
+                .join(checkpoint::CHECKPOINT_DIR)
+                .join(&m.tensors)
+                .display()
+        );
+        first_epoch = m.epoch + 1;
+        checkpointed = Some(m.epoch);
+        train_seconds_total = m.train_seconds;
+        earlier_seconds = m.seconds;
+        rows = restored.metrics;
+        // A later metrics.csv (from epochs after the checkpoint) is replaced by the
+        // checkpoint's: those epochs run again.
+        run.write_metrics(&rows)?;
+    }
+    let mut best_acc = rows
+        .iter()
+        .map(|r| r.test_acc)
+        .fold(f64::NEG_INFINITY, f64::max);
+    // The state after the last finished epoch, when it is not on disk yet (`every` > 1).
+    let mut pending: Option<checkpoint::Snapshot> = None;
+    let mut last_eval = None;
+    let mut global_step = (first_epoch - 1) * steps_per_epoch;
+    let mut stopped: Option<Signal> = None;
+    'epochs: for epoch in first_epoch..=epochs {
         let _span = tracing::info_span!("epoch", epoch).entered();
+        if let Some(signal) = stop_requested(global_step) {
+            stopped = Some(signal);
+            break;
+        }
         let epoch_started = Instant::now();
         let mut progress =
             Progress::new(n_train, epoch, epochs, opts.log_every, opts.plain_progress);
@@ -283,10 +466,12 @@ pub fn run(
                             epoch,
                             step: step + 1,
                             loss,
+                            finished: rows.len(),
                             dir: run.path.display().to_string(),
                         });
                     }
                 };
+                global_step += 1;
                 let lv = out.loss;
                 correct += out
                     .predictions
@@ -298,6 +483,11 @@ pub fn run(
                 seen += b;
                 progress.step(seen, lv as f64);
                 step_seconds += stepped.elapsed().as_secs_f64();
+                if let Some(signal) = stop_requested(global_step) {
+                    progress.finish();
+                    stopped = Some(signal);
+                    break 'epochs;
+                }
             }
             tracing::info!(
                 epoch,
@@ -307,8 +497,18 @@ pub fn run(
             );
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
+        let eval = match evaluate(&model, exp, &test, &test_pipe, &device, epoch, &|| {
+            stop_requested(global_step)
+        }) {
+            Ok(eval) => eval,
+            Err(Stop::Signal(signal)) => {
+                progress.finish();
+                stopped = Some(signal);
+                break 'epochs;
+            }
+            Err(Stop::Error(e)) => return Err(e),
+        };
         train_seconds_total += train_seconds;
-        let eval = evaluate(&model, exp, &test, &test_pipe, &device, epoch)?;
         let m = EpochMetrics {
             epoch,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -321,18 +521,65 @@ pub fn run(
             eval_images_per_sec: eval.images_per_sec,
         };
         progress.epoch_done(&m, epochs);
+        let is_best = m.test_acc > best_acc;
+        best_acc = best_acc.max(m.test_acc);
         rows.push(m);
         run.write_metrics(&rows)?;
         last_eval = Some(eval);
+        {
+            let _span = tracing::info_span!("checkpoint", epoch).entered();
+            let snapshot = checkpoint::Snapshot::take(
+                &model,
+                optimizer.as_ref(),
+                epoch,
+                epochs,
+                global_step,
+                &rows,
+                train_seconds_total,
+                earlier_seconds + started.elapsed().as_secs_f64(),
+            )?;
+            let every = checkpoint_spec.every;
+            let due = every > 0 && (epoch.is_multiple_of(every) || epoch == epochs);
+            let best = is_best && checkpoint_spec.best;
+            if due || best {
+                snapshot.write(&run.path, due, best)?;
+            }
+            if due {
+                checkpointed = Some(epoch);
+                pending = None;
+            } else {
+                pending = Some(snapshot);
+            }
+        }
+        RunStatus::new(RunState::Running, epoch, epochs).write(&run.path)?;
     }
-    let Some(eval) = last_eval else {
-        return Err(TrainError::Device("no epoch ran".into()));
+    if let Some(signal) = stopped {
+        if let Some(snapshot) = pending.take() {
+            snapshot.write(&run.path, true, false)?;
+            checkpointed = Some(snapshot.epoch());
+        }
+        return Err(TrainError::Interrupted {
+            signal,
+            checkpoint: checkpointed,
+            dir: run.path.display().to_string(),
+            resume: resume_command(&run.path, &opts.data_dir),
+        });
+    }
+    // A run resumed from the checkpoint of its last epoch has every row but not the last
+    // evaluation's details; evaluating again gives the same numbers.
+    let eval = match last_eval {
+        Some(eval) => eval,
+        None => match evaluate(&model, exp, &test, &test_pipe, &device, epochs, &|| None) {
+            Ok(eval) => eval,
+            Err(Stop::Error(e)) => return Err(e),
+            Err(Stop::Signal(_)) => unreachable!("the check never asks to stop"),
+        },
     };
     run.write_per_class(&eval.per_class)?;
     {
         let _span = tracing::info_span!("save_model").entered();
-        let path = run.file(crate::report::MODEL_FILE);
-        save_model_atomically(&model, &path)?;
+        let bytes = model.to_safetensors()?;
+        crate::report::write_atomic(&run.file(crate::report::MODEL_FILE), &bytes)?;
     }
     let last = rows
         .last()
@@ -354,7 +601,7 @@ pub fn run(
         best_epoch: best.epoch,
         final_train_loss: last.train_loss,
         final_test_loss: last.test_loss,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: earlier_seconds + started.elapsed().as_secs_f64(),
         train_images_per_sec: (n_train * epochs) as f64 / train_seconds_total.max(1e-9),
     };
     run.write_summary(&summary)?;
@@ -368,12 +615,4 @@ pub fn run(
         );
     }
     Ok(summary)
-}
-
-/// safetensors through a temporary file and a rename, like every other result file.
-fn save_model_atomically(model: &Model, path: &Path) -> Result<(), TrainError> {
-    let tmp = path.with_extension("safetensors.tmp");
-    model.save(&tmp)?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| TrainError::Device(format!("cannot write {}: {e}", path.display())))
 }

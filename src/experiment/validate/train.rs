@@ -6,7 +6,9 @@ use super::super::format::{
     LossName, OptimizerName, RawOptimizer, RawSchedule, RawTrain, ScheduleName,
 };
 use super::super::read::Cx;
-use super::super::{LossSpec, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec};
+use super::super::{
+    CheckpointSpec, LossSpec, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
+};
 use super::model::MAX_WIDTH;
 use super::{count, real};
 use crate::diagnostic::Diagnostic;
@@ -18,6 +20,7 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Rang
         loss: None,
         optimizer: None,
         schedule: None,
+        checkpoint: None,
         failed: Vec::new(),
     });
     let epochs = count(cx, &t.epochs, 1, 1, "epochs");
@@ -63,8 +66,16 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Rang
         }
         _ => None,
     };
+    let checkpoint = match &t.checkpoint {
+        None => Some(CheckpointSpec::default()),
+        Some(c) => count(cx, &c.value.every, 1, 0, "every").map(|every| CheckpointSpec {
+            every,
+            best: c.value.best.as_ref().is_none_or(|b| b.value),
+        }),
+    };
     Some((
         TrainSpec {
+            checkpoint: checkpoint?,
             epochs: epochs?,
             loss: loss?,
             optimizer: optimizer?,

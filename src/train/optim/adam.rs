@@ -4,7 +4,9 @@ use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
 use super::fused::{self, AdamStep};
-use super::{operands, trainable, write, Optimizer};
+use super::{
+    check_state, host_tensor, host_values, operands, trainable, write, Optimizer, ParamState,
+};
 
 /// How weight decay enters the update: the only difference between Adam and AdamW.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -173,6 +175,54 @@ impl Optimizer for Adam {
 
     fn set_learning_rate(&mut self, lr: f64) {
         self.config.lr = lr;
+    }
+
+    fn slots(&self) -> &'static [&'static str] {
+        &["exp_avg", "exp_avg_sq"]
+    }
+
+    fn state(&self) -> Result<Vec<Option<ParamState>>> {
+        self.params
+            .iter()
+            .map(|p| {
+                Ok(match (&p.host, &p.moments) {
+                    (Some((m, v, steps)), _) => Some(ParamState {
+                        steps: *steps,
+                        buffers: vec![host_tensor(&p.var, m)?, host_tensor(&p.var, v)?],
+                    }),
+                    (None, Some(m)) => Some(ParamState {
+                        steps: m.steps,
+                        buffers: vec![m.first.copy()?, m.second.copy()?],
+                    }),
+                    (None, None) => None,
+                })
+            })
+            .collect()
+    }
+
+    fn restore(&mut self, state: Vec<Option<ParamState>>) -> Result<()> {
+        let vars: Vec<&Var> = self.params.iter().map(|p| &p.var).collect();
+        check_state(&vars, &state, 2)?;
+        for (p, s) in self.params.iter_mut().zip(state) {
+            p.host = None;
+            p.moments = None;
+            let Some(ParamState { steps, buffers }) = s else {
+                continue;
+            };
+            let [first, second]: [Tensor; 2] = buffers
+                .try_into()
+                .map_err(|_| candle_core::Error::Msg("Adam state needs two buffers".into()))?;
+            if self.fuse && fused::applies_to(&p.var) {
+                p.host = Some((host_values(&first)?, host_values(&second)?, steps));
+            } else {
+                p.moments = Some(Moments {
+                    first,
+                    second,
+                    steps,
+                });
+            }
+        }
+        Ok(())
     }
 }
 

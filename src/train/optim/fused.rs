@@ -19,12 +19,18 @@ const CHUNK: usize = 1 << 15;
 
 /// Whether `var` and `grad` can take the fused path: `f32` on the CPU, same number of values.
 pub(super) fn applies(var: &Var, grad: &Tensor) -> bool {
-    var.dtype() == DType::F32
+    applies_to(var)
         && grad.dtype() == DType::F32
         && matches!(var.device(), Device::Cpu)
         && matches!(grad.device(), Device::Cpu)
         && var.elem_count() == grad.elem_count()
         && var.is_contiguous()
+}
+
+/// Whether `var` itself qualifies for the in-place update (the gradient of an `f32` CPU
+/// parameter always does): where a restored state goes.
+pub(super) fn applies_to(var: &Var) -> bool {
+    var.dtype() == DType::F32 && matches!(var.device(), Device::Cpu) && var.is_contiguous()
 }
 
 /// Adam's per-step constants, rounded to `f32` exactly where the tensor path rounds them.

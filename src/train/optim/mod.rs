@@ -26,6 +26,67 @@ pub trait Optimizer: Send {
 
     /// Sets the learning rate, like writing `param_groups[0]['lr']` in PyTorch.
     fn set_learning_rate(&mut self, lr: f64);
+
+    /// The names of the buffers a parameter's state holds (`momentum_buffer`; `exp_avg` and
+    /// `exp_avg_sq`), in [`ParamState::buffers`] order.
+    fn slots(&self) -> &'static [&'static str];
+
+    /// Every parameter's state (`None` before its first step), in the order of the variables
+    /// the optimizer was built with: copies a checkpoint can hold while training goes on.
+    fn state(&self) -> Result<Vec<Option<ParamState>>>;
+
+    /// Replaces every parameter's state with `state` (as [`Optimizer::state`] returned it), so
+    /// the next [`Optimizer::step`] is the one that would have followed.
+    fn restore(&mut self, state: Vec<Option<ParamState>>) -> Result<()>;
+}
+
+/// One parameter's optimizer state, like PyTorch's `state[p]`.
+#[derive(Debug, Clone)]
+pub struct ParamState {
+    /// Steps the parameter has taken (Adam's bias correction reads it; for SGD only "at least
+    /// one" matters).
+    pub steps: u32,
+    /// The buffers named by [`Optimizer::slots`], in that order, shaped like the parameter.
+    pub buffers: Vec<Tensor>,
+}
+
+/// Checks that a restored state fits the optimizer's parameters: one entry per parameter, each
+/// with `slots` buffers of the parameter's shape.
+fn check_state(vars: &[&Var], state: &[Option<ParamState>], slots: usize) -> Result<()> {
+    if state.len() != vars.len() {
+        candle_core::bail!(
+            "the optimizer state holds {} parameters, the model has {}",
+            state.len(),
+            vars.len()
+        );
+    }
+    for (i, (var, s)) in vars.iter().zip(state).enumerate() {
+        let Some(s) = s else { continue };
+        if s.buffers.len() != slots {
+            candle_core::bail!(
+                "parameter {i}: the optimizer state holds {} buffers, expected {slots}",
+                s.buffers.len()
+            );
+        }
+        if let Some(b) = s.buffers.iter().find(|b| b.dims() != var.dims()) {
+            candle_core::bail!(
+                "parameter {i}: an optimizer buffer has shape {:?}, the parameter {:?}",
+                b.dims(),
+                var.dims()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A host buffer of the in-place update as a tensor shaped like `var`.
+fn host_tensor(var: &Var, values: &[f32]) -> Result<Tensor> {
+    Tensor::from_slice(values, var.shape(), &candle_core::Device::Cpu)
+}
+
+/// A tensor as the host buffer of the in-place update.
+fn host_values(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
 }
 
 /// Builds the optimizer `spec` describes over `vars`. Variables that are not floating point
@@ -225,6 +286,71 @@ mod tests {
             opt.set_learning_rate(0.5);
             assert_eq!(opt.learning_rate(), 0.5, "{spec:?}: set_learning_rate");
         }
+    }
+
+    /// Steps `opt` on `p` with the gradient of `sum(p^2 + k * p)` `steps` times.
+    fn steps(opt: &mut dyn Optimizer, p: &Var, steps: usize) {
+        for k in 0..steps {
+            let lin = p.affine(0.3 * k as f64 - 0.5, 0.0).expect("k * p");
+            let loss = p.sqr().and_then(|t| t.add(&lin)).and_then(|t| t.sum_all());
+            let grads = loss.and_then(|l| l.backward()).expect("backward");
+            opt.step(&grads).expect("step");
+        }
+    }
+
+    fn bits(v: &Var) -> Vec<u64> {
+        let t = v.to_dtype(DType::F64).and_then(|t| t.flatten_all());
+        t.and_then(|t| t.to_vec1::<f64>())
+            .expect("read")
+            .into_iter()
+            .map(f64::to_bits)
+            .collect()
+    }
+
+    #[test]
+    fn a_restored_state_continues_the_same_trajectory() {
+        // Three steps, then the state is taken; two more steps from it, against two steps of a
+        // fresh optimizer restored from that state on a copy of the parameter: the same bits,
+        // on the in-place path (f32) and the tensor path (f64).
+        let dev = Device::Cpu;
+        for spec in all_specs() {
+            for dtype in [DType::F32, DType::F64] {
+                let what = format!("{spec:?} {dtype:?}");
+                let init = Tensor::new(&[1.0f32, -2.0, 0.5, 3.0], &dev)
+                    .and_then(|t| t.to_dtype(dtype))
+                    .expect("init");
+                let p = Var::from_tensor(&init).expect("param");
+                let unused = Var::from_tensor(&init).expect("unused");
+                let mut opt = build(&spec, vec![p.clone(), unused.clone()]).expect("build");
+                steps(opt.as_mut(), &p, 3);
+                let state = opt.state().expect("state");
+                assert!(
+                    state[1].is_none(),
+                    "{what}: a parameter without steps has no state"
+                );
+                let copy = Var::from_tensor(&p.as_tensor().copy().expect("copy")).expect("copy");
+                steps(opt.as_mut(), &p, 2);
+                let mut fresh = build(&spec, vec![copy.clone(), unused]).expect("build");
+                fresh.restore(state).expect("restore");
+                steps(fresh.as_mut(), &copy, 2);
+                assert_eq!(bits(&p), bits(&copy), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_state_that_does_not_fit_is_refused() {
+        let dev = Device::Cpu;
+        let spec = &all_specs()[2];
+        let p = Var::ones(4, DType::F32, &dev).expect("param");
+        let mut opt = build(spec, vec![p.clone()]).expect("build");
+        steps(opt.as_mut(), &p, 1);
+        let mut state = opt.state().expect("state");
+        assert!(opt.restore(Vec::new()).is_err(), "wrong parameter count");
+        state[0].as_mut().expect("stepped").buffers[0] =
+            Tensor::zeros(3, DType::F32, &dev).unwrap();
+        let err = opt.restore(state).expect_err("wrong shape").to_string();
+        assert!(err.contains("shape"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,9 @@ use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
 use super::fused::{self, SgdStep};
-use super::{operands, trainable, write, Optimizer};
+use super::{
+    check_state, host_tensor, host_values, operands, trainable, write, Optimizer, ParamState,
+};
 
 /// Hyper-parameters of [`Sgd`], named as in `torch.optim.SGD`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,6 +132,47 @@ impl Optimizer for Sgd {
 
     fn set_learning_rate(&mut self, lr: f64) {
         self.config.lr = lr;
+    }
+
+    fn slots(&self) -> &'static [&'static str] {
+        if self.config.momentum != 0.0 {
+            &["momentum_buffer"]
+        } else {
+            &[]
+        }
+    }
+
+    fn state(&self) -> Result<Vec<Option<ParamState>>> {
+        let with_buffer = !self.slots().is_empty();
+        self.params
+            .iter()
+            .map(|p| {
+                let buffers = match (&p.host, &p.momentum_buffer) {
+                    (Some(host), _) if with_buffer => vec![host_tensor(&p.var, host)?],
+                    (Some(_), _) => Vec::new(),
+                    (None, Some(b)) => vec![b.copy()?],
+                    (None, None) => return Ok(None),
+                };
+                Ok(Some(ParamState { steps: 1, buffers }))
+            })
+            .collect()
+    }
+
+    fn restore(&mut self, state: Vec<Option<ParamState>>) -> Result<()> {
+        let vars: Vec<&Var> = self.params.iter().map(|p| &p.var).collect();
+        check_state(&vars, &state, self.slots().len())?;
+        for (p, s) in self.params.iter_mut().zip(state) {
+            p.host = None;
+            p.momentum_buffer = None;
+            let Some(s) = s else { continue };
+            let buffer = s.buffers.into_iter().next();
+            if self.fuse && fused::applies_to(&p.var) {
+                p.host = Some(buffer.as_ref().map_or(Ok(Vec::new()), host_values)?);
+            } else {
+                p.momentum_buffer = buffer;
+            }
+        }
+        Ok(())
     }
 }
 
