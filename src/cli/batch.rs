@@ -6,6 +6,13 @@
 //! `<experiment>/<variant>/<run-id>/` (the same tree `runner run --out` writes), and the tables
 //! to `batch.csv` and `batch.md`. A variant is finished when a run folder beside it holds the
 //! identical `config.toml` and a `summary.csv`; a batch run again skips it and reuses its row.
+//! A variant whose folder is unfinished (interrupted, killed, failed) is resumed in that folder
+//! from its last checkpoint.
+//!
+//! **One writer per folder.** A batch decides what to do with each variant while it holds the
+//! output folder's lock (`<out>/.lock`), and trains a variant only in a run folder whose own
+//! lock it holds. Batches started together on one `--out` therefore split the variants between
+//! them: none is trained twice, and the last one to end writes the complete table.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -15,8 +22,8 @@ use crate::data::resolve_data_dir;
 use crate::experiment::{print::to_toml, Experiment};
 use crate::graph::Graph;
 use crate::report::{
-    batch_csv, batch_md, init_tracing, read_batch, read_summary, write_atomic, BatchRow, RunDir,
-    TraceGuard, BATCH_CSV, BATCH_MD, CONFIG_FILE, SUMMARY_FILE, TRACE_FILE,
+    batch_csv, batch_md, init_tracing, is_locked, read_batch, read_summary, write_atomic, BatchRow,
+    FolderLock, RunDir, RunStatus, TraceGuard, BATCH_CSV, BATCH_MD, CONFIG_FILE, SUMMARY_FILE,
 };
 use crate::train::{self, RunOptions};
 
@@ -46,9 +53,14 @@ pub struct BatchArgs {
     /// Join the `batch.csv` of these folders (one per shard) into `--out`; trains nothing.
     #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["paths", "shard"])]
     pub merge: Vec<PathBuf>,
-    /// List the variants (of this shard) with their batch index and status; trains nothing.
+    /// List the variants (of this shard) with their batch index and status, and every
+    /// unfinished or orphaned run folder; trains nothing.
     #[arg(long)]
     pub list: bool,
+    /// Remove the variants' unfinished run folders that no process is writing (the next batch
+    /// then starts them again), and temporary files left in finished ones; trains nothing.
+    #[arg(long, conflicts_with = "list")]
+    pub clean: bool,
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub plain: bool,
@@ -235,25 +247,180 @@ pub fn collect_jobs(args: &BatchArgs) -> Option<Vec<Job>> {
     Some(jobs)
 }
 
+/// The run folders of `job` under `out`: those beside it holding the identical `config.toml`.
+#[derive(Debug, Default)]
+pub struct Survey {
+    /// The newest finished run (a readable `summary.csv`).
+    pub finished: Option<(PathBuf, crate::report::Summary)>,
+    /// Folders another process is writing now (their lock is held).
+    pub running: Vec<PathBuf>,
+    /// Unfinished folders nobody is writing (interrupted, killed, failed), newest first: the
+    /// first is the one the batch resumes.
+    pub unfinished: Vec<PathBuf>,
+}
+
+impl Survey {
+    /// Looks at every folder of `job` under `out`.
+    pub fn of(out: &Path, job: &Job) -> Survey {
+        let mut survey = Survey::default();
+        let Ok(entries) = std::fs::read_dir(out.join(job.folder())) else {
+            return survey;
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for d in dirs.into_iter().rev() {
+            match std::fs::read_to_string(d.join(CONFIG_FILE)) {
+                Ok(config) if config == job.config => {}
+                _ => continue,
+            }
+            if is_locked(&d) {
+                survey.running.push(d);
+            } else if let Ok(summary) = read_summary(&d.join(SUMMARY_FILE)) {
+                if survey.finished.is_none() {
+                    survey.finished = Some((d, summary));
+                }
+            } else {
+                survey.unfinished.push(d);
+            }
+        }
+        survey
+    }
+}
+
 /// The finished run of `job` under `out`, if any: a folder beside it with the identical
 /// `config.toml` and a readable `summary.csv`. The newest wins.
 pub fn finished_run(out: &Path, job: &Job) -> Option<(PathBuf, crate::report::Summary)> {
-    let parent = out.join(job.folder());
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&parent)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs.into_iter().rev().find_map(|d| {
-        let config = std::fs::read_to_string(d.join(CONFIG_FILE)).ok()?;
-        if config != job.config {
-            return None;
-        }
-        let summary = read_summary(&d.join(SUMMARY_FILE)).ok()?;
-        Some((d, summary))
+    Survey::of(out, job).finished
+}
+
+/// What this process does with a variant, decided while it holds the batch folder's lock.
+enum Claim {
+    /// It finished before.
+    Finished(PathBuf, crate::report::Summary),
+    /// Another process is training it.
+    Busy(PathBuf),
+    /// Train it in this folder, locked for this process; `resume` when the folder holds an
+    /// unfinished run.
+    Train {
+        run_dir: RunDir,
+        lock: FolderLock,
+        resume: bool,
+    },
+}
+
+/// Decides what to do with `job`. Call it with the batch lock held: a folder this returns for
+/// training is locked and holds the variant's `config.toml` before the batch lock is let go, so
+/// a concurrent batch sees it as taken.
+fn claim(out: &Path, job: &Job) -> anyhow::Result<Claim> {
+    let survey = Survey::of(out, job);
+    if let Some((dir, summary)) = survey.finished {
+        return Ok(Claim::Finished(dir, summary));
+    }
+    if let Some(dir) = survey.running.into_iter().next() {
+        return Ok(Claim::Busy(dir));
+    }
+    if let Some(dir) = survey.unfinished.into_iter().next() {
+        // Not held a moment ago, and other batches wait for the batch lock; a `runner resume`
+        // started by hand may still have taken it.
+        return Ok(match FolderLock::try_acquire(&dir)? {
+            Some(lock) => Claim::Train {
+                run_dir: RunDir::open(&dir)?,
+                lock,
+                resume: true,
+            },
+            None => Claim::Busy(dir),
+        });
+    }
+    let folder = job.folder();
+    let (root, leaf) = match (folder.parent(), folder.file_name()) {
+        (Some(p), Some(l)) => (out.join(p), l.to_string_lossy().into_owned()),
+        _ => (out.to_path_buf(), job.exp.name().to_string()),
+    };
+    let run_dir = RunDir::create(&root, &leaf)?;
+    let Some(lock) = FolderLock::try_acquire(&run_dir.path)? else {
+        anyhow::bail!(
+            "another process took {} as soon as it was made",
+            run_dir.path.display()
+        );
+    };
+    run_dir.write_config(&job.config)?;
+    Ok(Claim::Train {
+        run_dir,
+        lock,
+        resume: false,
     })
+}
+
+/// The state of `job` under `out` in one line, for `--list`.
+fn describe(out: &Path, job: &Job) -> Vec<String> {
+    let survey = Survey::of(out, job);
+    let mut lines = Vec::new();
+    if let Some((d, _)) = &survey.finished {
+        lines.push(format!("finished: {}", d.display()));
+    }
+    for d in &survey.running {
+        lines.push(format!("running: {}", d.display()));
+    }
+    for (k, d) in survey.unfinished.iter().enumerate() {
+        let state = match RunStatus::read(d) {
+            Ok(Some(s)) => s.describe(d),
+            Ok(None) => "incomplete (no status.json: written by an older runner)".into(),
+            Err(e) => format!("unreadable status: {e}"),
+        };
+        let what = if survey.finished.is_some() || k > 0 {
+            "orphan (`--clean` removes it)"
+        } else {
+            "the next batch resumes it"
+        };
+        lines.push(format!("{state}; {what}: {}", d.display()));
+    }
+    if lines.is_empty() {
+        lines.push("to run".into());
+    }
+    lines
+}
+
+/// `--clean`: removes the unfinished folders of `jobs` that nobody is writing, and the
+/// temporary files a killed process left in their finished ones. Returns what it removed.
+fn clean(out: &Path, jobs: &[&Job]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for job in jobs {
+        let survey = Survey::of(out, job);
+        for d in survey.unfinished {
+            std::fs::remove_dir_all(&d)
+                .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", d.display()))?;
+            removed.push(d);
+        }
+        if let Some((d, _)) = survey.finished {
+            for tmp in leftover_temps(&d) {
+                std::fs::remove_file(&tmp)
+                    .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", tmp.display()))?;
+                removed.push(tmp);
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// `.<name>.tmp-<pid>-<n>` files in `dir` and its `checkpoints/`.
+fn leftover_temps(dir: &Path) -> Vec<PathBuf> {
+    [
+        dir.to_path_buf(),
+        dir.join(train::checkpoint::CHECKPOINT_DIR),
+    ]
+    .iter()
+    .filter_map(|d| std::fs::read_dir(d).ok())
+    .flat_map(|entries| entries.filter_map(Result::ok))
+    .filter(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.starts_with('.') && name.contains(".tmp-")
+    })
+    .map(|e| e.path())
+    .collect()
 }
 
 /// Runs the verb; returns the exit code.
@@ -270,22 +437,34 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
         .collect();
     if args.list {
         for j in &mine {
-            let state = match finished_run(&args.out, j) {
-                Some((d, _)) => format!("finished: {}", d.display()),
-                None => "to run".into(),
-            };
-            crate::outln!(
-                "{}\t{}\t{}\t{}",
-                j.index,
-                j.exp.name(),
-                if j.variant.is_empty() {
-                    "-"
-                } else {
-                    &j.variant
-                },
-                state
-            )?;
+            for state in describe(&args.out, j) {
+                crate::outln!(
+                    "{}\t{}\t{}\t{}",
+                    j.index,
+                    j.exp.name(),
+                    if j.variant.is_empty() {
+                        "-"
+                    } else {
+                        &j.variant
+                    },
+                    state
+                )?;
+            }
         }
+        return Ok(super::exit::OK);
+    }
+    if args.clean {
+        let _batch = FolderLock::acquire(&args.out)?;
+        let removed = clean(&args.out, &mine)?;
+        for p in &removed {
+            crate::outln!("removed {}", p.display())?;
+        }
+        crate::outln!(
+            "runner batch --clean: removed {} folder{} and file{}",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" },
+            if removed.len() == 1 { "" } else { "s" }
+        )?;
         return Ok(super::exit::OK);
     }
     if let Err(e) = std::fs::create_dir_all(&args.out) {
@@ -307,18 +486,30 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
         log_every: args.log_every,
         stop_after_steps: None,
     };
-    let mut rows: Vec<BatchRow> = Vec::with_capacity(mine.len());
+    crate::interrupt::install();
+    // This process's rows, by position in `mine`; the others come from disk.
+    let mut rows: Vec<Option<BatchRow>> = vec![None; mine.len()];
     let mut guard: Option<TraceGuard> = None;
     let mut failed = 0;
+    let mut busy = 0;
+    let mut interrupted = None;
     for (n, job) in mine.iter().enumerate() {
+        if let Some(signal) = crate::interrupt::requested() {
+            interrupted = Some(signal);
+            break;
+        }
         let label = if job.variant.is_empty() {
             job.exp.name().to_string()
         } else {
             format!("{} [{}]", job.exp.name(), job.variant)
         };
         crate::ewriteln!("[{}/{}] {label}", n + 1, mine.len());
-        let row = match finished_run(&args.out, job) {
-            Some((dir, summary)) => {
+        let claimed = {
+            let _batch = FolderLock::acquire(&args.out)?;
+            claim(&args.out, job)
+        };
+        let row = match claimed {
+            Ok(Claim::Finished(dir, summary)) => {
                 crate::ewriteln!("  finished before: {}", dir.display());
                 BatchRow::done(
                     job.index,
@@ -328,9 +519,24 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
                     &relative(&dir, &args.out),
                 )
             }
-            None => match train_job(job, &args.out, &opts, &mut guard) {
+            Ok(Claim::Busy(dir)) => {
+                crate::ewriteln!("  another process is training it: {}", dir.display());
+                busy += 1;
+                continue;
+            }
+            Ok(Claim::Train {
+                run_dir,
+                lock,
+                resume,
+            }) => match train_job(job, &run_dir, resume, &args.out, &opts, &mut guard) {
                 Ok(row) => row,
-                Err(reason) => {
+                Err(JobError::Interrupted(signal, message)) => {
+                    crate::ewriteln!("  {message}");
+                    drop(lock);
+                    interrupted = Some(signal);
+                    break;
+                }
+                Err(JobError::Failed(reason)) => {
                     crate::ewriteln!("  error: {reason}");
                     failed += 1;
                     BatchRow::failed(
@@ -342,21 +548,46 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
                     )
                 }
             },
+            Err(e) => {
+                let reason = e.to_string();
+                crate::ewriteln!("  error: {reason}");
+                failed += 1;
+                BatchRow::failed(
+                    job.index,
+                    job.exp.name(),
+                    &job.variant,
+                    &job.overrides,
+                    &reason,
+                )
+            }
         };
-        rows.push(row);
+        rows[n] = Some(row);
         // Rewritten after every variant, so an interrupted batch still shows what finished.
-        write_tables(&args.out, &rows)?;
+        write_tables(&args.out, &mine, &rows)?;
     }
     if let Some(g) = guard {
         if let Err(e) = g.finish() {
             crate::ewriteln!("warning: {e}");
         }
     }
-    write_tables(&args.out, &rows)?;
-    draw_comparison(&args.out, &rows);
+    let table = write_tables(&args.out, &mine, &rows)?;
+    if let Some(signal) = interrupted {
+        crate::ewriteln!(
+            "runner batch: interrupted by {}: run the same command again to resume (finished \
+             variants are kept; an interrupted one continues from its last checkpoint)",
+            signal.name()
+        );
+        return Ok(signal.exit_code());
+    }
+    draw_comparison(&args.out, &table);
+    let finished = table.iter().filter(|r| r.status == "ok").count();
     crate::outln!(
-        "runner batch: {} finished, {failed} failed -> {}",
-        rows.len() - failed,
+        "runner batch: {finished} finished, {failed} failed{} -> {}",
+        if busy == 0 {
+            String::new()
+        } else {
+            format!(", {busy} being trained by another process")
+        },
         args.out.join(BATCH_CSV).display()
     )?;
     Ok(if failed == 0 {
@@ -366,29 +597,39 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// Why a variant did not finish.
+enum JobError {
+    /// A signal stopped it; the message says how to resume.
+    Interrupted(crate::interrupt::Signal, String),
+    /// It failed.
+    Failed(String),
+}
+
 fn train_job(
     job: &Job,
+    run_dir: &RunDir,
+    resume: bool,
     out: &Path,
     opts: &RunOptions,
     guard: &mut Option<TraceGuard>,
-) -> Result<BatchRow, String> {
-    let device = train::select_device(job.exp.device()).map_err(|e| e.to_string())?;
-    let folder = job.folder();
-    let (root, leaf) = match (folder.parent(), folder.file_name()) {
-        (Some(p), Some(l)) => (out.join(p), l.to_string_lossy().into_owned()),
-        _ => (out.to_path_buf(), job.exp.name().to_string()),
-    };
-    let run_dir = RunDir::create(&root, &leaf).map_err(|e| e.to_string())?;
-    let trace = run_dir.file(TRACE_FILE);
+) -> Result<BatchRow, JobError> {
+    let failed = |e: &dyn std::fmt::Display| JobError::Failed(e.to_string());
+    let device = train::select_device(job.exp.device()).map_err(|e| failed(&e))?;
+    let trace = super::run::next_trace_file(run_dir);
     match guard {
-        Some(g) => g.start_new(&trace).map_err(|e| e.to_string())?,
-        None => *guard = Some(init_tracing(Some(&trace)).map_err(|e| e.to_string())?),
+        Some(g) => g.start_new(&trace).map_err(|e| failed(&e))?,
+        None => *guard = Some(init_tracing(Some(&trace)).map_err(|e| failed(&e))?),
     }
-    let summary = super::run::train_in(&job.exp, &job.graph, &device, &run_dir, opts, false)
-        .map_err(|e| e.to_string())?;
+    let summary = match super::run::train_in(&job.exp, &job.graph, &device, run_dir, opts, resume) {
+        Ok(s) => s,
+        Err(e @ train::TrainError::Interrupted { signal, .. }) => {
+            return Err(JobError::Interrupted(signal, e.to_string()))
+        }
+        Err(e) => return Err(failed(&e)),
+    };
     // A closed stdout is not this variant's failure: the batch goes on, and its last line
     // meets the closed pipe again and ends it quietly.
-    let _ = crate::outln!("{}", super::run::outcome_line(&summary, &run_dir));
+    let _ = crate::outln!("{}", super::run::outcome_line(&summary, run_dir));
     Ok(BatchRow::done(
         job.index,
         &job.variant,
@@ -428,7 +669,57 @@ fn relative(dir: &Path, out: &Path) -> String {
         .into_owned()
 }
 
-fn write_tables(out: &Path, rows: &[BatchRow]) -> anyhow::Result<()> {
+/// Writes `batch.csv` and `batch.md` for `jobs`: this process's `rows` where it has one, else
+/// what the folder says (a run another batch finished, or is training). Variants neither this
+/// process nor the folder knows anything of yet are left out. Holds the batch lock, so that
+/// concurrent batches write whole tables one after the other; the last one to finish writes
+/// the complete table.
+fn write_tables(
+    out: &Path,
+    jobs: &[&Job],
+    rows: &[Option<BatchRow>],
+) -> anyhow::Result<Vec<BatchRow>> {
+    let _batch = FolderLock::acquire(out)?;
+    let mut table = Vec::new();
+    for (job, row) in jobs.iter().zip(rows) {
+        if let Some(r) = row {
+            table.push(r.clone());
+            continue;
+        }
+        let survey = Survey::of(out, job);
+        if let Some((dir, summary)) = survey.finished {
+            table.push(BatchRow::done(
+                job.index,
+                &job.variant,
+                &job.overrides,
+                &summary,
+                &relative(&dir, out),
+            ));
+        } else if let Some(dir) = survey.running.first() {
+            table.push(BatchRow::unfinished(
+                job.index,
+                job.exp.name(),
+                &job.variant,
+                &job.overrides,
+                "running",
+                &relative(dir, out),
+            ));
+        } else if let Some(dir) = survey.unfinished.first() {
+            table.push(BatchRow::unfinished(
+                job.index,
+                job.exp.name(),
+                &job.variant,
+                &job.overrides,
+                "interrupted",
+                &relative(dir, out),
+            ));
+        }
+    }
+    write_rows(out, &table)?;
+    Ok(table)
+}
+
+fn write_rows(out: &Path, rows: &[BatchRow]) -> anyhow::Result<()> {
     let mut sorted = rows.to_vec();
     sorted.sort_by_key(|r| r.index);
     write_atomic(&out.join(BATCH_CSV), batch_csv(&sorted).as_bytes())?;
@@ -468,7 +759,7 @@ fn merge(dirs: &[PathBuf], out: &Path) -> anyhow::Result<i32> {
     if let Err(e) = std::fs::create_dir_all(out) {
         anyhow::bail!("cannot create {}: {e}", out.display());
     }
-    write_tables(out, &rows)?;
+    write_rows(out, &rows)?;
     draw_comparison(out, &rows);
     crate::outln!(
         "runner batch --merge: {} rows from {} folder{} -> {}",

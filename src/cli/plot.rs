@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 
 use crate::plot::{load_run, plot_comparison, ComparedRun};
+use crate::report::RunStatus;
 use crate::report::SUMMARY_FILE;
 
 /// Options of `runner plot`.
@@ -74,11 +75,21 @@ fn run_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
         return Ok(vec![dir.to_path_buf()]);
     }
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut runs: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join(SUMMARY_FILE).is_file())
-        .collect();
+    let mut runs = Vec::new();
+    let mut unfinished = Vec::new();
+    for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if p.join(SUMMARY_FILE).is_file() {
+            runs.push(p);
+        } else if let Ok(Some(status)) = RunStatus::read(&p) {
+            unfinished.push((p.clone(), status.describe(&p)));
+        }
+    }
     runs.sort();
+    unfinished.sort();
+    // Said, not silently skipped: a folder of runs often holds one that did not finish.
+    for (p, state) in &unfinished {
+        crate::ewriteln!("runner plot: skipping {}: {state}", p.display());
+    }
     if runs.is_empty() {
         return Err(format!(
             "{}: no {SUMMARY_FILE} in it or in its sub-folders (is it a finished run?)",

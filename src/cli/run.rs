@@ -163,7 +163,7 @@ pub(crate) fn continue_run(
 
 /// `trace.json`, or for a resumed run the first of `trace.2.json`, `trace.3.json`, ... that
 /// does not exist yet: each session of a run keeps its own trace.
-fn next_trace_file(run_dir: &RunDir) -> PathBuf {
+pub(crate) fn next_trace_file(run_dir: &RunDir) -> PathBuf {
     let first = run_dir.file(TRACE_FILE);
     if !first.exists() {
         return first;

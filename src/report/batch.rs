@@ -111,6 +111,23 @@ impl BatchRow {
         }
     }
 
+    /// The row of a variant that has a run folder but no result yet: `status` is `running`
+    /// (another process is training it) or `interrupted`.
+    pub fn unfinished(
+        index: usize,
+        experiment: &str,
+        variant: &str,
+        overrides: &[String],
+        status: &str,
+        run_dir: &str,
+    ) -> Self {
+        BatchRow {
+            status: status.to_string(),
+            run_dir: run_dir.to_string(),
+            ..BatchRow::failed(index, experiment, variant, overrides, "")
+        }
+    }
+
     /// `experiment` or `experiment [variant]`.
     pub fn label(&self) -> String {
         if self.variant.is_empty() {

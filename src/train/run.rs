@@ -616,3 +616,229 @@ fn train_and_report(
     }
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Interrupt and resume, in process: [`RunOptions::stop_after_steps`] stands in for the
+    //! signal (the binary's own signal handling is tested in `tests/resume.rs`).
+
+    use super::*;
+    use crate::experiment::print::to_toml;
+    use crate::report::{read_metrics, METRICS_FILE, MODEL_FILE};
+
+    /// A small real net through every op that keeps state across steps (BatchNorm buffers,
+    /// dropout's generator, the optimizer's moments), with a schedule, augmentation and
+    /// shuffling. 64 training images in batches of 16: 4 steps per epoch.
+    fn experiment(optimizer: &str, schedule: &str, checkpoint: &str) -> (Experiment, Graph) {
+        experiment_of_width(4, optimizer, schedule, checkpoint)
+    }
+
+    /// [`experiment`] with `width` channels in the convolution.
+    fn experiment_of_width(
+        width: usize,
+        optimizer: &str,
+        schedule: &str,
+        checkpoint: &str,
+    ) -> (Experiment, Graph) {
+        let text = format!(
+            r#"
+name = "resume_test"
+seed = 3
+
+[data]
+dataset = "synthetic"
+batch_size = 16
+shuffle = true
+synthetic = {{ shape = [3, 8, 8], classes = 3, train_size = 64, test_size = 32 }}
+train_transforms = [
+  {{ op = "random_crop", size = 8, padding = 1 }},
+  {{ op = "random_horizontal_flip" }},
+]
+
+[model]
+layers = [
+  {{ op = "conv2d", out = {width}, kernel = 3, padding = 1 }},
+  {{ op = "batch_norm2d" }},
+  {{ op = "relu" }},
+  {{ op = "max_pool2d", kernel = 2 }},
+  {{ op = "flatten" }},
+  {{ op = "dropout", p = 0.2 }},
+  {{ op = "linear", out = 3 }},
+]
+
+[train]
+epochs = 4
+optimizer = {optimizer}
+schedule = {schedule}
+{checkpoint}
+"#
+        );
+        let checked = crate::check::check_str("resume_test.toml", &text, "resume_test");
+        let rendered = checked.render();
+        checked.result.unwrap_or_else(|| panic!("{rendered}"))
+    }
+
+    fn options(stop_after_steps: Option<usize>) -> RunOptions {
+        RunOptions {
+            data_dir: PathBuf::from("unused-for-synthetic-data"),
+            plain_progress: true,
+            log_every: 0,
+            stop_after_steps,
+        }
+    }
+
+    /// metrics.csv without its three timing columns.
+    fn metrics_without_timing(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join(METRICS_FILE))
+            .expect("metrics.csv")
+            .lines()
+            .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
+            .collect()
+    }
+
+    /// Every file under `dir` whose name marks a temporary file.
+    fn temporaries(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_string_lossy().contains(".tmp-") {
+                    found.push(p);
+                }
+            }
+        }
+        found
+    }
+
+    /// The uninterrupted run, and the same run stopped after `stop` steps and resumed: the
+    /// same metrics (timing aside) and byte-identical weights.
+    fn assert_resume_is_exact(
+        exp: &Experiment,
+        graph: &Graph,
+        stop: usize,
+        want_checkpoint: Option<usize>,
+    ) {
+        let root = tempfile::tempdir().expect("tempdir");
+        let config = to_toml(exp);
+        let whole = RunDir::create(&root.path().join("whole"), exp.name()).expect("run dir");
+        run(exp, graph, &config, &whole, &options(None), false).expect("uninterrupted run");
+
+        let parted = RunDir::create(&root.path().join("parted"), exp.name()).expect("run dir");
+        match run(exp, graph, &config, &parted, &options(Some(stop)), false) {
+            Err(TrainError::Interrupted { checkpoint, .. }) => {
+                assert_eq!(
+                    checkpoint, want_checkpoint,
+                    "the checkpoint written on the stop"
+                )
+            }
+            other => panic!("expected an interruption after {stop} steps, got {other:?}"),
+        }
+        assert!(
+            temporaries(&parted.path).is_empty(),
+            "{:?}",
+            temporaries(&parted.path)
+        );
+        let status = RunStatus::read(&parted.path)
+            .expect("status")
+            .expect("a status");
+        assert_eq!(status.state, RunState::Interrupted);
+        assert_eq!(status.epochs_done, want_checkpoint.unwrap_or(0));
+        assert!(status.resume.starts_with("runner resume "), "{status:?}");
+        assert!(!parted.file(MODEL_FILE).exists(), "no final weights yet");
+
+        run(exp, graph, &config, &parted, &options(None), true).expect("resumed run");
+        assert_eq!(
+            metrics_without_timing(&whole.path),
+            metrics_without_timing(&parted.path)
+        );
+        let weights = |d: &RunDir| std::fs::read(d.file(MODEL_FILE)).expect("weights");
+        assert!(
+            weights(&whole) == weights(&parted),
+            "the final weights differ"
+        );
+        let status = RunStatus::read(&parted.path)
+            .expect("status")
+            .expect("a status");
+        assert_eq!(status.state, RunState::Finished);
+        assert_eq!(
+            read_metrics(&parted.file(METRICS_FILE))
+                .expect("metrics")
+                .len(),
+            exp.train().epochs
+        );
+        assert!(temporaries(&parted.path).is_empty());
+    }
+
+    #[test]
+    fn sgd_with_momentum_resumes_bit_exactly_from_the_middle_of_an_epoch() {
+        let (exp, graph) = experiment(
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 5e-4 }"#,
+            r#"{ kind = "cosine" }"#,
+            "",
+        );
+        // Step 6 of 16 is in epoch 2: the run resumes from epoch 1's checkpoint.
+        assert_resume_is_exact(&exp, &graph, 6, Some(1));
+    }
+
+    #[test]
+    fn adam_resumes_bit_exactly_with_a_stepped_schedule() {
+        let (exp, graph) = experiment(
+            r#"{ kind = "adam", lr = 0.01 }"#,
+            r#"{ kind = "step", step_size = 1, gamma = 0.5 }"#,
+            "",
+        );
+        assert_resume_is_exact(&exp, &graph, 9, Some(2));
+    }
+
+    #[test]
+    fn with_sparse_checkpoints_the_stop_writes_the_last_finished_epoch() {
+        // Checkpoints every 3 epochs: at step 10 (epoch 3) only epoch 2's state is at hand,
+        // kept in memory, and the stop writes it.
+        let (exp, graph) = experiment(
+            r#"{ kind = "adamw", lr = 0.01 }"#,
+            r#"{ kind = "one_cycle", max_lr = 0.05 }"#,
+            "checkpoint = { every = 3, best = false }",
+        );
+        assert_resume_is_exact(&exp, &graph, 10, Some(2));
+    }
+
+    #[test]
+    fn a_stop_before_the_first_epoch_ends_leaves_no_checkpoint_and_resume_starts_over() {
+        let (exp, graph) = experiment(
+            r#"{ kind = "sgd", lr = 0.05 }"#,
+            r#"{ kind = "constant" }"#,
+            "",
+        );
+        assert_resume_is_exact(&exp, &graph, 2, None);
+    }
+
+    #[test]
+    fn a_resumed_checkpoint_of_another_model_is_refused_by_name() {
+        let (exp, graph) = experiment(
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.5 }"#,
+            r#"{ kind = "constant" }"#,
+            "",
+        );
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+        let stopped = run(&exp, &graph, &to_toml(&exp), &dir, &options(Some(5)), false);
+        assert!(
+            matches!(stopped, Err(TrainError::Interrupted { .. })),
+            "{stopped:?}"
+        );
+        // The same file with a wider convolution: the weights do not fit.
+        let (wider, wider_graph) = experiment_of_width(
+            6,
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.5 }"#,
+            r#"{ kind = "constant" }"#,
+            "",
+        );
+        let err = run(&wider, &wider_graph, "", &dir, &options(None), true).expect_err("refused");
+        let message = err.to_string();
+        assert!(message.contains("epoch-0001.safetensors"), "{message}");
+        assert!(message.contains("shape"), "{message}");
+    }
+}
