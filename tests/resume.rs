@@ -396,8 +396,8 @@ fn a_batch_resumes_its_interrupted_variant_and_lists_it_first() {
         .map(|e| e.path())
         .collect();
     assert_eq!(
-        runs,
-        [run_dir.clone()],
+        runs.as_slice(),
+        std::slice::from_ref(&run_dir),
         "resumed in place, no second folder"
     );
     assert!(run_dir.join("summary.csv").is_file());
