@@ -569,10 +569,19 @@ fn train_and_report(
     // evaluation's details; evaluating again gives the same numbers.
     let eval = match last_eval {
         Some(eval) => eval,
-        None => match evaluate(&model, exp, &test, &test_pipe, &device, epochs, &|| None) {
+        None => match evaluate(&model, exp, &test, &test_pipe, &device, epochs, &|| {
+            stop_requested(global_step)
+        }) {
             Ok(eval) => eval,
             Err(Stop::Error(e)) => return Err(e),
-            Err(Stop::Signal(_)) => unreachable!("the check never asks to stop"),
+            Err(Stop::Signal(signal)) => {
+                return Err(TrainError::Interrupted {
+                    signal,
+                    checkpoint: checkpointed,
+                    dir: run.path.display().to_string(),
+                    resume: resume_command(&run.path, &opts.data_dir),
+                })
+            }
         },
     };
     run.write_per_class(&eval.per_class)?;
