@@ -268,6 +268,7 @@ fn summary(name: &str, m: &[EpochMetrics]) -> Summary {
         final_test_loss: last.test_loss,
         seconds: 1.0,
         train_images_per_sec: 1000.0,
+        flags: String::new(),
     }
 }
 

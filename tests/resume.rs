@@ -262,6 +262,20 @@ fn resume_refuses_a_different_experiment_and_names_the_keys() {
     let same = runner(&[s(&file), "--resume", s(&run_dir), "--train-limit", "64"]);
     assert!(same.status.success(), "{}", text(&same));
     assert!(text(&same).contains("nothing to resume"), "{}", text(&same));
+    // `runner diff` says when a summary's folder is not a finished run.
+    std::fs::write(
+        run_dir.join("status.json"),
+        r#"{ "state": "interrupted", "epochs_done": 0, "epochs": 1, "reason": "SIGTERM" }"#,
+    )
+    .expect("status");
+    let summary = run_dir.join("summary.csv");
+    let diff = runner(&["diff", s(&summary), s(&summary)]);
+    assert!(diff.status.success(), "{}", text(&diff));
+    assert!(
+        text(&diff).contains("the run folder says interrupted after epoch 0 of 1 by SIGTERM"),
+        "{}",
+        text(&diff)
+    );
     let missing = runner(&["resume", s(&dir.path().join("nowhere"))]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
     assert!(

@@ -110,6 +110,7 @@ fn a_run_writes_every_result_file() {
         s.test_acc
     );
     assert_eq!(s.params, 1236);
+    assert_eq!(s.flags, "", "a healthy run has no flags");
 }
 
 #[test]
@@ -300,6 +301,96 @@ fn a_diverging_loss_stops_with_epoch_and_step_and_exit_2() {
         !dir.join("summary.csv").exists(),
         "no summary for a failed run"
     );
+}
+
+/// A test transform that divides by almost zero makes the test loss non-finite: the run still
+/// finishes with every file, warns once, flags its summary, and `runner diff` counts the flagged
+/// row as a regression even against an identical table.
+#[test]
+fn a_non_finite_test_loss_is_flagged_and_diff_calls_it_a_regression() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let body = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/synthetic_demo.toml"),
+    )
+    .expect("demo");
+    // Only the test images are scaled by 1e40: training is untouched, evaluation overflows.
+    let body = body
+        .replace(
+            "[data]",
+            "[data]\ntest_transforms = [{ op = \"normalize\", mean = [0.0], std = [1e-40] }]",
+        )
+        .replace("epochs = 3", "epochs = 1");
+    let path = write_experiment(tmp.path(), "tiny_std", &body);
+    let out = tmp.path().join("out");
+    let o = runner(&[
+        path.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+        "--plain",
+    ]);
+    let t = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "a flagged run still finishes: {t}"
+    );
+    assert!(!t.contains("panicked"), "{t}");
+    let warnings: Vec<&str> = t
+        .lines()
+        .filter(|l| l.starts_with("warning: the final"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning line: {t}");
+    assert!(
+        warnings[0].contains("test loss is") && warnings[0].ends_with("as non_finite_test_loss"),
+        "{t}"
+    );
+    let dir = run_dir(&out, "synthetic_demo");
+    let summary = dir.join("summary.csv");
+    let s = runner::report::read_summary(&summary).expect("summary");
+    assert!(!s.final_test_loss.is_finite(), "{}", s.final_test_loss);
+    assert_eq!(s.flags, "non_finite_test_loss");
+    assert!(
+        std::fs::read_to_string(&summary)
+            .expect("summary")
+            .trim_end()
+            .ends_with(",non_finite_test_loss"),
+        "the last column"
+    );
+
+    let o = runner(&[
+        "diff",
+        summary.to_str().expect("utf8"),
+        summary.to_str().expect("utf8"),
+        "--tol",
+        "test_acc=100",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("| synthetic_demo |")
+            && t.contains("**regression** (flagged: non_finite_test_loss)"),
+        "{t}"
+    );
+    // The CI baseline, written before the column existed, still compares with a new summary.
+    let baseline =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("results/baselines/ci/mnist_cnn.summary.csv");
+    let renamed = tmp.path().join("renamed.csv");
+    let text_now = std::fs::read_to_string(&summary).expect("summary");
+    std::fs::write(
+        &renamed,
+        text_now.replacen("synthetic_demo", "mnist_cnn", 1),
+    )
+    .expect("write");
+    let o = runner(&[
+        "diff",
+        baseline.to_str().expect("utf8"),
+        renamed.to_str().expect("utf8"),
+        "--tol",
+        "test_acc=100",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "still flagged: {t}");
+    assert!(!t.contains("different columns"), "{t}");
 }
 
 #[test]

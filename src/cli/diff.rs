@@ -2,11 +2,12 @@
 //! `batch.csv` files; exit 0 within tolerance, 1 on a regression, 2 when they cannot be compared.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
 use crate::report::diff::{compare, markdown, Table, Tolerance};
+use crate::report::{RunState, RunStatus};
 
 /// Options of `runner diff`.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,6 +29,21 @@ fn read(path: &PathBuf) -> Result<Table, String> {
     Table::parse(&bytes).map_err(|e| format!("{} is not a valid CSV table: {e}", path.display()))
 }
 
+/// For a `summary.csv` in a run folder whose `status.json` says the run is not finished (a
+/// resumed run that was interrupted again after writing an old summary, a killed one), a
+/// line saying so.
+fn run_state_note(path: &Path) -> Option<String> {
+    let dir = path.parent()?;
+    let status = RunStatus::read(dir).ok()??;
+    (status.effective(dir) != RunState::Finished).then(|| {
+        format!(
+            "{}: the run folder says {}",
+            path.display(),
+            status.describe(dir)
+        )
+    })
+}
+
 /// Runs the verb; returns the exit code.
 pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     let tolerances = if args.tol.is_empty() {
@@ -35,6 +51,11 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     } else {
         args.tol.clone()
     };
+    for path in [&args.baseline, &args.new] {
+        if let Some(note) = run_state_note(path) {
+            crate::ewriteln!("runner diff: {note}");
+        }
+    }
     let tables = read(&args.baseline).and_then(|b| read(&args.new).map(|n| (b, n)));
     let (base, new) = match tables {
         Ok(t) => t,

@@ -9,7 +9,7 @@ use super::tables::{read_table, table};
 use super::{ReportError, Summary};
 
 /// Header line of `batch.csv`.
-pub const BATCH_HEADER: &str = "index,experiment,variant,overrides,status,seed,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_test_loss,seconds,train_images_per_sec,run_dir";
+pub const BATCH_HEADER: &str = "index,experiment,variant,overrides,status,seed,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_test_loss,seconds,train_images_per_sec,run_dir,flags";
 
 /// File name of the batch table.
 pub const BATCH_CSV: &str = "batch.csv";
@@ -17,7 +17,7 @@ pub const BATCH_CSV: &str = "batch.csv";
 pub const BATCH_MD: &str = "batch.md";
 
 /// One row of `batch.csv`: one variant and how its run went. The numbers are empty for a
-/// failed run.
+/// failed run; `flags` is a finished run's `flags` from its `summary.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchRow {
     /// Position of the variant in the whole batch (before sharding), from 0.
@@ -52,6 +52,12 @@ pub struct BatchRow {
     pub train_images_per_sec: Option<f64>,
     /// The run's folder, relative to the batch's output folder.
     pub run_dir: String,
+    /// Why a finished run's numbers are not a result, as in `summary.csv`: empty when all is
+    /// well, else `;`-separated names of [`super::ResultFlag`] (`non_finite_train_loss`,
+    /// `non_finite_test_loss`, `non_finite_test_acc`). Empty for a failed run, and when read
+    /// from a file written before the column existed.
+    #[serde(default)]
+    pub flags: String,
 }
 
 impl BatchRow {
@@ -80,6 +86,7 @@ impl BatchRow {
             seconds: Some(s.seconds),
             train_images_per_sec: Some(s.train_images_per_sec),
             run_dir: run_dir.to_string(),
+            flags: s.flags.clone(),
         }
     }
 
@@ -108,6 +115,7 @@ impl BatchRow {
             seconds: None,
             train_images_per_sec: None,
             run_dir: String::new(),
+            flags: String::new(),
         }
     }
 
@@ -164,6 +172,7 @@ pub fn batch_csv(rows: &[BatchRow]) -> String {
                 opt(r.seconds, |x| format!("{x:.3}")),
                 opt(r.train_images_per_sec, |x| format!("{x:.1}")),
                 r.run_dir.clone(),
+                r.flags.clone(),
             ]
         }),
     )
@@ -177,11 +186,15 @@ pub fn read_batch(path: &Path) -> Result<Vec<BatchRow>, ReportError> {
 /// `batch.md`: the same rows as a markdown table, ready to paste into a pull request.
 pub fn batch_md(rows: &[BatchRow]) -> String {
     let mut out = String::from(
-        "| # | experiment | variant | params | test acc (%) | best (%) @ epoch | epochs | seconds | train img/s |\n\
-         |---:|---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| # | experiment | variant | params | test acc (%) | best (%) @ epoch | epochs | seconds | train img/s | flags |\n\
+         |---:|---|---|---:|---:|---:|---:|---:|---:|---|\n",
     );
     let thousands = |n: u64| crate::graph::summary::thousands(n);
     for r in rows {
+        let flags = super::flag_names(&r.flags)
+            .map(|f| format!("**{}**", f.replace('|', "\\|")))
+            .collect::<Vec<_>>()
+            .join(" ");
         let cells = if r.status == "ok" {
             [
                 opt(r.params, thousands),
@@ -206,7 +219,7 @@ pub fn batch_md(rows: &[BatchRow]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {flags} |",
             r.index,
             r.experiment.replace('|', "\\|"),
             if r.variant.is_empty() {
@@ -240,6 +253,7 @@ mod tests {
             final_test_loss: 0.18,
             seconds: 61.25,
             train_images_per_sec: 930.4,
+            flags: String::new(),
         }
     }
 
@@ -260,7 +274,23 @@ mod tests {
                 &[],
                 "loss became NaN, at step 2",
             ),
+            BatchRow::done(
+                2,
+                "std=tiny",
+                &[],
+                &Summary {
+                    final_test_loss: f64::INFINITY,
+                    flags: "non_finite_test_loss".into(),
+                    ..summary()
+                },
+                "mnist_cnn/std=tiny/20261127-000001",
+            ),
         ];
+        assert_eq!(rows[0].flags, "", "an unflagged run");
+        assert_eq!(
+            rows[2].flags, "non_finite_test_loss",
+            "done() copies the flags"
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(BATCH_CSV);
         std::fs::write(&path, batch_csv(&rows)).unwrap();
@@ -272,5 +302,31 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("failed: loss became NaN"), "{md}");
+        assert!(
+            md.contains("| 2 | mnist_cnn | `std=tiny` | 6,422 | 94.46 | 94.46 @ 1 | 1 | 61.2 | 930 | **non_finite_test_loss** |"),
+            "{md}"
+        );
+        let csv = batch_csv(&back);
+        assert!(
+            csv.lines().nth(3).is_some_and(|l| l.ends_with(
+                ",inf,61.250,930.4,mnist_cnn/std=tiny/20261127-000001,non_finite_test_loss"
+            )),
+            "{csv}"
+        );
+    }
+
+    #[test]
+    fn a_batch_table_from_before_the_flags_column_still_reads() {
+        // Written before `flags` existed (results/baselines/README.md says by which commands).
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("results/baselines/ablations/q1.batch.csv");
+        let rows = read_batch(&path).expect("the q1 baseline reads");
+        assert!(!rows.is_empty());
+        assert!(
+            rows.iter().all(|r| r.flags.is_empty()),
+            "no column, no flags"
+        );
+        assert_eq!(rows[0].test_acc, Some(94.46));
+        assert_eq!(BATCH_HEADER.rsplit(',').next(), Some("flags"));
     }
 }

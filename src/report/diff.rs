@@ -6,9 +6,15 @@
 //! accuracies and throughput, up for losses and seconds, either way for other columns. A sign
 //! chooses the direction explicitly (`+` means only an increase can regress, `-` only a
 //! decrease) and a `%` suffix makes the amount relative to the baseline value.
+//!
+//! A row whose `flags` cell in the new table is not empty (a run with a non-finite final loss,
+//! see [`super::ResultFlags`]) is a regression whatever the tolerances. The `flags` column may
+//! be missing from either table (files written before it existed), and then nothing is flagged.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
+
+use super::{flag_names, FLAGS_COLUMN};
 
 /// Which way a column may move before it counts as a regression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +203,9 @@ pub enum DiffError {
         /// Keys only in the new table.
         extra: String,
     },
+    /// A tolerance names the `flags` column, which holds names, not a number.
+    #[error("--tol {FLAGS_COLUMN}: `{FLAGS_COLUMN}` holds names, not a number; a row whose new `{FLAGS_COLUMN}` cell is not empty is a regression whatever the tolerances")]
+    FlagsTolerance,
     /// A baseline cell that should be a number is not.
     #[error("baseline row {key}: `{column}` is {value:?}, not a number")]
     NotANumber {
@@ -227,12 +236,14 @@ pub struct RowDiff {
     pub key: String,
     /// One cell per tolerance, in order.
     pub cells: Vec<Cell>,
+    /// The flag names in the new table's `flags` cell (none when it has no such column).
+    pub flags: Vec<String>,
 }
 
 impl RowDiff {
-    /// Whether any cell regressed.
+    /// Whether any cell regressed or the new row is flagged.
     pub fn regressed(&self) -> bool {
-        self.cells.iter().any(|c| !c.ok)
+        !self.flags.is_empty() || self.cells.iter().any(|c| !c.ok)
     }
 }
 
@@ -278,14 +289,21 @@ fn keys(t: &Table, which: &'static str) -> Result<Vec<String>, DiffError> {
 pub fn compare(base: &Table, new: &Table, tolerances: &[Tolerance]) -> Result<Diff, DiffError> {
     let bk = keys(base, "the baseline")?;
     let nk = keys(new, "the new table")?;
-    let mut bh = base.header.clone();
-    let mut nh = new.header.clone();
-    bh.sort();
-    nh.sort();
-    if bh != nh {
+    // `flags` may be in one table only: a baseline written before the column existed.
+    let compared = |t: &Table| {
+        let mut h: Vec<String> = t
+            .header
+            .iter()
+            .filter(|c| *c != FLAGS_COLUMN)
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    };
+    if compared(base) != compared(new) {
         let only = |a: &[String], b: &[String]| {
             a.iter()
-                .filter(|c| !b.contains(c))
+                .filter(|c| *c != FLAGS_COLUMN && !b.contains(c))
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -297,6 +315,9 @@ pub fn compare(base: &Table, new: &Table, tolerances: &[Tolerance]) -> Result<Di
     }
     let mut cols = Vec::new();
     for t in tolerances {
+        if t.column == FLAGS_COLUMN {
+            return Err(DiffError::FlagsTolerance);
+        }
         let (Some(b), Some(n)) = (base.col(&t.column), new.col(&t.column)) else {
             return Err(DiffError::UnknownColumn {
                 column: t.column.clone(),
@@ -321,6 +342,7 @@ pub fn compare(base: &Table, new: &Table, tolerances: &[Tolerance]) -> Result<Di
             extra: extra.join(", "),
         });
     }
+    let flags_col = new.col(FLAGS_COLUMN);
     let mut rows = Vec::new();
     for (bi, key) in bk.iter().enumerate() {
         let ni = nk
@@ -343,9 +365,13 @@ pub fn compare(base: &Table, new: &Table, tolerances: &[Tolerance]) -> Result<Di
                 ok,
             });
         }
+        let flags = flags_col.map_or_else(Vec::new, |c| {
+            flag_names(&new.rows[ni][c]).map(str::to_string).collect()
+        });
         rows.push(RowDiff {
             key: key.clone(),
             cells,
+            flags,
         });
     }
     Ok(Diff {
@@ -395,10 +421,12 @@ pub fn markdown(d: &Diff) -> String {
             let mark = if c.ok { "" } else { " **✗**" };
             let _ = write!(out, " {cell}{mark} |");
         }
-        let verdict = if r.regressed() {
-            "**regression**"
+        let verdict = if !r.flags.is_empty() {
+            format!("**regression** (flagged: {})", r.flags.join(", ")).replace('|', "\\|")
+        } else if r.regressed() {
+            "**regression**".to_string()
         } else {
-            "ok"
+            "ok".to_string()
         };
         let _ = writeln!(out, " {verdict} |");
     }
@@ -416,6 +444,19 @@ pub fn markdown(d: &Diff) -> String {
         d.rows.len(),
         if d.rows.len() == 1 { "" } else { "s" }
     );
+    let flagged: Vec<String> = d
+        .rows
+        .iter()
+        .filter(|r| !r.flags.is_empty())
+        .map(|r| format!("{} ({})", r.key, r.flags.join(", ")))
+        .collect();
+    if !flagged.is_empty() {
+        let _ = writeln!(
+            out,
+            "Flagged in the new table, a regression whatever the tolerances: {}.",
+            flagged.join("; ")
+        );
+    }
     out
 }
 
@@ -492,6 +533,84 @@ mod tests {
             Err(DiffError::DuplicateKey { .. })
         ));
         assert!(Table::parse(b"experiment,test_acc\na,1,2\n").is_err());
+    }
+
+    #[test]
+    fn a_flagged_new_row_is_a_regression_whatever_the_tolerances() {
+        let base = "experiment,variant,test_acc,flags\na,x,90.0,\na,y,80.0,\nb,,70.0,\n";
+        // Same numbers, so the tolerance alone passes every row.
+        let new = "experiment,variant,test_acc,flags\na,x,90.0,non_finite_test_loss\na,y,80.0,\nb,,70.0,non_finite_train_loss;non_finite_test_loss\n";
+        let tol = vec!["test_acc=100".parse().unwrap()];
+        let d = compare(&t(base), &t(new), &tol).unwrap();
+        let bad: Vec<(&str, Vec<String>)> = d
+            .regressions()
+            .map(|r| (r.key.as_str(), r.flags.clone()))
+            .collect();
+        assert_eq!(
+            bad,
+            [
+                ("a [x]", vec!["non_finite_test_loss".to_string()]),
+                (
+                    "b",
+                    vec![
+                        "non_finite_train_loss".to_string(),
+                        "non_finite_test_loss".to_string()
+                    ]
+                ),
+            ]
+        );
+        assert!(d.rows[0].cells[0].ok, "the cell itself is within tolerance");
+        let md = markdown(&d);
+        assert!(
+            md.contains(
+                "| a [x] | 90 → 90 (+0, +0.0%) | **regression** (flagged: non_finite_test_loss) |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| a [y] | 80 → 80 (+0, +0.0%) | ok |"), "{md}");
+        assert!(md.contains("2 of 3 rows regressed"), "{md}");
+        assert!(
+            md.contains("a regression whatever the tolerances: a [x] (non_finite_test_loss); b (non_finite_train_loss, non_finite_test_loss)."),
+            "{md}"
+        );
+        // Flags in the baseline only are not the new table's problem.
+        let d = compare(&t(new), &t(base), &tol).unwrap();
+        assert_eq!(d.regressions().count(), 0);
+        assert!(!markdown(&d).contains("Flagged"));
+    }
+
+    #[test]
+    fn a_flags_column_in_one_table_only_is_no_structural_difference() {
+        let tol = vec!["test_acc=0.5".parse().unwrap()];
+        let with =
+            "experiment,variant,test_acc,seconds,flags\na,x,90.0,10,\na,y,80.0,10,\nb,,70.0,5,\n";
+        let d = compare(&t(BASE), &t(with), &tol).expect("old baseline, new table");
+        assert_eq!(d.regressions().count(), 0);
+        let d = compare(&t(with), &t(BASE), &tol).expect("new baseline, old table");
+        assert_eq!(d.regressions().count(), 0);
+        let flagged = with.replacen("90.0,10,", "90.0,10,non_finite_test_loss", 1);
+        let d = compare(&t(BASE), &t(&flagged), &tol).unwrap();
+        assert_eq!(
+            d.regressions().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+            ["a [x]"]
+        );
+        // Any other column still has to be in both.
+        let other =
+            "experiment,variant,test_acc,seconds,note\na,x,90.0,10,\na,y,80.0,10,\nb,,70.0,5,\n";
+        match compare(&t(BASE), &t(other), &tol) {
+            Err(DiffError::Columns {
+                only_base,
+                only_new,
+            }) => {
+                assert_eq!((only_base.as_str(), only_new.as_str()), ("", "note"));
+            }
+            r => panic!("expected a column error, got {r:?}"),
+        }
+        // A tolerance on the flags column is refused with the reason.
+        let on_flags: Vec<Tolerance> = vec!["flags=0".parse().unwrap()];
+        let err = compare(&t(with), &t(with), &on_flags).unwrap_err();
+        assert_eq!(err, DiffError::FlagsTolerance);
+        assert!(err.to_string().contains("whatever the tolerances"), "{err}");
     }
 
     #[test]

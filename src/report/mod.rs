@@ -18,12 +18,16 @@
 //!
 //! Every file is replaced atomically (temporary file in the same directory, fsync, rename), so an
 //! interrupted run never leaves a half-written file behind under its final name.
+//!
+//! `summary.csv` and `batch.csv` end with a `flags` column ([`ResultFlags`]): empty, or why a
+//! finished run's numbers are not a result (a non-finite final loss, say).
 
 use std::path::PathBuf;
 
 mod atomic;
 pub mod batch;
 pub mod diff;
+mod flags;
 pub mod progress;
 mod run_dir;
 pub mod status;
@@ -39,6 +43,7 @@ pub fn abort(code: i32) -> ! {
     atomic::remove_temps_and_exit(code)
 }
 pub use batch::{batch_csv, batch_md, read_batch, BatchRow, BATCH_CSV, BATCH_HEADER, BATCH_MD};
+pub use flags::{flag_names, ResultFlag, ResultFlags, FLAGS_COLUMN};
 pub use progress::{epoch_line, Progress};
 pub use run_dir::{
     RunDir, CONFIG_FILE, METRICS_FILE, MODEL_FILE, PER_CLASS_FILE, SUMMARY_FILE, TRACE_FILE,

@@ -14,7 +14,7 @@ use super::ReportError;
 /// Header line of `metrics.csv`.
 pub const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec";
 /// Header line of `summary.csv`.
-pub const SUMMARY_HEADER: &str = "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec";
+pub const SUMMARY_HEADER: &str = "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec,flags";
 /// Header line of `per_class.csv`.
 pub const PER_CLASS_HEADER: &str = "class,correct,total,accuracy";
 
@@ -72,6 +72,11 @@ pub struct Summary {
     pub seconds: f64,
     /// Mean training throughput over the run.
     pub train_images_per_sec: f64,
+    /// Why the numbers above are not a result: empty when all is well, else `;`-separated
+    /// names of [`super::ResultFlag`] (`non_finite_train_loss`, `non_finite_test_loss`,
+    /// `non_finite_test_acc`). Empty when read from a file written before the column existed.
+    #[serde(default)]
+    pub flags: String,
 }
 
 /// One row of `per_class.csv`: test accuracy of one class.
@@ -126,6 +131,7 @@ pub fn summary_csv(s: &Summary) -> String {
             format!("{:.6}", s.final_test_loss),
             format!("{:.3}", s.seconds),
             format!("{:.1}", s.train_images_per_sec),
+            s.flags.clone(),
         ]),
     )
 }
@@ -190,7 +196,22 @@ pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
     }
 }
 
-/// Parses a CSV file whose header must be exactly `expected`.
+/// Columns added to a table after it was first written, each with a `#[serde(default)]` field:
+/// a file from before lacks them at the end of its header and still reads.
+const LATER_COLUMNS: &[&str] = &[super::FLAGS_COLUMN];
+
+/// Whether a file with header `found` can be read as a table whose header is `expected`: the
+/// same columns, or the same less some trailing [`LATER_COLUMNS`].
+fn header_fits(found: &csv::StringRecord, expected: &str) -> bool {
+    let expected: Vec<&str> = expected.split(',').collect();
+    found.len() <= expected.len()
+        && found.iter().eq(expected[..found.len()].iter().copied())
+        && expected[found.len()..]
+            .iter()
+            .all(|c| LATER_COLUMNS.contains(c))
+}
+
+/// Parses a CSV file whose header must be `expected` (or an older one, see [`header_fits`]).
 pub(super) fn read_table<T: DeserializeOwned>(
     path: &Path,
     expected: &'static str,
@@ -207,7 +228,7 @@ pub(super) fn read_table<T: DeserializeOwned>(
     let found = reader.headers().map_err(csv_err)?;
     // Checked up front so that a file from another version fails with both headers in the
     // message rather than as a missing field on some row.
-    if !found.iter().eq(expected.split(',')) {
+    if !header_fits(found, expected) {
         return Err(ReportError::Header {
             path: path.to_path_buf(),
             found: found.iter().collect::<Vec<_>>().join(","),
@@ -255,6 +276,7 @@ mod tests {
             final_test_loss: 0.1,
             seconds: 61.25,
             train_images_per_sec: 4_500.0,
+            flags: String::new(),
         }
     }
 
@@ -286,7 +308,7 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
         );
         assert_eq!(
             SUMMARY_HEADER,
-            "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec"
+            "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec,flags"
         );
     }
 
@@ -317,7 +339,7 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
         let text = summary_csv(&s);
         assert_eq!(
             text.lines().nth(1),
-            Some("\"mnist, \"\"small\"\"\",20261127-204501-2,18446744073709551615,cuda:0,101770,2,60000,97.1200,97.5000,1,0.123457,0.100000,61.250,4500.0")
+            Some("\"mnist, \"\"small\"\"\",20261127-204501-2,18446744073709551615,cuda:0,101770,2,60000,97.1200,97.5000,1,0.123457,0.100000,61.250,4500.0,")
         );
         crate::report::write_atomic(&path, text.as_bytes()).unwrap();
         let back = read_summary(&path).unwrap();
@@ -328,6 +350,88 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
                 ..s
             }
         );
+    }
+
+    #[test]
+    fn a_flagged_summary_round_trips_with_its_non_finite_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.csv");
+        let s = Summary {
+            final_test_loss: f64::INFINITY,
+            flags: "non_finite_test_loss".into(),
+            ..summary()
+        };
+        let text = summary_csv(&s);
+        assert!(
+            text.ends_with(",0.123457,inf,61.250,4500.0,non_finite_test_loss\n"),
+            "{text}"
+        );
+        crate::report::write_atomic(&path, text.as_bytes()).unwrap();
+        let back = read_summary(&path).unwrap();
+        assert_eq!(
+            (back.final_test_loss, back.flags.as_str()),
+            (f64::INFINITY, "non_finite_test_loss")
+        );
+    }
+
+    #[test]
+    fn a_summary_from_before_the_flags_column_still_reads() {
+        // The CI baseline, written before `flags` existed (results/baselines/README.md).
+        let baseline = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("results/baselines/ci/mnist_cnn.summary.csv");
+        let s = read_summary(&baseline).expect("the CI baseline reads");
+        assert_eq!((s.experiment.as_str(), s.test_acc), ("mnist_cnn", 94.38));
+        assert_eq!(s.flags, "", "no column, no flags");
+
+        let dir = tempfile::tempdir().unwrap();
+        let old_header = SUMMARY_HEADER.trim_end_matches(",flags");
+        assert_ne!(old_header, SUMMARY_HEADER);
+        let row = summary_csv(&summary());
+        let old_row = row.lines().nth(1).unwrap().trim_end_matches(',');
+        let cases = [
+            (format!("{old_header}\n{old_row}\n"), true, "older header"),
+            (row.clone(), true, "current header"),
+            (
+                format!("{},extra\n{old_row},,x\n", SUMMARY_HEADER),
+                false,
+                "a column this version does not know",
+            ),
+            (
+                format!(
+                    "{}\n{}\n",
+                    old_header.trim_end_matches(",train_images_per_sec"),
+                    old_row.rsplit_once(',').unwrap().0
+                ),
+                false,
+                "a column missing that is not a later one",
+            ),
+            (
+                format!(
+                    "{}\n{old_row}\n",
+                    old_header.replacen("experiment,run_id", "run_id,experiment", 1)
+                ),
+                false,
+                "columns out of order",
+            ),
+        ];
+        for (i, (text, ok, why)) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("s{i}.csv"));
+            std::fs::write(&path, text).unwrap();
+            match read_summary(&path) {
+                Ok(s) => {
+                    assert!(ok, "{why}: read as {s:?}");
+                    let written = Summary {
+                        final_train_loss: 0.123457,
+                        ..summary()
+                    };
+                    assert_eq!(s, written, "{why}");
+                }
+                Err(e) => {
+                    assert!(!ok, "{why}: {e}");
+                    assert!(matches!(e, ReportError::Header { .. }), "{why}: {e}");
+                }
+            }
+        }
     }
 
     #[test]

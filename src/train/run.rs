@@ -597,6 +597,10 @@ fn train_and_report(
     let best = rows
         .iter()
         .fold(&rows[0], |b, r| if r.test_acc > b.test_acc { r } else { b });
+    let flags = crate::report::ResultFlags::of(&last);
+    if let Some(warning) = flags.warning() {
+        crate::ewriteln!("{warning}");
+    }
     let summary = Summary {
         experiment: exp.name().to_string(),
         run_id: run.run_id.clone(),
@@ -612,6 +616,7 @@ fn train_and_report(
         final_test_loss: last.test_loss,
         seconds: earlier_seconds + started.elapsed().as_secs_f64(),
         train_images_per_sec: (n_train * epochs) as f64 / train_seconds_total.max(1e-9),
+        flags: flags.cell(),
     };
     run.write_summary(&summary)?;
     // The pictures come last: if drawing fails, every CSV and the weights are already written,
