@@ -80,6 +80,24 @@ fn wait_for(path: &Path, limit: Duration) {
     }
 }
 
+/// Waits until `parent` holds a folder (a run's), and returns it.
+fn first_run_dir(parent: &Path) -> PathBuf {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut entries) = std::fs::read_dir(parent) {
+            if let Some(Ok(e)) = entries.next() {
+                return e.path();
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no run folder in {}",
+            parent.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The one run folder under `root/<experiment>/`.
 fn only_run(root: &Path, experiment: &str) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(root.join(experiment))
@@ -134,18 +152,7 @@ fn sigterm_in_the_middle_of_an_epoch_checkpoints_and_the_resume_gives_the_same_r
     let child = spawn(&[&[s(&file), "--out", s(&parted)][..], &common].concat());
     // Epoch 1 is done when its row is written; the signal then lands in epoch 2 (or, on a very
     // fast machine, later: the assertions below hold for any epoch after the first).
-    let run_dir = {
-        let start = Instant::now();
-        loop {
-            if let Ok(mut entries) = std::fs::read_dir(parted.join("slow")) {
-                if let Some(Ok(e)) = entries.next() {
-                    break e.path();
-                }
-            }
-            assert!(start.elapsed() < Duration::from_secs(120), "no run folder");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let run_dir = first_run_dir(&parted.join("slow"));
     wait_for(&run_dir.join("metrics.csv"), Duration::from_secs(300));
     std::thread::sleep(Duration::from_millis(50));
     signal(&child, libc::SIGTERM);
@@ -201,16 +208,7 @@ fn a_second_signal_aborts_at_once_and_leaves_no_temporary_file() {
     let file = slow_experiment(dir.path(), "slow", 50, "");
     let out = dir.path().join("out");
     let child = spawn(&[s(&file), "--out", s(&out), "--plain", "--log-every", "0"]);
-    let start = Instant::now();
-    let run_dir = loop {
-        if let Ok(mut entries) = std::fs::read_dir(out.join("slow")) {
-            if let Some(Ok(e)) = entries.next() {
-                break e.path();
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "no run folder");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let run_dir = first_run_dir(&out.join("slow"));
     wait_for(&run_dir.join("status.json"), Duration::from_secs(120));
     // Two different signals: two of the same kind sent together may arrive as one.
     signal(&child, libc::SIGINT);
@@ -376,16 +374,7 @@ fn a_batch_resumes_its_interrupted_variant_and_lists_it_first() {
     ];
     let child = spawn(&args);
     let first = out.join("pair").join("lr=0.01");
-    let start = Instant::now();
-    let run_dir = loop {
-        if let Ok(mut entries) = std::fs::read_dir(&first) {
-            if let Some(Ok(e)) = entries.next() {
-                break e.path();
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "no run folder");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let run_dir = first_run_dir(&first);
     wait_for(&run_dir.join("metrics.csv"), Duration::from_secs(300));
     signal(&child, libc::SIGTERM);
     let stopped = child.wait_with_output().expect("wait");

@@ -273,7 +273,10 @@ impl Survey {
             .collect();
         dirs.sort();
         for d in dirs.into_iter().rev() {
-            match std::fs::read_to_string(d.join(CONFIG_FILE)) {
+            match crate::bounded::read_to_string(
+                &d.join(CONFIG_FILE),
+                crate::bounded::EXPERIMENT_LIMIT,
+            ) {
                 Ok(config) if config == job.config => {}
                 _ => continue,
             }
@@ -508,16 +511,16 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
             let _batch = FolderLock::acquire(&args.out)?;
             claim(&args.out, job)
         };
-        let row = match claimed {
+        let outcome = match claimed {
             Ok(Claim::Finished(dir, summary)) => {
                 crate::ewriteln!("  finished before: {}", dir.display());
-                BatchRow::done(
+                Ok(BatchRow::done(
                     job.index,
                     &job.variant,
                     &job.overrides,
                     &summary,
                     &relative(&dir, &args.out),
-                )
+                ))
             }
             Ok(Claim::Busy(dir)) => {
                 crate::ewriteln!("  another process is training it: {}", dir.display());
@@ -528,28 +531,21 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
                 run_dir,
                 lock,
                 resume,
-            }) => match train_job(job, &run_dir, resume, &args.out, &opts, &mut guard) {
-                Ok(row) => row,
-                Err(JobError::Interrupted(signal, message)) => {
-                    crate::ewriteln!("  {message}");
-                    drop(lock);
-                    interrupted = Some(signal);
-                    break;
-                }
-                Err(JobError::Failed(reason)) => {
-                    crate::ewriteln!("  error: {reason}");
-                    failed += 1;
-                    BatchRow::failed(
-                        job.index,
-                        job.exp.name(),
-                        &job.variant,
-                        &job.overrides,
-                        &reason,
-                    )
-                }
-            },
-            Err(e) => {
-                let reason = e.to_string();
+            }) => {
+                let trained = train_job(job, &run_dir, resume, &args.out, &opts, &mut guard);
+                drop(lock);
+                trained
+            }
+            Err(e) => Err(JobError::Failed(e.to_string())),
+        };
+        let row = match outcome {
+            Ok(row) => row,
+            Err(JobError::Interrupted(signal, message)) => {
+                crate::ewriteln!("  {message}");
+                interrupted = Some(signal);
+                break;
+            }
+            Err(JobError::Failed(reason)) => {
                 crate::ewriteln!("  error: {reason}");
                 failed += 1;
                 BatchRow::failed(
