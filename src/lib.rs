@@ -8,6 +8,7 @@
 //! the data, the training and the predictions).
 #![warn(missing_docs)]
 
+pub mod bounded;
 pub mod check;
 pub mod cli;
 pub mod data;

@@ -303,6 +303,42 @@ fn files_over_the_size_limit_are_not_read() {
 }
 
 #[test]
+fn devices_pipes_directories_and_loops_are_named_not_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("pipe.toml");
+    let c_path = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+    // SAFETY: `mkfifo` with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let (a, b) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    std::os::unix::fs::symlink(&b, &a).expect("link");
+    std::os::unix::fs::symlink(&a, &b).expect("link");
+    let started = std::time::Instant::now();
+    let cases: [(&str, &std::path::Path, &str); 4] = [
+        (
+            "/dev/zero",
+            std::path::Path::new("/dev/zero"),
+            "a character device",
+        ),
+        ("a FIFO without a writer", &fifo, "a named pipe (FIFO)"),
+        (
+            "a directory",
+            dir.path(),
+            "is a directory, not an experiment file",
+        ),
+        ("a symlink loop", &a, "a loop of symbolic links"),
+    ];
+    for (what, path, expected) in cases {
+        let c = runner::check::check_file(path);
+        assert_rejected(what, &c, expected);
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused at once, without reading: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn long_lines_and_many_errors_render_compactly() {
     // One 3 MB line with an error in the middle, and 10k unknown keys.
     let long = format!(

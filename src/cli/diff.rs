@@ -24,8 +24,9 @@ pub struct DiffArgs {
     pub tol: Vec<Tolerance>,
 }
 
-fn read(path: &PathBuf) -> Result<Table, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read(path: &Path) -> Result<Table, String> {
+    let bytes =
+        crate::bounded::read(path, crate::bounded::TABLE_LIMIT).map_err(|e| e.to_string())?;
     Table::parse(&bytes).map_err(|e| format!("{} is not a valid CSV table: {e}", path.display()))
 }
 

@@ -135,8 +135,10 @@ pub(crate) fn continue_run(
             dir.join(LOCK_FILE).display()
         );
     };
-    let stored = std::fs::read_to_string(run_dir.file(CONFIG_FILE))
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", run_dir.file(CONFIG_FILE).display()))?;
+    let stored = crate::bounded::read_to_string(
+        &run_dir.file(CONFIG_FILE),
+        crate::bounded::EXPERIMENT_LIMIT,
+    )?;
     let ours = to_toml(exp);
     if stored != ours {
         let keys = differing_keys(&stored, &ours);

@@ -32,11 +32,7 @@ pub(crate) fn load(data_dir: &Path, downloader: &Downloader) -> Result<Splits, D
         TRAIN_FILES
             .iter()
             .chain([&TEST_FILE])
-            .map(|name| {
-                let path = dir.join(name);
-                let present = path.is_file();
-                ExpectedFile { path, present }
-            })
+            .map(|name| ExpectedFile::at(dir.join(name)))
             .collect()
     };
     ensure_files(&DatasetKind::Cifar10, data_dir, check, downloader)?;
@@ -63,24 +59,26 @@ pub(crate) fn load(data_dir: &Path, downloader: &Downloader) -> Result<Splits, D
 /// Class names from `batches.meta.txt` (non-empty lines, trimmed) if it holds exactly ten, else
 /// [`super::CIFAR10_CLASSES`].
 pub fn read_classes(meta: &Path) -> Vec<String> {
-    let from_file = std::fs::read_to_string(meta).ok().and_then(|text| {
-        let names: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect();
-        if names.len() == 10 {
-            Some(names)
-        } else {
-            tracing::warn!(
-                "{}: expected 10 class names, found {}; using the built-in names",
-                meta.display(),
-                names.len()
-            );
-            None
-        }
-    });
+    let from_file = crate::bounded::read_to_string(meta, 1 << 20)
+        .ok()
+        .and_then(|text| {
+            let names: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+            if names.len() == 10 {
+                Some(names)
+            } else {
+                tracing::warn!(
+                    "{}: expected 10 class names, found {}; using the built-in names",
+                    meta.display(),
+                    names.len()
+                );
+                None
+            }
+        });
     from_file.unwrap_or_else(|| {
         super::CIFAR10_CLASSES
             .iter()
@@ -91,7 +89,8 @@ pub fn read_classes(meta: &Path) -> Vec<String> {
 
 /// Appends the records of one batch file to `into` (whose shape must be `[3, 32, 32]`).
 pub fn read_batch_into(path: &Path, into: &mut Dataset) -> Result<(), DataError> {
-    let bytes = read_file(path)?;
+    // A batch file holds 10,000 records; the cap leaves room for larger ones of the format.
+    let bytes = read_file(path, 64 * RECORD_BYTES as u64 * 10_000)?;
     if bytes.is_empty() || bytes.len() % RECORD_BYTES != 0 {
         return Err(DataError::CifarLength {
             path: path.to_path_buf(),
@@ -277,6 +276,41 @@ pub(crate) mod tests {
         assert_eq!(files.len(), 6);
         assert_eq!(files.iter().filter(|f| !f.present).count(), 1);
         assert!(err.to_string().contains("MISSING  "), "{err}");
+    }
+
+    #[test]
+    fn a_directory_or_a_symlink_loop_in_place_of_a_file_is_named_not_missing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("cifar-10-batches-bin");
+        write_cifar(&dir, 1, None);
+        let batch = |n: usize| dir.join(format!("data_batch_{n}.bin"));
+        std::fs::remove_file(batch(2)).expect("rm");
+        std::fs::create_dir(batch(2)).expect("a directory in its place");
+        std::fs::remove_file(batch(3)).expect("rm");
+        std::os::unix::fs::symlink(batch(3), batch(3)).expect("a link to itself");
+        let err = crate::data::load_with(
+            &DatasetKind::Cifar10,
+            tmp.path(),
+            0,
+            &Downloader::disabled(),
+        )
+        .expect_err("two files unusable");
+        let text = err.to_string();
+        assert!(!text.contains("MISSING"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "UNUSABLE  {}: it is a directory, not a regular file",
+                batch(2).display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "UNUSABLE  {}: a loop of symbolic links",
+                batch(3).display()
+            )),
+            "{text}"
+        );
     }
 
     #[test]

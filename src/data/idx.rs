@@ -3,13 +3,13 @@
 //! Layout (big-endian): magic `0x00000803` (u8 data, 3 dimensions) then `n`, `rows`, `cols`, then
 //! `n * rows * cols` pixel bytes; labels: magic `0x00000801`, `n`, then `n` label bytes.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
 use super::{ensure_files, DataError, Dataset, Downloader, ExpectedFile, Splits};
+use crate::bounded::{self, Probe};
 use crate::experiment::DatasetKind;
 
 /// Magic number of an IDX file of unsigned bytes with 3 dimensions (images).
@@ -34,11 +34,28 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// (same name without `.gz`), else `None`.
 pub fn locate(dir: &Path, gz_name: &str) -> Option<PathBuf> {
     let gz = dir.join(gz_name);
-    if gz.is_file() {
+    if bounded::probe(&gz) == Probe::File {
         return Some(gz);
     }
     let raw = dir.join(gz_name.strip_suffix(".gz").unwrap_or(gz_name));
-    raw.is_file().then_some(raw)
+    (bounded::probe(&raw) == Probe::File).then_some(raw)
+}
+
+/// The expected file for `gz_name` in `dir`: present when either form is; otherwise what is
+/// wrong with the form that exists, if one does.
+fn expected(dir: &Path, gz_name: &str) -> ExpectedFile {
+    let gz = ExpectedFile::at(dir.join(gz_name));
+    if gz.present || gz.problem.is_some() {
+        return gz;
+    }
+    let raw = ExpectedFile::at(dir.join(gz_name.strip_suffix(".gz").unwrap_or(gz_name)));
+    if raw.present || raw.problem.is_some() {
+        return ExpectedFile {
+            path: gz.path,
+            ..raw
+        };
+    }
+    gz
 }
 
 /// Loads the four files of MNIST or Fashion-MNIST from `data_dir/<folder>/`.
@@ -50,15 +67,7 @@ pub(crate) fn load_mnist_like(
 ) -> Result<Splits, DataError> {
     let folder = super::dataset_folder(kind).unwrap_or("mnist");
     let dir = data_dir.join(folder);
-    let check = || {
-        FILES
-            .iter()
-            .map(|name| ExpectedFile {
-                path: dir.join(name),
-                present: locate(&dir, name).is_some(),
-            })
-            .collect()
-    };
+    let check = || FILES.iter().map(|name| expected(&dir, name)).collect();
     ensure_files(kind, data_dir, check, downloader)?;
     let [_, h, w] = kind.image_shape();
     let classes: Vec<String> = classes.iter().map(|s| s.to_string()).collect();
@@ -147,7 +156,8 @@ impl IdxReader {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = BufReader::with_capacity(1 << 16, File::open(path).map_err(io)?);
+        let file = bounded::open(path).map_err(DataError::Read)?;
+        let mut file = BufReader::with_capacity(1 << 16, file);
         let gz = file.fill_buf().map_err(io)?.starts_with(&GZIP_MAGIC);
         let inner: Box<dyn Read> = if gz {
             Box::new(GzDecoder::new(file))
@@ -448,7 +458,11 @@ pub(crate) mod tests {
             );
         }
         let missing = read_images(&tmp.path().join("nope"), [2, 2]).expect_err("missing");
-        assert!(matches!(missing, DataError::Io { .. }), "{missing:?}");
+        assert!(
+            matches!(&missing, DataError::Read(e) if e.kind.is_not_found()),
+            "{missing:?}"
+        );
+        assert!(missing.to_string().contains("nope: no such file"), "{missing}");
     }
 
     #[test]

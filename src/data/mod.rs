@@ -116,8 +116,28 @@ pub struct Splits {
 pub struct ExpectedFile {
     /// Where the file is expected.
     pub path: PathBuf,
-    /// Whether it exists (for IDX files: the `.gz` or the uncompressed file).
+    /// Whether it exists as a readable regular file (for IDX files: the `.gz` or the
+    /// uncompressed file).
     pub present: bool,
+    /// When it is not present but something is in its place: what (`it is a directory, not a
+    /// regular file`, `a loop of symbolic links`, `permission denied`, ...).
+    pub problem: Option<String>,
+}
+
+impl ExpectedFile {
+    /// Looks at `path` ([`crate::bounded::probe`]).
+    pub fn at(path: PathBuf) -> Self {
+        let (present, problem) = match crate::bounded::probe(&path) {
+            crate::bounded::Probe::File => (true, None),
+            crate::bounded::Probe::Missing => (false, None),
+            crate::bounded::Probe::Unusable(why) => (false, Some(why)),
+        };
+        ExpectedFile {
+            path,
+            present,
+            problem,
+        }
+    }
 }
 
 /// Errors of the data stage.
@@ -135,6 +155,9 @@ pub enum DataError {
         /// Why the automatic download did not help (`None`: not attempted).
         download: Option<Box<DownloadError>>,
     },
+    /// A file could not be opened or read in full ([`crate::bounded`]).
+    #[error(transparent)]
+    Read(crate::bounded::ReadError),
     /// A file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {
@@ -264,14 +287,21 @@ fn missing_message(
 ) -> String {
     let missing = files.iter().filter(|f| !f.present).count();
     let mut s = format!(
-        "data set `{dataset}`: {missing} of {} files not found in data directory {}",
+        "data set `{dataset}`: {missing} of {} files not found (or not readable) in data directory {}",
         files.len(),
         data_dir.display()
     );
     s.push_str("\nexpected files:");
     for f in files {
-        let mark = if f.present { "found" } else { "MISSING" };
-        let _ = write!(s, "\n  {mark:>7}  {}", f.path.display());
+        let mark = match (f.present, &f.problem) {
+            (true, _) => "found",
+            (false, None) => "MISSING",
+            (false, Some(_)) => "UNUSABLE",
+        };
+        let _ = write!(s, "\n  {mark:>8}  {}", f.path.display());
+        if let Some(why) = &f.problem {
+            let _ = write!(s, ": {why}");
+        }
     }
     let gz = files
         .iter()
@@ -371,11 +401,8 @@ fn ensure_files(
 }
 
 /// Reads a whole file, mapping errors to [`DataError::Io`].
-fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
+    crate::bounded::read(path, limit).map_err(DataError::Read)
 }
 
 /// Purposes of derived random streams, so that no two uses of one seed share a stream.
@@ -485,10 +512,17 @@ pub(crate) mod tests {
                 ExpectedFile {
                     path: PathBuf::from("/d/mnist/a.gz"),
                     present: true,
+                    problem: None,
                 },
                 ExpectedFile {
                     path: PathBuf::from("/d/mnist/b.gz"),
                     present: false,
+                    problem: None,
+                },
+                ExpectedFile {
+                    path: PathBuf::from("/d/mnist/c.gz"),
+                    present: false,
+                    problem: Some("it is a directory, not a regular file".into()),
                 },
             ],
             download: Some(Box::new(DownloadError::Disabled)),
@@ -496,9 +530,10 @@ pub(crate) mod tests {
         let msg = err.to_string();
         for needle in [
             "`mnist`",
-            "1 of 2 files",
+            "2 of 3 files",
             "/d/mnist/a.gz",
             "MISSING  /d/mnist/b.gz",
+            "UNUSABLE  /d/mnist/c.gz: it is a directory, not a regular file",
             "--data-dir",
             "RUNNER_DATA",
             "without .gz",

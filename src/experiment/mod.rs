@@ -28,10 +28,11 @@ pub use validate::ModelSpans;
 
 use std::path::Path;
 
+use crate::bounded::ReadErrorKind;
 use crate::diagnostic::{Diagnostic, Source};
 
 /// Largest experiment file accepted; anything bigger is certainly not hand-written.
-const MAX_FILE_BYTES: u64 = 4 << 20;
+const MAX_FILE_BYTES: u64 = crate::bounded::EXPERIMENT_LIMIT;
 /// Deepest nesting of arrays/tables accepted before parsing (guards the parser's recursion).
 const MAX_NESTING: usize = 64;
 
@@ -71,24 +72,17 @@ pub fn load_file_with(path: &Path, sets: &[String]) -> Vec<Loaded> {
             overrides: Vec::new(),
         }]
     };
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            return fail(format!(
-                "`{display}` is a directory, not an experiment file"
-            ))
-        }
-        Ok(m) if m.len() > MAX_FILE_BYTES => {
-            return fail(format!(
-                "`{display}` is {} bytes; experiment files are at most {MAX_FILE_BYTES}",
-                m.len()
-            ))
-        }
-        Ok(_) => {}
-        Err(e) => return fail(format!("cannot read `{display}`: {e}")),
-    }
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::bounded::read(path, MAX_FILE_BYTES) {
         Ok(b) => b,
-        Err(e) => return fail(format!("cannot read `{display}`: {e}")),
+        Err(e) => return fail(match e.kind {
+            ReadErrorKind::NotRegular("a directory") => {
+                format!("`{display}` is a directory, not an experiment file")
+            }
+            ReadErrorKind::TooLarge { limit } => format!(
+                "`{display}` holds more than {limit} bytes; experiment files are at most {limit}"
+            ),
+            kind => format!("cannot read `{display}`: {kind}"),
+        }),
     };
     let stem = path
         .file_stem()

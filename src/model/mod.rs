@@ -324,6 +324,8 @@ impl Model {
     /// Overwrites parameters and buffers with the tensors of a file written by [`Model::save`].
     /// Every tensor of the model must be present with the same shape; extra tensors are errors.
     pub fn load(&self, path: &Path) -> Result<()> {
+        // Checked first: a FIFO or a directory in its place is refused by name, not waited on.
+        crate::bounded::open(path).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let mut stored = candle_core::safetensors::load(path, &Device::Cpu)?;
         for (name, var) in self.params.iter().chain(&self.buffers) {
             let Some(t) = stored.remove(name) else {

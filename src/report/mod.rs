@@ -95,6 +95,10 @@ pub enum ReportError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A file could not be opened or read in full ([`crate::bounded`]: not a regular file, too
+    /// large, a symlink loop, ...).
+    #[error(transparent)]
+    ReadFile(#[from] crate::bounded::ReadError),
     /// A CSV file could not be parsed.
     #[error("cannot parse {}: {source}", path.display())]
     Csv {

@@ -77,10 +77,10 @@ impl RunStatus {
     /// statuses existed, or one whose first write has not happened yet).
     pub fn read(dir: &Path) -> Result<Option<RunStatus>, ReportError> {
         let path = dir.join(STATUS_FILE);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::bounded::read_to_string(&path, crate::bounded::JSON_LIMIT) {
             Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(ReportError::Read { path, source }),
+            Err(e) if e.kind.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
         serde_json::from_str(&text)
             .map(Some)

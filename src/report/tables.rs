@@ -216,10 +216,7 @@ pub(super) fn read_table<T: DeserializeOwned>(
     path: &Path,
     expected: &'static str,
 ) -> Result<Vec<T>, ReportError> {
-    let text = std::fs::read(path).map_err(|source| ReportError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::bounded::read(path, crate::bounded::TABLE_LIMIT)?;
     let csv_err = |source| ReportError::Csv {
         path: path.to_path_buf(),
         source,
@@ -498,7 +495,7 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
         for (why, result) in cases {
             let err = result.expect_err(why);
             let kind_ok = match why {
-                "missing file" => matches!(err, ReportError::Read { .. }),
+                "missing file" => matches!(&err, ReportError::ReadFile(e) if e.kind.is_not_found()),
                 "wrong header" => matches!(err, ReportError::Header { .. }),
                 "bad number" => matches!(err, ReportError::Csv { .. }),
                 _ => matches!(err, ReportError::SummaryRows { .. }),

@@ -290,16 +290,10 @@ fn remove_unreferenced(dir: &Path) {
 
 /// Reads a manifest; `Ok(None)` when it does not exist.
 pub fn read_manifest(path: &Path) -> Result<Option<Manifest>, CheckpointError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::bounded::read_to_string(path, crate::bounded::JSON_LIMIT) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(ReportError::Read {
-                path: path.to_path_buf(),
-                source,
-            }
-            .into())
-        }
+        Err(e) if e.kind.is_not_found() => return Ok(None),
+        Err(e) => return Err(ReportError::from(e).into()),
     };
     let m: Manifest = serde_json::from_str(&text).map_err(|e| ReportError::Parse {
         path: path.to_path_buf(),
@@ -337,6 +331,8 @@ pub fn restore(
         path: path.clone(),
         message: e.to_string(),
     };
+    // Checked first: a FIFO or a directory in its place is refused by name, not waited on.
+    crate::bounded::open(&path).map_err(ReportError::from)?;
     let mut stored: HashMap<String, Tensor> =
         candle_core::safetensors::load(&path, &Device::Cpu).map_err(tensor_err)?;
     let mut take = |name: &str, dims: &[usize]| -> Result<Tensor, CheckpointError> {
