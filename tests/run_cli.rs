@@ -262,21 +262,29 @@ schedule = { kind = "cosine" }
     assert_eq!(ma.len(), 3, "a header and two epochs: {ma:?}");
 }
 
-#[test]
-fn a_diverging_loss_stops_with_epoch_and_step_and_exit_2() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+/// `experiments/synthetic_demo.toml` with `data_line` added to its `[data]` and `epochs`
+/// epochs, written into `dir` as `name.toml`.
+fn demo_with(dir: &Path, name: &str, data_line: &str, epochs: usize) -> PathBuf {
     let body = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/synthetic_demo.toml"),
     )
     .expect("demo");
-    // Inputs scaled by 1e30 overflow the first update to infinity, so the next loss is NaN.
     let body = body
-        .replace(
-            "[data]",
-            "[data]\ntrain_transforms = [{ op = \"normalize\", mean = [0.0], std = [1e-30] }]",
-        )
-        .replace("epochs = 3", "epochs = 2");
-    let path = write_experiment(tmp.path(), "diverge", &body);
+        .replace("[data]", &format!("[data]\n{data_line}"))
+        .replace("epochs = 3", &format!("epochs = {epochs}"));
+    write_experiment(dir, name, &body)
+}
+
+#[test]
+fn a_diverging_loss_stops_with_epoch_and_step_and_exit_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Inputs scaled by 1e30 overflow the first update to infinity, so the next loss is NaN.
+    let path = demo_with(
+        tmp.path(),
+        "diverge",
+        "train_transforms = [{ op = \"normalize\", mean = [0.0], std = [1e-30] }]",
+        2,
+    );
     let out = tmp.path().join("out");
     let o = runner(&[
         path.to_str().expect("utf8"),
@@ -309,18 +317,13 @@ fn a_diverging_loss_stops_with_epoch_and_step_and_exit_2() {
 #[test]
 fn a_non_finite_test_loss_is_flagged_and_diff_calls_it_a_regression() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let body = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/synthetic_demo.toml"),
-    )
-    .expect("demo");
     // Only the test images are scaled by 1e40: training is untouched, evaluation overflows.
-    let body = body
-        .replace(
-            "[data]",
-            "[data]\ntest_transforms = [{ op = \"normalize\", mean = [0.0], std = [1e-40] }]",
-        )
-        .replace("epochs = 3", "epochs = 1");
-    let path = write_experiment(tmp.path(), "tiny_std", &body);
+    let path = demo_with(
+        tmp.path(),
+        "tiny_std",
+        "test_transforms = [{ op = \"normalize\", mean = [0.0], std = [1e-40] }]",
+        1,
+    );
     let out = tmp.path().join("out");
     let o = runner(&[
         path.to_str().expect("utf8"),

@@ -691,24 +691,22 @@ fn write_tables(
                 &summary,
                 &relative(&dir, out),
             ));
-        } else if let Some(dir) = survey.running.first() {
-            table.push(BatchRow::unfinished(
-                job.index,
-                job.exp.name(),
-                &job.variant,
-                &job.overrides,
-                "running",
-                &relative(dir, out),
-            ));
-        } else if let Some(dir) = survey.unfinished.first() {
-            table.push(BatchRow::unfinished(
-                job.index,
-                job.exp.name(),
-                &job.variant,
-                &job.overrides,
-                "interrupted",
-                &relative(dir, out),
-            ));
+        } else {
+            let state = match (survey.running.first(), survey.unfinished.first()) {
+                (Some(dir), _) => Some(("running", dir)),
+                (None, Some(dir)) => Some(("interrupted", dir)),
+                (None, None) => None,
+            };
+            if let Some((status, dir)) = state {
+                table.push(BatchRow::unfinished(
+                    job.index,
+                    job.exp.name(),
+                    &job.variant,
+                    &job.overrides,
+                    status,
+                    &relative(dir, out),
+                ));
+            }
         }
     }
     write_rows(out, &table)?;

@@ -462,7 +462,10 @@ pub(crate) mod tests {
             matches!(&missing, DataError::Read(e) if e.kind.is_not_found()),
             "{missing:?}"
         );
-        assert!(missing.to_string().contains("nope: no such file"), "{missing}");
+        assert!(
+            missing.to_string().contains("nope: no such file"),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -74,15 +74,17 @@ pub fn load_file_with(path: &Path, sets: &[String]) -> Vec<Loaded> {
     };
     let bytes = match crate::bounded::read(path, MAX_FILE_BYTES) {
         Ok(b) => b,
-        Err(e) => return fail(match e.kind {
-            ReadErrorKind::NotRegular("a directory") => {
-                format!("`{display}` is a directory, not an experiment file")
-            }
-            ReadErrorKind::TooLarge { limit } => format!(
+        Err(e) => {
+            return fail(match e.kind {
+                ReadErrorKind::NotRegular("a directory") => {
+                    format!("`{display}` is a directory, not an experiment file")
+                }
+                ReadErrorKind::TooLarge { limit } => format!(
                 "`{display}` holds more than {limit} bytes; experiment files are at most {limit}"
             ),
-            kind => format!("cannot read `{display}`: {kind}"),
-        }),
+                kind => format!("cannot read `{display}`: {kind}"),
+            })
+        }
     };
     let stem = path
         .file_stem()
