@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 pub const EXPERIMENT_LIMIT: u64 = 4 << 20;
 /// Small JSON files of runner's (status, checkpoint manifests).
 pub const JSON_LIMIT: u64 = 4 << 20;
-/// CSV tables (`metrics.csv`, `summary.csv`, `batch.csv`, the tables `runner diff` compares).
-pub const TABLE_LIMIT: u64 = 1 << 30;
+/// CSV tables (`metrics.csv`, `summary.csv`, `batch.csv`, the tables `runner diff` compares):
+/// a batch.csv of a million variants is about 150 MiB.
+pub const TABLE_LIMIT: u64 = 256 << 20;
 
 /// Why a file could not be read.
 #[derive(Debug, thiserror::Error)]

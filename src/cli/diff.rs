@@ -1,12 +1,11 @@
 //! `runner diff BASELINE NEW [--tol COLUMN=AMOUNT]...`: compare two `summary.csv` or
 //! `batch.csv` files; exit 0 within tolerance, 1 on a regression, 2 when they cannot be compared.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use crate::report::diff::{compare, markdown, Table, Tolerance};
+use crate::report::diff::{compare, write_markdown, Table, Tolerance};
 use crate::report::{RunState, RunStatus};
 
 /// Options of `runner diff`.
@@ -71,7 +70,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
         ),
     };
     let mut out = super::out::stdout();
-    write!(out, "{}", markdown(&d))?;
+    write_markdown(&d, &mut out)?;
     out.finish()?;
     Ok(if d.regressions().next().is_some() {
         super::exit::REGRESSION

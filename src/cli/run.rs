@@ -183,8 +183,12 @@ pub(crate) fn report_outcome(
     trace: Result<(), crate::report::ReportError>,
     run_dir: &RunDir,
 ) -> anyhow::Result<i32> {
+    // A new run that failed early has had its folder removed (see `train_in`), and its trace
+    // with it: that is no warning.
     if let Err(e) = trace {
-        crate::ewriteln!("warning: {e}");
+        if run_dir.path.exists() {
+            crate::ewriteln!("warning: {e}");
+        }
     }
     match result {
         Ok(s) => {

@@ -107,6 +107,14 @@ pub enum ReportError {
         /// The underlying error.
         source: csv::Error,
     },
+    /// A CSV file with more rows than runner reads from one.
+    #[error("{} has more than {limit} rows, the most runner reads from such a table", path.display())]
+    TooManyRows {
+        /// The file.
+        path: PathBuf,
+        /// The most rows read.
+        limit: usize,
+    },
     /// A CSV file's header is not the one this version writes.
     #[error("{} has header {found:?}, expected {expected:?}", path.display())]
     Header {

@@ -232,11 +232,24 @@ pub(super) fn read_table<T: DeserializeOwned>(
             expected,
         });
     }
-    reader
+    let rows = reader
         .deserialize()
+        .take(TABLE_ROWS + 1)
         .collect::<Result<Vec<T>, _>>()
-        .map_err(csv_err)
+        .map_err(csv_err)?;
+    if rows.len() > TABLE_ROWS {
+        return Err(ReportError::TooManyRows {
+            path: path.to_path_buf(),
+            limit: TABLE_ROWS,
+        });
+    }
+    Ok(rows)
 }
+
+/// The most rows runner reads from one of its own tables (`metrics.csv`: epochs; `batch.csv`:
+/// variants; `summary.csv`: one), so that a hostile file of short rows cannot cost more than a
+/// few hundred megabytes.
+pub const TABLE_ROWS: usize = 1_000_000;
 
 #[cfg(test)]
 mod tests {
