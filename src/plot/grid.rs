@@ -10,7 +10,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::font::text;
 use super::{draw_err, Picture, PlotError};
-use crate::report::text::{for_picture_line, ELLIPSIS, PICTURE_LINE_MAX_CHARS};
+use crate::report::text::{for_picture_line, ELLIPSIS};
 
 /// Padding inside a cell, around the image and the caption, in pixels.
 pub const PAD: u32 = 6;
@@ -232,9 +232,10 @@ fn frame(pic: &mut Picture, x: u32, y: u32, w: u32, h: u32, color: RGBColor) {
 
 /// `line`, shortened with an ellipsis until it is at most `max_w` pixels wide in `style`.
 ///
-/// The line is first cut to [`PICTURE_LINE_MAX_CHARS`] characters (and its control characters
-/// replaced, [`for_picture_line`]), then the longest prefix that fits is found by bisection, so a
-/// line costs a few measurements of at most that many characters however long it was.
+/// The line is first cut to [`crate::report::text::PICTURE_LINE_MAX_CHARS`] characters (and its
+/// control characters replaced, [`for_picture_line`]), then the longest prefix that fits is found
+/// by bisection, so a line costs a few measurements of at most that many characters however long
+/// it was.
 pub(crate) fn fit<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     line: &str,

@@ -259,7 +259,7 @@ mod tests {
             ("c:\\x", "c:\\\\x", "backslash"),
             ("`x` *y* [z]", "\\`x\\` \\*y\\* \\[z\\]", "code, emphasis, link"),
             ("<b>&amp;", "&lt;b>&amp;amp;", "no HTML"),
-            ("\u{1b}[1m", "\u{fffd}[1m", "ESC"),
+            ("\u{1b}[1m", "\u{fffd}\\[1m", "ESC"),
         ];
         for (s, want, msg) in cases {
             assert_eq!(for_markdown_cell(s), want, "{msg}");
