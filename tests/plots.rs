@@ -560,7 +560,11 @@ fn a_class_name_of_200000_characters_is_cut_and_drawn_quickly() {
     let title = format!("{huge}: confusion matrix");
     let pic = timed("confusion_png", || confusion_png(&title, &cm)).expect("drawn");
     assert_not_blank(&pic, "confusion matrix with a huge class name");
-    assert!(pic.width < 4000, "the name is cut: {} pixels wide", pic.width);
+    assert!(
+        pic.width < 4000,
+        "the name is cut: {} pixels wide",
+        pic.width
+    );
     assert!(!pic.png().unwrap().is_empty());
 
     let (exp, _) = synthetic([1, 8, 8], 3, "[]");
@@ -661,7 +665,10 @@ fn runner_draws_a_data_set_whose_class_name_is_200000_characters() {
     for name in ["confusion.png", "predictions.png", "curves.png"] {
         assert_not_blank(&decode(&dir.join(name)), name);
     }
-    assert!(!text(&o).contains('\u{1b}'), "no raw ESC reaches the terminal");
+    assert!(
+        !text(&o).contains('\u{1b}'),
+        "no raw ESC reaches the terminal"
+    );
 }
 
 #[test]
@@ -705,9 +712,16 @@ fn runner_plot_warns_about_non_finite_values_and_repeated_epochs_and_draws_the_r
         format!("runner plot: {file}: epoch 2 appears 2 times; the last row is drawn"),
     ];
     for line in &want {
-        assert!(stderr.lines().any(|l| l == line), "{line}\nnot in\n{stderr}");
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "{line}\nnot in\n{stderr}"
+        );
     }
-    assert_eq!(stderr.lines().count(), 2, "nothing about the clean run: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "nothing about the clean run: {stderr}"
+    );
     for name in [
         "compare_curves.png",
         "compare_curves.svg",
@@ -719,7 +733,10 @@ fn runner_plot_warns_about_non_finite_values_and_repeated_epochs_and_draws_the_r
     // The broken run's test loss is two pieces (epochs 1-2 and 5-6); its line never reaches the
     // bad points, so no coordinate is NaN or infinite in the SVG.
     let svg = std::fs::read_to_string(cmp.join("compare_curves.svg")).unwrap();
-    assert!(!svg.contains("NaN") && !svg.contains("inf"), "bad points drawn");
+    assert!(
+        !svg.contains("NaN") && !svg.contains("inf"),
+        "bad points drawn"
+    );
     let blue = svg
         .lines()
         .filter(|l| l.contains("<polyline") && l.to_lowercase().contains("#1f77b4"))

@@ -292,7 +292,9 @@ pub(crate) fn checked_experiment(
             Some(i) => i,
             None => {
                 let hint = crate::diagnostic::did_you_mean(v, names.iter().map(String::as_str))
-                    .map_or(String::new(), |m| format!(" (did you mean `{}`?)", for_terminal(m)));
+                    .map_or(String::new(), |m| {
+                        format!(" (did you mean `{}`?)", for_terminal(m))
+                    });
                 crate::ewriteln!(
                     "{}: no variant named `{}`{hint}; the variants are:\n  {}",
                     file.display(),

@@ -9,8 +9,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::curves::{accuracy_range, line_panel, loss_range, svg, Corner, Line};
 use super::font::{text, text_size};
-use super::points::check_metrics;
 use super::grid::fit;
+use super::points::check_metrics;
 use super::{
     draw_err, write_file, Picture, PlotError, COMPARE_ACCURACY_PNG, COMPARE_CURVES_PNG,
     COMPARE_CURVES_SVG, PALETTE,

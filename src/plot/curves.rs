@@ -293,7 +293,11 @@ mod tests {
             0.0..1.08,
             "only finite values count"
         );
-        assert_eq!(loss_range([f64::MAX].into_iter()), 0.0..f64::MAX, "no overflow");
+        assert_eq!(
+            loss_range([f64::MAX].into_iter()),
+            0.0..f64::MAX,
+            "no overflow"
+        );
         assert_eq!(
             accuracy_range([f64::NEG_INFINITY, f64::NAN, 97.0].into_iter()),
             95.0..100.0

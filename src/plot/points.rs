@@ -16,8 +16,11 @@ use std::fmt;
 
 use crate::report::EpochMetrics;
 
+/// Reads one column of a row.
+pub type Column = fn(&EpochMetrics) -> f64;
+
 /// The columns of `metrics.csv` that curves draw, with how to read them.
-pub const DRAWN_COLUMNS: [(&str, fn(&EpochMetrics) -> f64); 4] = [
+pub const DRAWN_COLUMNS: [(&str, Column); 4] = [
     ("train_loss", |m| m.train_loss),
     ("train_acc", |m| m.train_acc),
     ("test_loss", |m| m.test_loss),
@@ -179,7 +182,11 @@ mod tests {
             (&[1.0, 2.0, 3.0], &[3], "all finite: one segment"),
             (&[1.0, nan, 3.0, 4.0], &[1, 2], "a NaN in the middle"),
             (&[nan, -inf, 3.0], &[1], "bad points at the start"),
-            (&[1.0, inf, nan, 4.0, -inf], &[1, 1], "bad points side by side"),
+            (
+                &[1.0, inf, nan, 4.0, -inf],
+                &[1, 1],
+                "bad points side by side",
+            ),
             (&[nan, nan], &[], "nothing finite"),
             (&[], &[], "no point"),
         ];

@@ -135,7 +135,10 @@ pub fn for_markdown_cell(s: &str) -> Cow<'_, str> {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
     for (i, &c) in chars.iter().enumerate() {
-        let word = |j: Option<usize>| j.and_then(|j| chars.get(j)).is_some_and(|c| c.is_alphanumeric());
+        let word = |j: Option<usize>| {
+            j.and_then(|j| chars.get(j))
+                .is_some_and(|c| c.is_alphanumeric())
+        };
         match c {
             '<' => out.push_str("&lt;"),
             '&' => out.push_str("&amp;"),
@@ -183,7 +186,12 @@ mod tests {
     fn truncation_counts_characters() {
         let cases: [(&str, usize, &str, &str); 8] = [
             ("abc", 3, "abc", "exactly at the limit"),
-            ("abcd", 3, "ab…", "one over: two characters and the ellipsis"),
+            (
+                "abcd",
+                3,
+                "ab…",
+                "one over: two characters and the ellipsis",
+            ),
             ("", 3, "", "empty"),
             ("ab", 0, "", "no room at all"),
             ("ab", 1, "…", "room for the ellipsis only"),
@@ -239,7 +247,11 @@ mod tests {
             ),
             ("a\u{9b}31m", "a\\u{9b}31m", "the one-character C1 CSI"),
             ("a\r\nb\tc", "a  b c", "line breaks and tabs become spaces"),
-            ("abc\u{202e}fed", "abc\\u{202e}fed", "a right-to-left override"),
+            (
+                "abc\u{202e}fed",
+                "abc\\u{202e}fed",
+                "a right-to-left override",
+            ),
             ("naïve", "naïve", "non-ASCII letters stay"),
         ];
         for (s, want, msg) in cases {
@@ -252,12 +264,24 @@ mod tests {
     #[test]
     fn markdown_cells_stay_one_cell() {
         let cases = [
-            ("mnist_cnn", "mnist_cnn", "an underscore inside a word stays"),
-            ("_x_ a_ _", "\\_x\\_ a\\_ \\_", "other underscores are escaped"),
+            (
+                "mnist_cnn",
+                "mnist_cnn",
+                "an underscore inside a word stays",
+            ),
+            (
+                "_x_ a_ _",
+                "\\_x\\_ a\\_ \\_",
+                "other underscores are escaped",
+            ),
             ("a|b", "a\\|b", "a pipe does not end the cell"),
             ("one\ntwo\r\n", "one two  ", "a row stays on one line"),
             ("c:\\x", "c:\\\\x", "backslash"),
-            ("`x` *y* [z]", "\\`x\\` \\*y\\* \\[z\\]", "code, emphasis, link"),
+            (
+                "`x` *y* [z]",
+                "\\`x\\` \\*y\\* \\[z\\]",
+                "code, emphasis, link",
+            ),
             ("<b>&amp;", "&lt;b>&amp;amp;", "no HTML"),
             ("\u{1b}[1m", "\u{fffd}\\[1m", "ESC"),
         ];
