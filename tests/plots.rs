@@ -536,3 +536,218 @@ fn show_data_on_real_mnist_with_a_permutation() {
     assert!(pic.height > 4 * 84, "{}", pic.height);
     assert_not_blank(&pic, "permuted MNIST");
 }
+
+/// How long drawing a picture with a 200,000-character name may take: well under a second in a
+/// release build (the issue: over 60 s before names were cut); generous in a debug build.
+fn drawing_bound() -> std::time::Duration {
+    std::time::Duration::from_secs(if cfg!(debug_assertions) { 10 } else { 1 })
+}
+
+/// Runs `draw`, checks it took less than [`drawing_bound`] and returns its result.
+fn timed<T>(what: &str, draw: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let out = draw();
+    let took = start.elapsed();
+    assert!(took < drawing_bound(), "{what} took {took:?}");
+    out
+}
+
+#[test]
+fn a_class_name_of_200000_characters_is_cut_and_drawn_quickly() {
+    let huge = format!("{}\u{1b}[31m", "x".repeat(200_000));
+    let classes: Vec<String> = [huge.as_str(), "dog", "bird"].map(String::from).to_vec();
+    let cm = ConfusionMatrix::from_predictions(&classes, &[0, 1, 2, 0], &[0, 1, 1, 2]);
+    let title = format!("{huge}: confusion matrix");
+    let pic = timed("confusion_png", || confusion_png(&title, &cm)).expect("drawn");
+    assert_not_blank(&pic, "confusion matrix with a huge class name");
+    assert!(
+        pic.width < 4000,
+        "the name is cut: {} pixels wide",
+        pic.width
+    );
+    assert!(!pic.png().unwrap().is_empty());
+
+    let (exp, _) = synthetic([1, 8, 8], 3, "[]");
+    let mut test = data(&exp, Split::Test);
+    test.classes[0] = huge.clone();
+    let fig = timed("data_figure", || data_figure(&exp, &test, Split::Test, 20)).expect("drawn");
+    assert_not_blank(&fig.picture, "data grid with a huge class name");
+    let truth: Vec<u32> = test.labels.iter().map(|&l| u32::from(l)).collect();
+    let pic = timed("predictions_figure", || {
+        predictions_figure(&exp, &test, &truth, 24)
+    })
+    .expect("drawn");
+    assert_not_blank(&pic, "predictions with a huge class name");
+
+    let m = metrics(3, 0.0);
+    let pic = timed("curves_png", || curves_png(&huge, &m)).expect("drawn");
+    assert_eq!((pic.width, pic.height), CURVES_SIZE);
+    let out = tempfile::tempdir().unwrap();
+    let runs: Vec<ComparedRun> = vec![
+        (huge.clone(), m.clone(), summary(&huge, &m)),
+        ("short".into(), m.clone(), summary("short", &m)),
+    ];
+    let paths = timed("plot_comparison", || plot_comparison(&runs, out.path())).expect("drawn");
+    let bars = decode(&paths[2]);
+    assert!(bars.width < 2000, "bar labels are cut: {}", bars.width);
+    let svg = std::fs::read_to_string(&paths[1]).unwrap();
+    assert!(svg.len() < 100_000, "the SVG holds the cut label only");
+    assert!(!svg.contains('\u{1b}'));
+}
+
+/// A CIFAR-10 folder of `per_file` images per batch file whose `batches.meta.txt` lists `names`.
+fn write_cifar(dir: &Path, per_file: usize, names: &[String]) {
+    let dir = dir.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ];
+    for (k, name) in files.iter().enumerate() {
+        let mut bytes = Vec::new();
+        for i in 0..per_file {
+            bytes.push(((k * per_file + i) % 10) as u8);
+            bytes.extend((0..3072).map(|p| ((i * 7 + p) % 256) as u8));
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    std::fs::write(dir.join("batches.meta.txt"), names.join("\n")).unwrap();
+}
+
+#[test]
+fn runner_draws_a_data_set_whose_class_name_is_200000_characters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut names: Vec<String> = (0..10).map(|c| format!("class{c}")).collect();
+    names[0] = format!("{}\u{1b}[2J", "y".repeat(200_000));
+    write_cifar(tmp.path(), 4, &names);
+    let file = tmp.path().join("tiny_cifar.toml");
+    std::fs::write(
+        &file,
+        "name = \"tiny_cifar\"\nseed = 0\n\n[data]\ndataset = \"cifar10\"\nbatch_size = 8\n\n\
+         [model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 10 }]\n\n\
+         [train]\nepochs = 1\noptimizer = { kind = \"sgd\", lr = 0.01 }\n",
+    )
+    .unwrap();
+    let data_dir = tmp.path().to_str().unwrap();
+    let png = tmp.path().join("grid.png");
+    let o = timed("runner show-data", || {
+        runner(&[
+            "show-data",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data_dir,
+            "--out",
+            png.to_str().unwrap(),
+        ])
+    });
+    assert!(o.status.success(), "{}", text(&o));
+    assert_not_blank(&decode(&png), "show-data grid");
+
+    let out = tmp.path().join("results");
+    let start = std::time::Instant::now();
+    let o = runner(&[
+        file.to_str().unwrap(),
+        "--data-dir",
+        data_dir,
+        "--out",
+        out.to_str().unwrap(),
+        "--plain",
+    ]);
+    let took = start.elapsed();
+    assert!(o.status.success(), "{}", text(&o));
+    // Training itself is a few milliseconds; the bound is for a slow shared machine.
+    assert!(took.as_secs() < 30, "runner took {took:?}");
+    let dir = run_dir(&out, "tiny_cifar");
+    for name in ["confusion.png", "predictions.png", "curves.png"] {
+        assert_not_blank(&decode(&dir.join(name)), name);
+    }
+    assert!(
+        !text(&o).contains('\u{1b}'),
+        "no raw ESC reaches the terminal"
+    );
+}
+
+#[test]
+fn runner_plot_warns_about_non_finite_values_and_repeated_epochs_and_draws_the_rest() {
+    use runner::report::{metrics_csv, summary_csv};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut m = metrics(6, 0.0);
+    m[2].test_loss = f64::NAN;
+    m[3].test_loss = f64::NEG_INFINITY;
+    m[4].train_acc = f64::INFINITY;
+    // A resumed run wrote epoch 2 again; its last row is the one drawn.
+    let mut again = m[1].clone();
+    again.test_acc = 99.0;
+    m.insert(2, again);
+    let broken = tmp.path().join("broken");
+    let clean = tmp.path().join("clean");
+    for (dir, rows, name) in [(&broken, &m, "broken"), (&clean, &metrics(6, 1.0), "clean")] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("metrics.csv"), metrics_csv(rows)).unwrap();
+        std::fs::write(dir.join("summary.csv"), summary_csv(&summary(name, rows))).unwrap();
+    }
+    let csv = std::fs::read_to_string(broken.join("metrics.csv")).unwrap();
+    assert!(csv.contains("NaN") && csv.contains("-inf"), "{csv}");
+    let cmp = tmp.path().join("cmp");
+    let o = runner(&[
+        "plot",
+        broken.to_str().unwrap(),
+        clean.to_str().unwrap(),
+        "--out",
+        cmp.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let file = broken.join("metrics.csv");
+    let file = file.display();
+    let want = [
+        format!(
+            "runner plot: {file}: train_acc is not finite at epoch 5; test_loss at epochs 3, 4 \
+             (not drawn)"
+        ),
+        format!("runner plot: {file}: epoch 2 appears 2 times; the last row is drawn"),
+    ];
+    for line in &want {
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "{line}\nnot in\n{stderr}"
+        );
+    }
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "nothing about the clean run: {stderr}"
+    );
+    for name in [
+        "compare_curves.png",
+        "compare_curves.svg",
+        "compare_accuracy.png",
+    ] {
+        assert!(cmp.join(name).is_file(), "{name} missing");
+    }
+    assert_not_blank(&decode(&cmp.join("compare_curves.png")), "compare curves");
+    // The broken run's test loss is two pieces (epochs 1-2 and 5-6); its line never reaches the
+    // bad points, so no coordinate is NaN or infinite in the SVG.
+    let svg = std::fs::read_to_string(cmp.join("compare_curves.svg")).unwrap();
+    assert!(
+        !svg.contains("NaN") && !svg.contains("inf"),
+        "bad points drawn"
+    );
+    let blue = svg
+        .lines()
+        .filter(|l| l.contains("<polyline") && l.to_lowercase().contains("#1f77b4"))
+        .count();
+    let orange = svg
+        .lines()
+        .filter(|l| l.contains("<polyline") && l.to_lowercase().contains("#ff7f0e"))
+        .count();
+    assert_eq!(
+        blue,
+        orange + 1,
+        "the broken (blue) run has one more piece than the clean (orange) one:\n{svg}"
+    );
+}

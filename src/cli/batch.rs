@@ -21,6 +21,7 @@ use crate::check::check_file_with;
 use crate::data::resolve_data_dir;
 use crate::experiment::{print::to_toml, Experiment};
 use crate::graph::Graph;
+use crate::report::text::for_terminal;
 use crate::report::{
     batch_csv, batch_md, init_tracing, is_locked, read_batch, read_summary, write_atomic, BatchRow,
     FolderLock, RunDir, RunStatus, TraceGuard, BATCH_CSV, BATCH_MD, CONFIG_FILE, SUMMARY_FILE,
@@ -228,11 +229,11 @@ pub fn collect_jobs(args: &BatchArgs) -> Option<Vec<Job>> {
                 "error: {} and {} both define experiment `{}`{}: give one a different `name`",
                 b.file.display(),
                 a.file.display(),
-                a.exp.name(),
+                for_terminal(a.exp.name()),
                 if a.variant.is_empty() {
                     String::new()
                 } else {
-                    format!(" variant `{}`", a.variant)
+                    format!(" variant `{}`", for_terminal(&a.variant))
                 }
             );
             ok = false;
@@ -444,11 +445,11 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
                 crate::outln!(
                     "{}\t{}\t{}\t{}",
                     j.index,
-                    j.exp.name(),
+                    for_terminal(j.exp.name()),
                     if j.variant.is_empty() {
-                        "-"
+                        "-".into()
                     } else {
-                        &j.variant
+                        for_terminal(&j.variant)
                     },
                     state
                 )?;
@@ -502,9 +503,13 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
             break;
         }
         let label = if job.variant.is_empty() {
-            job.exp.name().to_string()
+            for_terminal(job.exp.name()).into_owned()
         } else {
-            format!("{} [{}]", job.exp.name(), job.variant)
+            format!(
+                "{} [{}]",
+                for_terminal(job.exp.name()),
+                for_terminal(&job.variant)
+            )
         };
         crate::ewriteln!("[{}/{}] {label}", n + 1, mine.len());
         let claimed = {
@@ -642,7 +647,10 @@ fn draw_comparison(out: &Path, rows: &[BatchRow]) {
     for r in rows.iter().filter(|r| r.status == "ok") {
         match crate::plot::load_run(&out.join(&r.run_dir)) {
             Ok((metrics, summary)) => runs.push((r.label(), metrics, summary)),
-            Err(e) => crate::ewriteln!("warning: no comparison plot for {}: {e}", r.label()),
+            Err(e) => crate::ewriteln!(
+                "warning: no comparison plot for {}: {e}",
+                for_terminal(&r.label())
+            ),
         }
     }
     if runs.len() < 2 {

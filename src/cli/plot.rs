@@ -1,4 +1,9 @@
 //! `runner plot RUN_DIR...`: compare finished runs (curves overlaid, final accuracy bars).
+//!
+//! A `metrics.csv` with non-finite values or repeated epochs is drawn as
+//! [`crate::plot::points`] says (gaps in the lines; the last row of an epoch), with one warning
+//! line on stderr per kind of problem and run; the exit code stays 0. A file with no finite value
+//! at all still gives the pictures, with that run's curves empty, and a warning that says so.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -6,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use crate::plot::{load_run, plot_comparison, ComparedRun};
+use crate::plot::{check_metrics, load_run, plot_comparison, ComparedRun};
 use crate::report::RunStatus;
-use crate::report::SUMMARY_FILE;
+use crate::report::{METRICS_FILE, SUMMARY_FILE};
 
 /// Options of `runner plot`.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,7 +40,13 @@ pub fn run(args: &PlotArgs) -> anyhow::Result<i32> {
     let mut loaded = Vec::with_capacity(dirs.len());
     for d in &dirs {
         match load_run(d) {
-            Ok((metrics, summary)) => loaded.push((metrics, summary)),
+            Ok((metrics, summary)) => {
+                for problem in check_metrics(&metrics).problems {
+                    let file = d.join(METRICS_FILE);
+                    crate::ewriteln!("runner plot: {}: {problem}", file.display());
+                }
+                loaded.push((metrics, summary));
+            }
             Err(e) => bail!("{}: not a finished run: {e}", d.display()),
         }
     }

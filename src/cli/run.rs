@@ -7,6 +7,7 @@ use crate::data::resolve_data_dir;
 use crate::experiment::{print::to_toml, Experiment};
 use crate::graph::summary::thousands;
 use crate::graph::Graph;
+use crate::report::text::for_terminal;
 use crate::report::{
     init_tracing, FolderLock, RunDir, RunState, RunStatus, Summary, CONFIG_FILE, LOCK_FILE,
     METRICS_FILE, TRACE_FILE,
@@ -268,6 +269,8 @@ pub(crate) fn checked_experiment(
 ) -> Option<(Experiment, Graph)> {
     let mut all = check_file_with(file, sets);
     let names: Vec<String> = all.iter().filter_map(|c| c.variant.clone()).collect();
+    // As listed on the terminal; the names themselves are matched.
+    let shown: Vec<String> = names.iter().map(|n| for_terminal(n).into_owned()).collect();
     let index = match (variant, names.is_empty()) {
         (None, true) => 0,
         (None, false) => {
@@ -277,14 +280,15 @@ pub(crate) fn checked_experiment(
                 file.display(),
                 names.len(),
                 file.display(),
-                names.join("\n  ")
+                shown.join("\n  ")
             );
             return None;
         }
         (Some(v), true) => {
             crate::ewriteln!(
-                "{}: `--variant {v}` given, but the file has no [sweep]",
-                file.display()
+                "{}: `--variant {}` given, but the file has no [sweep]",
+                file.display(),
+                for_terminal(v)
             );
             return None;
         }
@@ -292,11 +296,14 @@ pub(crate) fn checked_experiment(
             Some(i) => i,
             None => {
                 let hint = crate::diagnostic::did_you_mean(v, names.iter().map(String::as_str))
-                    .map_or(String::new(), |m| format!(" (did you mean `{m}`?)"));
+                    .map_or(String::new(), |m| {
+                        format!(" (did you mean `{}`?)", for_terminal(m))
+                    });
                 crate::ewriteln!(
-                    "{}: no variant named `{v}`{hint}; the variants are:\n  {}",
+                    "{}: no variant named `{}`{hint}; the variants are:\n  {}",
                     file.display(),
-                    names.join("\n  ")
+                    for_terminal(v),
+                    shown.join("\n  ")
                 );
                 return None;
             }
@@ -334,7 +341,7 @@ pub(crate) fn train_in(
     let params = graph.params();
     crate::ewriteln!(
         "runner: training `{}` on {} ({} parameters, {} epoch{}) -> {}",
-        exp.name(),
+        for_terminal(exp.name()),
         train::run::device_name(device),
         thousands(params as u64),
         exp.train().epochs,
@@ -361,7 +368,7 @@ pub(crate) fn train_in(
 pub(crate) fn outcome_line(s: &Summary, run_dir: &RunDir) -> String {
     format!(
         "{}: test accuracy {:.2}% (best {:.2}% at epoch {}), {:.1}s, {:.0} train images/s -> {}",
-        s.experiment,
+        for_terminal(&s.experiment),
         s.test_acc,
         s.best_test_acc,
         s.best_epoch,

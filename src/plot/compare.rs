@@ -10,10 +10,12 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::curves::{accuracy_range, line_panel, loss_range, svg, Corner, Line};
 use super::font::{text, text_size};
 use super::grid::fit;
+use super::points::check_metrics;
 use super::{
     draw_err, write_file, Picture, PlotError, COMPARE_ACCURACY_PNG, COMPARE_CURVES_PNG,
     COMPARE_CURVES_SVG, PALETTE,
 };
+use crate::report::text::for_picture;
 use crate::report::{
     read_metrics, read_summary, EpochMetrics, Summary, METRICS_FILE, SUMMARY_FILE,
 };
@@ -73,7 +75,11 @@ pub fn draw_compare_curves<DB: DrawingBackend>(
             .map(|(i, (label, metrics, _))| Line {
                 label: label.clone(),
                 color: PALETTE[i % PALETTE.len()],
-                points: metrics.iter().map(|m| (m.epoch as f64, f(m))).collect(),
+                points: check_metrics(metrics)
+                    .rows
+                    .iter()
+                    .map(|m| (m.epoch as f64, f(m)))
+                    .collect(),
             })
             .collect()
     };
@@ -105,9 +111,10 @@ pub fn draw_compare_curves<DB: DrawingBackend>(
 pub fn accuracy_bars(runs: &[ComparedRun]) -> Result<Picture, PlotError> {
     let label_style = text(13.0, &BLACK).pos(Pos::new(HPos::Right, VPos::Center));
     let max_label = 360;
-    let label_w = runs
+    let labels: Vec<_> = runs.iter().map(|r| for_picture(&r.0)).collect();
+    let label_w = labels
         .iter()
-        .map(|r| text_size(&r.0, 13.0).0)
+        .map(|l| text_size(l, 13.0).0)
         .max()
         .unwrap_or(0)
         .min(max_label);
@@ -133,7 +140,7 @@ pub fn accuracy_bars(runs: &[ComparedRun]) -> Result<Picture, PlotError> {
             area.draw_text(&format!("{tick}%"), &style, (x, bottom as i32 + 4))
                 .map_err(&err)?;
         }
-        for (i, (label, _, summary)) in runs.iter().enumerate() {
+        for (i, ((_, _, summary), label)) in runs.iter().zip(&labels).enumerate() {
             let y = (top + i as u32 * (bar_h + gap)) as i32;
             let color = PALETTE[i % PALETTE.len()];
             let acc = summary.test_acc;

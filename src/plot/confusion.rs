@@ -6,6 +6,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::font::{text, text_size};
 use super::grid::fit;
 use super::{draw_err, Picture, PlotError};
+use crate::report::text::{for_picture, for_picture_line};
 
 /// Counts of (true class, predicted class) pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +80,9 @@ pub fn shade(f: f64) -> RGBColor {
 }
 
 /// Draws `cm`: rows are true classes, columns predicted ones; each cell holds its count and is
-/// shaded by its share of the row; the row's accuracy (recall) is written at its right.
+/// shaded by its share of the row; the row's accuracy (recall) is written at its right. Class
+/// names are cut with [`for_picture`] and the title with [`for_picture_line`], so the time to
+/// draw does not grow with their length.
 pub fn confusion_png(title: &str, cm: &ConfusionMatrix) -> Result<Picture, PlotError> {
     let k = cm.len() as u32;
     if k == 0 {
@@ -87,11 +90,13 @@ pub fn confusion_png(title: &str, cm: &ConfusionMatrix) -> Result<Picture, PlotE
             "a confusion matrix without classes".into(),
         ));
     }
+    let title = for_picture_line(title);
+    let names: Vec<_> = cm.classes.iter().map(|c| for_picture(c)).collect();
     let cell = (600 / k).clamp(6, 64);
     let label_size = if cell >= 16 { 13.0 } else { 0.0 };
     let max_label = 150;
     let label_w = if label_size > 0.0 {
-        cm.classes
+        names
             .iter()
             .map(|c| text_size(c, label_size).0)
             .max()
@@ -104,14 +109,14 @@ pub fn confusion_png(title: &str, cm: &ConfusionMatrix) -> Result<Picture, PlotE
     let top = 64;
     let right_col = 70;
     let width = (left + k * cell + right_col)
-        .max(text_size(title, 16.0).0 + 20)
+        .max(text_size(&title, 16.0).0 + 20)
         .max(text_size(SUBTITLE, 12.0).0 + 20);
     let height = top + k * cell + 10 + label_w + 34;
     let mut pic = Picture::new("confusion matrix", width, height, WHITE)?;
     pic.draw("confusion matrix", |area| {
         let err = draw_err("confusion matrix");
         let title_style = text(16.0, &BLACK);
-        let title = fit(area, title, &title_style, width - 20)?;
+        let title = fit(area, &title, &title_style, width - 20)?;
         area.draw_text(&title, &title_style, (10, 10))
             .map_err(&err)?;
         let sub = text(12.0, &RGBColor(90, 90, 90));
@@ -163,7 +168,7 @@ pub fn confusion_png(title: &str, cm: &ConfusionMatrix) -> Result<Picture, PlotE
         ))
         .map_err(&err)?;
         if label_size > 0.0 {
-            for (i, name) in cm.classes.iter().enumerate() {
+            for (i, name) in names.iter().enumerate() {
                 let mid = (i as u32 * cell + cell / 2) as i32;
                 let style = text(label_size, &BLACK).pos(Pos::new(HPos::Right, VPos::Center));
                 let name = fit(area, name, &style, max_label)?;

@@ -7,7 +7,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::font::text;
+use super::points::{check_metrics, segments};
 use super::{draw_err, Picture, PlotError, PALETTE};
+use crate::report::text::{for_picture, for_picture_line};
 use crate::report::EpochMetrics;
 
 /// Size of a curves picture in pixels.
@@ -20,7 +22,7 @@ pub(crate) struct Line {
     pub label: String,
     /// Colour.
     pub color: RGBColor,
-    /// `(epoch, value)` points.
+    /// `(epoch, value)` points; a non-finite value breaks the line there ([`segments`]).
     pub points: Vec<(f64, f64)>,
 }
 
@@ -33,10 +35,16 @@ pub(crate) enum Corner {
     LowerRight,
 }
 
-/// A y range for losses: from 0 to a little above the largest finite value.
+/// A y range for losses: from 0 to a little above the largest finite value (NaN and ±inf are
+/// not drawn, so they do not count).
 pub(crate) fn loss_range(values: impl Iterator<Item = f64>) -> Range<f64> {
     let max = values.filter(|v| v.is_finite()).fold(0.0, f64::max);
-    0.0..if max > 0.0 { max * 1.08 } else { 1.0 }
+    let top = max * 1.08;
+    0.0..match top {
+        t if !t.is_finite() => max,
+        t if t > 0.0 => t,
+        _ => 1.0,
+    }
 }
 
 /// A y range for accuracies in percent: from a multiple of 5 a little below the lowest value to
@@ -114,21 +122,36 @@ pub(crate) fn line_panel<DB: DrawingBackend>(
     let markers = epochs <= 40;
     for line in lines {
         let color = line.color;
-        chart
-            .draw_series(LineSeries::new(
-                line.points.iter().map(|&(e, v)| (tenths(e), v)),
+        let pieces = segments(&line.points);
+        let mut pieces = pieces.into_iter();
+        // The first piece (possibly none) carries the legend entry, so a line with no point to
+        // draw is still named.
+        let first: &[(f64, f64)] = pieces.next().unwrap_or(&[]);
+        let series = |piece: &[(f64, f64)]| {
+            LineSeries::new(
+                piece
+                    .iter()
+                    .map(|&(e, v)| (tenths(e), v))
+                    .collect::<Vec<_>>(),
                 color.stroke_width(2),
-            ))
+            )
+        };
+        chart
+            .draw_series(series(first))
             .map_err(&err)?
-            .label(line.label.clone())
+            .label(for_picture(&line.label))
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
+        for piece in pieces {
+            chart.draw_series(series(piece)).map_err(&err)?;
+        }
         if markers {
             chart
                 .draw_series(
                     line.points
                         .iter()
+                        .filter(|(e, v)| e.is_finite() && v.is_finite())
                         .map(|&(e, v)| Circle::new((tenths(e), v), 3, color.filled())),
                 )
                 .map_err(&err)?;
@@ -148,18 +171,20 @@ pub(crate) fn line_panel<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Draws a run's train/test loss (left) and accuracy (right) per epoch into `area`.
+/// Draws a run's train/test loss (left) and accuracy (right) per epoch into `area`: the rows
+/// [`check_metrics`] keeps, with a break in a line wherever its value is not finite.
 pub fn draw_curves<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
     metrics: &[EpochMetrics],
 ) -> Result<(), PlotError> {
+    let metrics = &check_metrics(metrics).rows;
     if metrics.is_empty() {
         return Err(PlotError::Empty("no epoch in metrics".into()));
     }
     area.fill(&WHITE).map_err(draw_err("curves"))?;
     let area = area
-        .titled(title, text(18.0, &BLACK))
+        .titled(&for_picture_line(title), text(18.0, &BLACK))
         .map_err(draw_err("curves"))?;
     let (w, _) = area.dim_in_pixel();
     let (left, right) = area.split_horizontally(w / 2);
@@ -201,12 +226,13 @@ pub fn draw_curves<DB: DrawingBackend>(
 
 /// The title of a run's curves: experiment name and final test accuracy.
 fn curves_title(experiment: &str, metrics: &[EpochMetrics]) -> String {
-    match metrics.last() {
+    let experiment = for_picture(experiment);
+    match check_metrics(metrics).rows.last() {
         Some(m) => format!(
             "{experiment}: loss and accuracy per epoch (final test accuracy {:.2}%)",
             m.test_acc
         ),
-        None => experiment.to_owned(),
+        None => experiment.into_owned(),
     }
 }
 
@@ -262,6 +288,20 @@ mod tests {
     fn ranges() {
         assert_eq!(loss_range([0.5, 2.0, f64::NAN].into_iter()), 0.0..2.16);
         assert_eq!(loss_range(std::iter::empty()), 0.0..1.0);
+        assert_eq!(
+            loss_range([f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1.0].into_iter()),
+            0.0..1.08,
+            "only finite values count"
+        );
+        assert_eq!(
+            loss_range([f64::MAX].into_iter()),
+            0.0..f64::MAX,
+            "no overflow"
+        );
+        assert_eq!(
+            accuracy_range([f64::NEG_INFINITY, f64::NAN, 97.0].into_iter()),
+            95.0..100.0
+        );
         assert_eq!(accuracy_range([97.3, 99.0].into_iter()), 95.0..100.0);
         assert_eq!(accuracy_range([12.0].into_iter()), 10.0..100.0);
         assert_eq!(accuracy_range([1.0].into_iter()), 0.0..100.0);

@@ -10,6 +10,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::font::text;
 use super::{draw_err, Picture, PlotError};
+use crate::report::text::{for_picture_line, ELLIPSIS};
 
 /// Padding inside a cell, around the image and the caption, in pixels.
 pub const PAD: u32 = 6;
@@ -168,7 +169,8 @@ pub fn grid_picture(
         height = height.max(top + layout.height());
         layouts.push(layout);
     }
-    let title_w = super::font::text_size(title, 16.0).0;
+    let title = for_picture_line(title);
+    let title_w = super::font::text_size(&title, 16.0).0;
     let width = (left - PANEL_GAP + MARGIN)
         .max(title_w + 3 * MARGIN)
         .max(320);
@@ -185,7 +187,7 @@ pub fn grid_picture(
     pic.draw("image grid", |area| {
         let err = draw_err("image grid");
         if !title.is_empty() {
-            area.draw_text(title, &text(16.0, &BLACK), (MARGIN as i32, MARGIN as i32))
+            area.draw_text(&title, &text(16.0, &BLACK), (MARGIN as i32, MARGIN as i32))
                 .map_err(&err)?;
         }
         let caption_w = cell_w - 2;
@@ -193,7 +195,8 @@ pub fn grid_picture(
             if !panel.title.is_empty() {
                 let y = (top - PANEL_TITLE_HEIGHT + 2) as i32;
                 let style = text(14.0, &BLACK);
-                area.draw_text(&panel.title, &style, (layout.left as i32 + PAD as i32, y))
+                let title = for_picture_line(&panel.title);
+                area.draw_text(&title, &style, (layout.left as i32 + PAD as i32, y))
                     .map_err(&err)?;
             }
             for (i, tile) in panel.tiles.iter().enumerate() {
@@ -228,6 +231,11 @@ fn frame(pic: &mut Picture, x: u32, y: u32, w: u32, h: u32, color: RGBColor) {
 }
 
 /// `line`, shortened with an ellipsis until it is at most `max_w` pixels wide in `style`.
+///
+/// The line is first cut to [`crate::report::text::PICTURE_LINE_MAX_CHARS`] characters (and its
+/// control characters replaced, [`for_picture_line`]), then the longest prefix that fits is found
+/// by bisection, so a line costs a few measurements of at most that many characters however long
+/// it was.
 pub(crate) fn fit<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     line: &str,
@@ -239,18 +247,26 @@ pub(crate) fn fit<DB: DrawingBackend>(
             .map(|(w, _)| w)
             .map_err(draw_err("caption"))
     };
-    if width(line)? <= max_w {
-        return Ok(line.to_owned());
+    let line = for_picture_line(line);
+    if width(&line)? <= max_w {
+        return Ok(line.into_owned());
     }
-    let mut chars: Vec<char> = line.chars().collect();
-    while !chars.is_empty() {
-        chars.pop();
-        let s: String = chars.iter().chain(['…'].iter()).collect();
-        if width(&s)? <= max_w {
-            return Ok(s);
+    let chars: Vec<char> = line.chars().collect();
+    let cut = |n: usize| -> String { chars[..n].iter().chain([&ELLIPSIS]).collect() };
+    // `lo` characters and the ellipsis fit (or `lo` is 0); `hi` and more do not.
+    let (mut lo, mut hi) = (0, chars.len());
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if width(&cut(mid))? <= max_w {
+            lo = mid;
+        } else {
+            hi = mid;
         }
     }
-    Ok(String::new())
+    if lo == 0 && width(&cut(0))? > max_w {
+        return Ok(String::new());
+    }
+    Ok(cut(lo))
 }
 
 #[cfg(test)]

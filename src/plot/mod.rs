@@ -25,6 +25,7 @@ pub mod curves;
 pub mod font;
 pub mod grid;
 mod picture;
+pub mod points;
 mod run_plots;
 mod show;
 
@@ -32,6 +33,7 @@ pub use compare::{load_run, plot_comparison, ComparedRun};
 pub use confusion::ConfusionMatrix;
 pub use grid::{GridLayout, Panel, Tile};
 pub use picture::Picture;
+pub use points::{check_metrics, CheckedMetrics, MetricsProblem};
 pub use run_plots::{write_run_plots, RUN_PLOT_FILES};
 pub use show::{data_figure, display_image, predictions_figure, DataFigure, Split};
 

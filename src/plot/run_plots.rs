@@ -8,6 +8,7 @@ use super::show::predictions_figure;
 use super::{write_file, PlotError, CONFUSION_PNG, CURVES_PNG, CURVES_SVG, PREDICTIONS_PNG};
 use crate::data::Dataset;
 use crate::experiment::Experiment;
+use crate::report::text::for_picture;
 use crate::report::EpochMetrics;
 
 /// The pictures [`write_run_plots`] writes, in order.
@@ -55,7 +56,7 @@ pub fn write_run_plots(
             Box::new(|| {
                 let title = format!(
                     "{}: confusion matrix of the {} test images (accuracy {:.2}%)",
-                    exp.name(),
+                    for_picture(exp.name()),
                     cm.total(),
                     cm.accuracy()
                 );

@@ -7,6 +7,7 @@ use super::grid::{default_columns, grid_picture, GridLayout, Panel, Tile};
 use super::{Picture, PlotError, RIGHT, WRONG};
 use crate::data::{derived_rng, Dataset, Pipeline, Stream};
 use crate::experiment::{Experiment, Transform};
+use crate::report::text::for_picture;
 
 /// Which part of a data set to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -80,12 +81,11 @@ fn without_permutation(transforms: &[Transform]) -> Vec<Transform> {
         .collect()
 }
 
-/// The name of class `label` of `data`.
+/// The name of class `label` of `data`, as drawn ([`for_picture`]).
 fn class_name(data: &Dataset, label: u8) -> String {
     data.classes
         .get(usize::from(label))
-        .cloned()
-        .unwrap_or_else(|| label.to_string())
+        .map_or_else(|| label.to_string(), |c| for_picture(c).into_owned())
 }
 
 /// The first `count` images of `data` through `transforms`, each captioned by `caption`. The
@@ -153,7 +153,7 @@ pub fn data_figure(
     };
     let title = format!(
         "{}: {} images 1-{n} of {} through the {} transforms",
-        exp.name(),
+        for_picture(exp.name()),
         split.name(),
         data.len(),
         split.name()
@@ -205,7 +205,7 @@ pub fn predictions_figure(
     };
     let title = format!(
         "{}: test images 1-{n}, true and predicted class ({wrong} of {n} wrong, framed in red)",
-        exp.name()
+        for_picture(exp.name())
     );
     let cols = if n >= 24 { 6 } else { default_columns(n) };
     Ok(grid_picture(&title, &[panel], cols)?.0)

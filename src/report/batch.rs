@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::tables::{read_table, table};
+use super::text::{for_markdown_cell, for_markdown_code};
 use super::{ReportError, Summary};
 
 /// Header line of `batch.csv`.
@@ -183,7 +184,9 @@ pub fn read_batch(path: &Path) -> Result<Vec<BatchRow>, ReportError> {
     read_table(path, BATCH_HEADER)
 }
 
-/// `batch.md`: the same rows as a markdown table, ready to paste into a pull request.
+/// `batch.md`: the same rows as a markdown table, ready to paste into a pull request. Names,
+/// statuses and flags are cut and escaped for a cell ([`for_markdown_cell`]); variants are code
+/// spans ([`for_markdown_code`]). The full texts are in `batch.csv`.
 pub fn batch_md(rows: &[BatchRow]) -> String {
     let mut out = String::from(
         "| # | experiment | variant | params | test acc (%) | best (%) @ epoch | epochs | seconds | train img/s | flags |\n\
@@ -192,7 +195,7 @@ pub fn batch_md(rows: &[BatchRow]) -> String {
     let thousands = |n: u64| crate::graph::summary::thousands(n);
     for r in rows {
         let flags = super::flag_names(&r.flags)
-            .map(|f| format!("**{}**", f.replace('|', "\\|")))
+            .map(|f| format!("**{}**", for_markdown_cell(f)))
             .collect::<Vec<_>>()
             .join(" ");
         let cells = if r.status == "ok" {
@@ -210,7 +213,7 @@ pub fn batch_md(rows: &[BatchRow]) -> String {
         } else {
             [
                 String::new(),
-                r.status.replace('|', "\\|"),
+                for_markdown_cell(&r.status).into_owned(),
                 String::new(),
                 String::new(),
                 String::new(),
@@ -221,11 +224,11 @@ pub fn batch_md(rows: &[BatchRow]) -> String {
             out,
             "| {} | {} | {} | {} | {flags} |",
             r.index,
-            r.experiment.replace('|', "\\|"),
+            for_markdown_cell(&r.experiment),
             if r.variant.is_empty() {
                 "-".to_string()
             } else {
-                format!("`{}`", r.variant.replace('|', "\\|"))
+                for_markdown_code(&r.variant)
             },
             cells.join(" | ")
         );

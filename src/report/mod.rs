@@ -32,6 +32,7 @@ pub mod progress;
 mod run_dir;
 pub mod status;
 mod tables;
+pub mod text;
 pub mod trace;
 
 pub use atomic::write_atomic;
