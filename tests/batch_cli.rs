@@ -279,11 +279,19 @@ fn diff_exit_codes_follow_the_tolerances() {
         ),
         (
             "index,experiment,variant,test_acc,seconds\n0,a,x,90.0,10\n",
-            "missing from the new table: [a [y]]",
+            "1 of the baseline's 2 rows are missing from the new table [a [y]]",
         ),
         (
             "index,experiment,test_acc,seconds\n0,a,90.0,10\n",
             "different columns",
+        ),
+        (
+            "index,experiment,variant,test_acc,seconds\n",
+            "the new table has a header but no data rows",
+        ),
+        (
+            "index,experiment,variant,test_acc,test_acc\n0,a,x,90.0,10\n",
+            "the column name `test_acc` appears twice in the header (columns 4 and 5)",
         ),
     ];
     for (i, (body, reason)) in cases.iter().enumerate() {
@@ -293,6 +301,16 @@ fn diff_exit_codes_follow_the_tolerances() {
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
         assert!(text(&o).contains(reason), "{reason}: {}", text(&o));
     }
+    // An emptied baseline is an error, not a pass.
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "index,experiment,variant,test_acc,seconds\n").expect("write");
+    let o = runner(&["diff", s(&empty), s(&base)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("the baseline has a header but no data rows: against an empty baseline every table would pass"),
+        "{}",
+        text(&o)
+    );
     let o = runner(&["diff", s(&base), s(&dir.path().join("missing.csv"))]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("cannot read"), "{}", text(&o));

@@ -130,8 +130,6 @@ pub const MAX_ROWS: usize = 1 << 20;
 pub const MAX_CELLS: usize = 20_000_000;
 /// The most keys an error message lists; the rest are counted.
 pub const LISTED: usize = 20;
-/// The most characters of one key or column name an error message or table shows.
-pub const SHOWN_CHARS: usize = 120;
 
 /// A CSV table: header and rows of text cells.
 ///
@@ -219,23 +217,11 @@ impl Table {
     }
 }
 
-/// A key or column name as an error message or table shows it: at most [`SHOWN_CHARS`]
-/// characters, control characters escaped so that a newline or a terminal escape in a CSV cell
-/// cannot break or forge the output.
+/// A key or column name as an error message shows it: cut to a length, with control
+/// characters escaped, so that a newline or a terminal escape in a CSV cell cannot break or
+/// forge the output.
 fn shown(s: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == SHOWN_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    super::text::for_terminal(s).into_owned()
 }
 
 /// A capped list for a message: `a, b, c` or `a, b, …, t, and 980 more`.
@@ -341,8 +327,10 @@ pub struct Cell {
 /// One compared row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowDiff {
-    /// `experiment` or `experiment [variant]`.
-    pub key: String,
+    /// The row's `experiment` cell.
+    pub experiment: String,
+    /// The row's `variant` cell, empty when the table has no such column.
+    pub variant: String,
     /// One cell per tolerance, in order.
     pub cells: Vec<Cell>,
     /// The flag names in the new table's `flags` cell (none when it has no such column).
@@ -350,6 +338,20 @@ pub struct RowDiff {
 }
 
 impl RowDiff {
+    /// `experiment` or `experiment [variant]`.
+    pub fn key(&self) -> String {
+        key_text((&self.experiment, &self.variant))
+    }
+
+    /// The key as a markdown cell: each part escaped, the brackets between them kept readable.
+    fn md_key(&self) -> String {
+        if self.variant.is_empty() {
+            md_cell(&self.experiment)
+        } else {
+            format!("{} [{}]", md_cell(&self.experiment), md_cell(&self.variant))
+        }
+    }
+
     /// Whether any cell regressed or the new row is flagged.
     pub fn regressed(&self) -> bool {
         !self.flags.is_empty() || self.cells.iter().any(|c| !c.ok)
@@ -584,7 +586,8 @@ pub fn compare(base: &Table, new: &Table, tolerances: &[Tolerance]) -> Result<Di
             flag_names(new.cell(ni, c)).map(str::to_string).collect()
         });
         rows.push(RowDiff {
-            key: key_text(*key),
+            experiment: key.0.to_string(),
+            variant: key.1.to_string(),
             cells,
             flags,
         });
@@ -595,20 +598,10 @@ pub fn compare(base: &Table, new: &Table, tolerances: &[Tolerance]) -> Result<Di
     })
 }
 
-/// Text for one markdown table cell: shortened like [`shown`], with the characters that would
-/// end the cell or the row (`|`, newlines) or start markup (`` ` ``, `*`, `<`) escaped.
+/// Text for one markdown table cell: cut, and escaped so that it cannot end the cell or the
+/// row or start markup.
 fn md_cell(s: &str) -> String {
-    let mut out = String::new();
-    for c in shown(s).chars() {
-        match c {
-            '|' | '\\' | '`' | '*' | '<' => {
-                out.push('\\');
-                out.push(c);
-            }
-            _ => out.push(c),
-        }
-    }
-    out
+    super::text::for_markdown_cell(s).into_owned()
 }
 
 /// Compact number: up to 4 decimals, trailing zeros removed.
@@ -644,7 +637,7 @@ pub fn write_markdown(d: &Diff, out: &mut impl std::io::Write) -> std::io::Resul
     out.write_all(line.as_bytes())?;
     for r in &d.rows {
         line.clear();
-        let _ = write!(line, "| {} |", md_cell(&r.key));
+        let _ = write!(line, "| {} |", r.md_key());
         for c in &r.cells {
             let _ = match c.new {
                 Some(n) => {
@@ -693,7 +686,7 @@ pub fn write_markdown(d: &Diff, out: &mut impl std::io::Write) -> std::io::Resul
         .iter()
         .filter(|r| !r.flags.is_empty())
         .take(LISTED)
-        .map(|r| format!("{} ({})", md_cell(&r.key), md_cell(&r.flags.join(", "))))
+        .map(|r| format!("{} ({})", r.md_key(), md_cell(&r.flags.join(", "))))
         .collect();
     if !flagged.is_empty() {
         let total = d.rows.iter().filter(|r| !r.flags.is_empty()).count();
@@ -753,7 +746,7 @@ mod tests {
             "seconds=+50%".parse().unwrap(),
         ];
         let d = compare(&t(BASE), &t(new), &tol).unwrap();
-        let bad: Vec<&str> = d.regressions().map(|r| r.key.as_str()).collect();
+        let bad: Vec<String> = d.regressions().map(|r| r.key()).collect();
         assert_eq!(bad, ["a [x]", "a [y]"]);
         let md = markdown(&d);
         assert!(md.contains("| a [y] | 80 → 79 (-1, -1.2%) **✗** |"), "{md}");
@@ -793,16 +786,19 @@ mod tests {
         let new = "experiment,variant,test_acc,flags\na,x,90.0,non_finite_test_loss\na,y,80.0,\nb,,70.0,non_finite_train_loss;non_finite_test_loss\n";
         let tol = vec!["test_acc=100".parse().unwrap()];
         let d = compare(&t(base), &t(new), &tol).unwrap();
-        let bad: Vec<(&str, Vec<String>)> = d
+        let bad: Vec<(String, Vec<String>)> = d
             .regressions()
-            .map(|r| (r.key.as_str(), r.flags.clone()))
+            .map(|r| (r.key(), r.flags.clone()))
             .collect();
         assert_eq!(
             bad,
             [
-                ("a [x]", vec!["non_finite_test_loss".to_string()]),
                 (
-                    "b",
+                    "a [x]".to_string(),
+                    vec!["non_finite_test_loss".to_string()]
+                ),
+                (
+                    "b".to_string(),
                     vec![
                         "non_finite_train_loss".to_string(),
                         "non_finite_test_loss".to_string()
@@ -842,7 +838,7 @@ mod tests {
         let flagged = with.replacen("90.0,10,", "90.0,10,non_finite_test_loss", 1);
         let d = compare(&t(BASE), &t(&flagged), &tol).unwrap();
         assert_eq!(
-            d.regressions().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+            d.regressions().map(|r| r.key()).collect::<Vec<_>>(),
             ["a [x]"]
         );
         // Any other column still has to be in both.
@@ -943,17 +939,20 @@ mod tests {
         let lines: Vec<&str> = md.lines().collect();
         assert_eq!(lines.len(), 2 + 3 + 2, "one line per row: {md}");
         assert!(
-            lines[2].starts_with("| two\\\\nlines [a\\|b] | 90 → 90"),
+            lines[2].starts_with("| two lines [a\\|b] | 90 → 90"),
             "{}",
             lines[2]
         );
         assert!(
-            lines[3].starts_with("| \\\\u{1b}[2J\\`\\*\\<b> | 90"),
+            lines[3].starts_with("| \u{fffd}\\[2J\\`\\*&lt;b> | 90"),
             "{}",
             lines[3]
         );
         assert!(!md.contains('\u{1b}'));
-        assert!(lines[4].starts_with(&format!("| {}… |", "x".repeat(SHOWN_CHARS))));
+        assert!(lines[4].starts_with(&format!(
+            "| {}… |",
+            "x".repeat(super::super::text::MARKDOWN_MAX_CHARS - 1)
+        )));
         // In messages too.
         let other = table.replace("90\n", "91\n").replacen("two", "three", 1);
         let msg = compare(&t(&table), &t(&other), &tol)
