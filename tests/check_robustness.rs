@@ -365,3 +365,27 @@ fn long_lines_and_many_errors_render_compactly() {
         .count();
     assert_eq!(unknown, 10_000, "every unknown key is reported once");
 }
+
+#[test]
+fn names_too_long_for_a_folder_or_holding_controls_are_errors() {
+    let long = "x".repeat(3_000_000);
+    let c = check(&format!(
+        "name = \"{long}\"\n[data]\ndataset = \"cifar10\"\n"
+    ));
+    assert_rejected("a 3 MB experiment name", &c, "invalid experiment name");
+    assert!(c.render().contains("at most 100 bytes"), "{}", c.render());
+    let c = check("name = \"a\\u001b[2Jb\"\n[data]\ndataset = \"cifar10\"\n");
+    assert_rejected("an escape in the name", &c, "invalid experiment name");
+    assert!(!c.render().contains('\u{1b}'), "{}", c.render());
+    let c = check(&model(&format!(
+        "{{ op = \"relu\", name = \"{}\" }}",
+        "a".repeat(101)
+    )));
+    assert_rejected("a 101-byte layer name", &c, "invalid layer name");
+    let ok = check(&format!(
+        "name = \"{}\"\n[data]\ndataset = \"cifar10\"\n[model]\nlayers = [{{ op = \"flatten\", name = \"{}\" }}, {{ op = \"linear\", out = 10 }}]\n",
+        "n".repeat(100),
+        "a".repeat(100)
+    ));
+    assert!(ok.ok(), "{}", ok.render());
+}

@@ -71,14 +71,18 @@ fn short(op: &RawOp<'_>) -> &'static str {
     op.kind().short()
 }
 
-/// Letters, digits and `_`, not starting with a digit; dots separate block scopes
-/// (`stage2.conv1`), as in resolved `config.toml` files.
+/// The longest layer name, in bytes.
+pub const MAX_LAYER_NAME_BYTES: usize = 100;
+
+/// Letters, digits and `_`, not starting with a digit, at most [`MAX_LAYER_NAME_BYTES`]; dots
+/// separate block scopes (`stage2.conv1`), as in resolved `config.toml` files.
 fn valid_name(s: &str) -> bool {
-    s.split('.').all(|part| {
-        let mut chars = part.chars();
-        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    })
+    s.len() <= MAX_LAYER_NAME_BYTES
+        && s.split('.').all(|part| {
+            let mut chars = part.chars();
+            matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
 impl<'a, 'b> Expander<'a, 'b> {
@@ -120,11 +124,14 @@ impl<'a, 'b> Expander<'a, 'b> {
                         cx.push(
                             Diagnostic::error(
                                 n.span.clone(),
-                                format!("invalid layer name `{}`", n.value),
+                                format!(
+                                    "invalid layer name `{}`",
+                                    crate::report::text::for_terminal(&n.value)
+                                ),
                             )
-                            .label(
-                                "names use letters, digits, `_` and `.`, and `input` is reserved",
-                            ),
+                            .label(format!(
+                                "names use letters, digits, `_` and `.`, at most {MAX_LAYER_NAME_BYTES} bytes, and `input` is reserved"
+                            )),
                         );
                     }
                     n.clone()

@@ -51,7 +51,7 @@ pub use run_dir::{
 };
 pub use tables::{
     metrics_csv, per_class_csv, read_metrics, read_summary, summary_csv, ClassAccuracy,
-    EpochMetrics, Summary, METRICS_HEADER, PER_CLASS_HEADER, SUMMARY_HEADER,
+    EpochMetrics, Summary, METRICS_HEADER, PER_CLASS_HEADER, SUMMARY_HEADER, TABLE_ROWS,
 };
 pub use trace::{init_tracing, TraceGuard};
 

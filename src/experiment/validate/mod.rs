@@ -49,18 +49,28 @@ pub enum Validated {
     Failed,
 }
 
+/// The longest experiment name, in bytes: it is a folder name, and a file system allows 255.
+pub const MAX_NAME_BYTES: usize = 100;
+
 /// Validates everything.
 pub fn validate<'a>(cx: &mut Cx<'a>, raw: RawExperiment<'a>, default_name: &str) -> Validated {
     let name = match &raw.name {
         Some(n)
-            if n.value.is_empty() || n.value.contains(['/', '\\']) || n.value.starts_with('.') =>
+            if n.value.is_empty()
+                || n.value.contains(['/', '\\'])
+                || n.value.starts_with('.')
+                || n.value.len() > MAX_NAME_BYTES
+                || n.value.chars().any(char::is_control) =>
         {
             cx.push(
                 Diagnostic::error(
                     n.span.clone(),
-                    format!("invalid experiment name `{}`", n.value),
+                    format!(
+                        "invalid experiment name `{}`",
+                        crate::report::text::for_terminal(&n.value)
+                    ),
                 )
-                .label("used as a folder name: no slashes, not empty, not starting with `.`"),
+                .label(format!("used as a folder name: not empty, at most {MAX_NAME_BYTES} bytes, no slashes or control characters, not starting with `.`")),
             );
             None
         }
