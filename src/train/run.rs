@@ -480,6 +480,8 @@ fn train_and_report(
         },
     };
     run.write_per_class(&eval.per_class)?;
+    let confusion = eval.confusion(exp, &test);
+    run.write_confusion(&confusion)?;
     {
         let _span = tracing::info_span!("save_model").entered();
         let bytes = model.to_safetensors()?;
@@ -516,7 +518,14 @@ fn train_and_report(
     run.write_summary(&summary)?;
     // The pictures come last: if drawing fails, every CSV and the weights are already written,
     // and the run still counts as finished.
-    if let Err(e) = crate::plot::write_run_plots(&run.path, exp, &rows, &test, &eval.predictions) {
+    if let Err(e) = crate::plot::write_run_plots(
+        &run.path,
+        exp,
+        &rows,
+        &test,
+        &eval.predictions,
+        &confusion,
+    ) {
         crate::ewriteln!(
             "warning: the run finished but its plots could not all be drawn: {e} (the CSVs and \
              weights in {} are complete)",
