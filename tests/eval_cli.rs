@@ -162,7 +162,10 @@ fn eval_refuses_what_it_cannot_evaluate_with_exit_2() {
         let o = runner(&args);
         let all = text(&o);
         assert_eq!(o.status.code(), Some(2), "{what}: {all}");
-        assert!(all.contains(message), "{what}: expected {message:?} in {all}");
+        assert!(
+            all.contains(message),
+            "{what}: expected {message:?} in {all}"
+        );
         assert!(!all.contains("panicked"), "{what}: {all}");
         assert_eq!(all.trim().lines().count(), 1, "{what}: one line: {all}");
     }

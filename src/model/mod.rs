@@ -331,7 +331,10 @@ impl Model {
         // whenever `RUST_BACKTRACE` is set.
         for (name, var) in self.params.iter().chain(&self.buffers) {
             let Some(t) = stored.remove(name) else {
-                return Err(candle_core::Error::Msg(format!("{}: no tensor named {name}", path.display())));
+                return Err(candle_core::Error::Msg(format!(
+                    "{}: no tensor named {name}",
+                    path.display()
+                )));
             };
             if t.dims() != var.dims() {
                 return Err(candle_core::Error::Msg(format!(
@@ -344,7 +347,10 @@ impl Model {
             var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
         }
         if let Some(extra) = stored.keys().min() {
-            return Err(candle_core::Error::Msg(format!("{}: unexpected tensor {extra}", path.display())));
+            return Err(candle_core::Error::Msg(format!(
+                "{}: unexpected tensor {extra}",
+                path.display()
+            )));
         }
         Ok(())
     }

@@ -131,7 +131,6 @@ pub(crate) fn evaluate(
     })
 }
 
-
 /// Why the training loop stopped before the end of an epoch.
 pub(crate) enum Stop {
     /// A signal asked.
@@ -151,4 +150,3 @@ impl From<candle_core::Error> for Stop {
         Stop::Error(e.into())
     }
 }
-

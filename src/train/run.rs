@@ -7,18 +7,16 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::checkpoint;
+use super::eval::{evaluate, Stop};
 use super::optim;
 use super::schedule::build_schedule;
-use super::eval::{evaluate, Stop};
 use super::step::{train_step, StepOutcome};
 use crate::data::{self, epoch_batches, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
 use crate::interrupt::Signal;
 use crate::model::Model;
-use crate::report::{
-    EpochMetrics, Progress, ReportError, RunDir, RunState, RunStatus, Summary,
-};
+use crate::report::{EpochMetrics, Progress, ReportError, RunDir, RunState, RunStatus, Summary};
 
 /// How to run, beyond what the experiment file says.
 #[derive(Debug, Clone)]
@@ -518,14 +516,9 @@ fn train_and_report(
     run.write_summary(&summary)?;
     // The pictures come last: if drawing fails, every CSV and the weights are already written,
     // and the run still counts as finished.
-    if let Err(e) = crate::plot::write_run_plots(
-        &run.path,
-        exp,
-        &rows,
-        &test,
-        &eval.predictions,
-        &confusion,
-    ) {
+    if let Err(e) =
+        crate::plot::write_run_plots(&run.path, exp, &rows, &test, &eval.predictions, &confusion)
+    {
         crate::ewriteln!(
             "warning: the run finished but its plots could not all be drawn: {e} (the CSVs and \
              weights in {} are complete)",
