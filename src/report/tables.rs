@@ -285,6 +285,17 @@ pub const TABLE_ROWS: usize = 1_000_000;
 mod tests {
     use super::*;
 
+    #[test]
+    fn confusion_csv_has_one_row_per_pair_of_classes_zeros_included() {
+        let classes = ["cat".to_string(), "a,b".to_string()];
+        // Two cats (one called `a,b`), one `a,b` right.
+        let cm = crate::plot::ConfusionMatrix::from_predictions(&classes, &[0, 0, 1], &[0, 1, 1]);
+        assert_eq!(
+            confusion_csv(&cm),
+            "true_class,predicted_class,count\ncat,cat,1\ncat,\"a,b\",1\n\"a,b\",cat,0\n\"a,b\",\"a,b\",1\n"
+        );
+    }
+
     fn epoch(n: usize) -> EpochMetrics {
         let x = n as f64;
         EpochMetrics {
