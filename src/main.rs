@@ -10,6 +10,7 @@ use runner::cli::{
     bench::BenchArgs,
     check::CheckArgs,
     diff::DiffArgs,
+    eval::EvalArgs,
     exit,
     plot::PlotArgs,
     run::{ResumeArgs, RunArgs},
@@ -46,6 +47,9 @@ enum Command {
     /// Run every experiment and sweep variant of files or folders as one ablation; resumable,
     /// shardable across machines; writes batch.csv and batch.md.
     Batch(BatchArgs),
+    /// Evaluate a finished run's weights (or a .safetensors file with --experiment) on the test
+    /// or train split: accuracy, loss, per_class.csv, confusion.csv/.png, eval.json.
+    Eval(EvalArgs),
     /// Compare two summary.csv or batch.csv files with tolerances; exit 1 on a regression.
     Diff(DiffArgs),
     /// Print the JSON Schema for experiment files.
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         (Some(Command::Check(args)), _) => cli::check::run(&args),
         (Some(Command::Batch(args)), _) => cli::batch::run(&args),
         (Some(Command::Diff(args)), _) => cli::diff::run(&args),
+        (Some(Command::Eval(args)), _) => cli::eval::run(&args),
         (Some(Command::Run(args)), _) | (None, Some(args)) => cli::run::run(&args),
         (Some(Command::Resume(args)), _) => cli::run::resume(&args),
         (Some(Command::ShowData(args)), _) => cli::show_data::run(&args),

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod device_check;
 pub mod diff;
+pub mod eval;
 pub mod out;
 pub mod plot;
 pub mod run;

@@ -327,22 +327,30 @@ impl Model {
         // Checked first: a FIFO or a directory in its place is refused by name, not waited on.
         crate::bounded::open(path).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let mut stored = candle_core::safetensors::load(path, &Device::Cpu)?;
+        // Plain messages, not `bail!`: they are for the user, and `bail!` appends the stack
+        // whenever `RUST_BACKTRACE` is set.
         for (name, var) in self.params.iter().chain(&self.buffers) {
             let Some(t) = stored.remove(name) else {
-                bail!("{}: no tensor named {name}", path.display())
+                return Err(candle_core::Error::Msg(format!(
+                    "{}: no tensor named {name}",
+                    path.display()
+                )));
             };
             if t.dims() != var.dims() {
-                bail!(
+                return Err(candle_core::Error::Msg(format!(
                     "{}: {name} has shape {:?}, the model expects {:?}",
                     path.display(),
                     t.dims(),
                     var.dims()
-                )
+                )));
             }
             var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
         }
         if let Some(extra) = stored.keys().min() {
-            bail!("{}: unexpected tensor {extra}", path.display())
+            return Err(candle_core::Error::Msg(format!(
+                "{}: unexpected tensor {extra}",
+                path.display()
+            )));
         }
         Ok(())
     }

@@ -34,7 +34,7 @@ pub use confusion::ConfusionMatrix;
 pub use grid::{GridLayout, Panel, Tile};
 pub use picture::Picture;
 pub use points::{check_metrics, CheckedMetrics, MetricsProblem};
-pub use run_plots::{write_run_plots, RUN_PLOT_FILES};
+pub use run_plots::{confusion_picture, write_run_plots, RUN_PLOT_FILES};
 pub use show::{data_figure, display_image, predictions_figure, DataFigure, Split};
 
 /// File name of the training curves (PNG).

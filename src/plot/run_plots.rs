@@ -20,8 +20,24 @@ type Job<'a> = Box<dyn FnOnce() -> Result<Vec<u8>, PlotError> + 'a>;
 /// Test images shown in `predictions.png`.
 pub const PREDICTION_COUNT: usize = 24;
 
+/// `confusion.png` of `experiment`'s model on its `split` images (`test`, `train`), encoded.
+pub fn confusion_picture(
+    experiment: &str,
+    split: &str,
+    cm: &ConfusionMatrix,
+) -> Result<Vec<u8>, PlotError> {
+    let title = format!(
+        "{}: confusion matrix of the {} {split} images (accuracy {:.2}%)",
+        for_picture(experiment),
+        cm.total(),
+        cm.accuracy()
+    );
+    confusion_png(&title, cm)?.png()
+}
+
 /// Writes `curves.png`, `curves.svg`, `confusion.png` and `predictions.png` into `dir`.
-/// `predictions[i]` is the class the final model predicts for test image `i` of `test`.
+/// `predictions[i]` is the class the final model predicts for test image `i` of `test`, and
+/// `cm` their confusion matrix.
 ///
 /// Every picture is attempted even when an earlier one fails; the first error is returned.
 pub fn write_run_plots(
@@ -30,18 +46,9 @@ pub fn write_run_plots(
     metrics: &[EpochMetrics],
     test: &Dataset,
     predictions: &[u32],
+    cm: &ConfusionMatrix,
 ) -> Result<Vec<PathBuf>, PlotError> {
     let _span = tracing::info_span!("plots").entered();
-    let classes: Vec<String> = (0..test.classes.len().max(exp.data().dataset.classes()))
-        .map(|c| {
-            test.classes
-                .get(c)
-                .cloned()
-                .unwrap_or_else(|| c.to_string())
-        })
-        .collect();
-    let truth: Vec<u32> = test.labels.iter().map(|&l| u32::from(l)).collect();
-    let cm = ConfusionMatrix::from_predictions(&classes, &truth, predictions);
     let jobs: [(&str, Job<'_>); 4] = [
         (
             CURVES_PNG,
@@ -53,15 +60,7 @@ pub fn write_run_plots(
         ),
         (
             CONFUSION_PNG,
-            Box::new(|| {
-                let title = format!(
-                    "{}: confusion matrix of the {} test images (accuracy {:.2}%)",
-                    for_picture(exp.name()),
-                    cm.total(),
-                    cm.accuracy()
-                );
-                confusion_png(&title, &cm)?.png()
-            }),
+            Box::new(|| confusion_picture(exp.name(), "test", cm)),
         ),
         (
             PREDICTIONS_PNG,

@@ -9,6 +9,7 @@
 //! | `metrics.csv`       | [`RunDir::write_metrics`], after every epoch |
 //! | `summary.csv`       | [`RunDir::write_summary`]                    |
 //! | `per_class.csv`     | [`RunDir::write_per_class`]                  |
+//! | `confusion.csv`     | [`RunDir::write_confusion`] (columns: [`CONFUSION_HEADER`]) |
 //! | `trace.json`        | [`trace::init_tracing`]'s guard              |
 //! | `model.safetensors` | the caller, through [`write_atomic`]         |
 //! | `status.json`       | [`RunStatus::write`]: running, finished, interrupted or failed |
@@ -47,11 +48,13 @@ pub use batch::{batch_csv, batch_md, read_batch, BatchRow, BATCH_CSV, BATCH_HEAD
 pub use flags::{flag_names, ResultFlag, ResultFlags, FLAGS_COLUMN};
 pub use progress::{epoch_line, Progress};
 pub use run_dir::{
-    RunDir, CONFIG_FILE, METRICS_FILE, MODEL_FILE, PER_CLASS_FILE, SUMMARY_FILE, TRACE_FILE,
+    RunDir, CONFIG_FILE, CONFUSION_FILE, METRICS_FILE, MODEL_FILE, PER_CLASS_FILE, SUMMARY_FILE,
+    TRACE_FILE,
 };
 pub use tables::{
-    metrics_csv, per_class_csv, read_metrics, read_summary, summary_csv, ClassAccuracy,
-    EpochMetrics, Summary, METRICS_HEADER, PER_CLASS_HEADER, SUMMARY_HEADER, TABLE_ROWS,
+    accuracy_cell, confusion_csv, loss_cell, metrics_csv, per_class_csv, read_metrics,
+    read_summary, summary_csv, ClassAccuracy, EpochMetrics, Summary, CONFUSION_HEADER,
+    METRICS_HEADER, PER_CLASS_HEADER, SUMMARY_HEADER, TABLE_ROWS,
 };
 pub use trace::{init_tracing, TraceGuard};
 

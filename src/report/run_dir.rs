@@ -4,7 +4,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::tables::{metrics_csv, per_class_csv, summary_csv};
+use super::tables::{confusion_csv, metrics_csv, per_class_csv, summary_csv};
 use super::{write_atomic, ClassAccuracy, EpochMetrics, ReportError, Summary};
 
 /// File name of the resolved experiment.
@@ -15,6 +15,8 @@ pub const METRICS_FILE: &str = "metrics.csv";
 pub const SUMMARY_FILE: &str = "summary.csv";
 /// File name of the per-class test accuracy.
 pub const PER_CLASS_FILE: &str = "per_class.csv";
+/// File name of the confusion matrix's counts.
+pub const CONFUSION_FILE: &str = "confusion.csv";
 /// File name of the Chrome trace-event file.
 pub const TRACE_FILE: &str = "trace.json";
 /// File name of the trained weights.
@@ -127,6 +129,11 @@ impl RunDir {
     /// Writes `summary.csv` (header and one row).
     pub fn write_summary(&self, s: &Summary) -> Result<(), ReportError> {
         write_atomic(&self.file(SUMMARY_FILE), summary_csv(s).as_bytes())
+    }
+
+    /// Writes `confusion.csv`.
+    pub fn write_confusion(&self, cm: &crate::plot::ConfusionMatrix) -> Result<(), ReportError> {
+        write_atomic(&self.file(CONFUSION_FILE), confusion_csv(cm).as_bytes())
     }
 
     /// Writes `per_class.csv`.

@@ -17,6 +17,10 @@ pub const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,
 pub const SUMMARY_HEADER: &str = "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec,flags";
 /// Header line of `per_class.csv`.
 pub const PER_CLASS_HEADER: &str = "class,correct,total,accuracy";
+/// Header of `confusion.csv`: one row per (true class, predicted class) pair, every pair of
+/// classes in order (true class major) including those counted 0 times; `count` is the number
+/// of images of `true_class` the model predicted as `predicted_class`.
+pub const CONFUSION_HEADER: &str = "true_class,predicted_class,count";
 
 /// One row of `metrics.csv`: what one epoch did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,10 +103,10 @@ pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
         rows.iter().map(|m| {
             vec![
                 m.epoch.to_string(),
-                format!("{:.6}", m.train_loss),
-                format!("{:.4}", m.train_acc),
-                format!("{:.6}", m.test_loss),
-                format!("{:.4}", m.test_acc),
+                loss_cell(m.train_loss),
+                accuracy_cell(m.train_acc),
+                loss_cell(m.test_loss),
+                accuracy_cell(m.test_acc),
                 format!("{:e}", m.lr),
                 format!("{:.3}", m.seconds),
                 format!("{:.1}", m.train_images_per_sec),
@@ -124,11 +128,11 @@ pub fn summary_csv(s: &Summary) -> String {
             s.params.to_string(),
             s.epochs.to_string(),
             s.train_images.to_string(),
-            format!("{:.4}", s.test_acc),
-            format!("{:.4}", s.best_test_acc),
+            accuracy_cell(s.test_acc),
+            accuracy_cell(s.best_test_acc),
             s.best_epoch.to_string(),
-            format!("{:.6}", s.final_train_loss),
-            format!("{:.6}", s.final_test_loss),
+            loss_cell(s.final_train_loss),
+            loss_cell(s.final_test_loss),
             format!("{:.3}", s.seconds),
             format!("{:.1}", s.train_images_per_sec),
             s.flags.clone(),
@@ -145,10 +149,36 @@ pub fn per_class_csv(rows: &[ClassAccuracy]) -> String {
                 c.class.clone(),
                 c.correct.to_string(),
                 c.total.to_string(),
-                format!("{:.4}", c.accuracy),
+                accuracy_cell(c.accuracy),
             ]
         }),
     )
+}
+
+/// The full text of `confusion.csv` for `cm` (columns: [`CONFUSION_HEADER`]).
+pub fn confusion_csv(cm: &crate::plot::ConfusionMatrix) -> String {
+    let k = cm.len();
+    table(
+        CONFUSION_HEADER,
+        (0..k * k).map(|i| {
+            let (t, p) = (i / k, i % k);
+            vec![
+                cm.classes[t].clone(),
+                cm.classes[p].clone(),
+                cm.count(t, p).to_string(),
+            ]
+        }),
+    )
+}
+
+/// An accuracy in percent as every table writes it (4 decimals).
+pub fn accuracy_cell(v: f64) -> String {
+    format!("{v:.4}")
+}
+
+/// A loss as every table writes it (6 decimals).
+pub fn loss_cell(v: f64) -> String {
+    format!("{v:.6}")
 }
 
 /// Header line plus one line per record, `\n`-terminated, fields quoted only where CSV needs it.
@@ -254,6 +284,17 @@ pub const TABLE_ROWS: usize = 1_000_000;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confusion_csv_has_one_row_per_pair_of_classes_zeros_included() {
+        let classes = ["cat".to_string(), "a,b".to_string()];
+        // Two cats (one called `a,b`), one `a,b` right.
+        let cm = crate::plot::ConfusionMatrix::from_predictions(&classes, &[0, 0, 1], &[0, 1, 1]);
+        assert_eq!(
+            confusion_csv(&cm),
+            "true_class,predicted_class,count\ncat,cat,1\ncat,\"a,b\",1\n\"a,b\",cat,0\n\"a,b\",\"a,b\",1\n"
+        );
+    }
 
     fn epoch(n: usize) -> EpochMetrics {
         let x = n as f64;

@@ -1,5 +1,6 @@
 //! Training: optimizers, schedules, the training step, and the run loop.
 pub mod checkpoint;
+pub(crate) mod eval;
 pub mod optim;
 pub mod run;
 pub mod schedule;

@@ -4,20 +4,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::checkpoint;
+use super::eval::{evaluate, Stop};
 use super::optim;
 use super::schedule::build_schedule;
-use super::step::{loss, predictions, train_step, StepOutcome};
-use crate::data::{self, epoch_batches, Dataset, Pipeline};
+use super::step::{train_step, StepOutcome};
+use crate::data::{self, epoch_batches, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
 use crate::interrupt::Signal;
 use crate::model::Model;
-use crate::report::{
-    ClassAccuracy, EpochMetrics, Progress, ReportError, RunDir, RunState, RunStatus, Summary,
-};
+use crate::report::{EpochMetrics, Progress, ReportError, RunDir, RunState, RunStatus, Summary};
 
 /// How to run, beyond what the experiment file says.
 #[derive(Debug, Clone)]
@@ -156,92 +155,6 @@ pub fn device_name(d: &Device) -> String {
     }
 }
 
-struct Eval {
-    loss: f64,
-    acc: f64,
-    images_per_sec: f64,
-    per_class: Vec<ClassAccuracy>,
-    /// The predicted class of every test image, in data set order.
-    predictions: Vec<u32>,
-}
-
-#[tracing::instrument(skip_all, fields(epoch))]
-fn evaluate(
-    model: &Model,
-    exp: &Experiment,
-    test: &Arc<Dataset>,
-    pipe: &Arc<Pipeline>,
-    device: &Device,
-    epoch: usize,
-    stop: &dyn Fn() -> Option<Signal>,
-) -> Result<Eval, Stop> {
-    let started = Instant::now();
-    let classes = test.classes.len().max(exp.data().dataset.classes());
-    let (mut correct, mut total) = (vec![0usize; classes], vec![0usize; classes]);
-    let mut loss_sum = 0f64;
-    let mut n = 0usize;
-    let mut all_predictions = Vec::with_capacity(test.len());
-    for batch in epoch_batches(
-        test.clone(),
-        pipe.clone(),
-        exp.data().test_batch_size,
-        false,
-        exp.seed(),
-        epoch,
-        None,
-    ) {
-        if let Some(signal) = stop() {
-            return Err(Stop::Signal(signal));
-        }
-        let b = batch.labels.len();
-        let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), device)?;
-        let y = Tensor::from_vec(batch.labels.clone(), b, device)?;
-        let loss_spec = exp.train().loss;
-        let (batch_loss, preds) = crate::runtime::in_pool(|| -> candle_core::Result<_> {
-            let out = model.infer(&x)?;
-            let l = loss(loss_spec, &out, &y)?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?;
-            Ok((l, predictions(&out)?))
-        })?;
-        loss_sum += batch_loss * b as f64;
-        for (&p, t) in preds.iter().zip(&batch.labels) {
-            let t = *t as usize;
-            if t < classes {
-                total[t] += 1;
-                correct[t] += usize::from(p as usize == t);
-            }
-        }
-        all_predictions.extend(preds);
-        n += b;
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let all_correct: usize = correct.iter().sum();
-    let per_class = (0..classes)
-        .map(|c| ClassAccuracy {
-            class: test
-                .classes
-                .get(c)
-                .cloned()
-                .unwrap_or_else(|| c.to_string()),
-            correct: correct[c],
-            total: total[c],
-            accuracy: if total[c] == 0 {
-                0.0
-            } else {
-                100.0 * correct[c] as f64 / total[c] as f64
-            },
-        })
-        .collect();
-    Ok(Eval {
-        loss: loss_sum / n.max(1) as f64,
-        acc: 100.0 * all_correct as f64 / n.max(1) as f64,
-        images_per_sec: n as f64 / seconds.max(1e-9),
-        per_class,
-        predictions: all_predictions,
-    })
-}
-
 /// Trains and evaluates `exp`, writing every result file into `run`. `config_text` is the
 /// resolved experiment written as `config.toml`. With `resume`, the run continues from the
 /// newest checkpoint in `run` (or from the start when there is none) and `config.toml` is left
@@ -288,26 +201,6 @@ pub fn run(
 /// Epochs recorded in the folder's `metrics.csv` (0 without one).
 fn finished_epochs(run: &RunDir) -> usize {
     crate::report::read_metrics(&run.file(crate::report::METRICS_FILE)).map_or(0, |m| m.len())
-}
-
-/// Why the training loop stopped before the end of an epoch.
-enum Stop {
-    /// A signal asked.
-    Signal(Signal),
-    /// An error.
-    Error(TrainError),
-}
-
-impl From<TrainError> for Stop {
-    fn from(e: TrainError) -> Self {
-        Stop::Error(e)
-    }
-}
-
-impl From<candle_core::Error> for Stop {
-    fn from(e: candle_core::Error) -> Self {
-        Stop::Error(e.into())
-    }
 }
 
 /// The body of [`run`], without the status bookkeeping.
@@ -585,6 +478,8 @@ fn train_and_report(
         },
     };
     run.write_per_class(&eval.per_class)?;
+    let confusion = eval.confusion(exp, &test);
+    run.write_confusion(&confusion)?;
     {
         let _span = tracing::info_span!("save_model").entered();
         let bytes = model.to_safetensors()?;
@@ -621,7 +516,9 @@ fn train_and_report(
     run.write_summary(&summary)?;
     // The pictures come last: if drawing fails, every CSV and the weights are already written,
     // and the run still counts as finished.
-    if let Err(e) = crate::plot::write_run_plots(&run.path, exp, &rows, &test, &eval.predictions) {
+    if let Err(e) =
+        crate::plot::write_run_plots(&run.path, exp, &rows, &test, &eval.predictions, &confusion)
+    {
         crate::ewriteln!(
             "warning: the run finished but its plots could not all be drawn: {e} (the CSVs and \
              weights in {} are complete)",

@@ -1,0 +1,203 @@
+//! `runner eval RUN_DIR | WEIGHTS.safetensors`: evaluate saved weights on a split of the data
+//! with the same evaluation a run uses, and write its tables and confusion matrix.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::data::{self, resolve_data_dir, Pipeline};
+use crate::model::Model;
+use crate::plot::{confusion_picture, Split, CONFUSION_PNG};
+use crate::report::text::for_terminal;
+use crate::report::{
+    accuracy_cell, confusion_csv, loss_cell, per_class_csv, write_atomic, CONFIG_FILE,
+    CONFUSION_FILE, MODEL_FILE, PER_CLASS_FILE,
+};
+use crate::train::eval::{evaluate, Stop};
+use crate::train::select_device;
+
+/// File name of the evaluation's summary (the object `--json` prints).
+pub const EVAL_FILE: &str = "eval.json";
+
+/// Options of `runner eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// A finished run folder (its `model.safetensors`, evaluated as its `config.toml` says), or
+    /// a weights file `.safetensors` (then `--experiment` is required).
+    pub target: PathBuf,
+    /// The experiment the weights belong to [default for a run folder: its config.toml].
+    #[arg(long, value_name = "FILE")]
+    pub experiment: Option<PathBuf>,
+    /// Folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/` [default: $RUNNER_DATA, else ./data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The images to evaluate on; either split goes through the experiment's `test_transforms`.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+    /// Where to write `per_class.csv`, `confusion.csv`, `confusion.png` and `eval.json`
+    /// [default: `RUN_DIR/eval-<split>/`, or `./eval-<split>/` for a weights file].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the evaluation as one JSON object on stdout instead of lines of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The weights to evaluate, the experiment file that describes them, and the default output.
+struct Target {
+    weights: PathBuf,
+    experiment: PathBuf,
+    out: PathBuf,
+}
+
+/// Resolves `RUN_DIR | WEIGHTS` and `--experiment`; every missing piece is one error naming it.
+fn target(args: &EvalArgs) -> anyhow::Result<Target> {
+    let split_dir = format!("eval-{}", args.split.name());
+    let path = &args.target;
+    if path.is_dir() {
+        let weights = path.join(MODEL_FILE);
+        if !weights.is_file() {
+            anyhow::bail!(
+                "{} has no {MODEL_FILE}: the run has not finished (its status.json says how far it got)",
+                path.display()
+            );
+        }
+        let experiment = match &args.experiment {
+            Some(file) => file.clone(),
+            None => {
+                let config = path.join(CONFIG_FILE);
+                if !config.is_file() {
+                    anyhow::bail!(
+                        "{} is not a run folder: it has no {CONFIG_FILE} (name the experiment with `--experiment FILE`)",
+                        path.display()
+                    );
+                }
+                config
+            }
+        };
+        return Ok(Target {
+            weights,
+            experiment,
+            out: path.join(split_dir),
+        });
+    }
+    if !path.exists() {
+        anyhow::bail!(
+            "{} does not exist: give a run folder or a .safetensors weights file",
+            path.display()
+        );
+    }
+    let Some(experiment) = args.experiment.clone() else {
+        anyhow::bail!(
+            "{} is a weights file: name the experiment it was trained with, `--experiment FILE` \
+             (a run folder's {CONFIG_FILE} works)",
+            path.display()
+        );
+    };
+    Ok(Target {
+        weights: path.clone(),
+        experiment,
+        out: PathBuf::from(split_dir),
+    })
+}
+
+/// Runs the verb; returns the exit code.
+pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
+    let target = target(args)?;
+    let Some((exp, graph)) = super::run::checked_experiment(&target.experiment, &[], None) else {
+        return Ok(super::exit::ERROR);
+    };
+    let device = select_device(exp.device()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let model = Model::new(&graph, exp.seed(), &device)?;
+    model
+        .load(&target.weights)
+        .map_err(|e| anyhow::anyhow!("the weights do not fit `{}`: {e}", exp.name()))?;
+    let data_dir = resolve_data_dir(args.data_dir.as_deref());
+    let splits = data::load(&exp.data().dataset, &data_dir, exp.seed())?;
+    let data = Arc::new(match args.split {
+        Split::Test => splits.test,
+        Split::Train => splits.train,
+    });
+    let pipe = Arc::new(Pipeline::new(
+        &exp.data().test_transforms,
+        exp.data().dataset.image_shape(),
+    ));
+    let eval = match evaluate(
+        &model,
+        &exp,
+        &data,
+        &pipe,
+        &device,
+        exp.train().epochs,
+        &|| None,
+    ) {
+        Ok(eval) => eval,
+        Err(Stop::Error(e)) => anyhow::bail!("{e}"),
+        Err(Stop::Signal(s)) => anyhow::bail!("interrupted by {}", s.name()),
+    };
+    let out = args.out.clone().unwrap_or(target.out);
+    std::fs::create_dir_all(&out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    let confusion = eval.confusion(&exp, &data);
+    write_atomic(
+        &out.join(PER_CLASS_FILE),
+        per_class_csv(&eval.per_class).as_bytes(),
+    )?;
+    write_atomic(
+        &out.join(CONFUSION_FILE),
+        confusion_csv(&confusion).as_bytes(),
+    )?;
+    let split = args.split.name();
+    let summary = serde_json::json!({
+        "experiment": exp.name(),
+        "split": split,
+        "weights": target.weights.display().to_string(),
+        "images": data.len(),
+        "accuracy": eval.acc,
+        "loss": eval.loss,
+        "per_class": eval.per_class,
+    });
+    let text = serde_json::to_string_pretty(&summary)?;
+    write_atomic(&out.join(EVAL_FILE), format!("{text}\n").as_bytes())?;
+    // The picture last: when drawing fails, the tables are written and say everything.
+    let picture = confusion_picture(exp.name(), split, &confusion)
+        .and_then(|png| Ok(write_atomic(&out.join(CONFUSION_PNG), &png)?));
+    if let Err(e) = picture {
+        crate::ewriteln!("warning: {CONFUSION_PNG} could not be drawn: {e}");
+    }
+    if args.json {
+        crate::outln!("{text}")?;
+    } else {
+        print_lines(&exp, split, &target.weights, &eval, data.len(), &out)?;
+    }
+    Ok(super::exit::OK)
+}
+
+/// `synthetic_demo: test accuracy 93.7500%, loss 0.123456 on 256 images ...`, then one line
+/// per class; the numbers as the run's tables write them.
+fn print_lines(
+    exp: &crate::experiment::Experiment,
+    split: &str,
+    weights: &Path,
+    eval: &crate::train::eval::Eval,
+    images: usize,
+    out: &Path,
+) -> anyhow::Result<()> {
+    crate::outln!(
+        "{}: {split} accuracy {}%, loss {} on {images} images (weights {}) -> {}",
+        for_terminal(exp.name()),
+        accuracy_cell(eval.acc),
+        loss_cell(eval.loss),
+        weights.display(),
+        out.display()
+    )?;
+    for c in &eval.per_class {
+        crate::outln!(
+            "  {}: {}/{} {}%",
+            for_terminal(&c.class),
+            c.correct,
+            c.total,
+            accuracy_cell(c.accuracy)
+        )?;
+    }
+    Ok(())
+}
