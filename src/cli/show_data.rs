@@ -19,7 +19,8 @@ pub struct ShowDataArgs {
     /// How many images (the first ones of the split, in file order).
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub count: u64,
-    /// Which split to show, through its own transforms.
+    /// Which split to show, through its own transforms (`train_transforms` for train,
+    /// `test_transforms` for test).
     #[arg(long, value_enum, default_value_t = Split::Train)]
     pub split: Split,
     /// Where to write the PNG (default: `<experiment>_<split>_data.png` in the current folder).

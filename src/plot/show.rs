@@ -12,9 +12,9 @@ use crate::report::text::for_picture;
 /// Which part of a data set to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Split {
-    /// The training images, through `train_transforms`.
+    /// The training images.
     Train,
-    /// The test images, through `test_transforms`.
+    /// The test images.
     Test,
 }
 
