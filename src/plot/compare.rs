@@ -69,17 +69,16 @@ pub fn draw_compare_curves<DB: DrawingBackend>(
         .flat_map(|r| r.1.iter().map(|m| m.epoch))
         .max()
         .unwrap_or(1);
+    // The rows drawn, once per run for both panels.
+    let drawn: Vec<Vec<EpochMetrics>> = runs.iter().map(|r| check_metrics(&r.1).rows).collect();
     let lines = |f: fn(&EpochMetrics) -> f64| -> Vec<Line> {
         runs.iter()
+            .zip(&drawn)
             .enumerate()
-            .map(|(i, (label, metrics, _))| Line {
+            .map(|(i, ((label, _, _), rows))| Line {
                 label: label.clone(),
                 color: PALETTE[i % PALETTE.len()],
-                points: check_metrics(metrics)
-                    .rows
-                    .iter()
-                    .map(|m| (m.epoch as f64, f(m)))
-                    .collect(),
+                points: rows.iter().map(|m| (m.epoch as f64, f(m))).collect(),
             })
             .collect()
     };

@@ -387,8 +387,9 @@ fn key_text((experiment, variant): Key<'_>) -> String {
 }
 
 /// A table's keys in row order, and (hash, row) pairs sorted for matching: sorting makes the
-/// comparison O(n log n) with sequential memory access, which for a million rows is several
-/// times faster than a hash map's random probes.
+/// comparison O(n log n) with sequential memory access. Measured with hash maps instead, two
+/// tables of a million rows took 7.6 s here against 3.7 s (2026-12-02; that change also
+/// streamed the markdown).
 struct Keys<'t> {
     /// Each row's key.
     keys: Vec<Key<'t>>,
