@@ -145,6 +145,22 @@ const CASES: &[(&str, Expect, &str)] = &[
     ("negative_integer", Errors(1), "epochs = -3"),
     ("width_too_large", Errors(1), "a width of 10^15"),
     ("batch_size_zero", Errors(1), "batch_size = 0"),
+    ("validation_fraction", Errors(1), "validation = 1.5"),
+    (
+        "validation_too_large",
+        Errors(1),
+        "a validation split of every MNIST training image",
+    ),
+    (
+        "early_stopping_without_validation",
+        Errors(1),
+        "early stopping on val_loss with no validation split",
+    ),
+    (
+        "early_stopping_on_test",
+        Errors(2),
+        "early stopping on test_acc (not offered) with patience 0",
+    ),
     (
         "nesterov_without_momentum",
         Errors(1),

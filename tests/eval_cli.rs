@@ -170,3 +170,27 @@ fn eval_refuses_what_it_cannot_evaluate_with_exit_2() {
         assert_eq!(all.trim().lines().count(), 1, "{what}: one line: {all}");
     }
 }
+
+#[test]
+fn eval_on_the_validation_split_reproduces_the_runs_val_numbers() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = train_demo(root.path(), &["data.validation=0.25"]);
+    let dir_s = dir.to_str().expect("utf8");
+    let o = runner(&["eval", dir_s, "--split", "val"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let (acc, loss) = printed_numbers(&stdout, "val");
+    assert_eq!(acc, last_metric(&dir, "val_acc"), "{stdout}");
+    assert_eq!(loss, last_metric(&dir, "val_loss"), "{stdout}");
+    // The synthetic demo has 512 training images: a quarter is held out.
+    assert!(stdout.contains("on 128 images"), "{stdout}");
+    let summary = runner::report::read_summary(&dir.join("summary.csv")).expect("summary");
+    assert_eq!(summary.selected_on, "val");
+    assert_eq!(summary.train_images, 384);
+
+    // A run without a split has none to evaluate.
+    let plain = train_demo(&root.path().join("plain"), &[]);
+    let o = runner(&["eval", plain.to_str().expect("utf8"), "--split", "val"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("has no validation split"), "{}", text(&o));
+}

@@ -30,7 +30,8 @@ pub struct EvalArgs {
     /// Folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/` [default: $RUNNER_DATA, else ./data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The images to evaluate on; either split goes through the experiment's `test_transforms`.
+    /// The images to evaluate on, through the experiment's `test_transforms`: `train` is the
+    /// training set less the validation split, `val` that split (`data.validation`).
     #[arg(long, value_enum, default_value_t = Split::Test)]
     pub split: Split,
     /// Where to write `per_class.csv`, `confusion.csv`, `confusion.png` and `eval.json`
@@ -100,6 +101,14 @@ fn target(args: &EvalArgs) -> anyhow::Result<Target> {
     })
 }
 
+/// The error of `--split val` for an experiment without a validation split.
+pub(super) fn no_validation(exp: &crate::experiment::Experiment) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`{}` has no validation split: `--split val` needs `validation = N` (or a fraction) in its `[data]`",
+        crate::report::text::for_terminal(exp.name())
+    )
+}
+
 /// Runs the verb; returns the exit code.
 pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
     let target = target(args)?;
@@ -112,11 +121,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
         .load(&target.weights)
         .map_err(|e| anyhow::anyhow!("the weights do not fit `{}`: {e}", exp.name()))?;
     let data_dir = resolve_data_dir(args.data_dir.as_deref());
-    let splits = data::load(&exp.data().dataset, &data_dir, exp.seed())?;
-    let data = Arc::new(match args.split {
-        Split::Test => splits.test,
-        Split::Train => splits.train,
-    });
+    let splits = data::load_experiment(exp.data(), &data_dir, exp.seed())?;
+    let data = Arc::new(splits.take(args.split).ok_or_else(|| no_validation(&exp))?);
     let pipe = Arc::new(Pipeline::new(
         &exp.data().test_transforms,
         exp.data().dataset.image_shape(),

@@ -9,6 +9,7 @@ pub mod cifar;
 pub mod download;
 pub mod idx;
 pub mod loader;
+pub mod split;
 pub mod synthetic;
 pub mod transform;
 
@@ -22,6 +23,7 @@ use crate::experiment::DatasetKind;
 
 pub use download::{DownloadError, Downloader};
 pub use loader::{epoch_batches, Batch, EpochBatches};
+pub use split::{load_experiment, split_validation, ExperimentData, Split};
 pub use transform::Pipeline;
 
 /// Environment variable naming the data directory when `--data-dir` is not given.
@@ -143,6 +145,14 @@ impl ExpectedFile {
 /// Errors of the data stage.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// `data.validation` asks for no image, or for every training image.
+    #[error("`data.validation` asks for {wanted} of the {train} training images: the split must hold at least one and leave at least one to train on")]
+    ValidationSize {
+        /// Images the split would hold.
+        wanted: usize,
+        /// Images in the training set.
+        train: usize,
+    },
     /// Some files of a data set are missing and could not be downloaded.
     #[error("{}", missing_message(dataset, data_dir, files, download.as_deref()))]
     MissingFiles {
@@ -415,6 +425,8 @@ pub(crate) enum Stream {
     Augment = 2,
     /// Synthetic data generation.
     Synthetic = 3,
+    /// The validation split.
+    Validation = 4,
 }
 
 /// A ChaCha8 generator determined by `(seed, purpose, a, b)`, independent of any other tuple.

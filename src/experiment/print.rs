@@ -6,9 +6,9 @@
 
 use super::decl::Section;
 use super::format::{
-    LossName, OptimizerName, RawCheckpoint, RawData, RawExperiment, RawLayer, RawLoss, RawModel,
-    RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp,
-    ScheduleName,
+    LossName, OptimizerName, RawCheckpoint, RawData, RawEarlyStopping, RawExperiment, RawLayer,
+    RawLoss, RawModel, RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform,
+    RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;
@@ -74,6 +74,7 @@ fn data(d: &DataSpec) -> RawData {
         test_batch_size: Some(n(d.test_batch_size)),
         shuffle: some(d.shuffle),
         train_limit: d.train_limit.map(n),
+        validation: d.validation.map(Sp::bare),
         train_transforms: some(d.train_transforms.iter().map(transform).collect()),
         test_transforms: some(d.test_transforms.iter().map(transform).collect()),
         failed: Vec::new(),
@@ -302,6 +303,14 @@ fn train(t: &TrainSpec) -> RawTrain {
             every: Some(n(t.checkpoint.every)),
             best: some(t.checkpoint.best),
             failed: Vec::new(),
+        }),
+        early_stopping: t.early_stopping.map(|e| {
+            Sp::bare(RawEarlyStopping {
+                metric: some(e.metric),
+                patience: Some(n(e.patience)),
+                min_delta: some(e.min_delta),
+                failed: Vec::new(),
+            })
         }),
         failed: Vec::new(),
     }

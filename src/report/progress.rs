@@ -131,8 +131,12 @@ pub fn plain_line(label: &str, done: usize, total: usize, loss: f64, per_sec: f6
 /// The one-line summary of an epoch:
 /// `Epoch 1/10  train loss 0.512 acc 84.12%  test loss 0.301 acc 91.20%  12.3s  4,500 img/s`.
 pub fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
+    let val = match (m.val_loss, m.val_acc) {
+        (Some(l), Some(a)) => format!("  val loss {l:.3} acc {a:.2}%"),
+        _ => String::new(),
+    };
     format!(
-        "Epoch {}/{epochs}  train loss {:.3} acc {:.2}%  test loss {:.3} acc {:.2}%  {:.1}s  {} img/s",
+        "Epoch {}/{epochs}  train loss {:.3} acc {:.2}%{val}  test loss {:.3} acc {:.2}%  {:.1}s  {} img/s",
         m.epoch,
         m.train_loss,
         m.train_acc,
@@ -191,6 +195,8 @@ mod tests {
             seconds: 12.34,
             train_images_per_sec: 4_499.6,
             eval_images_per_sec: 9_000.0,
+            val_loss: None,
+            val_acc: None,
         }
     }
 
@@ -199,6 +205,15 @@ mod tests {
         assert_eq!(
             epoch_line(&metrics(), 10),
             "Epoch 1/10  train loss 0.512 acc 84.12%  test loss 0.301 acc 91.20%  12.3s  4,500 img/s"
+        );
+        let with_val = EpochMetrics {
+            val_loss: Some(0.25),
+            val_acc: Some(92.5),
+            ..metrics()
+        };
+        assert_eq!(
+            epoch_line(&with_val, 10),
+            "Epoch 1/10  train loss 0.512 acc 84.12%  val loss 0.250 acc 92.50%  test loss 0.301 acc 91.20%  12.3s  4,500 img/s"
         );
     }
 

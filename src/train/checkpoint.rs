@@ -41,8 +41,11 @@ pub const BEST: &str = "best.json";
 /// The manifest's `format`.
 pub const FORMAT: &str = "runner-checkpoint/1";
 
-/// Columns of the `metrics` tensor ([`crate::report::METRICS_HEADER`]).
-const METRIC_COLUMNS: usize = 9;
+/// Columns of the `metrics` tensor: [`crate::report::METRICS_HEADER`]'s, then a mask of the
+/// optional values present (bit 0: `val_loss` and `val_acc`); an absent value is stored as 0.
+const METRIC_COLUMNS: usize = 12;
+/// Columns of a checkpoint written before the validation split existed.
+const LEGACY_COLUMNS: usize = 9;
 
 /// The JSON half of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,6 +245,8 @@ fn tensor_file(epoch: usize) -> String {
 }
 
 fn metric_row(m: &EpochMetrics) -> [f64; METRIC_COLUMNS] {
+    let opt = |v: Option<f64>| v.unwrap_or(0.0);
+    let present = if m.val_loss.is_some() { 1.0 } else { 0.0 };
     [
         m.epoch as f64,
         m.train_loss,
@@ -252,10 +257,14 @@ fn metric_row(m: &EpochMetrics) -> [f64; METRIC_COLUMNS] {
         m.seconds,
         m.train_images_per_sec,
         m.eval_images_per_sec,
+        opt(m.val_loss),
+        opt(m.val_acc),
+        present,
     ]
 }
 
 fn metric_from_row(r: &[f64]) -> EpochMetrics {
+    let val = r.len() > LEGACY_COLUMNS && r[11] as u32 & 1 != 0;
     EpochMetrics {
         epoch: r[0] as usize,
         train_loss: r[1],
@@ -266,6 +275,8 @@ fn metric_from_row(r: &[f64]) -> EpochMetrics {
         seconds: r[6],
         train_images_per_sec: r[7],
         eval_images_per_sec: r[8],
+        val_loss: val.then(|| r[9]),
+        val_acc: val.then(|| r[10]),
     }
 }
 
@@ -377,14 +388,18 @@ pub fn restore(
         .remove("metrics")
         .ok_or_else(|| mismatch("no tensor named `metrics`".into()))?;
     let metrics = match metrics.dims() {
-        [rows, METRIC_COLUMNS] if *rows == manifest.epoch => metrics
-            .to_dtype(DType::F64)
-            .and_then(|m| m.flatten_all())
-            .and_then(|m| m.to_vec1::<f64>())
-            .map_err(tensor_err)?
-            .chunks(METRIC_COLUMNS)
-            .map(metric_from_row)
-            .collect(),
+        &[rows, cols]
+            if rows == manifest.epoch && [LEGACY_COLUMNS, METRIC_COLUMNS].contains(&cols) =>
+        {
+            metrics
+                .to_dtype(DType::F64)
+                .and_then(|m| m.flatten_all())
+                .and_then(|m| m.to_vec1::<f64>())
+                .map_err(tensor_err)?
+                .chunks(cols)
+                .map(metric_from_row)
+                .collect()
+        }
         dims => {
             return Err(mismatch(format!(
                 "`metrics` has shape {dims:?}, expected [{}, {METRIC_COLUMNS}]",

@@ -4,6 +4,7 @@ pub(crate) mod eval;
 pub mod optim;
 pub mod run;
 pub mod schedule;
+pub mod select;
 pub mod step;
 
 pub use run::{run, select_device, RunOptions, TrainError};

@@ -10,6 +10,7 @@ use super::checkpoint;
 use super::eval::{evaluate, Stop};
 use super::optim;
 use super::schedule::build_schedule;
+use super::select;
 use super::step::{train_step, StepOutcome};
 use crate::data::{self, epoch_batches, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
@@ -175,7 +176,7 @@ pub fn run(
     let epochs = exp.train().epochs;
     let result = train_and_report(exp, graph, config_text, run, opts, resume);
     let status = match &result {
-        Ok(_) => RunStatus::new(RunState::Finished, epochs, epochs),
+        Ok(summary) => RunStatus::new(RunState::Finished, summary.epochs, epochs),
         Err(TrainError::Interrupted {
             signal,
             checkpoint,
@@ -239,10 +240,11 @@ fn train_and_report(
     };
     let splits = {
         let _span = tracing::info_span!("load_data", dataset = exp.data().dataset.name()).entered();
-        data::load(&exp.data().dataset, &opts.data_dir, exp.seed())?
+        data::load_experiment(exp.data(), &opts.data_dir, exp.seed())?
     };
     let shape = exp.data().dataset.image_shape();
     let train = Arc::new(splits.train);
+    let val = splits.val.map(Arc::new);
     let test = Arc::new(splits.test);
     let train_pipe = Arc::new(Pipeline::new(&exp.data().train_transforms, shape));
     let test_pipe = Arc::new(Pipeline::new(&exp.data().test_transforms, shape));
@@ -298,16 +300,20 @@ fn train_and_report(
         // checkpoint's: those epochs run again.
         run.write_metrics(&rows)?;
     }
-    let mut best_acc = rows
-        .iter()
-        .map(|r| r.test_acc)
-        .fold(f64::NEG_INFINITY, f64::max);
+    // A run resumed after its early stop has nothing left to train.
+    let mut early_stopped = exp
+        .train()
+        .early_stopping
+        .and_then(|rule| select::early_stop(&rule, &rows));
     // The state after the last finished epoch, when it is not on disk yet (`every` > 1).
     let mut pending: Option<checkpoint::Snapshot> = None;
     let mut last_eval = None;
     let mut global_step = (first_epoch - 1) * steps_per_epoch;
     let mut stopped: Option<Signal> = None;
     'epochs: for epoch in first_epoch..=epochs {
+        if early_stopped.is_some() {
+            break;
+        }
         let _span = tracing::info_span!("epoch", epoch).entered();
         if let Some(signal) = stop_requested(global_step) {
             stopped = Some(signal);
@@ -390,6 +396,20 @@ fn train_and_report(
             );
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
+        let val_eval = match &val {
+            None => None,
+            Some(val) => match evaluate(&model, exp, val, &test_pipe, &device, epoch, &|| {
+                stop_requested(global_step)
+            }) {
+                Ok(eval) => Some(eval),
+                Err(Stop::Signal(signal)) => {
+                    progress.finish();
+                    stopped = Some(signal);
+                    break 'epochs;
+                }
+                Err(Stop::Error(e)) => return Err(e),
+            },
+        };
         let eval = match evaluate(&model, exp, &test, &test_pipe, &device, epoch, &|| {
             stop_requested(global_step)
         }) {
@@ -412,11 +432,16 @@ fn train_and_report(
             seconds: epoch_started.elapsed().as_secs_f64(),
             train_images_per_sec: seen as f64 / train_seconds.max(1e-9),
             eval_images_per_sec: eval.images_per_sec,
+            val_loss: val_eval.as_ref().map(|e| e.loss),
+            val_acc: val_eval.as_ref().map(|e| e.acc),
         };
         progress.epoch_done(&m, epochs);
-        let is_best = m.test_acc > best_acc;
-        best_acc = best_acc.max(m.test_acc);
         rows.push(m);
+        let is_best = select::best(&rows).is_some_and(|b| b.epoch == epoch);
+        early_stopped = exp
+            .train()
+            .early_stopping
+            .and_then(|rule| select::early_stop(&rule, &rows));
         run.write_metrics(&rows)?;
         last_eval = Some(eval);
         {
@@ -432,7 +457,8 @@ fn train_and_report(
                 earlier_seconds + started.elapsed().as_secs_f64(),
             )?;
             let every = checkpoint_spec.every;
-            let due = every > 0 && (epoch.is_multiple_of(every) || epoch == epochs);
+            let last = epoch == epochs || early_stopped.is_some();
+            let due = every > 0 && (epoch.is_multiple_of(every) || last);
             let best = is_best && checkpoint_spec.best;
             if due || best {
                 snapshot.write(&run.path, due, best)?;
@@ -458,11 +484,15 @@ fn train_and_report(
             resume: resume_command(&run.path, &opts.data_dir),
         });
     }
+    if let Some(stop) = &early_stopped {
+        crate::ewriteln!("runner: {stop}");
+    }
+    let trained = rows.len();
     // A run resumed from the checkpoint of its last epoch has every row but not the last
     // evaluation's details; evaluating again gives the same numbers.
     let eval = match last_eval {
         Some(eval) => eval,
-        None => match evaluate(&model, exp, &test, &test_pipe, &device, epochs, &|| {
+        None => match evaluate(&model, exp, &test, &test_pipe, &device, trained, &|| {
             stop_requested(global_step)
         }) {
             Ok(eval) => eval,
@@ -489,9 +519,7 @@ fn train_and_report(
         .last()
         .cloned()
         .ok_or_else(|| TrainError::Device("no epoch ran".into()))?;
-    let best = rows
-        .iter()
-        .fold(&rows[0], |b, r| if r.test_acc > b.test_acc { r } else { b });
+    let best = select::best(&rows).unwrap_or(&last);
     let flags = crate::report::ResultFlags::of(&last);
     if let Some(warning) = flags.warning() {
         crate::ewriteln!("{warning}");
@@ -502,7 +530,7 @@ fn train_and_report(
         seed: exp.seed(),
         device: device_name(&device),
         params: params as u64,
-        epochs,
+        epochs: trained,
         train_images: n_train as u64,
         test_acc: last.test_acc,
         best_test_acc: best.test_acc,
@@ -510,8 +538,11 @@ fn train_and_report(
         final_train_loss: last.train_loss,
         final_test_loss: last.test_loss,
         seconds: earlier_seconds + started.elapsed().as_secs_f64(),
-        train_images_per_sec: (n_train * epochs) as f64 / train_seconds_total.max(1e-9),
+        train_images_per_sec: (n_train * trained) as f64 / train_seconds_total.max(1e-9),
         flags: flags.cell(),
+        selected_on: select::Selection::of(&rows).name().into(),
+        best_val_acc: best.val_acc,
+        stop_reason: early_stopped.map_or_else(String::new, |s| s.to_string()),
     };
     run.write_summary(&summary)?;
     // The pictures come last: if drawing fails, every CSV and the weights are already written,
@@ -551,6 +582,24 @@ mod tests {
         schedule: &str,
         checkpoint: &str,
     ) -> (Experiment, Graph) {
+        experiment_with(width, "", optimizer, schedule, checkpoint)
+    }
+
+    /// [`experiment_of_width`] with `data` added to `[data]` and `train` (any further keys) to
+    /// `[train]`.
+    fn experiment_with(
+        width: usize,
+        data: &str,
+        optimizer: &str,
+        schedule: &str,
+        train: &str,
+    ) -> (Experiment, Graph) {
+        let checkpoint = train;
+        let synthetic = if data.contains("synthetic") {
+            ""
+        } else {
+            "synthetic = { shape = [3, 8, 8], classes = 3, train_size = 64, test_size = 32 }"
+        };
         let text = format!(
             r#"
 name = "resume_test"
@@ -560,7 +609,8 @@ seed = 3
 dataset = "synthetic"
 batch_size = 16
 shuffle = true
-synthetic = {{ shape = [3, 8, 8], classes = 3, train_size = 64, test_size = 32 }}
+{synthetic}
+{data}
 train_transforms = [
   {{ op = "random_crop", size = 8, padding = 1 }},
   {{ op = "random_horizontal_flip" }},
@@ -724,6 +774,133 @@ schedule = {schedule}
             "",
         );
         assert_resume_is_exact(&exp, &graph, 2, None);
+    }
+
+    /// 80 synthetic images less a validation split of 16: 64 to train on, 4 steps per epoch.
+    const VALIDATION: &str = "validation = 16\nsynthetic = { shape = [3, 8, 8], classes = 3, train_size = 80, test_size = 32 }";
+
+    #[test]
+    fn a_run_with_a_validation_split_and_early_stopping_resumes_bit_exactly() {
+        let (exp, graph) = experiment_with(
+            4,
+            VALIDATION,
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9 }"#,
+            r#"{ kind = "cosine" }"#,
+            "early_stopping = { metric = \"val_loss\", patience = 2 }",
+        );
+        assert_resume_is_exact(&exp, &graph, 7, Some(1));
+    }
+
+    /// The run's summary.
+    fn summary_of(dir: &RunDir) -> Summary {
+        crate::report::read_summary(&dir.file(crate::report::SUMMARY_FILE)).expect("summary")
+    }
+
+    #[test]
+    fn early_stopping_ends_the_run_after_patience_epochs_without_improvement() {
+        // No accuracy can rise by more than 100 points: epoch 1 stays the best, epochs 2 and 3
+        // do not improve, and the run ends after epoch 3 of 4.
+        let (exp, graph) = experiment_with(
+            4,
+            VALIDATION,
+            r#"{ kind = "sgd", lr = 0.05 }"#,
+            r#"{ kind = "constant" }"#,
+            "early_stopping = { metric = \"val_acc\", patience = 2, min_delta = 100.0 }",
+        );
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+        run(&exp, &graph, &to_toml(&exp), &dir, &options(None), false).expect("run");
+        let rows = read_metrics(&dir.file(METRICS_FILE)).expect("metrics");
+        assert_eq!(rows.len(), 3);
+        let s = summary_of(&dir);
+        assert_eq!(s.epochs, 3);
+        assert!(
+            s.stop_reason
+                .starts_with("early stopping after epoch 3: val_acc has not improved by more than 100 for 2 epochs (best "),
+            "{}",
+            s.stop_reason
+        );
+        assert!(s.stop_reason.ends_with("at epoch 1)"), "{}", s.stop_reason);
+        let status = RunStatus::read(&dir.path)
+            .expect("status")
+            .expect("a status");
+        assert_eq!(status.state, RunState::Finished);
+        assert_eq!(status.epochs_done, 3);
+        // The checkpoint of the stop is the last one: resuming finds nothing left to train.
+        let again = run(&exp, &graph, "", &dir, &options(None), true).expect("resume");
+        assert_eq!(again.epochs, 3);
+        assert_eq!(
+            read_metrics(&dir.file(METRICS_FILE))
+                .expect("metrics")
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn with_a_validation_split_the_best_epoch_is_chosen_on_it() {
+        let (exp, graph) = experiment_with(
+            4,
+            VALIDATION,
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9 }"#,
+            r#"{ kind = "constant" }"#,
+            "",
+        );
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+        run(&exp, &graph, &to_toml(&exp), &dir, &options(None), false).expect("run");
+        let rows = read_metrics(&dir.file(METRICS_FILE)).expect("metrics");
+        assert!(rows
+            .iter()
+            .all(|r| r.val_loss.is_some() && r.val_acc.is_some()));
+        let s = summary_of(&dir);
+        assert_eq!(s.selected_on, "val");
+        assert_eq!(s.stop_reason, "");
+        let top = rows
+            .iter()
+            .map(|r| r.val_acc.expect("val_acc"))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let want = rows
+            .iter()
+            .find(|r| r.val_acc == Some(top))
+            .expect("a best row");
+        assert_eq!(s.best_epoch, want.epoch);
+        assert_eq!(s.best_val_acc, want.val_acc);
+        assert_eq!(s.best_test_acc, want.test_acc);
+        // The best checkpoint is that epoch's.
+        let best = checkpoint::read_manifest(
+            &dir.path
+                .join(checkpoint::CHECKPOINT_DIR)
+                .join(checkpoint::BEST),
+        )
+        .expect("best manifest")
+        .expect("a best checkpoint");
+        assert_eq!(best.epoch, want.epoch);
+        // Without a split, the choice is the test set's, as before.
+        let (plain, plain_graph) = experiment(
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9 }"#,
+            r#"{ kind = "constant" }"#,
+            "",
+        );
+        let other = RunDir::create(&root.path().join("plain"), plain.name()).expect("run dir");
+        run(
+            &plain,
+            &plain_graph,
+            &to_toml(&plain),
+            &other,
+            &options(None),
+            false,
+        )
+        .expect("run");
+        let s = summary_of(&other);
+        assert_eq!((s.selected_on.as_str(), s.best_val_acc), ("test", None));
+        let rows = read_metrics(&other.file(METRICS_FILE)).expect("metrics");
+        assert!(rows.iter().all(|r| r.val_loss.is_none()));
+        let text = std::fs::read_to_string(other.file(METRICS_FILE)).expect("metrics");
+        assert!(
+            text.lines().nth(1).expect("a row").ends_with(",,"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,24 +3,25 @@
 use std::ops::Range;
 
 use super::super::format::{
-    LossName, OptimizerName, RawOptimizer, RawSchedule, RawTrain, ScheduleName,
+    LossName, OptimizerName, RawOptimizer, RawSchedule, RawTrain, ScheduleName, StopMetric,
 };
 use super::super::read::Cx;
 use super::super::{
-    CheckpointSpec, LossSpec, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
+    CheckpointSpec, EarlyStopping, LossSpec, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
 };
 use super::model::MAX_WIDTH;
 use super::{count, real};
 use crate::diagnostic::Diagnostic;
 
-/// Returns the checked training spec and the span of the loss (for the nll warning).
-pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Range<usize>)> {
+/// Returns the checked training spec and where its cross-table checks point.
+pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, TrainSpans)> {
     let t = t.unwrap_or(RawTrain {
         epochs: None,
         loss: None,
         optimizer: None,
         schedule: None,
         checkpoint: None,
+        early_stopping: None,
         failed: Vec::new(),
     });
     let epochs = count(cx, &t.epochs, 1, 1, "epochs");
@@ -73,16 +74,57 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Rang
             best: c.value.best.as_ref().is_none_or(|b| b.value),
         }),
     };
+    let early_stopping = match &t.early_stopping {
+        None => Some(None),
+        Some(e) => {
+            let e = &e.value;
+            let patience = count(cx, &e.patience, 5, 1, "patience");
+            let min_delta = real(
+                cx,
+                &e.min_delta,
+                0.0,
+                |x| (0.0..=1e6).contains(&x),
+                "min_delta",
+                "0 <= min_delta <= 1e6",
+            );
+            match (patience, min_delta) {
+                (Some(patience), Some(min_delta)) => Some(Some(EarlyStopping {
+                    metric: e.metric.as_ref().map_or(StopMetric::ValLoss, |m| m.value),
+                    patience,
+                    min_delta,
+                })),
+                _ => None,
+            }
+        }
+    };
+    let stop_span = t.early_stopping.as_ref().map(|e| {
+        e.value
+            .metric
+            .as_ref()
+            .map_or(e.span.clone(), |m| m.span.clone())
+    });
     Some((
         TrainSpec {
             checkpoint: checkpoint?,
+            early_stopping: early_stopping?,
             epochs: epochs?,
             loss: loss?,
             optimizer: optimizer?,
             schedule: schedule?,
         },
-        loss_span,
+        TrainSpans {
+            loss: loss_span,
+            early_stopping: stop_span,
+        },
     ))
+}
+
+/// Where `[train]`'s cross-table checks point.
+pub struct TrainSpans {
+    /// The loss (for the nll warning); empty when the default was used.
+    pub loss: Range<usize>,
+    /// The early-stopping metric, or the table when it names none.
+    pub early_stopping: Option<Range<usize>>,
 }
 
 fn validate_optimizer(cx: &mut Cx<'_>, o: Option<RawOptimizer>) -> Option<OptimizerSpec> {
