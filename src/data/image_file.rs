@@ -454,7 +454,8 @@ mod tests {
 
     #[test]
     fn images_are_resized_to_cover_then_cut_in_the_centre() {
-        let cases: [((u32, u32), (u32, u32), (u32, u32), &str); 5] = [
+        type Size = (u32, u32);
+        let cases: [(Size, Size, Size, &str); 5] = [
             ((56, 28), (28, 28), (56, 28), "wider: the height decides"),
             ((28, 56), (28, 28), (28, 56), "taller: the width decides"),
             ((100, 100), (28, 28), (28, 28), "same shape: plain resize"),
