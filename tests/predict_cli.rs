@@ -94,7 +94,7 @@ fn predict_gives_the_classes_that_predictions_png_shows() {
     assert!(o.status.success(), "{}", text(&o));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
-        stderr.contains("skipped 1 entries") && stderr.contains("notes.txt"),
+        stderr.contains("skipped 1 entry that is not") && stderr.contains("notes.txt"),
         "{stderr}"
     );
     let rows = csv_classes(&o.stdout, &test);

@@ -149,7 +149,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<i32> {
     let k = answers
         .iter()
         .find_map(|a| a.outcome.as_ref().ok().map(Vec::len))
-        .unwrap_or(args.top_k as usize);
+        .unwrap_or_else(|| (args.top_k as usize).min(dataset.classes()));
     let text = match format {
         Format::Table => table(&answers),
         Format::Csv => csv(&answers, k)?,
@@ -222,10 +222,15 @@ fn image_files(inputs: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, bool)> {
         images.sort();
         if !skipped.is_empty() {
             skipped.sort();
+            let n = skipped.len();
             crate::ewriteln!(
-                "note: {}: skipped {} entries that are not .{} files: {}",
+                "note: {}: skipped {n} {} not .{} files: {}",
                 for_terminal(&input.display().to_string()),
-                skipped.len(),
+                if n == 1 {
+                    "entry that is"
+                } else {
+                    "entries that are"
+                },
                 EXTENSIONS.join(", ."),
                 for_terminal(&skipped.join(", "))
             );
