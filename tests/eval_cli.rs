@@ -1,30 +1,9 @@
 //! `runner eval`: the numbers a run reports for its final model, found again from its weights.
 
 mod common;
-use common::{runner, text};
+use common::{runner, text, train_demo};
 
-use std::path::{Path, PathBuf};
-
-/// Trains the synthetic demo (with `sets` as `--set`) into `root` and returns its run folder.
-fn train_demo(root: &Path, sets: &[&str]) -> PathBuf {
-    let mut args = vec![
-        "experiments/synthetic_demo.toml",
-        "--out",
-        root.to_str().expect("utf8"),
-        "--plain",
-    ];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    let o = runner(&args);
-    assert!(o.status.success(), "{}", text(&o));
-    let dirs: Vec<PathBuf> = std::fs::read_dir(root.join("synthetic_demo"))
-        .expect("experiment folder")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    assert_eq!(dirs.len(), 1, "one run expected in {}", root.display());
-    dirs.into_iter().next().expect("one run")
-}
+use std::path::Path;
 
 /// The cells of the last line of `metrics.csv` under `column`.
 fn last_metric(dir: &Path, column: &str) -> String {

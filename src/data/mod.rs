@@ -8,6 +8,7 @@
 pub mod cifar;
 pub mod download;
 pub mod idx;
+pub mod image_file;
 pub mod loader;
 pub mod split;
 pub mod synthetic;
@@ -368,6 +369,22 @@ pub fn load_with(
         }
         DatasetKind::Cifar10 => cifar::load(data_dir, downloader),
         DatasetKind::Synthetic(spec) => synthetic::generate(spec, seed),
+    }
+}
+
+/// The class names of `kind` by label, as [`load`] gives them, without reading any image:
+/// CIFAR-10's come from `batches.meta.txt` under `data_dir` when it is there.
+pub fn class_names(kind: &DatasetKind, data_dir: &Path) -> Vec<String> {
+    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect();
+    match kind {
+        DatasetKind::Mnist => names(&MNIST_CLASSES),
+        DatasetKind::FashionMnist => names(&FASHION_MNIST_CLASSES),
+        DatasetKind::Cifar10 => cifar::read_classes(
+            &data_dir
+                .join(dataset_folder(kind).unwrap_or_default())
+                .join(cifar::META_FILE),
+        ),
+        DatasetKind::Synthetic(spec) => synthetic::class_names(spec.classes),
     }
 }
 
