@@ -16,6 +16,7 @@ use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
 use crate::interrupt::Signal;
 use crate::model::Model;
+use crate::report::tensorboard::{EventLog, StepScalars};
 use crate::report::{EpochMetrics, Progress, ReportError, RunDir, RunState, RunStatus, Summary};
 
 /// How to run, beyond what the experiment file says.
@@ -30,6 +31,8 @@ pub struct RunOptions {
     /// Behave as if SIGTERM arrived once this many optimizer steps (counted from the start of
     /// the run) have been taken: for tests of interruption and resume.
     pub stop_after_steps: Option<usize>,
+    /// Write TensorBoard event files into the run folder ([`EventLog`]).
+    pub tensorboard: bool,
 }
 
 /// Why a run failed.
@@ -306,6 +309,16 @@ fn train_and_report(
     let mut pending: Option<checkpoint::Snapshot> = None;
     let mut last_eval = None;
     let mut global_step = (first_epoch - 1) * steps_per_epoch;
+    let mut events = if opts.tensorboard {
+        EventLog::open(
+            &run.path,
+            global_step,
+            opts.log_every,
+            Box::new(|w| crate::ewriteln!("{w}")),
+        )
+    } else {
+        EventLog::disabled()
+    };
     let mut stopped: Option<Signal> = None;
     'epochs: for epoch in first_epoch..=epochs {
         let _span = tracing::info_span!("epoch", epoch).entered();
@@ -366,15 +379,26 @@ fn train_and_report(
                 };
                 global_step += 1;
                 let lv = out.loss;
-                correct += out
+                let batch_correct = out
                     .predictions
                     .iter()
                     .zip(&batch.labels)
                     .filter(|(p, t)| p == t)
                     .count();
+                correct += batch_correct;
                 loss_sum += lv as f64 * b as f64;
                 seen += b;
                 progress.step(seen, lv as f64);
+                events.step(
+                    global_step,
+                    step + 1,
+                    &StepScalars {
+                        running_loss: loss_sum / seen.max(1) as f64,
+                        batch_loss: lv as f64,
+                        batch_acc: 100.0 * batch_correct as f64 / b.max(1) as f64,
+                        lr,
+                    },
+                );
                 step_seconds += stepped.elapsed().as_secs_f64();
                 if let Some(signal) = stop_requested(global_step) {
                     progress.finish();
@@ -414,6 +438,7 @@ fn train_and_report(
             eval_images_per_sec: eval.images_per_sec,
         };
         progress.epoch_done(&m, epochs);
+        events.epoch(&m, global_step);
         let is_best = m.test_acc > best_acc;
         best_acc = best_acc.max(m.test_acc);
         rows.push(m);
@@ -595,6 +620,7 @@ schedule = {schedule}
             plain_progress: true,
             log_every: 0,
             stop_after_steps,
+            tensorboard: true,
         }
     }
 
