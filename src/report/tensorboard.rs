@@ -365,25 +365,23 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// This machine's name as a file-name part: letters, digits, `-` and `_` only (others become
-/// `_`), at most 64 characters; `localhost` when it cannot be had.
+/// This machine's name as a file-name part: as `gethostname` gives it (TensorFlow's writers do
+/// the same, and `wandb`'s TensorBoard sync only reads files whose name holds the exact host
+/// name), with `/` made `_` and at most 200 bytes; `localhost` when it cannot be had.
 fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at most that many.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name: String = if rc == 0 { &buf[..end] } else { &[][..] }
+    let end = buf
         .iter()
-        .take(64)
-        .map(|&b| {
-            let c = b as char;
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+        .position(|&b| b == 0)
+        .unwrap_or(buf.len())
+        .min(200);
+    let name = if rc == 0 {
+        String::from_utf8_lossy(&buf[..end]).replace('/', "_")
+    } else {
+        String::new()
+    };
     if name.is_empty() {
         "localhost".into()
     } else {

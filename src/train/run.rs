@@ -695,7 +695,7 @@ schedule = {schedule}
         let resumed_at = 4 * want_checkpoint.unwrap_or(0) as i64 + 1;
         // Plain progress lines (and `batch/*` scalars) every 2 steps: the first session logged
         // a step after its checkpoint when it stopped at an even one.
-        let orphans = stop % 2 == 0;
+        let orphans = stop.is_multiple_of(2);
         assert_events_match_metrics(&parted.path, exp.train().epochs as i64, resumed_at, orphans);
         let comparable = |d: &RunDir| {
             let mut s = crate::report::tensorboard::read_scalars(&d.path).expect("scalars");
