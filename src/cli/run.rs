@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// Plain progress: one line every N steps (0: none).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub log_every: usize,
+    /// Write no TensorBoard event files (`events.out.tfevents.*`) into the run folder.
+    #[arg(long)]
+    pub no_tensorboard: bool,
     /// Override a value of the experiment, typed as in the file: `--set train.optimizer.lr=0.1`
     /// (repeatable). (Not the shared `SetArgs`: a nested flatten stops clap from recognising
     /// `runner FILE` without the `run` verb.)
@@ -66,6 +69,9 @@ pub struct ResumeArgs {
     /// Plain progress: one line every N steps (0: none).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub log_every: usize,
+    /// Write no TensorBoard event files (`events.out.tfevents.*`) into the run folder.
+    #[arg(long)]
+    pub no_tensorboard: bool,
 }
 
 /// Runs the verb; returns the exit code.
@@ -79,6 +85,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         plain_progress: args.plain,
         log_every: args.log_every,
         stop_after_steps: None,
+        tensorboard: !args.no_tensorboard,
     };
     if let Some(dir) = &args.resume {
         return continue_run(dir, &exp, &graph, &opts);
@@ -116,6 +123,7 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<i32> {
         plain_progress: args.plain,
         log_every: args.log_every,
         stop_after_steps: None,
+        tensorboard: !args.no_tensorboard,
     };
     continue_run(&args.run_dir, &exp, &graph, &opts)
 }

@@ -121,24 +121,26 @@ pub struct ClassAccuracy {
 
 /// The full text of `metrics.csv` for `rows`.
 pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
-    table(
-        METRICS_HEADER,
-        rows.iter().map(|m| {
-            vec![
-                m.epoch.to_string(),
-                loss_cell(m.train_loss),
-                accuracy_cell(m.train_acc),
-                loss_cell(m.test_loss),
-                accuracy_cell(m.test_acc),
-                format!("{:e}", m.lr),
-                format!("{:.3}", m.seconds),
-                format!("{:.1}", m.train_images_per_sec),
-                format!("{:.1}", m.eval_images_per_sec),
-                m.val_loss.map_or_else(String::new, loss_cell),
-                m.val_acc.map_or_else(String::new, accuracy_cell),
-            ]
-        }),
-    )
+    table(METRICS_HEADER, rows.iter().map(metrics_cells))
+}
+
+/// The cells of `m`'s row of `metrics.csv`, in [`METRICS_HEADER`]'s order, as the file writes
+/// them (the TensorBoard event files carry these same numbers, see
+/// [`super::tensorboard::EventLog::epoch`]).
+pub fn metrics_cells(m: &EpochMetrics) -> Vec<String> {
+    vec![
+        m.epoch.to_string(),
+        loss_cell(m.train_loss),
+        accuracy_cell(m.train_acc),
+        loss_cell(m.test_loss),
+        accuracy_cell(m.test_acc),
+        format!("{:e}", m.lr),
+        format!("{:.3}", m.seconds),
+        format!("{:.1}", m.train_images_per_sec),
+        format!("{:.1}", m.eval_images_per_sec),
+        m.val_loss.map_or_else(String::new, loss_cell),
+        m.val_acc.map_or_else(String::new, accuracy_cell),
+    ]
 }
 
 /// The full text of `summary.csv` for `s`.

@@ -17,6 +17,7 @@ use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
 use crate::interrupt::Signal;
 use crate::model::Model;
+use crate::report::tensorboard::{EventLog, StepScalars};
 use crate::report::{EpochMetrics, Progress, ReportError, RunDir, RunState, RunStatus, Summary};
 
 /// How to run, beyond what the experiment file says.
@@ -31,6 +32,8 @@ pub struct RunOptions {
     /// Behave as if SIGTERM arrived once this many optimizer steps (counted from the start of
     /// the run) have been taken: for tests of interruption and resume.
     pub stop_after_steps: Option<usize>,
+    /// Write TensorBoard event files into the run folder ([`EventLog`]).
+    pub tensorboard: bool,
 }
 
 /// Why a run failed.
@@ -309,6 +312,16 @@ fn train_and_report(
     let mut pending: Option<checkpoint::Snapshot> = None;
     let mut last_eval = None;
     let mut global_step = (first_epoch - 1) * steps_per_epoch;
+    let mut events = if opts.tensorboard {
+        EventLog::open(
+            &run.path,
+            global_step,
+            opts.log_every,
+            Box::new(|w| crate::ewriteln!("{w}")),
+        )
+    } else {
+        EventLog::disabled()
+    };
     let mut stopped: Option<Signal> = None;
     'epochs: for epoch in first_epoch..=epochs {
         if early_stopped.is_some() {
@@ -372,15 +385,26 @@ fn train_and_report(
                 };
                 global_step += 1;
                 let lv = out.loss;
-                correct += out
+                let batch_correct = out
                     .predictions
                     .iter()
                     .zip(&batch.labels)
                     .filter(|(p, t)| p == t)
                     .count();
+                correct += batch_correct;
                 loss_sum += lv as f64 * b as f64;
                 seen += b;
                 progress.step(seen, lv as f64);
+                events.step(
+                    global_step,
+                    step + 1,
+                    &StepScalars {
+                        running_loss: loss_sum / seen.max(1) as f64,
+                        batch_loss: lv as f64,
+                        batch_acc: 100.0 * batch_correct as f64 / b.max(1) as f64,
+                        lr,
+                    },
+                );
                 step_seconds += stepped.elapsed().as_secs_f64();
                 if let Some(signal) = stop_requested(global_step) {
                     progress.finish();
@@ -436,6 +460,7 @@ fn train_and_report(
             val_acc: val_eval.as_ref().map(|e| e.acc),
         };
         progress.epoch_done(&m, epochs);
+        events.epoch(&m, global_step);
         rows.push(m);
         let is_best = select::best(&rows).is_some_and(|b| b.epoch == epoch);
         early_stopped = exp
@@ -566,6 +591,7 @@ mod tests {
 
     use super::*;
     use crate::experiment::print::to_toml;
+    use crate::report::tensorboard::What;
     use crate::report::{read_metrics, METRICS_FILE, MODEL_FILE};
 
     /// A small real net through every op that keeps state across steps (BatchNorm buffers,
@@ -643,8 +669,9 @@ schedule = {schedule}
         RunOptions {
             data_dir: PathBuf::from("unused-for-synthetic-data"),
             plain_progress: true,
-            log_every: 0,
+            log_every: 2,
             stop_after_steps,
+            tensorboard: true,
         }
     }
 
@@ -715,6 +742,21 @@ schedule = {schedule}
             metrics_without_timing(&whole.path),
             metrics_without_timing(&parted.path)
         );
+        let resumed_at = 4 * want_checkpoint.unwrap_or(0) as i64 + 1;
+        // Plain progress lines (and `batch/*` scalars) every 2 steps: the first session logged
+        // a step after its checkpoint when it stopped at an even one.
+        let orphans = stop.is_multiple_of(2);
+        assert_events_match_metrics(&parted.path, exp.train().epochs as i64, resumed_at, orphans);
+        let comparable = |d: &RunDir| {
+            let mut s = crate::report::tensorboard::read_scalars(&d.path).expect("scalars");
+            s.retain(|tag, _| !tag.contains("seconds") && !tag.contains("per_sec"));
+            s
+        };
+        assert_eq!(
+            comparable(&whole),
+            comparable(&parted),
+            "the scalars but timing"
+        );
         let weights = |d: &RunDir| std::fs::read(d.file(MODEL_FILE)).expect("weights");
         assert!(
             weights(&whole) == weights(&parted),
@@ -731,6 +773,60 @@ schedule = {schedule}
             exp.train().epochs
         );
         assert!(temporaries(&parted.path).is_empty());
+    }
+
+    /// The run in `dir` was interrupted once and resumed, its second session starting at
+    /// global step `resumed_at`: two event files, the second with a `session_log` START at
+    /// that step, and the scalars TensorBoard shows are metrics.csv's, once per epoch, at the
+    /// step that ended it (4 steps per epoch), though the first session wrote steps and maybe
+    /// epochs past its checkpoint.
+    fn assert_events_match_metrics(
+        dir: &std::path::Path,
+        epochs: i64,
+        resumed_at: i64,
+        orphans: bool,
+    ) {
+        use crate::report::tensorboard::{
+            epoch_tag, event_files, read_event_file, read_scalars, BATCH_LOSS,
+        };
+        use crate::report::{metrics_cells, METRICS_HEADER};
+        let files = event_files(dir).expect("event files");
+        assert_eq!(files.len(), 2, "one file per session: {files:?}");
+        let second = read_event_file(&files[1]).expect("second file");
+        assert_eq!(second.events[1].what, What::SessionStart);
+        assert_eq!(second.events[1].step, resumed_at);
+        let scalars = read_scalars(dir).expect("scalars");
+        // `--log-every 2`: each even step once, though the first session logged some of the
+        // steps after its checkpoint too.
+        let steps: Vec<i64> = scalars[BATCH_LOSS].iter().map(|p| p.step).collect();
+        assert_eq!(
+            steps,
+            (1..=4 * epochs).filter(|s| s % 2 == 0).collect::<Vec<_>>()
+        );
+        assert!(
+            read_event_file(&files[0])
+                .expect("first file")
+                .events
+                .iter()
+                .any(|e| e.step >= resumed_at && e.what != What::SessionStart)
+                == orphans,
+            "the first session wrote points after its checkpoint: expected {orphans}"
+        );
+        let rows = read_metrics(&dir.join(METRICS_FILE)).expect("metrics");
+        for (column, i) in METRICS_HEADER.split(',').zip(0..) {
+            let want: Vec<(i64, f32)> = rows
+                .iter()
+                .map(|m| {
+                    let cell: f64 = metrics_cells(m)[i].parse().expect("a number");
+                    (4 * m.epoch as i64, cell as f32)
+                })
+                .collect();
+            let got: Vec<(i64, f32)> = scalars[&epoch_tag(column)]
+                .iter()
+                .map(|p| (p.step, p.value))
+                .collect();
+            assert_eq!(got, want, "{column}");
+        }
     }
 
     #[test]
