@@ -868,6 +868,8 @@ mod tests {
             ("seconds", "seconds"),
             ("train_images_per_sec", "train/images_per_sec"),
             ("eval_images_per_sec", "eval/images_per_sec"),
+            ("val_loss", "val/loss"),
+            ("val_acc", "val/acc"),
         ];
         let columns: Vec<&str> = METRICS_HEADER.split(',').collect();
         assert_eq!(
@@ -891,6 +893,8 @@ mod tests {
             seconds: 1.234_567,
             train_images_per_sec: 4_500.25,
             eval_images_per_sec: 9_000.75,
+            val_loss: None,
+            val_acc: None,
         }
     }
 
