@@ -2,7 +2,6 @@
 //! (`scripts/read-tensorboard.py` makes the same comparison with TensorBoard's own reader.)
 
 mod common;
-use common::{runner, text};
 
 use std::path::{Path, PathBuf};
 
@@ -11,24 +10,10 @@ use runner::report::tensorboard::{
     BATCH_RUNNING_LOSS,
 };
 
-/// Trains the synthetic demo (512 images in batches of 32: 16 steps an epoch, 3 epochs) into
-/// `root` with `extra` arguments; returns its run folder.
+/// The synthetic demo (512 images in batches of 32: 16 steps an epoch, 3 epochs) trained into
+/// `root` with `extra` arguments.
 fn train_demo(root: &Path, extra: &[&str]) -> PathBuf {
-    let mut args = vec![
-        "experiments/synthetic_demo.toml",
-        "--out",
-        root.to_str().expect("utf8"),
-        "--plain",
-    ];
-    args.extend(extra);
-    let o = runner(&args);
-    assert!(o.status.success(), "{}", text(&o));
-    let dirs: Vec<PathBuf> = std::fs::read_dir(root.join("synthetic_demo"))
-        .expect("experiment folder")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    assert_eq!(dirs.len(), 1, "one run expected in {}", root.display());
-    dirs.into_iter().next().expect("one run")
+    common::train_demo_with(root, extra)
 }
 
 #[test]

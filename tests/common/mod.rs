@@ -26,15 +26,21 @@ pub fn text(o: &Output) -> String {
 /// Trains the synthetic demo (with `sets` as `--set`) into `root` and returns its run folder.
 #[allow(dead_code)] // Not every test binary that shares this module trains.
 pub fn train_demo(root: &Path, sets: &[&str]) -> PathBuf {
+    let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s]).collect();
+    train_demo_with(root, &args)
+}
+
+/// Trains the synthetic demo into `root` with `extra` command-line arguments and returns its
+/// run folder.
+#[allow(dead_code)] // Not every test binary that shares this module trains.
+pub fn train_demo_with(root: &Path, extra: &[&str]) -> PathBuf {
     let mut args = vec![
         "experiments/synthetic_demo.toml",
         "--out",
         root.to_str().expect("utf8"),
         "--plain",
     ];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
+    args.extend(extra);
     let o = runner(&args);
     assert!(o.status.success(), "{}", text(&o));
     let dirs: Vec<PathBuf> = std::fs::read_dir(root.join("synthetic_demo"))
