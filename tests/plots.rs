@@ -246,6 +246,8 @@ fn metrics(epochs: usize, offset: f64) -> Vec<EpochMetrics> {
                 seconds: 1.0,
                 train_images_per_sec: 1000.0,
                 eval_images_per_sec: 2000.0,
+                ema_test_loss: None,
+                ema_test_acc: None,
             }
         })
         .collect()

@@ -6,9 +6,9 @@
 
 use super::decl::Section;
 use super::format::{
-    LossName, OptimizerName, RawCheckpoint, RawData, RawExperiment, RawLayer, RawLoss, RawModel,
-    RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp,
-    ScheduleName,
+    LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawData, RawEma, RawExperiment,
+    RawLayer, RawLoss, RawModel, RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain,
+    RawTransform, RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;
@@ -298,6 +298,36 @@ fn train(t: &TrainSpec) -> RawTrain {
         loss: some(loss),
         optimizer: some(optimizer),
         schedule: some(schedule),
+        accumulate: Some(n(t.accumulate)),
+        clip_grad: t.clip_grad.map(|c| {
+            Sp::bare(match c {
+                ClipGrad::Norm {
+                    max_norm,
+                    norm_type,
+                } => RawClipGrad {
+                    max_norm: some(max_norm),
+                    norm_type: some(NormType(norm_type)),
+                    value: None,
+                    failed: Vec::new(),
+                },
+                ClipGrad::Value { value } => RawClipGrad {
+                    max_norm: None,
+                    norm_type: None,
+                    value: some(value),
+                    failed: Vec::new(),
+                },
+            })
+        }),
+        ema: t.ema.map(|e| {
+            Sp::bare(RawEma {
+                decay: Sp::bare(e.decay),
+                every: Some(n(e.every)),
+                warmup: some(e.warmup.is_some()),
+                warmup_power: e.warmup.map(|w| Sp::bare(w.power)),
+                warmup_gamma: e.warmup.map(|w| Sp::bare(w.gamma)),
+                failed: Vec::new(),
+            })
+        }),
         checkpoint: some(RawCheckpoint {
             every: Some(n(t.checkpoint.every)),
             best: some(t.checkpoint.best),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::ReportError;
 
 /// Header line of `metrics.csv`.
-pub const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec";
+pub const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,ema_test_loss,ema_test_acc";
 /// Header line of `summary.csv`.
 pub const SUMMARY_HEADER: &str = "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec,flags";
 /// Header line of `per_class.csv`.
@@ -43,6 +43,12 @@ pub struct EpochMetrics {
     pub train_images_per_sec: f64,
     /// Evaluation throughput.
     pub eval_images_per_sec: f64,
+    /// Mean test loss of the weights' moving average (`[train.ema]`); empty without one.
+    #[serde(default)]
+    pub ema_test_loss: Option<f64>,
+    /// Test accuracy of the weights' moving average, in percent; empty without one.
+    #[serde(default)]
+    pub ema_test_acc: Option<f64>,
 }
 
 /// The one row of `summary.csv`: what the whole run did.
@@ -111,6 +117,8 @@ pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
                 format!("{:.3}", m.seconds),
                 format!("{:.1}", m.train_images_per_sec),
                 format!("{:.1}", m.eval_images_per_sec),
+                m.ema_test_loss.map_or_else(String::new, loss_cell),
+                m.ema_test_acc.map_or_else(String::new, accuracy_cell),
             ]
         }),
     )
@@ -228,7 +236,12 @@ pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
 
 /// Columns added to a table after it was first written, each with a `#[serde(default)]` field:
 /// a file from before lacks them at the end of its header and still reads.
-const LATER_COLUMNS: &[&str] = &[super::FLAGS_COLUMN];
+const LATER_COLUMNS: &[&str] = &[super::FLAGS_COLUMN, EMA_TEST_LOSS, EMA_TEST_ACC];
+
+/// `metrics.csv`'s column of the moving average's test loss (a later column).
+pub const EMA_TEST_LOSS: &str = "ema_test_loss";
+/// `metrics.csv`'s column of the moving average's test accuracy (a later column).
+pub const EMA_TEST_ACC: &str = "ema_test_acc";
 
 /// Whether a file with header `found` can be read as a table whose header is `expected`: the
 /// same columns, or the same less some trailing [`LATER_COLUMNS`].
@@ -308,6 +321,17 @@ mod tests {
             seconds: 12.345_678 * x,
             train_images_per_sec: 4_500.25 + x,
             eval_images_per_sec: 9_000.75,
+            ema_test_loss: None,
+            ema_test_acc: None,
+        }
+    }
+
+    /// [`epoch`] of a run with a moving average of the weights.
+    fn epoch_with_ema(n: usize) -> EpochMetrics {
+        EpochMetrics {
+            ema_test_loss: Some(0.8 / (n as f64 + 1.0)),
+            ema_test_acc: Some(100.0 - 10.0 / 3.0 / n as f64),
+            ..epoch(n)
         }
     }
 
@@ -335,12 +359,29 @@ mod tests {
     fn metrics_text_is_exact() {
         // Expected text worked out by hand from `epoch(1)`, `epoch(2)` and the format widths; lr digits
         // from Python `repr(0.1/3)`, `repr(0.1/9)`. Ties (4501.25, 9000.75) round to even.
+        // The moving average's cells are empty without one; with one 0.8/2, 0.8/3 and
+        // 100 - 10/3, 100 - 10/6 in the loss and accuracy formats.
         let want = "\
+epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,ema_test_loss,ema_test_acc
+1,0.500000,50.0000,0.450000,86.6667,3.333333333333333e-2,12.346,4501.2,9000.8,,
+2,0.333333,75.0000,0.300000,93.3333,1.1111111111111112e-2,24.691,4502.2,9000.8,0.266667,98.3333
+";
+        assert_eq!(metrics_csv(&[epoch(1), epoch_with_ema(2)]), want);
+    }
+
+    #[test]
+    fn a_metrics_file_from_before_the_moving_average_reads_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        let old = "\
 epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec
 1,0.500000,50.0000,0.450000,86.6667,3.333333333333333e-2,12.346,4501.2,9000.8
-2,0.333333,75.0000,0.300000,93.3333,1.1111111111111112e-2,24.691,4502.2,9000.8
 ";
-        assert_eq!(metrics_csv(&[epoch(1), epoch(2)]), want);
+        crate::report::write_atomic(&path, old.as_bytes()).unwrap();
+        let back = read_metrics(&path).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].ema_test_loss, back[0].ema_test_acc), (None, None));
+        assert_eq!(back[0].test_acc, 86.6667);
     }
 
     #[test]
@@ -355,7 +396,7 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
         }
         assert_eq!(
             METRICS_HEADER,
-            "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec"
+            "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,ema_test_loss,ema_test_acc"
         );
         assert_eq!(
             SUMMARY_HEADER,
@@ -366,7 +407,15 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
     #[test]
     fn formatting_is_deterministic_and_stable_under_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let rows: Vec<EpochMetrics> = (1..=5).map(epoch).collect();
+        let rows: Vec<EpochMetrics> = (1..=5)
+            .map(|n| {
+                if n % 2 == 0 {
+                    epoch_with_ema(n)
+                } else {
+                    epoch(n)
+                }
+            })
+            .collect();
         let text = metrics_csv(&rows);
         assert_eq!(text, metrics_csv(&rows.clone()), "same input, same bytes");
         let path = dir.path().join("metrics.csv");
@@ -379,6 +428,14 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
             assert_eq!(a.lr, b.lr, "lr is written exactly");
             assert!((a.train_loss - b.train_loss).abs() <= 5e-7);
             assert!((a.test_acc - b.test_acc).abs() <= 5e-5);
+            assert_eq!(
+                a.ema_test_acc.is_some(),
+                b.ema_test_acc.is_some(),
+                "epoch {}",
+                a.epoch
+            );
+            let ema = a.ema_test_loss.zip(b.ema_test_loss);
+            assert!(ema.is_none_or(|(a, b)| (a - b).abs() <= 5e-7));
         }
     }
 

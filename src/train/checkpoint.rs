@@ -6,8 +6,11 @@
 //!   - `model.<name>`: every parameter and BatchNorm buffer, under its `state_dict` name;
 //!   - `optim.<name>.<slot>`: the optimizer's buffers of that parameter (`momentum_buffer`;
 //!     `exp_avg`, `exp_avg_sq`), for the parameters that have taken a step;
+//!   - `<average>.<name>`: the state of the weight average, if the run keeps one
+//!     (`ema.<state_dict name>`, see [`super::average::WeightAverage::state`]);
 //!   - `metrics`: the finished epochs' `metrics.csv` rows, `f64`, one row per epoch in the
-//!     column order of [`crate::report::METRICS_HEADER`] (exact, where the CSV rounds).
+//!     column order of [`crate::report::METRICS_HEADER`] (exact, where the CSV rounds; an
+//!     empty cell is NaN). A checkpoint from before the `ema_` columns has 9 columns.
 //! - a manifest, `last.json` (the newest checkpoint) or `best.json` (the epoch with the best
 //!   test accuracy so far), which names the tensor file and holds the rest of the state:
 //!   epochs finished, optimizer steps taken, every parameter's step count, the dropout
@@ -28,6 +31,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::average::WeightAverage;
 use super::optim::{Optimizer, ParamState};
 use crate::model::{Model, RngState};
 use crate::report::{write_atomic, EpochMetrics, ReportError};
@@ -42,7 +46,9 @@ pub const BEST: &str = "best.json";
 pub const FORMAT: &str = "runner-checkpoint/1";
 
 /// Columns of the `metrics` tensor ([`crate::report::METRICS_HEADER`]).
-const METRIC_COLUMNS: usize = 9;
+const METRIC_COLUMNS: usize = 11;
+/// Columns of the `metrics` tensor before the `ema_` columns: such a checkpoint still resumes.
+const OLD_METRIC_COLUMNS: usize = 9;
 
 /// The JSON half of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,12 +157,13 @@ pub struct Restored {
 }
 
 impl Snapshot {
-    /// Copies the state of `model` and `optimizer` after `epoch` of `epochs`, with the
-    /// metrics so far.
+    /// Copies the state of `model`, `optimizer` and the weight average after `epoch` of
+    /// `epochs`, with the metrics so far.
     #[allow(clippy::too_many_arguments)]
     pub fn take(
         model: &Model,
         optimizer: &dyn Optimizer,
+        average: Option<&dyn WeightAverage>,
         epoch: usize,
         epochs: usize,
         steps: usize,
@@ -175,6 +182,14 @@ impl Snapshot {
             optimizer_steps.push(s.as_ref().map(|s| s.steps));
             for (slot, b) in slots.iter().zip(s.into_iter().flat_map(|s| s.buffers)) {
                 tensors.push((format!("optim.{name}.{slot}"), b));
+            }
+        }
+        if let Some(average) = average {
+            for (name, var) in average.state() {
+                tensors.push((
+                    format!("{}.{name}", average.name()),
+                    var.as_tensor().copy()?,
+                ));
             }
         }
         let rows: Vec<f64> = metrics.iter().flat_map(metric_row).collect();
@@ -242,6 +257,7 @@ fn tensor_file(epoch: usize) -> String {
 }
 
 fn metric_row(m: &EpochMetrics) -> [f64; METRIC_COLUMNS] {
+    let cell = |v: Option<f64>| v.unwrap_or(f64::NAN);
     [
         m.epoch as f64,
         m.train_loss,
@@ -252,10 +268,15 @@ fn metric_row(m: &EpochMetrics) -> [f64; METRIC_COLUMNS] {
         m.seconds,
         m.train_images_per_sec,
         m.eval_images_per_sec,
+        cell(m.ema_test_loss),
+        cell(m.ema_test_acc),
     ]
 }
 
-fn metric_from_row(r: &[f64]) -> EpochMetrics {
+/// A row of the `metrics` tensor as [`EpochMetrics`]; the `ema_` cells are present when the
+/// run keeps an `average` (so a NaN there is a NaN result, not an empty cell).
+fn metric_from_row(r: &[f64], average: bool) -> EpochMetrics {
+    let cell = |i: usize| r.get(i).copied().filter(|_| average);
     EpochMetrics {
         epoch: r[0] as usize,
         train_loss: r[1],
@@ -266,6 +287,8 @@ fn metric_from_row(r: &[f64]) -> EpochMetrics {
         seconds: r[6],
         train_images_per_sec: r[7],
         eval_images_per_sec: r[8],
+        ema_test_loss: cell(9),
+        ema_test_acc: cell(10),
     }
 }
 
@@ -313,14 +336,16 @@ pub fn last(run_dir: &Path) -> Result<Option<Manifest>, CheckpointError> {
     read_manifest(&run_dir.join(CHECKPOINT_DIR).join(LAST))
 }
 
-/// Restores `model` and `optimizer` from the checkpoint `manifest` (read from `run_dir`'s
-/// `last.json`) and returns the metrics it holds. Every tensor must be present with the model's
-/// shape; nothing is left half-restored on a mismatch that is found before the first `set`.
+/// Restores `model`, `optimizer` and the weight average from the checkpoint `manifest` (read
+/// from `run_dir`'s `last.json`) and returns the metrics it holds. Every tensor must be present
+/// with the model's shape; nothing is left half-restored on a mismatch that is found before
+/// the first `set`.
 pub fn restore(
     run_dir: &Path,
     manifest: Manifest,
     model: &Model,
     optimizer: &mut dyn Optimizer,
+    average: Option<&dyn WeightAverage>,
 ) -> Result<Restored, CheckpointError> {
     let path = run_dir.join(CHECKPOINT_DIR).join(&manifest.tensors);
     let mismatch = |message: String| CheckpointError::Mismatch {
@@ -357,7 +382,13 @@ pub fn restore(
     }
     let mut model_tensors = Vec::new();
     for (name, var) in params.iter().chain(model.named_buffers()) {
-        model_tensors.push((take(&format!("model.{name}"), var.dims())?, var));
+        model_tensors.push((take(&format!("model.{name}"), var.dims())?, var.clone()));
+    }
+    if let Some(average) = average {
+        for (name, var) in average.state() {
+            let t = take(&format!("{}.{name}", average.name()), var.dims())?;
+            model_tensors.push((t, var));
+        }
     }
     let slots = optimizer.slots();
     let mut state = Vec::with_capacity(params.len());
@@ -377,14 +408,16 @@ pub fn restore(
         .remove("metrics")
         .ok_or_else(|| mismatch("no tensor named `metrics`".into()))?;
     let metrics = match metrics.dims() {
-        [rows, METRIC_COLUMNS] if *rows == manifest.epoch => metrics
-            .to_dtype(DType::F64)
-            .and_then(|m| m.flatten_all())
-            .and_then(|m| m.to_vec1::<f64>())
-            .map_err(tensor_err)?
-            .chunks(METRIC_COLUMNS)
-            .map(metric_from_row)
-            .collect(),
+        &[rows, columns @ (OLD_METRIC_COLUMNS | METRIC_COLUMNS)] if rows == manifest.epoch => {
+            metrics
+                .to_dtype(DType::F64)
+                .and_then(|m| m.flatten_all())
+                .and_then(|m| m.to_vec1::<f64>())
+                .map_err(tensor_err)?
+                .chunks(columns)
+                .map(|r| metric_from_row(r, average.is_some()))
+                .collect()
+        }
         dims => {
             return Err(mismatch(format!(
                 "`metrics` has shape {dims:?}, expected [{}, {METRIC_COLUMNS}]",

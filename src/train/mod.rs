@@ -1,4 +1,5 @@
 //! Training: optimizers, schedules, the training step, and the run loop.
+pub mod average;
 pub mod checkpoint;
 pub(crate) mod eval;
 pub mod optim;
@@ -7,4 +8,4 @@ pub mod schedule;
 pub mod step;
 
 pub use run::{run, select_device, RunOptions, TrainError};
-pub use step::{train_step, StepOutcome, StepOutput};
+pub use step::{train_step, GradientSteps, StepOutcome, StepOutput};

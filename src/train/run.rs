@@ -7,10 +7,10 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::checkpoint;
-use super::eval::{evaluate, Stop};
-use super::optim;
+use super::eval::{evaluate, evaluate_with_average, Stop};
 use super::schedule::build_schedule;
-use super::step::{train_step, StepOutcome};
+use super::step::{GradientSteps, StepOutcome};
+use super::{average, optim};
 use crate::data::{self, epoch_batches, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
@@ -258,12 +258,16 @@ fn train_and_report(
         Model::new(graph, exp.seed(), &device)?
     };
     let mut optimizer = optim::build(&exp.train().optimizer, model.trainable_vars())?;
+    let mut gradient_steps = GradientSteps::new(exp.train(), &model);
+    let mut average = average::build(exp.train(), graph, exp.seed(), &device, &model)?;
     let n_train = exp
         .data()
         .train_limit
         .map_or(train.len(), |l| l.min(train.len()));
     let batch_size = exp.data().batch_size;
-    let steps_per_epoch = n_train.div_ceil(batch_size);
+    let batches_per_epoch = n_train.div_ceil(batch_size);
+    // Optimizer steps: what the schedule and the step count of a checkpoint count.
+    let steps_per_epoch = gradient_steps.steps_per_epoch(batches_per_epoch);
     let schedule = build_schedule(
         &exp.train().schedule,
         exp.train().optimizer.lr(),
@@ -279,7 +283,13 @@ fn train_and_report(
     // The epoch the newest checkpoint on disk holds.
     let mut checkpointed: Option<usize> = None;
     if let Some(manifest) = resume_from {
-        let restored = checkpoint::restore(&run.path, manifest, &model, optimizer.as_mut())?;
+        let restored = checkpoint::restore(
+            &run.path,
+            manifest,
+            &model,
+            optimizer.as_mut(),
+            average.as_deref(),
+        )?;
         let m = restored.manifest;
         crate::ewriteln!(
             "runner: resuming after epoch {} of {epochs} from {}",
@@ -346,11 +356,13 @@ fn train_and_report(
                 };
                 let stepped = Instant::now();
                 let _step_span = tracing::debug_span!("step", step).entered();
-                lr = schedule.lr((epoch - 1) * steps_per_epoch + step);
+                lr = schedule.lr((epoch - 1) * steps_per_epoch + gradient_steps.step_of(step));
                 let b = batch.labels.len();
                 let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), &device)?;
                 let y = Tensor::from_vec(batch.labels.clone(), b, &device)?;
-                let outcome = train_step(&model, optimizer.as_mut(), exp.train().loss, &x, &y, lr)?;
+                let last = step + 1 == batches_per_epoch;
+                let (opt, loss) = (optimizer.as_mut(), exp.train().loss);
+                let outcome = gradient_steps.batch(&model, opt, loss, &x, &y, lr, last)?;
                 let out = match outcome {
                     StepOutcome::Updated(out) => out,
                     StepOutcome::NonFinite(loss) => {
@@ -364,7 +376,12 @@ fn train_and_report(
                         });
                     }
                 };
-                global_step += 1;
+                if out.stepped {
+                    global_step += 1;
+                    if let Some(average) = average.as_mut() {
+                        average.update(&model, global_step)?;
+                    }
+                }
                 let lv = out.loss;
                 correct += out
                     .predictions
@@ -390,10 +407,13 @@ fn train_and_report(
             );
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
-        let eval = match evaluate(&model, exp, &test, &test_pipe, &device, epoch, &|| {
-            stop_requested(global_step)
-        }) {
-            Ok(eval) => eval,
+        let stop = || stop_requested(global_step);
+        let averaged = average.as_deref();
+        let evals = evaluate_with_average(
+            &model, averaged, exp, &test, &test_pipe, &device, epoch, &stop,
+        );
+        let (eval, averaged) = match evals {
+            Ok(evals) => evals,
             Err(Stop::Signal(signal)) => {
                 progress.finish();
                 stopped = Some(signal);
@@ -412,6 +432,8 @@ fn train_and_report(
             seconds: epoch_started.elapsed().as_secs_f64(),
             train_images_per_sec: seen as f64 / train_seconds.max(1e-9),
             eval_images_per_sec: eval.images_per_sec,
+            ema_test_loss: averaged.as_ref().map(|e| e.loss),
+            ema_test_acc: averaged.as_ref().map(|e| e.acc),
         };
         progress.epoch_done(&m, epochs);
         let is_best = m.test_acc > best_acc;
@@ -424,6 +446,7 @@ fn train_and_report(
             let snapshot = checkpoint::Snapshot::take(
                 &model,
                 optimizer.as_ref(),
+                average.as_deref(),
                 epoch,
                 epochs,
                 global_step,
@@ -484,6 +507,10 @@ fn train_and_report(
         let _span = tracing::info_span!("save_model").entered();
         let bytes = model.to_safetensors()?;
         crate::report::write_atomic(&run.file(crate::report::MODEL_FILE), &bytes)?;
+        if let Some(average) = &average {
+            let file = crate::report::average_model_file(average.name());
+            crate::report::write_atomic(&run.file(&file), &average.model().to_safetensors()?)?;
+        }
     }
     let last = rows
         .last()
