@@ -625,12 +625,17 @@ schedule = {schedule}
         }
     }
 
-    /// metrics.csv without its three timing columns.
+    /// metrics.csv without its three timing columns (`seconds`, `train_images_per_sec`,
+    /// `eval_images_per_sec`).
     fn metrics_without_timing(dir: &std::path::Path) -> Vec<String> {
         std::fs::read_to_string(dir.join(METRICS_FILE))
             .expect("metrics.csv")
             .lines()
-            .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
+            .map(|l| {
+                let cells = l.split(',').enumerate();
+                let kept = cells.filter(|(i, _)| !(6..9).contains(i)).map(|(_, c)| c);
+                kept.collect::<Vec<_>>().join(",")
+            })
             .collect()
     }
 
@@ -697,6 +702,17 @@ schedule = {schedule}
             weights(&whole) == weights(&parted),
             "the final weights differ"
         );
+        let ema = crate::report::average_model_file("ema");
+        let averaged = |d: &RunDir| std::fs::read(d.file(&ema)).ok();
+        assert_eq!(
+            averaged(&whole).is_some(),
+            exp.train().ema.is_some(),
+            "{ema}"
+        );
+        assert!(
+            averaged(&whole) == averaged(&parted),
+            "the final averaged weights differ"
+        );
         let status = RunStatus::read(&parted.path)
             .expect("status")
             .expect("a status");
@@ -741,6 +757,69 @@ schedule = {schedule}
             "checkpoint = { every = 3, best = false }",
         );
         assert_resume_is_exact(&exp, &graph, 10, Some(2));
+    }
+
+    /// The `[train]` keys of the accumulation, clipping and averaging tests: 4 batches an
+    /// epoch in groups of 3, so 2 optimizer steps an epoch, the second on a single batch.
+    const ACCUMULATE_CLIP_EMA: &str = "accumulate = 3\n\
+        clip_grad = { max_norm = 0.5 }\n\
+        ema = { decay = 0.8, warmup = true, warmup_power = 1.0 }";
+
+    #[test]
+    fn accumulation_clipping_and_the_average_resume_bit_exactly() {
+        let (exp, graph) = experiment(
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9 }"#,
+            r#"{ kind = "one_cycle", max_lr = 0.1 }"#,
+            ACCUMULATE_CLIP_EMA,
+        );
+        // Optimizer step 3 is the first of epoch 2: the run resumes from epoch 1's checkpoint.
+        assert_resume_is_exact(&exp, &graph, 3, Some(1));
+    }
+
+    #[test]
+    fn the_average_is_evaluated_every_epoch_and_saved_under_the_models_names() {
+        let (exp, graph) = experiment(
+            r#"{ kind = "adam", lr = 0.01 }"#,
+            r#"{ kind = "cosine" }"#,
+            ACCUMULATE_CLIP_EMA,
+        );
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+        run(&exp, &graph, &to_toml(&exp), &dir, &options(None), false).expect("run");
+        let rows = read_metrics(&dir.file(METRICS_FILE)).expect("metrics");
+        assert_eq!(rows.len(), 4);
+        for r in &rows {
+            assert!(r.ema_test_loss.is_some_and(f64::is_finite), "{r:?}");
+            assert!(r.ema_test_acc.is_some(), "{r:?}");
+        }
+        // The file opens as the model (same names and shapes), differs from the trained
+        // weights, and evaluates to the last row's numbers.
+        let ema = dir.file(&crate::report::average_model_file("ema"));
+        let model = Model::new(&graph, exp.seed(), &Device::Cpu).expect("model");
+        model
+            .load(&ema)
+            .expect("model_ema.safetensors loads as the model");
+        let raw = std::fs::read(dir.file(MODEL_FILE)).expect("model.safetensors");
+        assert!(
+            std::fs::read(&ema).expect("ema") != raw,
+            "the average is the model"
+        );
+        let splits = data::load(&exp.data().dataset, &options(None).data_dir, exp.seed());
+        let test = Arc::new(splits.expect("data").test);
+        let shape = exp.data().dataset.image_shape();
+        let pipe = Arc::new(Pipeline::new(&exp.data().test_transforms, shape));
+        let Ok(eval) = evaluate(&model, &exp, &test, &pipe, &Device::Cpu, 4, &|| None) else {
+            panic!("evaluation failed")
+        };
+        let last = rows.last().expect("a row");
+        assert_eq!(
+            crate::report::accuracy_cell(eval.acc),
+            crate::report::accuracy_cell(last.ema_test_acc.expect("ema acc"))
+        );
+        assert_eq!(
+            crate::report::loss_cell(eval.loss),
+            crate::report::loss_cell(last.ema_test_loss.expect("ema loss"))
+        );
     }
 
     #[test]
