@@ -641,18 +641,15 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
     let lr = exp.train().optimizer.lr();
     let mut steps = GradientSteps::new(exp.train(), &model);
     let loss = exp.train().loss;
-    let t_train = timed(
-        args.warmup,
-        args.seconds,
-        args.min_steps,
-        || match steps.batch(&model, optimizer.as_mut(), loss, &x, &y, lr, false)? {
+    let t_train = timed(args.warmup, args.seconds, args.min_steps, || {
+        match steps.batch(&model, optimizer.as_mut(), loss, &x, &y, lr, false)? {
             StepOutcome::Updated(_) => Ok(()),
             StepOutcome::NonFinite(loss) => bail!(
                 "{}: the training loss on the random batch became {loss}; no measurement",
                 file.display()
             ),
-        },
-    )?;
+        }
+    })?;
     let peak = peak_rss_mib();
     // As in the training loop's evaluation: on a worker of rayon's pool.
     let t_eval = timed(args.warmup, args.seconds, args.min_steps, || {
