@@ -426,7 +426,7 @@ layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
 [train]
 "#;
         // (the keys, a line the resolved file must hold, the checked settings)
-        let cases: [(&str, &str, usize, Option<ClipGrad>, Option<EmaSpec>); 4] = [
+        let cases = [
             ("", "accumulate = 1", 1, None, None),
             (
                 "accumulate = 4\nclip_grad = { max_norm = 2 }",

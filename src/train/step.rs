@@ -554,7 +554,7 @@ optimizer = { kind = "sgd", lr = 0.1, momentum = 0.9 }
     #[test]
     fn clipping_and_accumulation_match_pytorch() {
         // (case, `[train]` keys, images per batch, batches, optimizer steps, PyTorch's state)
-        let cases: [(&str, &str, usize, usize, usize, &[f64; 45]); 7] = [
+        let cases = [
             ("plain", "", 4, 3, 3, &PLAIN),
             (
                 "clip_norm",
