@@ -1,4 +1,5 @@
-//! Training: optimizers, schedules, the training step, and the run loop.
+//! Training: optimizers, schedules, the training step (with gradient accumulation and clipping),
+//! weight averages (EMA), checkpoints and the run loop.
 pub mod average;
 pub mod checkpoint;
 pub(crate) mod eval;
