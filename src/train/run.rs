@@ -408,10 +408,9 @@ fn train_and_report(
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
         let stop = || stop_requested(global_step);
-        let averaged = average.as_deref();
-        let evals = evaluate_with_average(
-            &model, averaged, exp, &test, &test_pipe, &device, epoch, &stop,
-        );
+        let avg = average.as_deref();
+        let evals =
+            evaluate_with_average(&model, avg, exp, &test, &test_pipe, &device, epoch, &stop);
         let (eval, averaged) = match evals {
             Ok(evals) => evals,
             Err(Stop::Signal(signal)) => {
