@@ -216,6 +216,23 @@ const CASES: &[(&str, Expect, &str)] = &[
     ),
     ("seed_out_of_range", Errors(1), "2^64 does not fit a seed"),
     (
+        "accumulate_zero",
+        Errors(1),
+        "no batches per optimizer step",
+    ),
+    (
+        "clip_grad_norm_and_value",
+        Errors(1),
+        "two kinds of clipping in one table",
+    ),
+    ("clip_grad_without_bound", Errors(1), "`clip_grad = {}`"),
+    ("ema_decay_out_of_range", Errors(1), "decay = 1.0"),
+    (
+        "ema_warmup_setting_without_warmup",
+        Errors(1),
+        "`warmup_power` with the warm-up off",
+    ),
+    (
         "several_errors",
         Errors(4),
         "four mistakes in three sections, one pass, source order",

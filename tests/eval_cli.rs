@@ -99,6 +99,39 @@ fn eval_of_a_run_reproduces_its_final_numbers_exactly() {
 }
 
 #[test]
+fn eval_of_the_moving_average_reproduces_its_ema_columns() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = train_demo(
+        root.path(),
+        &[
+            "train.ema.decay=0.9",
+            "train.accumulate=2",
+            "train.clip_grad.value=0.1",
+        ],
+    );
+    let weights = dir.join("model_ema.safetensors");
+    let out = root.path().join("ema-eval");
+    let o = runner(&[
+        "eval",
+        weights.to_str().expect("utf8"),
+        "--experiment",
+        dir.join("config.toml").to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let (acc, loss) = printed_numbers(&stdout, "test");
+    assert_eq!(acc, last_metric(&dir, "ema_test_acc"), "{stdout}");
+    assert_eq!(loss, last_metric(&dir, "ema_test_loss"), "{stdout}");
+    assert_ne!(
+        loss,
+        last_metric(&dir, "test_loss"),
+        "the average is the model"
+    );
+}
+
+#[test]
 fn eval_refuses_what_it_cannot_evaluate_with_exit_2() {
     let root = tempfile::tempdir().expect("tempdir");
     let empty = root.path().join("empty");

@@ -247,6 +247,8 @@ fn metrics(epochs: usize, offset: f64) -> Vec<EpochMetrics> {
                 eval_images_per_sec: 2000.0,
                 val_loss: None,
                 val_acc: None,
+                ema_test_loss: None,
+                ema_test_acc: None,
             }
         })
         .collect()

@@ -422,6 +422,51 @@ pub struct TrainSpec {
     pub checkpoint: CheckpointSpec,
     /// When training stops before `epochs`, if ever.
     pub early_stopping: Option<EarlyStopping>,
+    /// Batches per optimizer step (gradient accumulation); 1: a step per batch.
+    pub accumulate: usize,
+    /// Gradient clipping before each optimizer step, if any.
+    pub clip_grad: Option<ClipGrad>,
+    /// The moving average of the weights, if any.
+    pub ema: Option<EmaSpec>,
+}
+
+/// Gradient clipping (`[train.clip_grad]`), with PyTorch's semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum ClipGrad {
+    /// `torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type)`: every gradient times
+    /// `min(1, max_norm / (total_norm + 1e-6))`, the total norm taken over all gradients.
+    Norm {
+        /// Largest total norm, > 0.
+        max_norm: f64,
+        /// The norm's `p`, >= 1 or infinite.
+        norm_type: f64,
+    },
+    /// `torch.nn.utils.clip_grad_value_(params, value)`: every element clamped to
+    /// `[-value, value]`.
+    Value {
+        /// The bound, > 0.
+        value: f64,
+    },
+}
+
+/// The exponential moving average of the weights (`[train.ema]`), as timm's `ModelEmaV3`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EmaSpec {
+    /// The decay, in (0, 1).
+    pub decay: f64,
+    /// Update after every this many optimizer steps (>= 1).
+    pub every: usize,
+    /// timm's decay warm-up, if on.
+    pub warmup: Option<EmaWarmup>,
+}
+
+/// timm's EMA decay warm-up: `1 - (1 + t / gamma) ^ -power`, capped at the decay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EmaWarmup {
+    /// `warmup_power`, > 0.
+    pub power: f64,
+    /// `warmup_gamma`, > 0.
+    pub gamma: f64,
 }
 
 /// `[train.early_stopping]`: stop once `metric` has not improved by more than `min_delta` for

@@ -654,6 +654,17 @@ table! {
         optimizer: Option<Sp<RawOptimizer>>,
         /// Learning-rate schedule. Default: constant.
         schedule: Option<Sp<RawSchedule>>,
+        /// Gradient accumulation: one optimizer step (and one schedule and `ema` step) per N
+        /// batches, each batch's loss divided by N. The last step of an epoch takes the batches
+        /// left over, still divided by N. Default: 1.
+        accumulate: Option<Sp<u64>>,
+        /// Gradient clipping before each optimizer step: `{ max_norm = 1.0 }` (with
+        /// `norm_type`, default 2) like `torch.nn.utils.clip_grad_norm_`, or `{ value = 0.5 }`
+        /// like `clip_grad_value_`. Default: none.
+        clip_grad: Option<Sp<RawClipGrad>>,
+        /// An exponential moving average of the weights, evaluated after every epoch and saved
+        /// as `model_ema.safetensors`. Default: none.
+        ema: Option<Sp<RawEma>>,
         /// Checkpoints in the run folder, for `runner resume`. Default: after every epoch,
         /// keeping the last and the best.
         checkpoint: Option<Sp<RawCheckpoint>>,
@@ -689,6 +700,81 @@ table! {
         /// The smallest change that counts as an improvement, >= 0 (in the metric's units:
         /// percentage points for accuracies). Default: 0.
         min_delta: Option<Sp<f64>>,
+    }
+}
+
+table! {
+    /// `[train.clip_grad]`: `max_norm` (with `norm_type`) or `value`, not both.
+    pub struct RawClipGrad as "`[train.clip_grad]`" {
+        /// Scale all gradients together so that their total norm is at most this (> 0):
+        /// `torch.nn.utils.clip_grad_norm_`.
+        max_norm: Option<Sp<f64>>,
+        /// The norm of `max_norm`: a number >= 1, or `"inf"` (the largest magnitude). Default: 2.
+        norm_type: Option<Sp<NormType>>,
+        /// Clamp every gradient element to [-value, value] (> 0): `torch.nn.utils.clip_grad_value_`.
+        value: Option<Sp<f64>>,
+    }
+}
+
+/// `clip_grad.norm_type`: the `p` of the norm, `inf` included (written `"inf"` or TOML's `inf`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NormType(pub f64);
+
+impl<'a> FormatValue<'a> for NormType {
+    fn expected() -> &'static str {
+        "a number or \"inf\""
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let p = match v.get_ref() {
+            DeValue::String(s) if s == "inf" => f64::INFINITY,
+            DeValue::Float(f) if f.as_str().trim_start_matches('+') == "inf" => f64::INFINITY,
+            DeValue::Float(_) | DeValue::Integer(_) => f64::from_toml(v, cx)?,
+            _ => {
+                cx.push(
+                    Diagnostic::error(
+                        v.span(),
+                        format!(
+                            "expected a number or \"inf\", found {}",
+                            v.get_ref().type_str()
+                        ),
+                    )
+                    .label("e.g. `norm_type = 2` or `norm_type = \"inf\"`"),
+                );
+                return None;
+            }
+        };
+        Some(NormType(p))
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [{ "type": "number" }, { "const": "inf" }] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        if self.0.is_infinite() {
+            toml::Value::String("inf".into())
+        } else {
+            toml::Value::Float(self.0)
+        }
+    }
+}
+
+table! {
+    /// `[train.ema]`: an exponential moving average of the weights, as timm's `ModelEmaV3`
+    /// with `exclude_buffers=True`: after every `every`-th optimizer step, each parameter
+    /// `ema = decay * ema + (1 - decay) * w` (`lerp`, in `f32`), BatchNorm running statistics
+    /// copied. The average starts as a copy of the initial weights.
+    pub struct RawEma as "`[train.ema]`" {
+        /// The decay, 0 < decay < 1 (e.g. 0.999). Required. The first optimizer step copies the
+        /// weights (timm's `get_decay` returns 0 for it).
+        decay: Sp<f64>,
+        /// Update the average after every N-th optimizer step. Default: 1.
+        every: Option<Sp<u64>>,
+        /// timm's decay warm-up: at optimizer step t the decay is
+        /// `min(decay, 1 - (1 + (t - 1) / warmup_gamma) ^ -warmup_power)`. Default: false.
+        warmup: Option<Sp<bool>>,
+        /// Warm-up power (> 0). Default: 2/3 (timm's).
+        warmup_power: Option<Sp<f64>>,
+        /// Warm-up gamma (> 0), in optimizer steps. Default: 1 (timm's).
+        warmup_gamma: Option<Sp<f64>>,
     }
 }
 

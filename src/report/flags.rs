@@ -134,6 +134,8 @@ mod tests {
             eval_images_per_sec: 20.0,
             val_loss: None,
             val_acc: None,
+            ema_test_loss: None,
+            ema_test_acc: None,
         }
     }
 

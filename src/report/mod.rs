@@ -52,8 +52,8 @@ pub use batch::{batch_csv, batch_md, read_batch, BatchRow, BATCH_CSV, BATCH_HEAD
 pub use flags::{flag_names, ResultFlag, ResultFlags, FLAGS_COLUMN};
 pub use progress::{epoch_line, Progress};
 pub use run_dir::{
-    RunDir, CONFIG_FILE, CONFUSION_FILE, METRICS_FILE, MODEL_FILE, PER_CLASS_FILE, SUMMARY_FILE,
-    TRACE_FILE,
+    average_model_file, RunDir, CONFIG_FILE, CONFUSION_FILE, METRICS_FILE, MODEL_FILE,
+    PER_CLASS_FILE, SUMMARY_FILE, TRACE_FILE,
 };
 pub use tables::{
     accuracy_cell, confusion_csv, loss_cell, metrics_cells, metrics_csv, per_class_csv,

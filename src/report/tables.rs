@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::ReportError;
 
 /// Header line of `metrics.csv`.
-/// `val_loss` and `val_acc` are empty without a validation split.
-pub const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,val_loss,val_acc";
+/// `val_loss` and `val_acc` are empty without a validation split, `ema_test_loss` and
+/// `ema_test_acc` without a moving average of the weights.
+pub const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,val_loss,val_acc,ema_test_loss,ema_test_acc";
 /// Header line of `summary.csv`.
 pub const SUMMARY_HEADER: &str = "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec,flags,selected_on,best_val_acc,stop_reason";
 /// Header line of `per_class.csv`.
@@ -50,6 +51,12 @@ pub struct EpochMetrics {
     /// Accuracy on the validation split in percent; `None` without one.
     #[serde(default)]
     pub val_acc: Option<f64>,
+    /// Mean test loss of the weights' moving average (`[train.ema]`); empty without one.
+    #[serde(default)]
+    pub ema_test_loss: Option<f64>,
+    /// Test accuracy of the weights' moving average, in percent; empty without one.
+    #[serde(default)]
+    pub ema_test_acc: Option<f64>,
 }
 
 /// The one row of `summary.csv`: what the whole run did.
@@ -140,6 +147,8 @@ pub fn metrics_cells(m: &EpochMetrics) -> Vec<String> {
         format!("{:.1}", m.eval_images_per_sec),
         m.val_loss.map_or_else(String::new, loss_cell),
         m.val_acc.map_or_else(String::new, accuracy_cell),
+        m.ema_test_loss.map_or_else(String::new, loss_cell),
+        m.ema_test_acc.map_or_else(String::new, accuracy_cell),
     ]
 }
 
@@ -262,10 +271,17 @@ pub(super) const LATER_COLUMNS: &[&str] = &[
     super::FLAGS_COLUMN,
     "val_loss",
     "val_acc",
+    EMA_TEST_LOSS,
+    EMA_TEST_ACC,
     "selected_on",
     "best_val_acc",
     "stop_reason",
 ];
+
+/// `metrics.csv`'s column of the moving average's test loss (a later column).
+pub const EMA_TEST_LOSS: &str = "ema_test_loss";
+/// `metrics.csv`'s column of the moving average's test accuracy (a later column).
+pub const EMA_TEST_ACC: &str = "ema_test_acc";
 
 /// Whether a file with header `found` can be read as a table whose header is `expected`: the
 /// same columns, or the same less some trailing [`LATER_COLUMNS`].
@@ -347,6 +363,17 @@ mod tests {
             eval_images_per_sec: 9_000.75,
             val_loss: None,
             val_acc: None,
+            ema_test_loss: None,
+            ema_test_acc: None,
+        }
+    }
+
+    /// [`epoch`] of a run with a moving average of the weights.
+    fn epoch_with_ema(n: usize) -> EpochMetrics {
+        EpochMetrics {
+            ema_test_loss: Some(0.8 / (n as f64 + 1.0)),
+            ema_test_acc: Some(100.0 - 10.0 / 3.0 / n as f64),
+            ..epoch(n)
         }
     }
 
@@ -377,17 +404,34 @@ mod tests {
     fn metrics_text_is_exact() {
         // Expected text worked out by hand from `epoch(1)`, `epoch(2)` and the format widths; lr digits
         // from Python `repr(0.1/3)`, `repr(0.1/9)`. Ties (4501.25, 9000.75) round to even.
+        // The moving average's cells are empty without one; with one 0.8/2, 0.8/3 and
+        // 100 - 10/3, 100 - 10/6 in the loss and accuracy formats.
         let want = "\
-epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,val_loss,val_acc
-1,0.500000,50.0000,0.450000,86.6667,3.333333333333333e-2,12.346,4501.2,9000.8,,
-2,0.333333,75.0000,0.300000,93.3333,1.1111111111111112e-2,24.691,4502.2,9000.8,0.250000,91.1250
+epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,val_loss,val_acc,ema_test_loss,ema_test_acc
+1,0.500000,50.0000,0.450000,86.6667,3.333333333333333e-2,12.346,4501.2,9000.8,,,,
+2,0.333333,75.0000,0.300000,93.3333,1.1111111111111112e-2,24.691,4502.2,9000.8,0.250000,91.1250,0.266667,98.3333
 ";
         let with_val = EpochMetrics {
             val_loss: Some(0.25),
             val_acc: Some(91.125),
-            ..epoch(2)
+            ..epoch_with_ema(2)
         };
         assert_eq!(metrics_csv(&[epoch(1), with_val]), want);
+    }
+
+    #[test]
+    fn a_metrics_file_from_before_the_moving_average_reads_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        let old = "\
+epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec
+1,0.500000,50.0000,0.450000,86.6667,3.333333333333333e-2,12.346,4501.2,9000.8
+";
+        crate::report::write_atomic(&path, old.as_bytes()).unwrap();
+        let back = read_metrics(&path).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].ema_test_loss, back[0].ema_test_acc), (None, None));
+        assert_eq!(back[0].test_acc, 86.6667);
     }
 
     #[test]
@@ -402,7 +446,7 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
         }
         assert_eq!(
             METRICS_HEADER,
-            "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,val_loss,val_acc"
+            "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,val_loss,val_acc,ema_test_loss,ema_test_acc"
         );
         assert_eq!(
             SUMMARY_HEADER,
@@ -413,7 +457,15 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
     #[test]
     fn formatting_is_deterministic_and_stable_under_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let rows: Vec<EpochMetrics> = (1..=5).map(epoch).collect();
+        let rows: Vec<EpochMetrics> = (1..=5)
+            .map(|n| {
+                if n % 2 == 0 {
+                    epoch_with_ema(n)
+                } else {
+                    epoch(n)
+                }
+            })
+            .collect();
         let text = metrics_csv(&rows);
         assert_eq!(text, metrics_csv(&rows.clone()), "same input, same bytes");
         let path = dir.path().join("metrics.csv");
@@ -426,6 +478,14 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
             assert_eq!(a.lr, b.lr, "lr is written exactly");
             assert!((a.train_loss - b.train_loss).abs() <= 5e-7);
             assert!((a.test_acc - b.test_acc).abs() <= 5e-5);
+            assert_eq!(
+                a.ema_test_acc.is_some(),
+                b.ema_test_acc.is_some(),
+                "epoch {}",
+                a.epoch
+            );
+            let ema = a.ema_test_loss.zip(b.ema_test_loss);
+            assert!(ema.is_none_or(|(a, b)| (a - b).abs() <= 5e-7));
         }
     }
 

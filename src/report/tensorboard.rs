@@ -870,6 +870,8 @@ mod tests {
             ("eval_images_per_sec", "eval/images_per_sec"),
             ("val_loss", "val/loss"),
             ("val_acc", "val/acc"),
+            ("ema_test_loss", "ema/test_loss"),
+            ("ema_test_acc", "ema/test_acc"),
         ];
         let columns: Vec<&str> = METRICS_HEADER.split(',').collect();
         assert_eq!(
@@ -895,6 +897,8 @@ mod tests {
             eval_images_per_sec: 9_000.75,
             val_loss: None,
             val_acc: None,
+            ema_test_loss: None,
+            ema_test_acc: None,
         }
     }
 

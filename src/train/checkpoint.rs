@@ -6,8 +6,11 @@
 //!   - `model.<name>`: every parameter and BatchNorm buffer, under its `state_dict` name;
 //!   - `optim.<name>.<slot>`: the optimizer's buffers of that parameter (`momentum_buffer`;
 //!     `exp_avg`, `exp_avg_sq`), for the parameters that have taken a step;
+//!   - `<average>.<name>`: the state of the weight average, if the run keeps one
+//!     (`ema.<state_dict name>`, see [`super::average::WeightAverage::state`]);
 //!   - `metrics`: the finished epochs' `metrics.csv` rows, `f64`, one row per epoch in the
-//!     column order of [`crate::report::METRICS_HEADER`] (exact, where the CSV rounds).
+//!     column order of [`crate::report::METRICS_HEADER`] (exact, where the CSV rounds; an
+//!     empty cell is NaN). A checkpoint from before the `ema_` columns has 9 columns.
 //! - a manifest, `last.json` (the newest checkpoint) or `best.json` (the epoch with the best
 //!   test accuracy so far), which names the tensor file and holds the rest of the state:
 //!   epochs finished, optimizer steps taken, every parameter's step count, the dropout
@@ -28,6 +31,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::average::WeightAverage;
 use super::optim::{Optimizer, ParamState};
 use crate::model::{Model, RngState};
 use crate::report::{write_atomic, EpochMetrics, ReportError};
@@ -41,11 +45,16 @@ pub const BEST: &str = "best.json";
 /// The manifest's `format`.
 pub const FORMAT: &str = "runner-checkpoint/1";
 
-/// Columns of the `metrics` tensor: [`crate::report::METRICS_HEADER`]'s, then a mask of the
-/// optional values present (bit 0: `val_loss` and `val_acc`); an absent value is stored as 0.
-const METRIC_COLUMNS: usize = 12;
+/// Columns of the `metrics` tensor: [`crate::report::METRICS_HEADER`]'s first eleven, then a
+/// mask of the optional values present (bit 0: `val_loss` and `val_acc`, bit 1: `ema_test_loss`
+/// and `ema_test_acc`), then the two `ema_` cells; an absent value is stored as 0.
+const METRIC_COLUMNS: usize = 14;
+/// Columns of a checkpoint written before the moving average existed (the mask has bit 0 only).
+const VAL_COLUMNS: usize = 12;
 /// Columns of a checkpoint written before the validation split existed.
 const LEGACY_COLUMNS: usize = 9;
+/// Index of the presence mask in the rows of [`VAL_COLUMNS`] or [`METRIC_COLUMNS`] columns.
+const MASK: usize = 11;
 
 /// The JSON half of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,12 +163,13 @@ pub struct Restored {
 }
 
 impl Snapshot {
-    /// Copies the state of `model` and `optimizer` after `epoch` of `epochs`, with the
-    /// metrics so far.
+    /// Copies the state of `model`, `optimizer` and the weight average after `epoch` of
+    /// `epochs`, with the metrics so far.
     #[allow(clippy::too_many_arguments)]
     pub fn take(
         model: &Model,
         optimizer: &dyn Optimizer,
+        average: Option<&dyn WeightAverage>,
         epoch: usize,
         epochs: usize,
         steps: usize,
@@ -178,6 +188,14 @@ impl Snapshot {
             optimizer_steps.push(s.as_ref().map(|s| s.steps));
             for (slot, b) in slots.iter().zip(s.into_iter().flat_map(|s| s.buffers)) {
                 tensors.push((format!("optim.{name}.{slot}"), b));
+            }
+        }
+        if let Some(average) = average {
+            for (name, var) in average.state() {
+                tensors.push((
+                    format!("{}.{name}", average.name()),
+                    var.as_tensor().copy()?,
+                ));
             }
         }
         let rows: Vec<f64> = metrics.iter().flat_map(metric_row).collect();
@@ -246,7 +264,7 @@ fn tensor_file(epoch: usize) -> String {
 
 fn metric_row(m: &EpochMetrics) -> [f64; METRIC_COLUMNS] {
     let opt = |v: Option<f64>| v.unwrap_or(0.0);
-    let present = if m.val_loss.is_some() { 1.0 } else { 0.0 };
+    let present = u8::from(m.val_loss.is_some()) | (u8::from(m.ema_test_loss.is_some()) << 1);
     [
         m.epoch as f64,
         m.train_loss,
@@ -259,12 +277,20 @@ fn metric_row(m: &EpochMetrics) -> [f64; METRIC_COLUMNS] {
         m.eval_images_per_sec,
         opt(m.val_loss),
         opt(m.val_acc),
-        present,
+        f64::from(present),
+        opt(m.ema_test_loss),
+        opt(m.ema_test_acc),
     ]
 }
 
 fn metric_from_row(r: &[f64]) -> EpochMetrics {
-    let val = r.len() > LEGACY_COLUMNS && r[11] as u32 & 1 != 0;
+    let mask = if r.len() > LEGACY_COLUMNS {
+        r[MASK] as u32
+    } else {
+        0
+    };
+    let val = mask & 1 != 0;
+    let ema = mask & 2 != 0 && r.len() == METRIC_COLUMNS;
     EpochMetrics {
         epoch: r[0] as usize,
         train_loss: r[1],
@@ -277,6 +303,8 @@ fn metric_from_row(r: &[f64]) -> EpochMetrics {
         eval_images_per_sec: r[8],
         val_loss: val.then(|| r[9]),
         val_acc: val.then(|| r[10]),
+        ema_test_loss: ema.then(|| r[12]),
+        ema_test_acc: ema.then(|| r[13]),
     }
 }
 
@@ -324,14 +352,16 @@ pub fn last(run_dir: &Path) -> Result<Option<Manifest>, CheckpointError> {
     read_manifest(&run_dir.join(CHECKPOINT_DIR).join(LAST))
 }
 
-/// Restores `model` and `optimizer` from the checkpoint `manifest` (read from `run_dir`'s
-/// `last.json`) and returns the metrics it holds. Every tensor must be present with the model's
-/// shape; nothing is left half-restored on a mismatch that is found before the first `set`.
+/// Restores `model`, `optimizer` and the weight average from the checkpoint `manifest` (read
+/// from `run_dir`'s `last.json`) and returns the metrics it holds. Every tensor must be present
+/// with the model's shape; nothing is left half-restored on a mismatch that is found before
+/// the first `set`.
 pub fn restore(
     run_dir: &Path,
     manifest: Manifest,
     model: &Model,
     optimizer: &mut dyn Optimizer,
+    average: Option<&dyn WeightAverage>,
 ) -> Result<Restored, CheckpointError> {
     let path = run_dir.join(CHECKPOINT_DIR).join(&manifest.tensors);
     let mismatch = |message: String| CheckpointError::Mismatch {
@@ -368,7 +398,13 @@ pub fn restore(
     }
     let mut model_tensors = Vec::new();
     for (name, var) in params.iter().chain(model.named_buffers()) {
-        model_tensors.push((take(&format!("model.{name}"), var.dims())?, var));
+        model_tensors.push((take(&format!("model.{name}"), var.dims())?, var.clone()));
+    }
+    if let Some(average) = average {
+        for (name, var) in average.state() {
+            let t = take(&format!("{}.{name}", average.name()), var.dims())?;
+            model_tensors.push((t, var));
+        }
     }
     let slots = optimizer.slots();
     let mut state = Vec::with_capacity(params.len());
@@ -389,7 +425,8 @@ pub fn restore(
         .ok_or_else(|| mismatch("no tensor named `metrics`".into()))?;
     let metrics = match metrics.dims() {
         &[rows, cols]
-            if rows == manifest.epoch && [LEGACY_COLUMNS, METRIC_COLUMNS].contains(&cols) =>
+            if rows == manifest.epoch
+                && [LEGACY_COLUMNS, VAL_COLUMNS, METRIC_COLUMNS].contains(&cols) =>
         {
             metrics
                 .to_dtype(DType::F64)

@@ -7,11 +7,11 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::checkpoint;
-use super::eval::{evaluate, Stop};
-use super::optim;
+use super::eval::{evaluate, evaluate_with_average, Stop};
 use super::schedule::build_schedule;
 use super::select;
-use super::step::{train_step, StepOutcome};
+use super::step::{GradientSteps, StepOutcome};
+use super::{average, optim};
 use crate::data::{self, epoch_batches, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
@@ -263,12 +263,16 @@ fn train_and_report(
         Model::new(graph, exp.seed(), &device)?
     };
     let mut optimizer = optim::build(&exp.train().optimizer, model.trainable_vars())?;
+    let mut gradient_steps = GradientSteps::new(exp.train(), &model);
+    let mut average = average::build(exp.train(), graph, exp.seed(), &device, &model)?;
     let n_train = exp
         .data()
         .train_limit
         .map_or(train.len(), |l| l.min(train.len()));
     let batch_size = exp.data().batch_size;
-    let steps_per_epoch = n_train.div_ceil(batch_size);
+    let batches_per_epoch = n_train.div_ceil(batch_size);
+    // Optimizer steps: what the schedule and the step count of a checkpoint count.
+    let steps_per_epoch = gradient_steps.steps_per_epoch(batches_per_epoch);
     let schedule = build_schedule(
         &exp.train().schedule,
         exp.train().optimizer.lr(),
@@ -284,7 +288,13 @@ fn train_and_report(
     // The epoch the newest checkpoint on disk holds.
     let mut checkpointed: Option<usize> = None;
     if let Some(manifest) = resume_from {
-        let restored = checkpoint::restore(&run.path, manifest, &model, optimizer.as_mut())?;
+        let restored = checkpoint::restore(
+            &run.path,
+            manifest,
+            &model,
+            optimizer.as_mut(),
+            average.as_deref(),
+        )?;
         let m = restored.manifest;
         crate::ewriteln!(
             "runner: resuming after epoch {} of {epochs} from {}",
@@ -365,11 +375,13 @@ fn train_and_report(
                 };
                 let stepped = Instant::now();
                 let _step_span = tracing::debug_span!("step", step).entered();
-                lr = schedule.lr((epoch - 1) * steps_per_epoch + step);
+                lr = schedule.lr((epoch - 1) * steps_per_epoch + gradient_steps.step_of(step));
                 let b = batch.labels.len();
                 let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), &device)?;
                 let y = Tensor::from_vec(batch.labels.clone(), b, &device)?;
-                let outcome = train_step(&model, optimizer.as_mut(), exp.train().loss, &x, &y, lr)?;
+                let last = step + 1 == batches_per_epoch;
+                let (opt, loss) = (optimizer.as_mut(), exp.train().loss);
+                let outcome = gradient_steps.batch(&model, opt, loss, &x, &y, lr, last)?;
                 let out = match outcome {
                     StepOutcome::Updated(out) => out,
                     StepOutcome::NonFinite(loss) => {
@@ -383,7 +395,12 @@ fn train_and_report(
                         });
                     }
                 };
-                global_step += 1;
+                if out.stepped {
+                    global_step += 1;
+                    if let Some(average) = average.as_mut() {
+                        average.update(&model, global_step)?;
+                    }
+                }
                 let lv = out.loss;
                 let batch_correct = out
                     .predictions
@@ -420,11 +437,10 @@ fn train_and_report(
             );
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
+        let stop = || stop_requested(global_step);
         let val_eval = match &val {
             None => None,
-            Some(val) => match evaluate(&model, exp, val, &test_pipe, &device, epoch, &|| {
-                stop_requested(global_step)
-            }) {
+            Some(val) => match evaluate(&model, exp, val, &test_pipe, &device, epoch, &stop) {
                 Ok(eval) => Some(eval),
                 Err(Stop::Signal(signal)) => {
                     progress.finish();
@@ -434,10 +450,11 @@ fn train_and_report(
                 Err(Stop::Error(e)) => return Err(e),
             },
         };
-        let eval = match evaluate(&model, exp, &test, &test_pipe, &device, epoch, &|| {
-            stop_requested(global_step)
-        }) {
-            Ok(eval) => eval,
+        let avg = average.as_deref();
+        let evals =
+            evaluate_with_average(&model, avg, exp, &test, &test_pipe, &device, epoch, &stop);
+        let (eval, averaged) = match evals {
+            Ok(evals) => evals,
             Err(Stop::Signal(signal)) => {
                 progress.finish();
                 stopped = Some(signal);
@@ -458,6 +475,8 @@ fn train_and_report(
             eval_images_per_sec: eval.images_per_sec,
             val_loss: val_eval.as_ref().map(|e| e.loss),
             val_acc: val_eval.as_ref().map(|e| e.acc),
+            ema_test_loss: averaged.as_ref().map(|e| e.loss),
+            ema_test_acc: averaged.as_ref().map(|e| e.acc),
         };
         progress.epoch_done(&m, epochs);
         events.epoch(&m, global_step);
@@ -474,6 +493,7 @@ fn train_and_report(
             let snapshot = checkpoint::Snapshot::take(
                 &model,
                 optimizer.as_ref(),
+                average.as_deref(),
                 epoch,
                 epochs,
                 global_step,
@@ -539,6 +559,10 @@ fn train_and_report(
         let _span = tracing::info_span!("save_model").entered();
         let bytes = model.to_safetensors()?;
         crate::report::write_atomic(&run.file(crate::report::MODEL_FILE), &bytes)?;
+        if let Some(average) = &average {
+            let file = crate::report::average_model_file(average.name());
+            crate::report::write_atomic(&run.file(&file), &average.model().to_safetensors()?)?;
+        }
     }
     let last = rows
         .last()
@@ -675,12 +699,17 @@ schedule = {schedule}
         }
     }
 
-    /// metrics.csv without its three timing columns.
+    /// metrics.csv without its three timing columns (`seconds`, `train_images_per_sec`,
+    /// `eval_images_per_sec`).
     fn metrics_without_timing(dir: &std::path::Path) -> Vec<String> {
         std::fs::read_to_string(dir.join(METRICS_FILE))
             .expect("metrics.csv")
             .lines()
-            .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
+            .map(|l| {
+                let cells = l.split(',').enumerate();
+                let kept = cells.filter(|(i, _)| !(6..9).contains(i)).map(|(_, c)| c);
+                kept.collect::<Vec<_>>().join(",")
+            })
             .collect()
     }
 
@@ -765,6 +794,17 @@ schedule = {schedule}
         assert!(
             weights(&whole) == weights(&parted),
             "the final weights differ"
+        );
+        let ema = crate::report::average_model_file("ema");
+        let averaged = |d: &RunDir| std::fs::read(d.file(&ema)).ok();
+        assert_eq!(
+            averaged(&whole).is_some(),
+            exp.train().ema.is_some(),
+            "{ema}"
+        );
+        assert!(
+            averaged(&whole) == averaged(&parted),
+            "the final averaged weights differ"
         );
         let status = RunStatus::read(&parted.path)
             .expect("status")
@@ -866,6 +906,69 @@ schedule = {schedule}
             "checkpoint = { every = 3, best = false }",
         );
         assert_resume_is_exact(&exp, &graph, 10, Some(2));
+    }
+
+    /// The `[train]` keys of the accumulation, clipping and averaging tests: 4 batches an
+    /// epoch in groups of 3, so 2 optimizer steps an epoch, the second on a single batch.
+    const ACCUMULATE_CLIP_EMA: &str = "accumulate = 3\n\
+        clip_grad = { max_norm = 0.5 }\n\
+        ema = { decay = 0.8, warmup = true, warmup_power = 1.0 }";
+
+    #[test]
+    fn accumulation_clipping_and_the_average_resume_bit_exactly() {
+        let (exp, graph) = experiment(
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9 }"#,
+            r#"{ kind = "one_cycle", max_lr = 0.1 }"#,
+            ACCUMULATE_CLIP_EMA,
+        );
+        // Optimizer step 3 is the first of epoch 2: the run resumes from epoch 1's checkpoint.
+        assert_resume_is_exact(&exp, &graph, 3, Some(1));
+    }
+
+    #[test]
+    fn the_average_is_evaluated_every_epoch_and_saved_under_the_models_names() {
+        let (exp, graph) = experiment(
+            r#"{ kind = "adam", lr = 0.01 }"#,
+            r#"{ kind = "cosine" }"#,
+            ACCUMULATE_CLIP_EMA,
+        );
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+        run(&exp, &graph, &to_toml(&exp), &dir, &options(None), false).expect("run");
+        let rows = read_metrics(&dir.file(METRICS_FILE)).expect("metrics");
+        assert_eq!(rows.len(), 4);
+        for r in &rows {
+            assert!(r.ema_test_loss.is_some_and(f64::is_finite), "{r:?}");
+            assert!(r.ema_test_acc.is_some(), "{r:?}");
+        }
+        // The file opens as the model (same names and shapes), differs from the trained
+        // weights, and evaluates to the last row's numbers.
+        let ema = dir.file(&crate::report::average_model_file("ema"));
+        let model = Model::new(&graph, exp.seed(), &Device::Cpu).expect("model");
+        model
+            .load(&ema)
+            .expect("model_ema.safetensors loads as the model");
+        let raw = std::fs::read(dir.file(MODEL_FILE)).expect("model.safetensors");
+        assert!(
+            std::fs::read(&ema).expect("ema") != raw,
+            "the average is the model"
+        );
+        let splits = data::load(&exp.data().dataset, &options(None).data_dir, exp.seed());
+        let test = Arc::new(splits.expect("data").test);
+        let shape = exp.data().dataset.image_shape();
+        let pipe = Arc::new(Pipeline::new(&exp.data().test_transforms, shape));
+        let Ok(eval) = evaluate(&model, &exp, &test, &pipe, &Device::Cpu, 4, &|| None) else {
+            panic!("evaluation failed")
+        };
+        let last = rows.last().expect("a row");
+        assert_eq!(
+            crate::report::accuracy_cell(eval.acc),
+            crate::report::accuracy_cell(last.ema_test_acc.expect("ema acc"))
+        );
+        assert_eq!(
+            crate::report::loss_cell(eval.loss),
+            crate::report::loss_cell(last.ema_test_loss.expect("ema loss"))
+        );
     }
 
     #[test]

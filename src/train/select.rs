@@ -160,6 +160,8 @@ mod tests {
             eval_images_per_sec: 1.0,
             val_loss: Some(val_loss),
             val_acc: Some(val_acc),
+            ema_test_loss: None,
+            ema_test_acc: None,
         }
     }
 

@@ -3,14 +3,16 @@
 use std::ops::Range;
 
 use super::super::format::{
-    LossName, OptimizerName, RawOptimizer, RawSchedule, RawTrain, ScheduleName, StopMetric,
+    LossName, OptimizerName, RawClipGrad, RawEma, RawOptimizer, RawSchedule, RawTrain,
+    ScheduleName, StopMetric,
 };
-use super::super::read::Cx;
+use super::super::read::{int_in, Cx, Sp};
 use super::super::{
-    CheckpointSpec, EarlyStopping, LossSpec, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
+    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, LossSpec, OptimizerSpec,
+    ScheduleKind, ScheduleSpec, TrainSpec,
 };
 use super::model::MAX_WIDTH;
-use super::{count, real};
+use super::{count, real, MAX_COUNT};
 use crate::diagnostic::Diagnostic;
 
 /// Returns the checked training spec and where its cross-table checks point.
@@ -20,6 +22,9 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         loss: None,
         optimizer: None,
         schedule: None,
+        accumulate: None,
+        clip_grad: None,
+        ema: None,
         checkpoint: None,
         early_stopping: None,
         failed: Vec::new(),
@@ -103,8 +108,28 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
             .as_ref()
             .map_or(e.span.clone(), |m| m.span.clone())
     });
+    let accumulate = int_in(
+        cx,
+        t.accumulate.as_ref(),
+        1,
+        1,
+        MAX_ACCUMULATE,
+        "accumulate",
+    );
+    // `None` inside: no clipping (or no average); `None` outside: reported.
+    let clip_grad = match t.clip_grad {
+        None => Some(None),
+        Some(c) => validate_clip(cx, c).map(Some),
+    };
+    let ema = match t.ema {
+        None => Some(None),
+        Some(e) => validate_ema(cx, e.value).map(Some),
+    };
     Some((
         TrainSpec {
+            accumulate: accumulate?,
+            clip_grad: clip_grad?,
+            ema: ema?,
             checkpoint: checkpoint?,
             early_stopping: early_stopping?,
             epochs: epochs?,
@@ -117,6 +142,131 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
             early_stopping: stop_span,
         },
     ))
+}
+
+/// The most batches one optimizer step may accumulate.
+const MAX_ACCUMULATE: u64 = 1 << 16;
+
+fn validate_clip(cx: &mut Cx<'_>, c: Sp<RawClipGrad>) -> Option<ClipGrad> {
+    let RawClipGrad {
+        max_norm,
+        norm_type,
+        value,
+        failed,
+    } = c.value;
+    if !failed.is_empty() {
+        return None; // reported; which kind of clipping was meant is unclear
+    }
+    let positive = |x: f64| x > 0.0;
+    match (max_norm, value) {
+        (Some(max_norm), None) => {
+            let norm_type = norm_type.map(|p| Sp::new(p.value.0, p.span));
+            let p = real(
+                cx,
+                &norm_type,
+                2.0,
+                |p| p >= 1.0,
+                "norm_type",
+                "a number >= 1, or \"inf\"",
+            );
+            let max_norm = real(cx, &Some(max_norm), 0.0, positive, "max_norm", "> 0");
+            Some(ClipGrad::Norm {
+                max_norm: max_norm?,
+                norm_type: p?,
+            })
+        }
+        (None, Some(value)) => {
+            let stray = norm_type.is_some();
+            if let Some(p) = norm_type {
+                cx.push(
+                    Diagnostic::error(p.span, "`norm_type` applies to `max_norm`, not to `value`")
+                        .label("remove this")
+                        .help("`value` clamps each gradient element; `max_norm` clips the norm"),
+                );
+            }
+            let value = real(cx, &Some(value), 0.0, positive, "value", "> 0");
+            if stray {
+                return None;
+            }
+            Some(ClipGrad::Value { value: value? })
+        }
+        (Some(_), Some(value)) => {
+            cx.push(
+                Diagnostic::error(value.span, "`value` and `max_norm` exclude each other")
+                    .label("second kind of clipping")
+                    .help("clip by norm (`max_norm`) or by value (`value`), not both"),
+            );
+            None
+        }
+        (None, None) => {
+            cx.push(
+                Diagnostic::error(c.span, "`clip_grad` needs `max_norm` or `value`")
+                    .label("no bound given")
+                    .help("e.g. `clip_grad = { max_norm = 1.0 }` or `clip_grad = { value = 0.5 }`"),
+            );
+            None
+        }
+    }
+}
+
+fn validate_ema(cx: &mut Cx<'_>, e: RawEma) -> Option<EmaSpec> {
+    let decay = real(
+        cx,
+        &Some(e.decay),
+        0.0,
+        |d| d > 0.0 && d < 1.0,
+        "decay",
+        "0 < decay < 1",
+    );
+    let every = int_in(cx, e.every.as_ref(), 1, 1, MAX_COUNT, "every");
+    let positive = |x: f64| x > 0.0 && x <= 1e9;
+    let power = real(
+        cx,
+        &e.warmup_power,
+        2.0 / 3.0,
+        positive,
+        "warmup_power",
+        "0 < power <= 1e9",
+    );
+    let gamma = real(
+        cx,
+        &e.warmup_gamma,
+        1.0,
+        positive,
+        "warmup_gamma",
+        "0 < gamma <= 1e9",
+    );
+    let warmup = e.warmup.as_ref().is_some_and(|w| w.value);
+    if !warmup {
+        for (key, v) in [
+            ("warmup_power", &e.warmup_power),
+            ("warmup_gamma", &e.warmup_gamma),
+        ] {
+            if let Some(v) = v {
+                cx.push(
+                    Diagnostic::error(v.span.clone(), format!("`{key}` needs `warmup = true`"))
+                        .label("has no effect without the warm-up")
+                        .help("add `warmup = true`, or remove this"),
+                );
+            }
+        }
+        if e.warmup_power.is_some() || e.warmup_gamma.is_some() {
+            return None;
+        }
+    }
+    let warmup = if warmup {
+        Some(EmaWarmup {
+            power: power?,
+            gamma: gamma?,
+        })
+    } else {
+        None
+    };
+    Some(EmaSpec {
+        decay: decay?,
+        every: every?,
+        warmup,
+    })
 }
 
 /// Where `[train]`'s cross-table checks point.
