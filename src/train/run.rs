@@ -412,16 +412,20 @@ fn train_and_report(
                 loss_sum += lv as f64 * b as f64;
                 seen += b;
                 progress.step(seen, lv as f64);
-                events.step(
-                    global_step,
-                    step + 1,
-                    &StepScalars {
-                        running_loss: loss_sum / seen.max(1) as f64,
-                        batch_loss: lv as f64,
-                        batch_acc: 100.0 * batch_correct as f64 / b.max(1) as f64,
-                        lr,
-                    },
-                );
+                if out.stepped {
+                    // Scalars every `--log-every` optimizer steps (of the epoch), at the step;
+                    // with accumulation, of the batch that completed it.
+                    events.step(
+                        global_step,
+                        global_step - (epoch - 1) * steps_per_epoch,
+                        &StepScalars {
+                            running_loss: loss_sum / seen.max(1) as f64,
+                            batch_loss: lv as f64,
+                            batch_acc: 100.0 * batch_correct as f64 / b.max(1) as f64,
+                            lr,
+                        },
+                    );
+                }
                 step_seconds += stepped.elapsed().as_secs_f64();
                 if let Some(signal) = stop_requested(global_step) {
                     progress.finish();
@@ -771,7 +775,9 @@ schedule = {schedule}
             metrics_without_timing(&whole.path),
             metrics_without_timing(&parted.path)
         );
-        let resumed_at = 4 * want_checkpoint.unwrap_or(0) as i64 + 1;
+        // 4 batches an epoch, an optimizer step every `accumulate` of them (or on the last).
+        let per_epoch = 4usize.div_ceil(exp.train().accumulate) as i64;
+        let resumed_at = per_epoch * want_checkpoint.unwrap_or(0) as i64 + 1;
         // Plain progress lines (and `batch/*` scalars) every 2 steps: the first session logged
         // a step after its checkpoint when it stopped at an even one.
         let orphans = (resumed_at..=stop as i64).any(|s| s % 2 == 0);
@@ -779,7 +785,7 @@ schedule = {schedule}
         let trained = read_metrics(&parted.file(METRICS_FILE))
             .expect("metrics")
             .len();
-        assert_events_match_metrics(&parted.path, trained as i64, resumed_at, orphans);
+        assert_events_match_metrics(&parted.path, trained as i64, per_epoch, resumed_at, orphans);
         let comparable = |d: &RunDir| {
             let mut s = crate::report::tensorboard::read_scalars(&d.path).expect("scalars");
             s.retain(|tag, _| !tag.contains("seconds") && !tag.contains("per_sec"));
@@ -819,11 +825,12 @@ schedule = {schedule}
     /// The run in `dir` was interrupted once and resumed, its second session starting at
     /// global step `resumed_at`: two event files, the second with a `session_log` START at
     /// that step, and the scalars TensorBoard shows are metrics.csv's, once per epoch, at the
-    /// step that ended it (4 steps per epoch), though the first session wrote steps and maybe
-    /// epochs past its checkpoint.
+    /// step that ended it (`per_epoch` optimizer steps an epoch), though the first session
+    /// wrote steps and maybe epochs past its checkpoint.
     fn assert_events_match_metrics(
         dir: &std::path::Path,
         epochs: i64,
+        per_epoch: i64,
         resumed_at: i64,
         orphans: bool,
     ) {
@@ -842,7 +849,9 @@ schedule = {schedule}
         let steps: Vec<i64> = scalars[BATCH_LOSS].iter().map(|p| p.step).collect();
         assert_eq!(
             steps,
-            (1..=4 * epochs).filter(|s| s % 2 == 0).collect::<Vec<_>>()
+            (1..=per_epoch * epochs)
+                .filter(|s| s % 2 == 0)
+                .collect::<Vec<_>>()
         );
         assert!(
             read_event_file(&files[0])
@@ -864,7 +873,7 @@ schedule = {schedule}
                 .iter()
                 .map(|m| {
                     let cell: f64 = metrics_cells(m)[i].parse().expect("a number");
-                    (4 * m.epoch as i64, cell as f32)
+                    (per_epoch * m.epoch as i64, cell as f32)
                 })
                 .collect();
             let got: Vec<(i64, f32)> = scalars[&epoch_tag(column)]
