@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::check::Weights;
 use crate::data::{self, resolve_data_dir, Pipeline};
 use crate::model::Model;
 use crate::plot::{confusion_picture, Split, CONFUSION_PNG};
@@ -12,7 +13,7 @@ use crate::report::{
     accuracy_cell, confusion_csv, loss_cell, per_class_csv, write_atomic, CONFIG_FILE,
     CONFUSION_FILE, MODEL_FILE, PER_CLASS_FILE,
 };
-use crate::train::eval::{evaluate, Stop};
+use crate::train::eval::{evaluate, evaluate_keeping_outputs, Stop};
 use crate::train::select_device;
 
 /// File name of the evaluation's summary (the object `--json` prints).
@@ -40,6 +41,11 @@ pub struct EvalArgs {
     /// Print the evaluation as one JSON object on stdout instead of lines of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write the network's output for every image to FILE: a safetensors file with one
+    /// `f32` tensor `logits`, `[images, classes]` in data set order (what
+    /// `scripts/torch_interop.py` compares with PyTorch).
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub logits: Option<PathBuf>,
 }
 
 /// The weights to evaluate, the experiment file that describes them, and the default output.
@@ -103,7 +109,10 @@ fn target(args: &EvalArgs) -> anyhow::Result<Target> {
 /// Runs the verb; returns the exit code.
 pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
     let target = target(args)?;
-    let Some((exp, graph)) = super::run::checked_experiment(&target.experiment, &[], None) else {
+    // The weights evaluated are the run's own: its `init_from` file need not exist any more.
+    let Some((exp, graph)) =
+        super::run::checked_experiment(&target.experiment, &[], None, Weights::Skip)
+    else {
         return Ok(super::exit::ERROR);
     };
     let device = select_device(exp.device()).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -121,19 +130,35 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
         &exp.data().test_transforms,
         exp.data().dataset.image_shape(),
     ));
-    let eval = match evaluate(
-        &model,
-        &exp,
-        &data,
-        &pipe,
-        &device,
-        exp.train().epochs,
-        &|| None,
-    ) {
+    let evaluated = if args.logits.is_some() {
+        evaluate_keeping_outputs(&model, &exp, &data, &pipe, &device, &|| None)
+    } else {
+        evaluate(
+            &model,
+            &exp,
+            &data,
+            &pipe,
+            &device,
+            exp.train().epochs,
+            &|| None,
+        )
+    };
+    let eval = match evaluated {
         Ok(eval) => eval,
         Err(Stop::Error(e)) => anyhow::bail!("{e}"),
         Err(Stop::Signal(s)) => anyhow::bail!("interrupted by {}", s.name()),
     };
+    if let Some(path) = &args.logits {
+        // The model's output width is the number of classes (checked with the graph).
+        let logits = candle_core::Tensor::from_slice(
+            &eval.outputs,
+            (data.len(), eval.outputs.len() / data.len().max(1)),
+            &candle_core::Device::Cpu,
+        )?;
+        let bytes = safetensors::serialize([("logits", &logits)], None)
+            .map_err(|e| anyhow::anyhow!("cannot serialise the logits: {e}"))?;
+        write_atomic(path, &bytes)?;
+    }
     let out = args.out.clone().unwrap_or(target.out);
     std::fs::create_dir_all(&out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;

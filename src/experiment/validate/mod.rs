@@ -94,20 +94,21 @@ pub fn validate<'a>(cx: &mut Cx<'a>, raw: RawExperiment<'a>, default_name: &str)
         (Some(images), Some(m)) => model::validate(cx, m.value, images.shape()),
         _ => None,
     };
-    if let (Some((train, loss_span)), Some((m, _))) = (&train, &model) {
+    if let (Some((train, train_spans)), Some((m, _))) = (&train, &model) {
         let ends_log_softmax = m.layers.last().is_some_and(|l| l.op == LayerOp::LogSoftmax);
         if train.loss == LossSpec::Nll && !ends_log_softmax {
             cx.push(
-                Diagnostic::warning(loss_span.clone(), "`nll` loss expects log-probabilities, but the model does not end with `log_softmax`")
+                Diagnostic::warning(train_spans.loss.clone(), "`nll` loss expects log-probabilities, but the model does not end with `log_softmax`")
                     .label("loss = \"nll\"")
                     .help("add `{ op = \"log_softmax\" }` as the last layer, or use `loss = \"cross_entropy\"`"),
             );
         }
     }
     match (name, data, model, train) {
-        (Some(name), Some(data), Some((model, spans)), Some((train, _)))
+        (Some(name), Some(data), Some((model, mut spans)), Some((train, train_spans)))
             if cx.error_count() == 0 && spans.all_valid() =>
         {
+            spans.init_from = train_spans.init_from;
             Validated::Ok(
                 Box::new(Experiment::new(name, seed, device, data, model, train)),
                 spans,

@@ -3,24 +3,33 @@
 use std::ops::Range;
 
 use super::super::format::{
-    LossName, OptimizerName, RawOptimizer, RawSchedule, RawTrain, ScheduleName,
+    LossName, OptimizerName, RawInitFrom, RawOptimizer, RawSchedule, RawTrain, ScheduleName,
 };
-use super::super::read::Cx;
+use super::super::read::{Cx, Sp};
 use super::super::{
-    CheckpointSpec, LossSpec, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
+    CheckpointSpec, InitFrom, LossSpec, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
 };
 use super::model::MAX_WIDTH;
 use super::{count, real};
 use crate::diagnostic::Diagnostic;
 
-/// Returns the checked training spec and the span of the loss (for the nll warning).
-pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Range<usize>)> {
+/// What [`validate`] gives besides the spec: spans later checks point at.
+pub struct TrainSpans {
+    /// The loss (for the nll warning).
+    pub loss: Range<usize>,
+    /// The `init_from` value (for the check of the weights file against the model).
+    pub init_from: Option<Range<usize>>,
+}
+
+/// Returns the checked training spec and the spans later checks need.
+pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, TrainSpans)> {
     let t = t.unwrap_or(RawTrain {
         epochs: None,
         loss: None,
         optimizer: None,
         schedule: None,
         checkpoint: None,
+        init_from: None,
         failed: Vec::new(),
     });
     let epochs = count(cx, &t.epochs, 1, 1, "epochs");
@@ -73,6 +82,11 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Rang
             best: c.value.best.as_ref().is_none_or(|b| b.value),
         }),
     };
+    let init_span = t.init_from.as_ref().map(|i| i.span.clone());
+    let init_from = match &t.init_from {
+        None => Some(None),
+        Some(i) => validate_init(cx, &i.value).map(Some),
+    };
     Some((
         TrainSpec {
             checkpoint: checkpoint?,
@@ -80,9 +94,56 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Rang
             loss: loss?,
             optimizer: optimizer?,
             schedule: schedule?,
+            init_from: init_from?,
         },
-        loss_span,
+        TrainSpans {
+            loss: loss_span,
+            init_from: init_span,
+        },
     ))
+}
+
+/// The path resolved to an absolute one (the file itself is read by the check of the weights,
+/// [`crate::check`]) and the SHA-256, if given, in lowercase.
+fn validate_init(cx: &mut Cx<'_>, i: &RawInitFrom) -> Option<InitFrom> {
+    let sha256 = match &i.sha256 {
+        None => Some(None),
+        Some(Sp { value, span }) => {
+            if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Some(Some(value.to_ascii_lowercase()))
+            } else {
+                cx.push(
+                    Diagnostic::error(span.clone(), "`sha256` must be 64 hexadecimal digits")
+                        .label(format!("{} characters", value.chars().count()))
+                        .help("`sha256sum FILE` prints it"),
+                );
+                None
+            }
+        }
+    };
+    let Sp { value: path, span } = &i.path;
+    let path = if path.is_empty() {
+        cx.push(
+            Diagnostic::error(span.clone(), "`init_from` is an empty path")
+                .label("expected a safetensors file"),
+        );
+        None
+    } else {
+        match cx.resolve_path(path, span) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                cx.push(
+                    Diagnostic::error(span.clone(), format!("`init_from` cannot be resolved: {e}"))
+                        .label("this path"),
+                );
+                None
+            }
+        }
+    };
+    Some(InitFrom {
+        path: path?,
+        sha256: sha256?,
+    })
 }
 
 fn validate_optimizer(cx: &mut Cx<'_>, o: Option<RawOptimizer>) -> Option<OptimizerSpec> {
