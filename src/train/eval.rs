@@ -93,7 +93,7 @@ pub(crate) fn evaluate_keeping_outputs(
 }
 
 #[allow(clippy::too_many_arguments)]
-#[tracing::instrument(skip_all, fields(epoch))]
+#[tracing::instrument(name = "evaluate", skip_all, fields(epoch))]
 fn evaluate_with(
     model: &Model,
     exp: &Experiment,
