@@ -13,6 +13,7 @@ use runner::cli::{
     eval::EvalArgs,
     exit,
     plot::PlotArgs,
+    predict::PredictArgs,
     run::{ResumeArgs, RunArgs},
     show_data::ShowDataArgs,
 };
@@ -50,6 +51,9 @@ enum Command {
     /// Evaluate a finished run's weights (or a .safetensors file with --experiment) on the test
     /// or train split: accuracy, loss, per_class.csv, confusion.csv/.png, eval.json.
     Eval(EvalArgs),
+    /// Classify PNG, JPEG or WebP images (files or folders) with a finished run's weights: the
+    /// top classes with probabilities, as a table, CSV (for a folder) or JSON.
+    Predict(PredictArgs),
     /// Compare two summary.csv or batch.csv files with tolerances; exit 1 on a regression.
     Diff(DiffArgs),
     /// Print the JSON Schema for experiment files.
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         (Some(Command::Batch(args)), _) => cli::batch::run(&args),
         (Some(Command::Diff(args)), _) => cli::diff::run(&args),
         (Some(Command::Eval(args)), _) => cli::eval::run(&args),
+        (Some(Command::Predict(args)), _) => cli::predict::run(&args),
         (Some(Command::Run(args)), _) | (None, Some(args)) => cli::run::run(&args),
         (Some(Command::Resume(args)), _) => cli::run::resume(&args),
         (Some(Command::ShowData(args)), _) => cli::show_data::run(&args),

@@ -156,6 +156,22 @@ const CASES: &[(&str, Expect, &str)] = &[
     ("negative_integer", Errors(1), "epochs = -3"),
     ("width_too_large", Errors(1), "a width of 10^15"),
     ("batch_size_zero", Errors(1), "batch_size = 0"),
+    ("validation_fraction", Errors(1), "validation = 1.5"),
+    (
+        "validation_too_large",
+        Errors(1),
+        "a validation split of every MNIST training image",
+    ),
+    (
+        "early_stopping_without_validation",
+        Errors(1),
+        "early stopping on val_loss with no validation split",
+    ),
+    (
+        "early_stopping_on_test",
+        Errors(2),
+        "early stopping on test_acc (not offered) with patience 0",
+    ),
     (
         "nesterov_without_momentum",
         Errors(1),
@@ -210,6 +226,23 @@ const CASES: &[(&str, Expect, &str)] = &[
         "`cdua` suggests `cuda` (a transposition)",
     ),
     ("seed_out_of_range", Errors(1), "2^64 does not fit a seed"),
+    (
+        "accumulate_zero",
+        Errors(1),
+        "no batches per optimizer step",
+    ),
+    (
+        "clip_grad_norm_and_value",
+        Errors(1),
+        "two kinds of clipping in one table",
+    ),
+    ("clip_grad_without_bound", Errors(1), "`clip_grad = {}`"),
+    ("ema_decay_out_of_range", Errors(1), "decay = 1.0"),
+    (
+        "ema_warmup_setting_without_warmup",
+        Errors(1),
+        "`warmup_power` with the warm-up off",
+    ),
     (
         "several_errors",
         Errors(4),

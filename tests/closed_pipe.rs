@@ -201,3 +201,30 @@ fn both_closed_never_panics() {
         .expect("the runner binary starts");
     assert_eq!(o.status.code(), Some(0), "{o:?}");
 }
+
+#[test]
+fn predict_to_a_closed_pipe_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().to_string_lossy().into_owned();
+    let o = open(&args(
+        &["experiments/synthetic_demo.toml", "--out", &out, "--plain"],
+        &[],
+    ));
+    assert!(o.status.success(), "{o:?}");
+    let run = std::fs::read_dir(dir.path().join("synthetic_demo"))
+        .expect("the experiment's folder")
+        .next()
+        .expect("one run")
+        .expect("an entry")
+        .path();
+    let png = dir.path().join("grey.png");
+    image::GrayImage::from_pixel(12, 12, image::Luma([128]))
+        .save(&png)
+        .expect("save");
+    let (run, png) = (run.to_string_lossy(), png.to_string_lossy());
+    for format in [&[][..], &["--json"], &["--csv"]] {
+        let mut a = args(&["predict", &run, &png], &[]);
+        a.extend(format.iter().map(|s| s.to_string()));
+        assert_quiet_success(&a);
+    }
+}

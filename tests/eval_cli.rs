@@ -1,30 +1,9 @@
 //! `runner eval`: the numbers a run reports for its final model, found again from its weights.
 
 mod common;
-use common::{runner, text};
+use common::{runner, text, train_demo};
 
-use std::path::{Path, PathBuf};
-
-/// Trains the synthetic demo (with `sets` as `--set`) into `root` and returns its run folder.
-fn train_demo(root: &Path, sets: &[&str]) -> PathBuf {
-    let mut args = vec![
-        "experiments/synthetic_demo.toml",
-        "--out",
-        root.to_str().expect("utf8"),
-        "--plain",
-    ];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    let o = runner(&args);
-    assert!(o.status.success(), "{}", text(&o));
-    let dirs: Vec<PathBuf> = std::fs::read_dir(root.join("synthetic_demo"))
-        .expect("experiment folder")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    assert_eq!(dirs.len(), 1, "one run expected in {}", root.display());
-    dirs.into_iter().next().expect("one run")
-}
+use std::path::Path;
 
 /// The cells of the last line of `metrics.csv` under `column`.
 fn last_metric(dir: &Path, column: &str) -> String {
@@ -120,6 +99,39 @@ fn eval_of_a_run_reproduces_its_final_numbers_exactly() {
 }
 
 #[test]
+fn eval_of_the_moving_average_reproduces_its_ema_columns() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = train_demo(
+        root.path(),
+        &[
+            "train.ema.decay=0.9",
+            "train.accumulate=2",
+            "train.clip_grad.value=0.1",
+        ],
+    );
+    let weights = dir.join("model_ema.safetensors");
+    let out = root.path().join("ema-eval");
+    let o = runner(&[
+        "eval",
+        weights.to_str().expect("utf8"),
+        "--experiment",
+        dir.join("config.toml").to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let (acc, loss) = printed_numbers(&stdout, "test");
+    assert_eq!(acc, last_metric(&dir, "ema_test_acc"), "{stdout}");
+    assert_eq!(loss, last_metric(&dir, "ema_test_loss"), "{stdout}");
+    assert_ne!(
+        loss,
+        last_metric(&dir, "test_loss"),
+        "the average is the model"
+    );
+}
+
+#[test]
 fn eval_refuses_what_it_cannot_evaluate_with_exit_2() {
     let root = tempfile::tempdir().expect("tempdir");
     let empty = root.path().join("empty");
@@ -169,4 +181,28 @@ fn eval_refuses_what_it_cannot_evaluate_with_exit_2() {
         assert!(!all.contains("panicked"), "{what}: {all}");
         assert_eq!(all.trim().lines().count(), 1, "{what}: one line: {all}");
     }
+}
+
+#[test]
+fn eval_on_the_validation_split_reproduces_the_runs_val_numbers() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = train_demo(root.path(), &["data.validation=0.25"]);
+    let dir_s = dir.to_str().expect("utf8");
+    let o = runner(&["eval", dir_s, "--split", "val"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let (acc, loss) = printed_numbers(&stdout, "val");
+    assert_eq!(acc, last_metric(&dir, "val_acc"), "{stdout}");
+    assert_eq!(loss, last_metric(&dir, "val_loss"), "{stdout}");
+    // The synthetic demo has 512 training images: a quarter is held out.
+    assert!(stdout.contains("on 128 images"), "{stdout}");
+    let summary = runner::report::read_summary(&dir.join("summary.csv")).expect("summary");
+    assert_eq!(summary.selected_on, "val");
+    assert_eq!(summary.train_images, 384);
+
+    // A run without a split has none to evaluate.
+    let plain = train_demo(&root.path().join("plain"), &[]);
+    let o = runner(&["eval", plain.to_str().expect("utf8"), "--split", "val"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("has no validation split"), "{}", text(&o));
 }

@@ -151,6 +151,7 @@ fn options(stop_after_steps: Option<usize>) -> RunOptions {
         plain_progress: true,
         log_every: 0,
         stop_after_steps,
+        tensorboard: false,
     }
 }
 

@@ -135,13 +135,14 @@ fn plotting_a_metrics_file_at_the_row_limit_stays_well_under_a_gibibyte() {
         } else {
             format!("{}", 1.0 / e as f64)
         };
-        let _ = writeln!(m, "{e},0.5,50,{test_loss},60,0.1,1,100,100");
+        // The `val_` and `ema_` cells empty, as a run without a split or `[train.ema]` writes them.
+        let _ = writeln!(m, "{e},0.5,50,{test_loss},60,0.1,1,100,100,,,,");
     }
     std::fs::write(run.join("metrics.csv"), &m).expect("write");
     drop(m);
     std::fs::write(
         run.join("summary.csv"),
-        format!("{SUMMARY_HEADER}\nx,r,0,cpu,10,{TABLE_ROWS},100,60,60,1,0.5,1,1,100,\n"),
+        format!("{SUMMARY_HEADER}\nx,r,0,cpu,10,{TABLE_ROWS},100,60,60,1,0.5,1,1,100,,test,,\n"),
     )
     .expect("write");
     let out = dir.path().join("plots");
@@ -151,7 +152,7 @@ fn plotting_a_metrics_file_at_the_row_limit_stays_well_under_a_gibibyte() {
     // Past the row limit: an error that names it, not more memory.
     append(
         &run.join("metrics.csv"),
-        &format!("{},0.5,50,1,60,0.1,1,100,100\n", TABLE_ROWS + 1),
+        &format!("{},0.5,50,1,60,0.1,1,100,100,,,,\n", TABLE_ROWS + 1),
     );
     assert_peak(&["plot", s(&run), "--out", s(&out)], 2, 1024 * MIB);
 }

@@ -45,11 +45,10 @@ optimizer = {{ kind = "sgd", lr = 0.05 }}
 }
 
 fn data(exp: &Experiment, split: Split) -> Dataset {
-    let splits = runner::data::load(&exp.data().dataset, Path::new("unused"), exp.seed()).unwrap();
-    match split {
-        Split::Train => splits.train,
-        Split::Test => splits.test,
-    }
+    runner::data::load_experiment(exp.data(), Path::new("unused"), exp.seed())
+        .unwrap()
+        .take(split)
+        .expect("the split exists")
 }
 
 /// Byte `i` of channel `c` of a CHW image.
@@ -246,6 +245,10 @@ fn metrics(epochs: usize, offset: f64) -> Vec<EpochMetrics> {
                 seconds: 1.0,
                 train_images_per_sec: 1000.0,
                 eval_images_per_sec: 2000.0,
+                val_loss: None,
+                val_acc: None,
+                ema_test_loss: None,
+                ema_test_acc: None,
             }
         })
         .collect()
@@ -269,6 +272,9 @@ fn summary(name: &str, m: &[EpochMetrics]) -> Summary {
         seconds: 1.0,
         train_images_per_sec: 1000.0,
         flags: String::new(),
+        selected_on: "test".into(),
+        best_val_acc: None,
+        stop_reason: String::new(),
     }
 }
 

@@ -356,8 +356,8 @@ fn a_non_finite_test_loss_is_flagged_and_diff_calls_it_a_regression() {
         std::fs::read_to_string(&summary)
             .expect("summary")
             .trim_end()
-            .ends_with(",non_finite_test_loss"),
-        "the last column"
+            .ends_with(",non_finite_test_loss,test,,"),
+        "the flags column, then selected_on and the two empty validation columns"
     );
 
     let o = runner(&[

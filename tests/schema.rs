@@ -164,6 +164,8 @@ const SCHEMA_REJECTS: &[&str] = &[
     "unknown_device",
     "param_outside_block",
     "sweep_not_a_list",
+    "validation_fraction",
+    "early_stopping_on_test",
 ];
 
 #[test]

@@ -68,6 +68,9 @@ pub struct BatchArgs {
     /// Plain progress: one line every N steps (0: none).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub log_every: usize,
+    /// Write no TensorBoard event files (`events.out.tfevents.*`) into the run folder.
+    #[arg(long)]
+    pub no_tensorboard: bool,
     /// Overrides applied to every file.
     #[command(flatten)]
     pub set: super::SetArgs,
@@ -489,6 +492,7 @@ pub fn run(args: &BatchArgs) -> anyhow::Result<i32> {
         plain_progress: args.plain,
         log_every: args.log_every,
         stop_after_steps: None,
+        tensorboard: !args.no_tensorboard,
     };
     crate::interrupt::install();
     // This process's rows, by position in `mine`; the others come from disk.

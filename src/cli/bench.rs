@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{epoch_batches, Dataset, Pipeline};
 use crate::model::Model;
-use crate::train::{optim, train_step, StepOutcome};
+use crate::train::{optim, GradientSteps, StepOutcome};
 
 /// The seed nets `runner bench` measures: experiment file stem and PyTorch name.
 const NETS: [&str; 3] = ["mnist_cnn", "cifar_lenet", "vgg16_cifar"];
@@ -636,21 +636,22 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
         .collect();
     let x = Tensor::from_vec(x, (batch, c, h, w), &device)?;
     let y = Tensor::from_vec(y, batch, &device)?;
-    // The training loop's own step, at the experiment's initial learning rate. A step whose loss
-    // is not finite skips the backward pass and the update, so timing on would time less work.
+    // The training loop's own step, at the experiment's initial learning rate, with its
+    // accumulation and clipping (one optimizer step per `accumulate` batches; a time per batch).
+    // A step whose loss is not finite skips the backward pass and the update, so timing on
+    // would time less work.
     let lr = exp.train().optimizer.lr();
-    let t_train = timed(
-        args.warmup,
-        args.seconds,
-        args.min_steps,
-        || match train_step(&model, optimizer.as_mut(), exp.train().loss, &x, &y, lr)? {
+    let mut steps = GradientSteps::new(exp.train(), &model);
+    let loss = exp.train().loss;
+    let t_train = timed(args.warmup, args.seconds, args.min_steps, || {
+        match steps.batch(&model, optimizer.as_mut(), loss, &x, &y, lr, false)? {
             StepOutcome::Updated(_) => Ok(()),
             StepOutcome::NonFinite(loss) => bail!(
                 "{}: the training loss on the random batch became {loss}; no measurement",
                 file.display()
             ),
-        },
-    )?;
+        }
+    })?;
     let peak = peak_rss_mib();
     // As in the training loop's evaluation: on a worker of rayon's pool.
     let t_eval = timed(args.warmup, args.seconds, args.min_steps, || {

@@ -4,17 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::check::Weights;
+use super::trained::{self, Trained};
 use crate::data::{self, resolve_data_dir, Pipeline};
-use crate::model::Model;
 use crate::plot::{confusion_picture, Split, CONFUSION_PNG};
 use crate::report::text::for_terminal;
 use crate::report::{
-    accuracy_cell, confusion_csv, loss_cell, per_class_csv, write_atomic, CONFIG_FILE,
-    CONFUSION_FILE, MODEL_FILE, PER_CLASS_FILE,
+    accuracy_cell, confusion_csv, loss_cell, per_class_csv, write_atomic, CONFUSION_FILE,
+    PER_CLASS_FILE,
 };
 use crate::train::eval::{evaluate, evaluate_keeping_outputs, Stop};
-use crate::train::select_device;
 
 /// File name of the evaluation's summary (the object `--json` prints).
 pub const EVAL_FILE: &str = "eval.json";
@@ -31,7 +29,8 @@ pub struct EvalArgs {
     /// Folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/` [default: $RUNNER_DATA, else ./data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The images to evaluate on; either split goes through the experiment's `test_transforms`.
+    /// The images to evaluate on, through the experiment's `test_transforms`: `train` is the
+    /// training set less the validation split, `val` that split (`data.validation`).
     #[arg(long, value_enum, default_value_t = Split::Test)]
     pub split: Split,
     /// Where to write `per_class.csv`, `confusion.csv`, `confusion.png` and `eval.json`
@@ -48,84 +47,23 @@ pub struct EvalArgs {
     pub logits: Option<PathBuf>,
 }
 
-/// The weights to evaluate, the experiment file that describes them, and the default output.
-struct Target {
-    weights: PathBuf,
-    experiment: PathBuf,
-    out: PathBuf,
-}
-
-/// Resolves `RUN_DIR | WEIGHTS` and `--experiment`; every missing piece is one error naming it.
-fn target(args: &EvalArgs) -> anyhow::Result<Target> {
-    let split_dir = format!("eval-{}", args.split.name());
-    let path = &args.target;
-    if path.is_dir() {
-        let weights = path.join(MODEL_FILE);
-        if !weights.is_file() {
-            anyhow::bail!(
-                "{} has no {MODEL_FILE}: the run has not finished (its status.json says how far it got)",
-                path.display()
-            );
-        }
-        let experiment = match &args.experiment {
-            Some(file) => file.clone(),
-            None => {
-                let config = path.join(CONFIG_FILE);
-                if !config.is_file() {
-                    anyhow::bail!(
-                        "{} is not a run folder: it has no {CONFIG_FILE} (name the experiment with `--experiment FILE`)",
-                        path.display()
-                    );
-                }
-                config
-            }
-        };
-        return Ok(Target {
-            weights,
-            experiment,
-            out: path.join(split_dir),
-        });
-    }
-    if !path.exists() {
-        anyhow::bail!(
-            "{} does not exist: give a run folder or a .safetensors weights file",
-            path.display()
-        );
-    }
-    let Some(experiment) = args.experiment.clone() else {
-        anyhow::bail!(
-            "{} is a weights file: name the experiment it was trained with, `--experiment FILE` \
-             (a run folder's {CONFIG_FILE} works)",
-            path.display()
-        );
-    };
-    Ok(Target {
-        weights: path.clone(),
-        experiment,
-        out: PathBuf::from(split_dir),
-    })
+/// The error of `--split val` for an experiment without a validation split.
+pub(super) fn no_validation(exp: &crate::experiment::Experiment) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`{}` has no validation split: `--split val` needs `validation = N` (or a fraction) in its `[data]`",
+        crate::report::text::for_terminal(exp.name())
+    )
 }
 
 /// Runs the verb; returns the exit code.
 pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
-    let target = target(args)?;
-    // The weights evaluated are the run's own: its `init_from` file need not exist any more.
-    let Some((exp, graph)) =
-        super::run::checked_experiment(&target.experiment, &[], None, Weights::Skip)
-    else {
+    let target = trained::locate(&args.target, args.experiment.as_deref())?;
+    let Some(Trained { exp, model, device }) = trained::open(&target)? else {
         return Ok(super::exit::ERROR);
     };
-    let device = select_device(exp.device()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let model = Model::new(&graph, exp.seed(), &device)?;
-    model
-        .load(&target.weights)
-        .map_err(|e| anyhow::anyhow!("the weights do not fit `{}`: {e}", exp.name()))?;
     let data_dir = resolve_data_dir(args.data_dir.as_deref());
-    let splits = data::load(&exp.data().dataset, &data_dir, exp.seed())?;
-    let data = Arc::new(match args.split {
-        Split::Test => splits.test,
-        Split::Train => splits.train,
-    });
+    let splits = data::load_experiment(exp.data(), &data_dir, exp.seed())?;
+    let data = Arc::new(splits.take(args.split).ok_or_else(|| no_validation(&exp))?);
     let pipe = Arc::new(Pipeline::new(
         &exp.data().test_transforms,
         exp.data().dataset.image_shape(),
@@ -159,7 +97,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
             .map_err(|e| anyhow::anyhow!("cannot serialise the logits: {e}"))?;
         write_atomic(path, &bytes)?;
     }
-    let out = args.out.clone().unwrap_or(target.out);
+    let split_dir = format!("eval-{}", args.split.name());
+    let out = match (&args.out, &target.run_dir) {
+        (Some(out), _) => out.clone(),
+        (None, Some(run)) => run.join(split_dir),
+        (None, None) => PathBuf::from(split_dir),
+    };
     std::fs::create_dir_all(&out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
     let confusion = eval.confusion(&exp, &data);

@@ -8,9 +8,11 @@ pub mod diff;
 pub mod eval;
 pub mod out;
 pub mod plot;
+pub mod predict;
 pub mod run;
 pub mod schema;
 pub mod show_data;
+mod trained;
 
 /// `--set KEY.PATH=VALUE`, shared by every verb that reads experiment files.
 #[derive(Debug, Clone, Default, clap::Args)]

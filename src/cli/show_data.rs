@@ -20,7 +20,7 @@ pub struct ShowDataArgs {
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub count: u64,
     /// Which split to show, through its own transforms (`train_transforms` for train,
-    /// `test_transforms` for test).
+    /// `test_transforms` for val and test).
     #[arg(long, value_enum, default_value_t = Split::Train)]
     pub split: Split,
     /// Where to write the PNG (default: `<experiment>_<split>_data.png` in the current folder).
@@ -45,15 +45,14 @@ pub fn run(args: &ShowDataArgs) -> anyhow::Result<i32> {
         return Ok(super::exit::ERROR);
     };
     let data_dir = resolve_data_dir(args.data_dir.as_deref());
-    let splits = match data::load(&exp.data().dataset, &data_dir, exp.seed()) {
+    let splits = match data::load_experiment(exp.data(), &data_dir, exp.seed()) {
         Ok(s) => s,
         Err(e) => bail!("{e}"),
     };
-    let data = match args.split {
-        Split::Train => &splits.train,
-        Split::Test => &splits.test,
+    let Some(data) = splits.take(args.split) else {
+        return Err(super::eval::no_validation(&exp));
     };
-    let figure = data_figure(&exp, data, args.split, args.count as usize)?;
+    let figure = data_figure(&exp, &data, args.split, args.count as usize)?;
     let out = args
         .out
         .clone()

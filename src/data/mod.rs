@@ -8,7 +8,9 @@
 pub mod cifar;
 pub mod download;
 pub mod idx;
+pub mod image_file;
 pub mod loader;
+pub mod split;
 pub mod synthetic;
 pub mod transform;
 
@@ -22,6 +24,7 @@ use crate::experiment::DatasetKind;
 
 pub use download::{DownloadError, Downloader};
 pub use loader::{epoch_batches, Batch, EpochBatches};
+pub use split::{load_experiment, split_validation, ExperimentData, Split};
 pub use transform::Pipeline;
 
 /// Environment variable naming the data directory when `--data-dir` is not given.
@@ -143,6 +146,14 @@ impl ExpectedFile {
 /// Errors of the data stage.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// `data.validation` asks for no image, or for every training image.
+    #[error("`data.validation` asks for {wanted} of the {train} training images: the split must hold at least one and leave at least one to train on")]
+    ValidationSize {
+        /// Images the split would hold.
+        wanted: usize,
+        /// Images in the training set.
+        train: usize,
+    },
     /// Some files of a data set are missing and could not be downloaded.
     #[error("{}", missing_message(dataset, data_dir, files, download.as_deref()))]
     MissingFiles {
@@ -361,6 +372,22 @@ pub fn load_with(
     }
 }
 
+/// The class names of `kind` by label, as [`load`] gives them, without reading any image:
+/// CIFAR-10's come from `batches.meta.txt` under `data_dir` when it is there.
+pub fn class_names(kind: &DatasetKind, data_dir: &Path) -> Vec<String> {
+    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect();
+    match kind {
+        DatasetKind::Mnist => names(&MNIST_CLASSES),
+        DatasetKind::FashionMnist => names(&FASHION_MNIST_CLASSES),
+        DatasetKind::Cifar10 => cifar::read_classes(
+            &data_dir
+                .join(dataset_folder(kind).unwrap_or_default())
+                .join(cifar::META_FILE),
+        ),
+        DatasetKind::Synthetic(spec) => synthetic::class_names(spec.classes),
+    }
+}
+
 /// Folder (under the data directory) that holds a data set's files.
 pub fn dataset_folder(kind: &DatasetKind) -> Option<&'static str> {
     match kind {
@@ -415,6 +442,8 @@ pub(crate) enum Stream {
     Augment = 2,
     /// Synthetic data generation.
     Synthetic = 3,
+    /// The validation split.
+    Validation = 4,
 }
 
 /// A ChaCha8 generator determined by `(seed, purpose, a, b)`, independent of any other tuple.

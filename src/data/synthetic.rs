@@ -41,7 +41,7 @@ pub fn generate(spec: &SyntheticSpec, seed: u64) -> Result<Splits, DataError> {
     let prototypes: Vec<Vec<f32>> = (0..spec.classes)
         .map(|_| prototype(spec.shape, &mut proto_rng))
         .collect();
-    let classes: Vec<String> = (0..spec.classes).map(|c| format!("class{c}")).collect();
+    let classes = class_names(spec.classes);
     let split = |n: usize, stream: u64| {
         let mut rng = derived_rng(seed, Stream::Synthetic, stream, 0);
         let mut labels: Vec<u8> = (0..n).map(|i| (i % spec.classes) as u8).collect();
@@ -65,6 +65,11 @@ pub fn generate(spec: &SyntheticSpec, seed: u64) -> Result<Splits, DataError> {
         train: split(spec.train_size, 1),
         test: split(spec.test_size, 2),
     })
+}
+
+/// The names of `classes` generated classes: `class0`, `class1`, ...
+pub fn class_names(classes: usize) -> Vec<String> {
+    (0..classes).map(|c| format!("class{c}")).collect()
 }
 
 /// A smooth random CHW image with values in `[0, 255]`.

@@ -253,7 +253,7 @@ pub fn pixel_permutation(n: usize, seed: u64) -> Vec<u32> {
 
 /// Top (or left) offset of a centred window of `size` in `len`, as torchvision's `center_crop`:
 /// `round((len - size) / 2)` with ties to even; negative (zero-padded) when the window is larger.
-fn center_offset(len: usize, size: usize) -> isize {
+pub(crate) fn center_offset(len: usize, size: usize) -> isize {
     if size <= len {
         ((len - size) as f64 / 2.0).round_ties_even() as isize
     } else {

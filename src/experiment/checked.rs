@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::format::{DatasetName, OpKind};
+use super::format::{DatasetName, OpKind, StopMetric};
 
 /// A fully validated experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -163,6 +163,15 @@ impl DatasetKind {
         }
     }
 
+    /// Images in the training set, where the data set fixes it (the official files' count).
+    pub fn train_images(&self) -> Option<usize> {
+        match self {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => Some(60_000),
+            DatasetKind::Cifar10 => Some(50_000),
+            DatasetKind::Synthetic(s) => Some(s.train_size),
+        }
+    }
+
     /// The data set's entry in the format's table of names.
     pub fn id(&self) -> DatasetName {
         match self {
@@ -192,10 +201,31 @@ pub struct DataSpec {
     pub shuffle: bool,
     /// Train on the first N training images only.
     pub train_limit: Option<usize>,
+    /// The validation split carved from the training set, if any.
+    pub validation: Option<ValidationSize>,
     /// Transforms applied to training batches, in order.
     pub train_transforms: Vec<Transform>,
     /// Transforms applied to test batches, in order.
     pub test_transforms: Vec<Transform>,
+}
+
+/// The size of the validation split (`data.validation`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum ValidationSize {
+    /// This many images.
+    Count(usize),
+    /// This fraction of the training set, in `(0, 1)`, rounded to the nearest image.
+    Fraction(f64),
+}
+
+impl ValidationSize {
+    /// Images in the split of a training set of `n` images (not checked against `n`).
+    pub fn images(self, n: usize) -> usize {
+        match self {
+            ValidationSize::Count(c) => c,
+            ValidationSize::Fraction(f) => (f * n as f64).round() as usize,
+        }
+    }
 }
 
 /// One image transform. Pixels enter as `u8`, are scaled to `[0, 1]` (PyTorch's `ToTensor`),
@@ -402,6 +432,82 @@ pub struct TrainSpec {
     pub checkpoint: CheckpointSpec,
     /// The weights the run starts from instead of the seeded initialisation.
     pub init_from: Option<InitFrom>,
+    /// When training stops before `epochs`, if ever.
+    pub early_stopping: Option<EarlyStopping>,
+    /// Batches per optimizer step (gradient accumulation); 1: a step per batch.
+    pub accumulate: usize,
+    /// Gradient clipping before each optimizer step, if any.
+    pub clip_grad: Option<ClipGrad>,
+    /// The moving average of the weights, if any.
+    pub ema: Option<EmaSpec>,
+}
+
+/// Gradient clipping (`[train.clip_grad]`), with PyTorch's semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum ClipGrad {
+    /// `torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type)`: every gradient times
+    /// `min(1, max_norm / (total_norm + 1e-6))`, the total norm taken over all gradients.
+    Norm {
+        /// Largest total norm, > 0.
+        max_norm: f64,
+        /// The norm's `p`, >= 1 or infinite.
+        norm_type: f64,
+    },
+    /// `torch.nn.utils.clip_grad_value_(params, value)`: every element clamped to
+    /// `[-value, value]`.
+    Value {
+        /// The bound, > 0.
+        value: f64,
+    },
+}
+
+/// The exponential moving average of the weights (`[train.ema]`), as timm's `ModelEmaV3`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EmaSpec {
+    /// The decay, in (0, 1).
+    pub decay: f64,
+    /// Update after every this many optimizer steps (>= 1).
+    pub every: usize,
+    /// timm's decay warm-up, if on.
+    pub warmup: Option<EmaWarmup>,
+}
+
+/// timm's EMA decay warm-up: `1 - (1 + t / gamma) ^ -power`, capped at the decay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EmaWarmup {
+    /// `warmup_power`, > 0.
+    pub power: f64,
+    /// `warmup_gamma`, > 0.
+    pub gamma: f64,
+}
+
+/// `[train.early_stopping]`: stop once `metric` has not improved by more than `min_delta` for
+/// `patience` epochs in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EarlyStopping {
+    /// The metric watched.
+    #[serde(serialize_with = "metric_name")]
+    pub metric: StopMetric,
+    /// Epochs without improvement before stopping (>= 1).
+    pub patience: usize,
+    /// The smallest change that counts as an improvement (>= 0).
+    pub min_delta: f64,
+}
+
+fn metric_name<S: serde::Serializer>(m: &StopMetric, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.name())
+}
+
+impl StopMetric {
+    /// Whether a lower value is better (losses) rather than a higher one (accuracies).
+    pub fn lower_is_better(self) -> bool {
+        matches!(self, StopMetric::ValLoss | StopMetric::TrainLoss)
+    }
+
+    /// Whether the metric is measured on the validation split.
+    pub fn needs_validation(self) -> bool {
+        matches!(self, StopMetric::ValLoss | StopMetric::ValAcc)
+    }
 }
 
 /// `train.init_from`: a safetensors file of weights keyed by `state_dict` names.

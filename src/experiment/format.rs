@@ -8,7 +8,7 @@
 use serde_json::json;
 use toml::de::DeValue;
 
-use super::checked::DeviceSpec;
+use super::checked::{DeviceSpec, ValidationSize};
 use super::decl::{
     choice, read_tagged, table, tagged, tagged_schema, with_description, Field, FormatValue, Json,
     SchemaCx, Section, Tagged,
@@ -67,6 +67,11 @@ table! {
         shuffle: Option<Sp<bool>>,
         /// Train on the first N training images only (quick runs). Default: all.
         train_limit: Option<Sp<u64>>,
+        /// A validation split carved from the training set before `train_limit` applies: a
+        /// number of images (`5000`) or a fraction (`0.1`). Stratified by class and drawn from
+        /// the seed. With it, the best epoch (and early stopping) use the validation split,
+        /// never the test set. Default: none.
+        validation: Option<Sp<ValidationSize>>,
         /// Transforms applied to training images, in order (after scaling pixels to [0, 1]). Default: none.
         train_transforms: Option<Sp<Vec<Sp<RawTransform>>>>,
         /// Transforms applied to test images, in order. Default: none.
@@ -649,6 +654,17 @@ table! {
         optimizer: Option<Sp<RawOptimizer>>,
         /// Learning-rate schedule. Default: constant.
         schedule: Option<Sp<RawSchedule>>,
+        /// Gradient accumulation: one optimizer step (and one schedule and `ema` step) per N
+        /// batches, each batch's loss divided by N. The last step of an epoch takes the batches
+        /// left over, still divided by N. Default: 1.
+        accumulate: Option<Sp<u64>>,
+        /// Gradient clipping before each optimizer step: `{ max_norm = 1.0 }` (with
+        /// `norm_type`, default 2) like `torch.nn.utils.clip_grad_norm_`, or `{ value = 0.5 }`
+        /// like `clip_grad_value_`. Default: none.
+        clip_grad: Option<Sp<RawClipGrad>>,
+        /// An exponential moving average of the weights, evaluated after every epoch and saved
+        /// as `model_ema.safetensors`. Default: none.
+        ema: Option<Sp<RawEma>>,
         /// Checkpoints in the run folder, for `runner resume`. Default: after every epoch,
         /// keeping the last and the best.
         checkpoint: Option<Sp<RawCheckpoint>>,
@@ -658,6 +674,113 @@ table! {
         /// file's folder; or `{ path = "...", sha256 = "..." }` to insist on its contents.
         /// The optimizer starts fresh. Default: none.
         init_from: Option<Sp<RawInitFrom>>,
+        /// Stop when a metric has not improved for `patience` epochs. Default: train every
+        /// epoch.
+        early_stopping: Option<Sp<RawEarlyStopping>>,
+    }
+}
+
+choice! {
+    /// The metrics early stopping can watch. The test set is not among them: choosing when to
+    /// stop on it would make its accuracy a validation score.
+    pub enum StopMetric as "metric" {
+        /// Validation loss, lower is better (needs `data.validation`).
+        ValLoss = "val_loss",
+        /// Validation accuracy, higher is better (needs `data.validation`).
+        ValAcc = "val_acc",
+        /// Mean training loss of the epoch, lower is better.
+        TrainLoss = "train_loss",
+        /// Training accuracy of the epoch, higher is better.
+        TrainAcc = "train_acc",
+    }
+}
+
+table! {
+    /// `[train.early_stopping]`: stop when `metric` has not improved by more than `min_delta`
+    /// for `patience` epochs in a row (Keras' and Lightning's `EarlyStopping`).
+    pub struct RawEarlyStopping as "`[train.early_stopping]`" {
+        /// `val_loss`, `val_acc`, `train_loss` or `train_acc`. Default: `val_loss`.
+        metric: Option<Sp<StopMetric>>,
+        /// Epochs without improvement before training stops, at least 1. Default: 5.
+        patience: Option<Sp<u64>>,
+        /// The smallest change that counts as an improvement, >= 0 (in the metric's units:
+        /// percentage points for accuracies). Default: 0.
+        min_delta: Option<Sp<f64>>,
+    }
+}
+
+table! {
+    /// `[train.clip_grad]`: `max_norm` (with `norm_type`) or `value`, not both.
+    pub struct RawClipGrad as "`[train.clip_grad]`" {
+        /// Scale all gradients together so that their total norm is at most this (> 0):
+        /// `torch.nn.utils.clip_grad_norm_`.
+        max_norm: Option<Sp<f64>>,
+        /// The norm of `max_norm`: a number >= 1, or `"inf"` (the largest magnitude). Default: 2.
+        norm_type: Option<Sp<NormType>>,
+        /// Clamp every gradient element to [-value, value] (> 0): `torch.nn.utils.clip_grad_value_`.
+        value: Option<Sp<f64>>,
+    }
+}
+
+/// `clip_grad.norm_type`: the `p` of the norm, `inf` included (written `"inf"` or TOML's `inf`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NormType(pub f64);
+
+impl<'a> FormatValue<'a> for NormType {
+    fn expected() -> &'static str {
+        "a number or \"inf\""
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        let p = match v.get_ref() {
+            DeValue::String(s) if s == "inf" => f64::INFINITY,
+            DeValue::Float(f) if f.as_str().trim_start_matches('+') == "inf" => f64::INFINITY,
+            DeValue::Float(_) | DeValue::Integer(_) => f64::from_toml(v, cx)?,
+            _ => {
+                cx.push(
+                    Diagnostic::error(
+                        v.span(),
+                        format!(
+                            "expected a number or \"inf\", found {}",
+                            v.get_ref().type_str()
+                        ),
+                    )
+                    .label("e.g. `norm_type = 2` or `norm_type = \"inf\"`"),
+                );
+                return None;
+            }
+        };
+        Some(NormType(p))
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [{ "type": "number" }, { "const": "inf" }] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        if self.0.is_infinite() {
+            toml::Value::String("inf".into())
+        } else {
+            toml::Value::Float(self.0)
+        }
+    }
+}
+
+table! {
+    /// `[train.ema]`: an exponential moving average of the weights, as timm's `ModelEmaV3`
+    /// with `exclude_buffers=True`: after every `every`-th optimizer step, each parameter
+    /// `ema = decay * ema + (1 - decay) * w` (`lerp`, in `f32`), BatchNorm running statistics
+    /// copied. The average starts as a copy of the initial weights.
+    pub struct RawEma as "`[train.ema]`" {
+        /// The decay, 0 < decay < 1 (e.g. 0.999). Required. The first optimizer step copies the
+        /// weights (timm's `get_decay` returns 0 for it).
+        decay: Sp<f64>,
+        /// Update the average after every N-th optimizer step. Default: 1.
+        every: Option<Sp<u64>>,
+        /// timm's decay warm-up: at optimizer step t the decay is
+        /// `min(decay, 1 - (1 + (t - 1) / warmup_gamma) ^ -warmup_power)`. Default: false.
+        warmup: Option<Sp<bool>>,
+        /// Warm-up power (> 0). Default: 2/3 (timm's).
+        warmup_power: Option<Sp<f64>>,
+        /// Warm-up gamma (> 0), in optimizer steps. Default: 1 (timm's).
+        warmup_gamma: Option<Sp<f64>>,
     }
 }
 
@@ -718,7 +841,8 @@ table! {
         /// Write a checkpoint after every N-th epoch (and after the last); 0 writes one only
         /// when the run is interrupted. Default: 1.
         every: Option<Sp<u64>>,
-        /// Also keep the checkpoint of the epoch with the best test accuracy. Default: true.
+        /// Also keep the checkpoint of the best epoch (by accuracy on the validation split when
+        /// there is one, else on the test set). Default: true.
         best: Option<Sp<bool>>,
     }
 }
@@ -863,6 +987,57 @@ table! {
         warmup_steps: Option<Sp<u64>>,
         /// Warm-up factor at step 0. Default: 0.1.
         warmup_start_factor: Option<Sp<f64>>,
+    }
+}
+
+impl<'a> FormatValue<'a> for ValidationSize {
+    fn expected() -> &'static str {
+        "a number of images or a fraction"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::Integer(_) => {
+                let n = u64::from_toml(v, cx)?;
+                if n == 0 {
+                    cx.push(
+                        Diagnostic::error(v.span(), "a validation split of 0 images")
+                            .label("must be at least 1")
+                            .help("leave `validation` out for no validation split"),
+                    );
+                    return None;
+                }
+                Some(ValidationSize::Count(n as usize))
+            }
+            DeValue::Float(_) => {
+                let f = f64::from_toml(v, cx)?;
+                if f > 0.0 && f < 1.0 {
+                    Some(ValidationSize::Fraction(f))
+                } else {
+                    cx.push(
+                        Diagnostic::error(
+                            v.span(),
+                            format!("a validation fraction must be between 0 and 1, found {f}"),
+                        )
+                        .label("expected 0 < fraction < 1")
+                        .help("write a whole number (`5000`) for a number of images"),
+                    );
+                    None
+                }
+            }
+            _ => super::read::type_error(v, cx, Self::expected()),
+        }
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [
+            { "type": "integer", "minimum": 1, "maximum": super::read::MAX_INT },
+            { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "not": { "type": "integer" } },
+        ] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        match *self {
+            ValidationSize::Count(n) => toml::Value::Integer(n as i64),
+            ValidationSize::Fraction(f) => toml::Value::Float(f),
+        }
     }
 }
 

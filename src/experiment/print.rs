@@ -6,9 +6,9 @@
 
 use super::decl::Section;
 use super::format::{
-    LossName, OptimizerName, RawCheckpoint, RawData, RawExperiment, RawInitFrom, RawLayer, RawLoss,
-    RawModel, RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform,
-    RawTransformOp, ScheduleName,
+    LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawData, RawEarlyStopping,
+    RawEma, RawExperiment, RawInitFrom, RawLayer, RawLoss, RawModel, RawOp, RawOptimizer,
+    RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;
@@ -74,6 +74,7 @@ fn data(d: &DataSpec) -> RawData {
         test_batch_size: Some(n(d.test_batch_size)),
         shuffle: some(d.shuffle),
         train_limit: d.train_limit.map(n),
+        validation: d.validation.map(Sp::bare),
         train_transforms: some(d.train_transforms.iter().map(transform).collect()),
         test_transforms: some(d.test_transforms.iter().map(transform).collect()),
         failed: Vec::new(),
@@ -298,6 +299,36 @@ fn train(t: &TrainSpec) -> RawTrain {
         loss: some(loss),
         optimizer: some(optimizer),
         schedule: some(schedule),
+        accumulate: Some(n(t.accumulate)),
+        clip_grad: t.clip_grad.map(|c| {
+            Sp::bare(match c {
+                ClipGrad::Norm {
+                    max_norm,
+                    norm_type,
+                } => RawClipGrad {
+                    max_norm: some(max_norm),
+                    norm_type: some(NormType(norm_type)),
+                    value: None,
+                    failed: Vec::new(),
+                },
+                ClipGrad::Value { value } => RawClipGrad {
+                    max_norm: None,
+                    norm_type: None,
+                    value: some(value),
+                    failed: Vec::new(),
+                },
+            })
+        }),
+        ema: t.ema.map(|e| {
+            Sp::bare(RawEma {
+                decay: Sp::bare(e.decay),
+                every: Some(n(e.every)),
+                warmup: some(e.warmup.is_some()),
+                warmup_power: e.warmup.map(|w| Sp::bare(w.power)),
+                warmup_gamma: e.warmup.map(|w| Sp::bare(w.gamma)),
+                failed: Vec::new(),
+            })
+        }),
         checkpoint: some(RawCheckpoint {
             every: Some(n(t.checkpoint.every)),
             best: some(t.checkpoint.best),
@@ -307,6 +338,14 @@ fn train(t: &TrainSpec) -> RawTrain {
             Sp::bare(RawInitFrom {
                 path: Sp::bare(i.path.to_string_lossy().into_owned()),
                 sha256: i.sha256.clone().map(Sp::bare),
+            })
+        }),
+        early_stopping: t.early_stopping.map(|e| {
+            Sp::bare(RawEarlyStopping {
+                metric: some(e.metric),
+                patience: Some(n(e.patience)),
+                min_delta: some(e.min_delta),
+                failed: Vec::new(),
             })
         }),
         failed: Vec::new(),
@@ -388,5 +427,77 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 6, "expected the seed experiments, saw {seen}");
+    }
+
+    #[test]
+    fn accumulation_clipping_and_the_average_print_and_read_back() {
+        let base = r#"
+[data]
+dataset = "synthetic"
+
+[model]
+layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
+
+[train]
+"#;
+        // (the keys, a line the resolved file must hold, the checked settings)
+        let cases = [
+            ("", "accumulate = 1", 1, None, None),
+            (
+                "accumulate = 4\nclip_grad = { max_norm = 2 }",
+                "clip_grad = { max_norm = 2.0, norm_type = 2.0 }",
+                4,
+                Some(ClipGrad::Norm {
+                    max_norm: 2.0,
+                    norm_type: 2.0,
+                }),
+                None,
+            ),
+            (
+                "clip_grad = { max_norm = 1, norm_type = inf }\nema = { decay = 0.99 }",
+                "clip_grad = { max_norm = 1.0, norm_type = \"inf\" }",
+                1,
+                Some(ClipGrad::Norm {
+                    max_norm: 1.0,
+                    norm_type: f64::INFINITY,
+                }),
+                Some(EmaSpec {
+                    decay: 0.99,
+                    every: 1,
+                    warmup: None,
+                }),
+            ),
+            (
+                "clip_grad = { value = 0.5 }\nema = { decay = 0.9, every = 3, warmup = true }",
+                "ema = { decay = 0.9, every = 3, warmup = true, warmup_power = 0.6666666666666666, warmup_gamma = 1.0 }",
+                1,
+                Some(ClipGrad::Value { value: 0.5 }),
+                Some(EmaSpec {
+                    decay: 0.9,
+                    every: 3,
+                    warmup: Some(EmaWarmup {
+                        power: 2.0 / 3.0,
+                        gamma: 1.0,
+                    }),
+                }),
+            ),
+        ];
+        for (keys, line, accumulate, clip_grad, ema) in cases {
+            let text = format!("{base}{keys}\n");
+            let first = load_str_with("x.toml", &text, "x", &[]).swap_remove(0);
+            let (e, _) = first.result.as_ref().expect(keys);
+            let t = e.train();
+            assert_eq!(
+                (t.accumulate, t.clip_grad, t.ema),
+                (accumulate, clip_grad, ema),
+                "{keys}"
+            );
+            let printed = to_toml(e);
+            assert!(printed.lines().any(|l| l == line), "{keys}:\n{printed}");
+            let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+            let (e2, _) = again.result.as_ref().expect("reprint valid");
+            assert_eq!(e, e2, "{keys}: round trip");
+            assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        }
     }
 }

@@ -156,7 +156,8 @@ pub fn read<'a, T: FormatValue<'a>>(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option
     T::from_toml(v, cx).map(|t| Sp::new(t, v.span()))
 }
 
-fn type_error<T>(v: &Value<'_>, cx: &mut Cx<'_>, expected: &str) -> Option<T> {
+/// Reports `v` as the wrong type (`expected ...`, found its TOML type) and gives `None`.
+pub(crate) fn type_error<T>(v: &Value<'_>, cx: &mut Cx<'_>, expected: &str) -> Option<T> {
     cx.push(
         Diagnostic::error(
             v.span(),

@@ -194,14 +194,19 @@ pub fn draw_curves<DB: DrawingBackend>(
         color: PALETTE[color],
         points: metrics.iter().map(|m| (m.epoch as f64, f(m))).collect(),
     };
-    let losses = [
+    let mut losses = vec![
         series("train", 0, |m| m.train_loss),
         series("test", 1, |m| m.test_loss),
     ];
-    let accs = [
+    let mut accs = vec![
         series("train", 0, |m| m.train_acc),
         series("test", 1, |m| m.test_acc),
     ];
+    // The validation split's lines, where the run has one (a missing value breaks the line).
+    if metrics.iter().any(|m| m.val_acc.is_some()) {
+        losses.push(series("val", 2, |m| m.val_loss.unwrap_or(f64::NAN)));
+        accs.push(series("val", 2, |m| m.val_acc.unwrap_or(f64::NAN)));
+    }
     let y_loss = loss_range(losses.iter().flat_map(|l| l.points.iter().map(|p| p.1)));
     let y_acc = accuracy_range(accs.iter().flat_map(|l| l.points.iter().map(|p| p.1)));
     line_panel(

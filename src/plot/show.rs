@@ -9,24 +9,7 @@ use crate::data::{derived_rng, Dataset, Pipeline, Stream};
 use crate::experiment::{Experiment, Transform};
 use crate::report::text::for_picture;
 
-/// Which part of a data set to show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Split {
-    /// The training images.
-    Train,
-    /// The test images.
-    Test,
-}
-
-impl Split {
-    /// `train` or `test`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Test => "test",
-        }
-    }
-}
+pub use crate::data::Split;
 
 /// A data grid and where its cells are.
 #[derive(Debug, Clone)]
@@ -124,7 +107,7 @@ pub fn data_figure(
 ) -> Result<DataFigure, PlotError> {
     let transforms = match split {
         Split::Train => &exp.data().train_transforms,
-        Split::Test => &exp.data().test_transforms,
+        Split::Val | Split::Test => &exp.data().test_transforms,
     };
     let n = count.min(data.len());
     if n == 0 {

@@ -257,6 +257,9 @@ mod tests {
             seconds: 61.25,
             train_images_per_sec: 930.4,
             flags: String::new(),
+            selected_on: "test".into(),
+            best_val_acc: None,
+            stop_reason: String::new(),
         }
     }
 

@@ -496,11 +496,18 @@ fn unmatched(keys: &[Key<'_>], unmatched: impl Fn(usize) -> bool) -> (Vec<String
     (listed, count)
 }
 
-/// The names of `a` that `b` lacks, `flags` aside: the first [`LISTED`], and how many.
+/// Whether a table may lack column `c` and still be compared: a column added after tables were
+/// first written (`flags`, the validation split's), which an older baseline does not have.
+fn optional(c: &str) -> bool {
+    super::tables::LATER_COLUMNS.contains(&c)
+}
+
+/// The names of `a` that `b` lacks, the [`optional`] ones aside: the first [`LISTED`], and how
+/// many.
 fn only_in(a: &[String], b: &HashSet<&str>) -> (Vec<String>, usize) {
     let only: Vec<&String> = a
         .iter()
-        .filter(|c| *c != FLAGS_COLUMN && !b.contains(c.as_str()))
+        .filter(|c| !optional(c) && !b.contains(c.as_str()))
         .collect();
     let listed = only.iter().take(LISTED).map(|c| shown(c)).collect();
     (listed, only.len())
@@ -510,12 +517,13 @@ fn only_in(a: &[String], b: &HashSet<&str>) -> (Vec<String>, usize) {
 pub fn compare(base: &Table, new: &Table, tolerances: &[Tolerance]) -> Result<Diff, DiffError> {
     let bk = keys(base, "the baseline")?;
     let nk = keys(new, "the new table")?;
-    // `flags` may be in one table only: a baseline written before the column existed.
+    // `flags` and the later columns may be in one table only: a baseline written before they
+    // existed.
     fn names(t: &Table) -> HashSet<&str> {
         t.header
             .iter()
             .map(String::as_str)
-            .filter(|c| *c != FLAGS_COLUMN)
+            .filter(|c| !optional(c))
             .collect()
     }
     let (bnames, nnames) = (names(base), names(new));

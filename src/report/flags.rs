@@ -132,6 +132,10 @@ mod tests {
             seconds: 1.0,
             train_images_per_sec: 10.0,
             eval_images_per_sec: 20.0,
+            val_loss: None,
+            val_acc: None,
+            ema_test_loss: None,
+            ema_test_acc: None,
         }
     }
 

@@ -15,10 +15,13 @@
 //! | `status.json`       | [`RunStatus::write`]: running, finished, interrupted or failed |
 //! | `.lock`             | [`FolderLock`], held by the process writing the folder |
 //! | `checkpoints/`      | [`crate::train::checkpoint`]: `last.json`, `best.json` and their tensors |
+//! | `events.out.tfevents.*` | [`tensorboard::EventLog`]: TensorBoard's scalars, one file per session (appended as the run goes) |
 //! | `curves.png`, `curves.svg`, `confusion.png`, `predictions.png` | [`crate::plot::write_run_plots`] |
 //!
-//! Every file is replaced atomically (temporary file in the same directory, fsync, rename), so an
-//! interrupted run never leaves a half-written file behind under its final name.
+//! Every file but the event files is replaced atomically (temporary file in the same directory,
+//! fsync, rename), so an interrupted run never leaves a half-written file behind under its final
+//! name. Event files grow by whole records; one cut short by a kill ends in a partial record,
+//! which TensorBoard's readers take as the end of the file.
 //!
 //! `summary.csv` and `batch.csv` end with a `flags` column ([`ResultFlags`]): empty, or why a
 //! finished run's numbers are not a result (a non-finite final loss, say).
@@ -33,6 +36,7 @@ pub mod progress;
 mod run_dir;
 pub mod status;
 mod tables;
+pub mod tensorboard;
 pub mod text;
 pub mod trace;
 
@@ -48,13 +52,13 @@ pub use batch::{batch_csv, batch_md, read_batch, BatchRow, BATCH_CSV, BATCH_HEAD
 pub use flags::{flag_names, ResultFlag, ResultFlags, FLAGS_COLUMN};
 pub use progress::{epoch_line, Progress};
 pub use run_dir::{
-    RunDir, CONFIG_FILE, CONFUSION_FILE, METRICS_FILE, MODEL_FILE, PER_CLASS_FILE, SUMMARY_FILE,
-    TRACE_FILE,
+    average_model_file, RunDir, CONFIG_FILE, CONFUSION_FILE, METRICS_FILE, MODEL_FILE,
+    PER_CLASS_FILE, SUMMARY_FILE, TRACE_FILE,
 };
 pub use tables::{
-    accuracy_cell, confusion_csv, loss_cell, metrics_csv, per_class_csv, read_metrics,
-    read_summary, summary_csv, ClassAccuracy, EpochMetrics, Summary, CONFUSION_HEADER,
-    METRICS_HEADER, PER_CLASS_HEADER, SUMMARY_HEADER, TABLE_ROWS,
+    accuracy_cell, confusion_csv, loss_cell, metrics_cells, metrics_csv, per_class_csv,
+    read_metrics, read_summary, summary_csv, ClassAccuracy, EpochMetrics, Summary,
+    CONFUSION_HEADER, METRICS_HEADER, PER_CLASS_HEADER, SUMMARY_HEADER, TABLE_ROWS,
 };
 pub use trace::{init_tracing, TraceGuard};
 

@@ -129,10 +129,20 @@ pub fn plain_line(label: &str, done: usize, total: usize, loss: f64, per_sec: f6
 }
 
 /// The one-line summary of an epoch:
-/// `Epoch 1/10  train loss 0.512 acc 84.12%  test loss 0.301 acc 91.20%  12.3s  4,500 img/s`.
+/// `Epoch 1/10  train loss 0.512 acc 84.12%  test loss 0.301 acc 91.20%  12.3s  4,500 img/s`,
+/// with `  ema loss 0.298 acc 91.31%` after the test results when the run keeps a moving
+/// average of the weights.
 pub fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
+    let val = match (m.val_loss, m.val_acc) {
+        (Some(l), Some(a)) => format!("  val loss {l:.3} acc {a:.2}%"),
+        _ => String::new(),
+    };
+    let ema = match (m.ema_test_loss, m.ema_test_acc) {
+        (Some(loss), Some(acc)) => format!("  ema loss {loss:.3} acc {acc:.2}%"),
+        _ => String::new(),
+    };
     format!(
-        "Epoch {}/{epochs}  train loss {:.3} acc {:.2}%  test loss {:.3} acc {:.2}%  {:.1}s  {} img/s",
+        "Epoch {}/{epochs}  train loss {:.3} acc {:.2}%{val}  test loss {:.3} acc {:.2}%{ema}  {:.1}s  {} img/s",
         m.epoch,
         m.train_loss,
         m.train_acc,
@@ -191,6 +201,10 @@ mod tests {
             seconds: 12.34,
             train_images_per_sec: 4_499.6,
             eval_images_per_sec: 9_000.0,
+            val_loss: None,
+            val_acc: None,
+            ema_test_loss: None,
+            ema_test_acc: None,
         }
     }
 
@@ -199,6 +213,24 @@ mod tests {
         assert_eq!(
             epoch_line(&metrics(), 10),
             "Epoch 1/10  train loss 0.512 acc 84.12%  test loss 0.301 acc 91.20%  12.3s  4,500 img/s"
+        );
+        let with_val = EpochMetrics {
+            val_loss: Some(0.25),
+            val_acc: Some(92.5),
+            ..metrics()
+        };
+        assert_eq!(
+            epoch_line(&with_val, 10),
+            "Epoch 1/10  train loss 0.512 acc 84.12%  val loss 0.250 acc 92.50%  test loss 0.301 acc 91.20%  12.3s  4,500 img/s"
+        );
+        let with_ema = EpochMetrics {
+            ema_test_loss: Some(0.2984),
+            ema_test_acc: Some(91.314),
+            ..metrics()
+        };
+        assert_eq!(
+            epoch_line(&with_ema, 10),
+            "Epoch 1/10  train loss 0.512 acc 84.12%  test loss 0.301 acc 91.20%  ema loss 0.298 acc 91.31%  12.3s  4,500 img/s"
         );
     }
 

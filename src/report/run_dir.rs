@@ -22,6 +22,12 @@ pub const TRACE_FILE: &str = "trace.json";
 /// File name of the trained weights.
 pub const MODEL_FILE: &str = "model.safetensors";
 
+/// File name of the final weights of the weight average called `name` (`model_ema.safetensors`
+/// for `[train.ema]`), under the tensor names of [`MODEL_FILE`].
+pub fn average_model_file(name: &str) -> String {
+    format!("model_{name}.safetensors")
+}
+
 /// One run's output folder, `<root>/<experiment>/<run_id>/`, created and checked writable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {

@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::ReportError;
 
 /// Header line of `metrics.csv`.
-pub const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec";
+/// `val_loss` and `val_acc` are empty without a validation split, `ema_test_loss` and
+/// `ema_test_acc` without a moving average of the weights.
+pub const METRICS_HEADER: &str = "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,val_loss,val_acc,ema_test_loss,ema_test_acc";
 /// Header line of `summary.csv`.
-pub const SUMMARY_HEADER: &str = "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec,flags";
+pub const SUMMARY_HEADER: &str = "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec,flags,selected_on,best_val_acc,stop_reason";
 /// Header line of `per_class.csv`.
 pub const PER_CLASS_HEADER: &str = "class,correct,total,accuracy";
 /// Header of `confusion.csv`: one row per (true class, predicted class) pair, every pair of
@@ -41,8 +43,20 @@ pub struct EpochMetrics {
     pub seconds: f64,
     /// Training throughput.
     pub train_images_per_sec: f64,
-    /// Evaluation throughput.
+    /// Evaluation throughput (test set).
     pub eval_images_per_sec: f64,
+    /// Mean loss on the validation split; `None` without one.
+    #[serde(default)]
+    pub val_loss: Option<f64>,
+    /// Accuracy on the validation split in percent; `None` without one.
+    #[serde(default)]
+    pub val_acc: Option<f64>,
+    /// Mean test loss of the weights' moving average (`[train.ema]`); empty without one.
+    #[serde(default)]
+    pub ema_test_loss: Option<f64>,
+    /// Test accuracy of the weights' moving average, in percent; empty without one.
+    #[serde(default)]
+    pub ema_test_acc: Option<f64>,
 }
 
 /// The one row of `summary.csv`: what the whole run did.
@@ -64,9 +78,10 @@ pub struct Summary {
     pub train_images: u64,
     /// Final test accuracy in percent.
     pub test_acc: f64,
-    /// Best test accuracy over all epochs, in percent.
+    /// Test accuracy of the best epoch, in percent: the best over all epochs when the best is
+    /// chosen on the test set (no validation split).
     pub best_test_acc: f64,
-    /// 1-based epoch that reached `best_test_acc`.
+    /// 1-based best epoch, chosen on the split `selected_on` names.
     pub best_epoch: usize,
     /// Training loss of the last epoch.
     pub final_train_loss: f64,
@@ -81,6 +96,21 @@ pub struct Summary {
     /// `non_finite_test_acc`). Empty when read from a file written before the column existed.
     #[serde(default)]
     pub flags: String,
+    /// The split that chose `best_epoch` (by accuracy): `val` with a validation split, else
+    /// `test` (also when read from a file written before the column existed).
+    #[serde(default = "test_split")]
+    pub selected_on: String,
+    /// Validation accuracy of the best epoch; `None` without a validation split.
+    #[serde(default)]
+    pub best_val_acc: Option<f64>,
+    /// Why training ended before `train.epochs`: empty when every epoch ran, else the early
+    /// stopping rule that fired.
+    #[serde(default)]
+    pub stop_reason: String,
+}
+
+fn test_split() -> String {
+    "test".into()
 }
 
 /// One row of `per_class.csv`: test accuracy of one class.
@@ -98,22 +128,28 @@ pub struct ClassAccuracy {
 
 /// The full text of `metrics.csv` for `rows`.
 pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
-    table(
-        METRICS_HEADER,
-        rows.iter().map(|m| {
-            vec![
-                m.epoch.to_string(),
-                loss_cell(m.train_loss),
-                accuracy_cell(m.train_acc),
-                loss_cell(m.test_loss),
-                accuracy_cell(m.test_acc),
-                format!("{:e}", m.lr),
-                format!("{:.3}", m.seconds),
-                format!("{:.1}", m.train_images_per_sec),
-                format!("{:.1}", m.eval_images_per_sec),
-            ]
-        }),
-    )
+    table(METRICS_HEADER, rows.iter().map(metrics_cells))
+}
+
+/// The cells of `m`'s row of `metrics.csv`, in [`METRICS_HEADER`]'s order, as the file writes
+/// them (the TensorBoard event files carry these same numbers, see
+/// [`super::tensorboard::EventLog::epoch`]).
+pub fn metrics_cells(m: &EpochMetrics) -> Vec<String> {
+    vec![
+        m.epoch.to_string(),
+        loss_cell(m.train_loss),
+        accuracy_cell(m.train_acc),
+        loss_cell(m.test_loss),
+        accuracy_cell(m.test_acc),
+        format!("{:e}", m.lr),
+        format!("{:.3}", m.seconds),
+        format!("{:.1}", m.train_images_per_sec),
+        format!("{:.1}", m.eval_images_per_sec),
+        m.val_loss.map_or_else(String::new, loss_cell),
+        m.val_acc.map_or_else(String::new, accuracy_cell),
+        m.ema_test_loss.map_or_else(String::new, loss_cell),
+        m.ema_test_acc.map_or_else(String::new, accuracy_cell),
+    ]
 }
 
 /// The full text of `summary.csv` for `s`.
@@ -136,6 +172,9 @@ pub fn summary_csv(s: &Summary) -> String {
             format!("{:.3}", s.seconds),
             format!("{:.1}", s.train_images_per_sec),
             s.flags.clone(),
+            s.selected_on.clone(),
+            s.best_val_acc.map_or_else(String::new, accuracy_cell),
+            s.stop_reason.clone(),
         ]),
     )
 }
@@ -228,7 +267,21 @@ pub fn read_summary(path: &Path) -> Result<Summary, ReportError> {
 
 /// Columns added to a table after it was first written, each with a `#[serde(default)]` field:
 /// a file from before lacks them at the end of its header and still reads.
-const LATER_COLUMNS: &[&str] = &[super::FLAGS_COLUMN];
+pub(super) const LATER_COLUMNS: &[&str] = &[
+    super::FLAGS_COLUMN,
+    "val_loss",
+    "val_acc",
+    EMA_TEST_LOSS,
+    EMA_TEST_ACC,
+    "selected_on",
+    "best_val_acc",
+    "stop_reason",
+];
+
+/// `metrics.csv`'s column of the moving average's test loss (a later column).
+pub const EMA_TEST_LOSS: &str = "ema_test_loss";
+/// `metrics.csv`'s column of the moving average's test accuracy (a later column).
+pub const EMA_TEST_ACC: &str = "ema_test_acc";
 
 /// Whether a file with header `found` can be read as a table whose header is `expected`: the
 /// same columns, or the same less some trailing [`LATER_COLUMNS`].
@@ -308,6 +361,19 @@ mod tests {
             seconds: 12.345_678 * x,
             train_images_per_sec: 4_500.25 + x,
             eval_images_per_sec: 9_000.75,
+            val_loss: None,
+            val_acc: None,
+            ema_test_loss: None,
+            ema_test_acc: None,
+        }
+    }
+
+    /// [`epoch`] of a run with a moving average of the weights.
+    fn epoch_with_ema(n: usize) -> EpochMetrics {
+        EpochMetrics {
+            ema_test_loss: Some(0.8 / (n as f64 + 1.0)),
+            ema_test_acc: Some(100.0 - 10.0 / 3.0 / n as f64),
+            ..epoch(n)
         }
     }
 
@@ -328,6 +394,9 @@ mod tests {
             seconds: 61.25,
             train_images_per_sec: 4_500.0,
             flags: String::new(),
+            selected_on: "test".into(),
+            best_val_acc: None,
+            stop_reason: String::new(),
         }
     }
 
@@ -335,12 +404,34 @@ mod tests {
     fn metrics_text_is_exact() {
         // Expected text worked out by hand from `epoch(1)`, `epoch(2)` and the format widths; lr digits
         // from Python `repr(0.1/3)`, `repr(0.1/9)`. Ties (4501.25, 9000.75) round to even.
+        // The moving average's cells are empty without one; with one 0.8/2, 0.8/3 and
+        // 100 - 10/3, 100 - 10/6 in the loss and accuracy formats.
         let want = "\
+epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,val_loss,val_acc,ema_test_loss,ema_test_acc
+1,0.500000,50.0000,0.450000,86.6667,3.333333333333333e-2,12.346,4501.2,9000.8,,,,
+2,0.333333,75.0000,0.300000,93.3333,1.1111111111111112e-2,24.691,4502.2,9000.8,0.250000,91.1250,0.266667,98.3333
+";
+        let with_val = EpochMetrics {
+            val_loss: Some(0.25),
+            val_acc: Some(91.125),
+            ..epoch_with_ema(2)
+        };
+        assert_eq!(metrics_csv(&[epoch(1), with_val]), want);
+    }
+
+    #[test]
+    fn a_metrics_file_from_before_the_moving_average_reads_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        let old = "\
 epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec
 1,0.500000,50.0000,0.450000,86.6667,3.333333333333333e-2,12.346,4501.2,9000.8
-2,0.333333,75.0000,0.300000,93.3333,1.1111111111111112e-2,24.691,4502.2,9000.8
 ";
-        assert_eq!(metrics_csv(&[epoch(1), epoch(2)]), want);
+        crate::report::write_atomic(&path, old.as_bytes()).unwrap();
+        let back = read_metrics(&path).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].ema_test_loss, back[0].ema_test_acc), (None, None));
+        assert_eq!(back[0].test_acc, 86.6667);
     }
 
     #[test]
@@ -355,18 +446,26 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
         }
         assert_eq!(
             METRICS_HEADER,
-            "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec"
+            "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,eval_images_per_sec,val_loss,val_acc,ema_test_loss,ema_test_acc"
         );
         assert_eq!(
             SUMMARY_HEADER,
-            "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec,flags"
+            "experiment,run_id,seed,device,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_train_loss,final_test_loss,seconds,train_images_per_sec,flags,selected_on,best_val_acc,stop_reason"
         );
     }
 
     #[test]
     fn formatting_is_deterministic_and_stable_under_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let rows: Vec<EpochMetrics> = (1..=5).map(epoch).collect();
+        let rows: Vec<EpochMetrics> = (1..=5)
+            .map(|n| {
+                if n % 2 == 0 {
+                    epoch_with_ema(n)
+                } else {
+                    epoch(n)
+                }
+            })
+            .collect();
         let text = metrics_csv(&rows);
         assert_eq!(text, metrics_csv(&rows.clone()), "same input, same bytes");
         let path = dir.path().join("metrics.csv");
@@ -379,6 +478,14 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
             assert_eq!(a.lr, b.lr, "lr is written exactly");
             assert!((a.train_loss - b.train_loss).abs() <= 5e-7);
             assert!((a.test_acc - b.test_acc).abs() <= 5e-5);
+            assert_eq!(
+                a.ema_test_acc.is_some(),
+                b.ema_test_acc.is_some(),
+                "epoch {}",
+                a.epoch
+            );
+            let ema = a.ema_test_loss.zip(b.ema_test_loss);
+            assert!(ema.is_none_or(|(a, b)| (a - b).abs() <= 5e-7));
         }
     }
 
@@ -390,7 +497,7 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
         let text = summary_csv(&s);
         assert_eq!(
             text.lines().nth(1),
-            Some("\"mnist, \"\"small\"\"\",20261127-204501-2,18446744073709551615,cuda:0,101770,2,60000,97.1200,97.5000,1,0.123457,0.100000,61.250,4500.0,")
+            Some("\"mnist, \"\"small\"\"\",20261127-204501-2,18446744073709551615,cuda:0,101770,2,60000,97.1200,97.5000,1,0.123457,0.100000,61.250,4500.0,,test,,")
         );
         crate::report::write_atomic(&path, text.as_bytes()).unwrap();
         let back = read_summary(&path).unwrap();
@@ -414,7 +521,7 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
         };
         let text = summary_csv(&s);
         assert!(
-            text.ends_with(",0.123457,inf,61.250,4500.0,non_finite_test_loss\n"),
+            text.ends_with(",0.123457,inf,61.250,4500.0,non_finite_test_loss,test,,\n"),
             "{text}"
         );
         crate::report::write_atomic(&path, text.as_bytes()).unwrap();
@@ -435,10 +542,13 @@ epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,train_images_per_sec,ev
         assert_eq!(s.flags, "", "no column, no flags");
 
         let dir = tempfile::tempdir().unwrap();
-        let old_header = SUMMARY_HEADER.trim_end_matches(",flags");
-        assert_ne!(old_header, SUMMARY_HEADER);
+        // Before `flags` and the columns after it.
+        let old_header = SUMMARY_HEADER
+            .split_once(",flags")
+            .expect("a flags column")
+            .0;
         let row = summary_csv(&summary());
-        let old_row = row.lines().nth(1).unwrap().trim_end_matches(',');
+        let old_row = row.lines().nth(1).unwrap().rsplitn(5, ',').nth(4).unwrap();
         let cases = [
             (format!("{old_header}\n{old_row}\n"), true, "older header"),
             (row.clone(), true, "current header"),

@@ -6,8 +6,11 @@
 //!   - `model.<name>`: every parameter and BatchNorm buffer, under its `state_dict` name;
 //!   - `optim.<name>.<slot>`: the optimizer's buffers of that parameter (`momentum_buffer`;
 //!     `exp_avg`, `exp_avg_sq`), for the parameters that have taken a step;
+//!   - `<average>.<name>`: the state of the weight average, if the run keeps one
+//!     (`ema.<state_dict name>`, see [`super::average::WeightAverage::state`]);
 //!   - `metrics`: the finished epochs' `metrics.csv` rows, `f64`, one row per epoch in the
-//!     column order of [`crate::report::METRICS_HEADER`] (exact, where the CSV rounds).
+//!     column order of [`crate::report::METRICS_HEADER`] (exact, where the CSV rounds; an
+//!     empty cell is NaN). A checkpoint from before the `ema_` columns has 9 columns.
 //! - a manifest, `last.json` (the newest checkpoint) or `best.json` (the epoch with the best
 //!   test accuracy so far), which names the tensor file and holds the rest of the state:
 //!   epochs finished, optimizer steps taken, every parameter's step count, the dropout
@@ -28,6 +31,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::average::WeightAverage;
 use super::optim::{Optimizer, ParamState};
 use crate::model::{Model, RngState};
 use crate::report::{write_atomic, EpochMetrics, ReportError};
@@ -41,8 +45,16 @@ pub const BEST: &str = "best.json";
 /// The manifest's `format`.
 pub const FORMAT: &str = "runner-checkpoint/1";
 
-/// Columns of the `metrics` tensor ([`crate::report::METRICS_HEADER`]).
-const METRIC_COLUMNS: usize = 9;
+/// Columns of the `metrics` tensor: [`crate::report::METRICS_HEADER`]'s first eleven, then a
+/// mask of the optional values present (bit 0: `val_loss` and `val_acc`, bit 1: `ema_test_loss`
+/// and `ema_test_acc`), then the two `ema_` cells; an absent value is stored as 0.
+const METRIC_COLUMNS: usize = 14;
+/// Columns of a checkpoint written before the moving average existed (the mask has bit 0 only).
+const VAL_COLUMNS: usize = 12;
+/// Columns of a checkpoint written before the validation split existed.
+const LEGACY_COLUMNS: usize = 9;
+/// Index of the presence mask in the rows of [`VAL_COLUMNS`] or [`METRIC_COLUMNS`] columns.
+const MASK: usize = 11;
 
 /// The JSON half of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,12 +163,13 @@ pub struct Restored {
 }
 
 impl Snapshot {
-    /// Copies the state of `model` and `optimizer` after `epoch` of `epochs`, with the
-    /// metrics so far.
+    /// Copies the state of `model`, `optimizer` and the weight average after `epoch` of
+    /// `epochs`, with the metrics so far.
     #[allow(clippy::too_many_arguments)]
     pub fn take(
         model: &Model,
         optimizer: &dyn Optimizer,
+        average: Option<&dyn WeightAverage>,
         epoch: usize,
         epochs: usize,
         steps: usize,
@@ -175,6 +188,14 @@ impl Snapshot {
             optimizer_steps.push(s.as_ref().map(|s| s.steps));
             for (slot, b) in slots.iter().zip(s.into_iter().flat_map(|s| s.buffers)) {
                 tensors.push((format!("optim.{name}.{slot}"), b));
+            }
+        }
+        if let Some(average) = average {
+            for (name, var) in average.state() {
+                tensors.push((
+                    format!("{}.{name}", average.name()),
+                    var.as_tensor().copy()?,
+                ));
             }
         }
         let rows: Vec<f64> = metrics.iter().flat_map(metric_row).collect();
@@ -242,6 +263,8 @@ fn tensor_file(epoch: usize) -> String {
 }
 
 fn metric_row(m: &EpochMetrics) -> [f64; METRIC_COLUMNS] {
+    let opt = |v: Option<f64>| v.unwrap_or(0.0);
+    let present = u8::from(m.val_loss.is_some()) | (u8::from(m.ema_test_loss.is_some()) << 1);
     [
         m.epoch as f64,
         m.train_loss,
@@ -252,10 +275,22 @@ fn metric_row(m: &EpochMetrics) -> [f64; METRIC_COLUMNS] {
         m.seconds,
         m.train_images_per_sec,
         m.eval_images_per_sec,
+        opt(m.val_loss),
+        opt(m.val_acc),
+        f64::from(present),
+        opt(m.ema_test_loss),
+        opt(m.ema_test_acc),
     ]
 }
 
 fn metric_from_row(r: &[f64]) -> EpochMetrics {
+    let mask = if r.len() > LEGACY_COLUMNS {
+        r[MASK] as u32
+    } else {
+        0
+    };
+    let val = mask & 1 != 0;
+    let ema = mask & 2 != 0 && r.len() == METRIC_COLUMNS;
     EpochMetrics {
         epoch: r[0] as usize,
         train_loss: r[1],
@@ -266,6 +301,10 @@ fn metric_from_row(r: &[f64]) -> EpochMetrics {
         seconds: r[6],
         train_images_per_sec: r[7],
         eval_images_per_sec: r[8],
+        val_loss: val.then(|| r[9]),
+        val_acc: val.then(|| r[10]),
+        ema_test_loss: ema.then(|| r[12]),
+        ema_test_acc: ema.then(|| r[13]),
     }
 }
 
@@ -313,14 +352,16 @@ pub fn last(run_dir: &Path) -> Result<Option<Manifest>, CheckpointError> {
     read_manifest(&run_dir.join(CHECKPOINT_DIR).join(LAST))
 }
 
-/// Restores `model` and `optimizer` from the checkpoint `manifest` (read from `run_dir`'s
-/// `last.json`) and returns the metrics it holds. Every tensor must be present with the model's
-/// shape; nothing is left half-restored on a mismatch that is found before the first `set`.
+/// Restores `model`, `optimizer` and the weight average from the checkpoint `manifest` (read
+/// from `run_dir`'s `last.json`) and returns the metrics it holds. Every tensor must be present
+/// with the model's shape; nothing is left half-restored on a mismatch that is found before
+/// the first `set`.
 pub fn restore(
     run_dir: &Path,
     manifest: Manifest,
     model: &Model,
     optimizer: &mut dyn Optimizer,
+    average: Option<&dyn WeightAverage>,
 ) -> Result<Restored, CheckpointError> {
     let path = run_dir.join(CHECKPOINT_DIR).join(&manifest.tensors);
     let mismatch = |message: String| CheckpointError::Mismatch {
@@ -368,6 +409,13 @@ pub fn restore(
         };
         model_tensors.push((t, var));
     }
+    let average_state = average.map(|a| (a.name(), a.state()));
+    if let Some((prefix, state)) = &average_state {
+        for (name, var) in state {
+            let t = take(&format!("{prefix}.{name}"), var.dims())?;
+            model_tensors.push((t, var));
+        }
+    }
     let slots = optimizer.slots();
     let mut state = Vec::with_capacity(params.len());
     for ((name, var), steps) in params.iter().zip(&manifest.optimizer_steps) {
@@ -386,14 +434,19 @@ pub fn restore(
         .remove("metrics")
         .ok_or_else(|| mismatch("no tensor named `metrics`".into()))?;
     let metrics = match metrics.dims() {
-        [rows, METRIC_COLUMNS] if *rows == manifest.epoch => metrics
-            .to_dtype(DType::F64)
-            .and_then(|m| m.flatten_all())
-            .and_then(|m| m.to_vec1::<f64>())
-            .map_err(tensor_err)?
-            .chunks(METRIC_COLUMNS)
-            .map(metric_from_row)
-            .collect(),
+        &[rows, cols]
+            if rows == manifest.epoch
+                && [LEGACY_COLUMNS, VAL_COLUMNS, METRIC_COLUMNS].contains(&cols) =>
+        {
+            metrics
+                .to_dtype(DType::F64)
+                .and_then(|m| m.flatten_all())
+                .and_then(|m| m.to_vec1::<f64>())
+                .map_err(tensor_err)?
+                .chunks(cols)
+                .map(metric_from_row)
+                .collect()
+        }
         dims => {
             return Err(mismatch(format!(
                 "`metrics` has shape {dims:?}, expected [{}, {METRIC_COLUMNS}]",

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::average::WeightAverage;
 use super::run::TrainError;
 use super::step::{loss, predictions};
 use crate::data::{epoch_batches, Dataset, Pipeline};
@@ -173,6 +174,26 @@ fn evaluate_with(
         predictions: all_predictions,
         outputs,
     })
+}
+
+/// [`evaluate`] of `model` and then, when the run keeps one, of the weight `average`: the
+/// `test_` and `ema_test_` numbers of an epoch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn evaluate_with_average(
+    model: &Model,
+    average: Option<&dyn WeightAverage>,
+    exp: &Experiment,
+    data: &Arc<Dataset>,
+    pipe: &Arc<Pipeline>,
+    device: &Device,
+    epoch: usize,
+    stop: &dyn Fn() -> Option<Signal>,
+) -> Result<(Eval, Option<Eval>), Stop> {
+    let eval = evaluate(model, exp, data, pipe, device, epoch, stop)?;
+    let averaged = average
+        .map(|a| evaluate(a.model(), exp, data, pipe, device, epoch, stop))
+        .transpose()?;
+    Ok((eval, averaged))
 }
 
 /// Why the training loop stopped before the end of an epoch.

@@ -7,15 +7,17 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use super::checkpoint;
-use super::eval::{evaluate, Stop};
-use super::optim;
+use super::eval::{evaluate, evaluate_with_average, Stop};
 use super::schedule::build_schedule;
-use super::step::{train_step, StepOutcome};
+use super::select;
+use super::step::{GradientSteps, StepOutcome};
+use super::{average, optim};
 use crate::data::{self, epoch_batches, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
 use crate::interrupt::Signal;
 use crate::model::Model;
+use crate::report::tensorboard::{EventLog, StepScalars};
 use crate::report::{EpochMetrics, Progress, ReportError, RunDir, RunState, RunStatus, Summary};
 
 /// How to run, beyond what the experiment file says.
@@ -30,6 +32,8 @@ pub struct RunOptions {
     /// Behave as if SIGTERM arrived once this many optimizer steps (counted from the start of
     /// the run) have been taken: for tests of interruption and resume.
     pub stop_after_steps: Option<usize>,
+    /// Write TensorBoard event files into the run folder ([`EventLog`]).
+    pub tensorboard: bool,
 }
 
 /// Why a run failed.
@@ -175,7 +179,7 @@ pub fn run(
     let epochs = exp.train().epochs;
     let result = train_and_report(exp, graph, config_text, run, opts, resume);
     let status = match &result {
-        Ok(_) => RunStatus::new(RunState::Finished, epochs, epochs),
+        Ok(summary) => RunStatus::new(RunState::Finished, summary.epochs, epochs),
         Err(TrainError::Interrupted {
             signal,
             checkpoint,
@@ -239,10 +243,11 @@ fn train_and_report(
     };
     let splits = {
         let _span = tracing::info_span!("load_data", dataset = exp.data().dataset.name()).entered();
-        data::load(&exp.data().dataset, &opts.data_dir, exp.seed())?
+        data::load_experiment(exp.data(), &opts.data_dir, exp.seed())?
     };
     let shape = exp.data().dataset.image_shape();
     let train = Arc::new(splits.train);
+    let val = splits.val.map(Arc::new);
     let test = Arc::new(splits.test);
     let train_pipe = Arc::new(Pipeline::new(&exp.data().train_transforms, shape));
     let test_pipe = Arc::new(Pipeline::new(&exp.data().test_transforms, shape));
@@ -263,12 +268,16 @@ fn train_and_report(
         model
     };
     let mut optimizer = optim::build(&exp.train().optimizer, model.trainable_vars())?;
+    let mut gradient_steps = GradientSteps::new(exp.train(), &model);
+    let mut average = average::build(exp.train(), graph, exp.seed(), &device, &model)?;
     let n_train = exp
         .data()
         .train_limit
         .map_or(train.len(), |l| l.min(train.len()));
     let batch_size = exp.data().batch_size;
-    let steps_per_epoch = n_train.div_ceil(batch_size);
+    let batches_per_epoch = n_train.div_ceil(batch_size);
+    // Optimizer steps: what the schedule and the step count of a checkpoint count.
+    let steps_per_epoch = gradient_steps.steps_per_epoch(batches_per_epoch);
     let schedule = build_schedule(
         &exp.train().schedule,
         exp.train().optimizer.lr(),
@@ -284,7 +293,13 @@ fn train_and_report(
     // The epoch the newest checkpoint on disk holds.
     let mut checkpointed: Option<usize> = None;
     if let Some(manifest) = resume_from {
-        let restored = checkpoint::restore(&run.path, manifest, &model, optimizer.as_mut())?;
+        let restored = checkpoint::restore(
+            &run.path,
+            manifest,
+            &model,
+            optimizer.as_mut(),
+            average.as_deref(),
+        )?;
         let m = restored.manifest;
         crate::ewriteln!(
             "runner: resuming after epoch {} of {epochs} from {}",
@@ -303,16 +318,30 @@ fn train_and_report(
         // checkpoint's: those epochs run again.
         run.write_metrics(&rows)?;
     }
-    let mut best_acc = rows
-        .iter()
-        .map(|r| r.test_acc)
-        .fold(f64::NEG_INFINITY, f64::max);
+    // A run resumed after its early stop has nothing left to train.
+    let mut early_stopped = exp
+        .train()
+        .early_stopping
+        .and_then(|rule| select::early_stop(&rule, &rows));
     // The state after the last finished epoch, when it is not on disk yet (`every` > 1).
     let mut pending: Option<checkpoint::Snapshot> = None;
     let mut last_eval = None;
     let mut global_step = (first_epoch - 1) * steps_per_epoch;
+    let mut events = if opts.tensorboard {
+        EventLog::open(
+            &run.path,
+            global_step,
+            opts.log_every,
+            Box::new(|w| crate::ewriteln!("{w}")),
+        )
+    } else {
+        EventLog::disabled()
+    };
     let mut stopped: Option<Signal> = None;
     'epochs: for epoch in first_epoch..=epochs {
+        if early_stopped.is_some() {
+            break;
+        }
         let _span = tracing::info_span!("epoch", epoch).entered();
         if let Some(signal) = stop_requested(global_step) {
             stopped = Some(signal);
@@ -351,11 +380,13 @@ fn train_and_report(
                 };
                 let stepped = Instant::now();
                 let _step_span = tracing::debug_span!("step", step).entered();
-                lr = schedule.lr((epoch - 1) * steps_per_epoch + step);
+                lr = schedule.lr((epoch - 1) * steps_per_epoch + gradient_steps.step_of(step));
                 let b = batch.labels.len();
                 let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), &device)?;
                 let y = Tensor::from_vec(batch.labels.clone(), b, &device)?;
-                let outcome = train_step(&model, optimizer.as_mut(), exp.train().loss, &x, &y, lr)?;
+                let last = step + 1 == batches_per_epoch;
+                let (opt, loss) = (optimizer.as_mut(), exp.train().loss);
+                let outcome = gradient_steps.batch(&model, opt, loss, &x, &y, lr, last)?;
                 let out = match outcome {
                     StepOutcome::Updated(out) => out,
                     StepOutcome::NonFinite(loss) => {
@@ -369,17 +400,33 @@ fn train_and_report(
                         });
                     }
                 };
-                global_step += 1;
+                if out.stepped {
+                    global_step += 1;
+                    if let Some(average) = average.as_mut() {
+                        average.update(&model, global_step)?;
+                    }
+                }
                 let lv = out.loss;
-                correct += out
+                let batch_correct = out
                     .predictions
                     .iter()
                     .zip(&batch.labels)
                     .filter(|(p, t)| p == t)
                     .count();
+                correct += batch_correct;
                 loss_sum += lv as f64 * b as f64;
                 seen += b;
                 progress.step(seen, lv as f64);
+                events.step(
+                    global_step,
+                    step + 1,
+                    &StepScalars {
+                        running_loss: loss_sum / seen.max(1) as f64,
+                        batch_loss: lv as f64,
+                        batch_acc: 100.0 * batch_correct as f64 / b.max(1) as f64,
+                        lr,
+                    },
+                );
                 step_seconds += stepped.elapsed().as_secs_f64();
                 if let Some(signal) = stop_requested(global_step) {
                     progress.finish();
@@ -395,10 +442,24 @@ fn train_and_report(
             );
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
-        let eval = match evaluate(&model, exp, &test, &test_pipe, &device, epoch, &|| {
-            stop_requested(global_step)
-        }) {
-            Ok(eval) => eval,
+        let stop = || stop_requested(global_step);
+        let val_eval = match &val {
+            None => None,
+            Some(val) => match evaluate(&model, exp, val, &test_pipe, &device, epoch, &stop) {
+                Ok(eval) => Some(eval),
+                Err(Stop::Signal(signal)) => {
+                    progress.finish();
+                    stopped = Some(signal);
+                    break 'epochs;
+                }
+                Err(Stop::Error(e)) => return Err(e),
+            },
+        };
+        let avg = average.as_deref();
+        let evals =
+            evaluate_with_average(&model, avg, exp, &test, &test_pipe, &device, epoch, &stop);
+        let (eval, averaged) = match evals {
+            Ok(evals) => evals,
             Err(Stop::Signal(signal)) => {
                 progress.finish();
                 stopped = Some(signal);
@@ -417,11 +478,19 @@ fn train_and_report(
             seconds: epoch_started.elapsed().as_secs_f64(),
             train_images_per_sec: seen as f64 / train_seconds.max(1e-9),
             eval_images_per_sec: eval.images_per_sec,
+            val_loss: val_eval.as_ref().map(|e| e.loss),
+            val_acc: val_eval.as_ref().map(|e| e.acc),
+            ema_test_loss: averaged.as_ref().map(|e| e.loss),
+            ema_test_acc: averaged.as_ref().map(|e| e.acc),
         };
         progress.epoch_done(&m, epochs);
-        let is_best = m.test_acc > best_acc;
-        best_acc = best_acc.max(m.test_acc);
+        events.epoch(&m, global_step);
         rows.push(m);
+        let is_best = select::best(&rows).is_some_and(|b| b.epoch == epoch);
+        early_stopped = exp
+            .train()
+            .early_stopping
+            .and_then(|rule| select::early_stop(&rule, &rows));
         run.write_metrics(&rows)?;
         last_eval = Some(eval);
         {
@@ -429,6 +498,7 @@ fn train_and_report(
             let snapshot = checkpoint::Snapshot::take(
                 &model,
                 optimizer.as_ref(),
+                average.as_deref(),
                 epoch,
                 epochs,
                 global_step,
@@ -437,7 +507,8 @@ fn train_and_report(
                 earlier_seconds + started.elapsed().as_secs_f64(),
             )?;
             let every = checkpoint_spec.every;
-            let due = every > 0 && (epoch.is_multiple_of(every) || epoch == epochs);
+            let last = epoch == epochs || early_stopped.is_some();
+            let due = every > 0 && (epoch.is_multiple_of(every) || last);
             let best = is_best && checkpoint_spec.best;
             if due || best {
                 snapshot.write(&run.path, due, best)?;
@@ -463,11 +534,15 @@ fn train_and_report(
             resume: resume_command(&run.path, &opts.data_dir),
         });
     }
+    if let Some(stop) = &early_stopped {
+        crate::ewriteln!("runner: {stop}");
+    }
+    let trained = rows.len();
     // A run resumed from the checkpoint of its last epoch has every row but not the last
     // evaluation's details; evaluating again gives the same numbers.
     let eval = match last_eval {
         Some(eval) => eval,
-        None => match evaluate(&model, exp, &test, &test_pipe, &device, epochs, &|| {
+        None => match evaluate(&model, exp, &test, &test_pipe, &device, trained, &|| {
             stop_requested(global_step)
         }) {
             Ok(eval) => eval,
@@ -489,14 +564,16 @@ fn train_and_report(
         let _span = tracing::info_span!("save_model").entered();
         let bytes = model.to_safetensors()?;
         crate::report::write_atomic(&run.file(crate::report::MODEL_FILE), &bytes)?;
+        if let Some(average) = &average {
+            let file = crate::report::average_model_file(average.name());
+            crate::report::write_atomic(&run.file(&file), &average.model().to_safetensors()?)?;
+        }
     }
     let last = rows
         .last()
         .cloned()
         .ok_or_else(|| TrainError::Device("no epoch ran".into()))?;
-    let best = rows
-        .iter()
-        .fold(&rows[0], |b, r| if r.test_acc > b.test_acc { r } else { b });
+    let best = select::best(&rows).unwrap_or(&last);
     let flags = crate::report::ResultFlags::of(&last);
     if let Some(warning) = flags.warning() {
         crate::ewriteln!("{warning}");
@@ -507,7 +584,7 @@ fn train_and_report(
         seed: exp.seed(),
         device: device_name(&device),
         params: params as u64,
-        epochs,
+        epochs: trained,
         train_images: n_train as u64,
         test_acc: last.test_acc,
         best_test_acc: best.test_acc,
@@ -515,8 +592,11 @@ fn train_and_report(
         final_train_loss: last.train_loss,
         final_test_loss: last.test_loss,
         seconds: earlier_seconds + started.elapsed().as_secs_f64(),
-        train_images_per_sec: (n_train * epochs) as f64 / train_seconds_total.max(1e-9),
+        train_images_per_sec: (n_train * trained) as f64 / train_seconds_total.max(1e-9),
         flags: flags.cell(),
+        selected_on: select::Selection::of(&rows).name().into(),
+        best_val_acc: best.val_acc,
+        stop_reason: early_stopped.map_or_else(String::new, |s| s.to_string()),
     };
     run.write_summary(&summary)?;
     // The pictures come last: if drawing fails, every CSV and the weights are already written,
@@ -540,6 +620,7 @@ mod tests {
 
     use super::*;
     use crate::experiment::print::to_toml;
+    use crate::report::tensorboard::What;
     use crate::report::{read_metrics, METRICS_FILE, MODEL_FILE};
 
     /// A small real net through every op that keeps state across steps (BatchNorm buffers,
@@ -556,6 +637,24 @@ mod tests {
         schedule: &str,
         checkpoint: &str,
     ) -> (Experiment, Graph) {
+        experiment_with(width, "", optimizer, schedule, checkpoint)
+    }
+
+    /// [`experiment_of_width`] with `data` added to `[data]` and `train` (any further keys) to
+    /// `[train]`.
+    fn experiment_with(
+        width: usize,
+        data: &str,
+        optimizer: &str,
+        schedule: &str,
+        train: &str,
+    ) -> (Experiment, Graph) {
+        let checkpoint = train;
+        let synthetic = if data.contains("synthetic") {
+            ""
+        } else {
+            "synthetic = { shape = [3, 8, 8], classes = 3, train_size = 64, test_size = 32 }"
+        };
         let text = format!(
             r#"
 name = "resume_test"
@@ -565,7 +664,8 @@ seed = 3
 dataset = "synthetic"
 batch_size = 16
 shuffle = true
-synthetic = {{ shape = [3, 8, 8], classes = 3, train_size = 64, test_size = 32 }}
+{synthetic}
+{data}
 train_transforms = [
   {{ op = "random_crop", size = 8, padding = 1 }},
   {{ op = "random_horizontal_flip" }},
@@ -598,17 +698,23 @@ schedule = {schedule}
         RunOptions {
             data_dir: PathBuf::from("unused-for-synthetic-data"),
             plain_progress: true,
-            log_every: 0,
+            log_every: 2,
             stop_after_steps,
+            tensorboard: true,
         }
     }
 
-    /// metrics.csv without its three timing columns.
+    /// metrics.csv without its three timing columns (`seconds`, `train_images_per_sec`,
+    /// `eval_images_per_sec`).
     fn metrics_without_timing(dir: &std::path::Path) -> Vec<String> {
         std::fs::read_to_string(dir.join(METRICS_FILE))
             .expect("metrics.csv")
             .lines()
-            .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
+            .map(|l| {
+                let cells = l.split(',').enumerate();
+                let kept = cells.filter(|(i, _)| !(6..9).contains(i)).map(|(_, c)| c);
+                kept.collect::<Vec<_>>().join(",")
+            })
             .collect()
     }
 
@@ -670,22 +776,108 @@ schedule = {schedule}
             metrics_without_timing(&whole.path),
             metrics_without_timing(&parted.path)
         );
+        let resumed_at = 4 * want_checkpoint.unwrap_or(0) as i64 + 1;
+        // Plain progress lines (and `batch/*` scalars) every 2 steps: the first session logged
+        // a step after its checkpoint when it stopped at an even one.
+        let orphans = (resumed_at..=stop as i64).any(|s| s % 2 == 0);
+        // An early stop ends the run before `epochs`: the rows say how many epochs ran.
+        let trained = read_metrics(&parted.file(METRICS_FILE))
+            .expect("metrics")
+            .len();
+        assert_events_match_metrics(&parted.path, trained as i64, resumed_at, orphans);
+        let comparable = |d: &RunDir| {
+            let mut s = crate::report::tensorboard::read_scalars(&d.path).expect("scalars");
+            s.retain(|tag, _| !tag.contains("seconds") && !tag.contains("per_sec"));
+            s
+        };
+        assert_eq!(
+            comparable(&whole),
+            comparable(&parted),
+            "the scalars but timing"
+        );
         let weights = |d: &RunDir| std::fs::read(d.file(MODEL_FILE)).expect("weights");
         assert!(
             weights(&whole) == weights(&parted),
             "the final weights differ"
         );
+        let ema = crate::report::average_model_file("ema");
+        let averaged = |d: &RunDir| std::fs::read(d.file(&ema)).ok();
+        assert_eq!(
+            averaged(&whole).is_some(),
+            exp.train().ema.is_some(),
+            "{ema}"
+        );
+        assert!(
+            averaged(&whole) == averaged(&parted),
+            "the final averaged weights differ"
+        );
         let status = RunStatus::read(&parted.path)
             .expect("status")
             .expect("a status");
         assert_eq!(status.state, RunState::Finished);
-        assert_eq!(
-            read_metrics(&parted.file(METRICS_FILE))
-                .expect("metrics")
-                .len(),
-            exp.train().epochs
-        );
+        if exp.train().early_stopping.is_none() {
+            assert_eq!(trained, exp.train().epochs);
+        }
         assert!(temporaries(&parted.path).is_empty());
+    }
+
+    /// The run in `dir` was interrupted once and resumed, its second session starting at
+    /// global step `resumed_at`: two event files, the second with a `session_log` START at
+    /// that step, and the scalars TensorBoard shows are metrics.csv's, once per epoch, at the
+    /// step that ended it (4 steps per epoch), though the first session wrote steps and maybe
+    /// epochs past its checkpoint.
+    fn assert_events_match_metrics(
+        dir: &std::path::Path,
+        epochs: i64,
+        resumed_at: i64,
+        orphans: bool,
+    ) {
+        use crate::report::tensorboard::{
+            epoch_tag, event_files, read_event_file, read_scalars, BATCH_LOSS,
+        };
+        use crate::report::{metrics_cells, METRICS_HEADER};
+        let files = event_files(dir).expect("event files");
+        assert_eq!(files.len(), 2, "one file per session: {files:?}");
+        let second = read_event_file(&files[1]).expect("second file");
+        assert_eq!(second.events[1].what, What::SessionStart);
+        assert_eq!(second.events[1].step, resumed_at);
+        let scalars = read_scalars(dir).expect("scalars");
+        // `--log-every 2`: each even step once, though the first session logged some of the
+        // steps after its checkpoint too.
+        let steps: Vec<i64> = scalars[BATCH_LOSS].iter().map(|p| p.step).collect();
+        assert_eq!(
+            steps,
+            (1..=4 * epochs).filter(|s| s % 2 == 0).collect::<Vec<_>>()
+        );
+        assert!(
+            read_event_file(&files[0])
+                .expect("first file")
+                .events
+                .iter()
+                .any(|e| e.step >= resumed_at && e.what != What::SessionStart)
+                == orphans,
+            "the first session wrote points after its checkpoint: expected {orphans}"
+        );
+        let rows = read_metrics(&dir.join(METRICS_FILE)).expect("metrics");
+        for (column, i) in METRICS_HEADER.split(',').zip(0..) {
+            // An empty column (`val_*` without a validation split) is not written.
+            if rows.iter().all(|m| metrics_cells(m)[i].is_empty()) {
+                assert!(!scalars.contains_key(&epoch_tag(column)), "{column}");
+                continue;
+            }
+            let want: Vec<(i64, f32)> = rows
+                .iter()
+                .map(|m| {
+                    let cell: f64 = metrics_cells(m)[i].parse().expect("a number");
+                    (4 * m.epoch as i64, cell as f32)
+                })
+                .collect();
+            let got: Vec<(i64, f32)> = scalars[&epoch_tag(column)]
+                .iter()
+                .map(|p| (p.step, p.value))
+                .collect();
+            assert_eq!(got, want, "{column}");
+        }
     }
 
     #[test]
@@ -721,6 +913,69 @@ schedule = {schedule}
         assert_resume_is_exact(&exp, &graph, 10, Some(2));
     }
 
+    /// The `[train]` keys of the accumulation, clipping and averaging tests: 4 batches an
+    /// epoch in groups of 3, so 2 optimizer steps an epoch, the second on a single batch.
+    const ACCUMULATE_CLIP_EMA: &str = "accumulate = 3\n\
+        clip_grad = { max_norm = 0.5 }\n\
+        ema = { decay = 0.8, warmup = true, warmup_power = 1.0 }";
+
+    #[test]
+    fn accumulation_clipping_and_the_average_resume_bit_exactly() {
+        let (exp, graph) = experiment(
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9 }"#,
+            r#"{ kind = "one_cycle", max_lr = 0.1 }"#,
+            ACCUMULATE_CLIP_EMA,
+        );
+        // Optimizer step 3 is the first of epoch 2: the run resumes from epoch 1's checkpoint.
+        assert_resume_is_exact(&exp, &graph, 3, Some(1));
+    }
+
+    #[test]
+    fn the_average_is_evaluated_every_epoch_and_saved_under_the_models_names() {
+        let (exp, graph) = experiment(
+            r#"{ kind = "adam", lr = 0.01 }"#,
+            r#"{ kind = "cosine" }"#,
+            ACCUMULATE_CLIP_EMA,
+        );
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+        run(&exp, &graph, &to_toml(&exp), &dir, &options(None), false).expect("run");
+        let rows = read_metrics(&dir.file(METRICS_FILE)).expect("metrics");
+        assert_eq!(rows.len(), 4);
+        for r in &rows {
+            assert!(r.ema_test_loss.is_some_and(f64::is_finite), "{r:?}");
+            assert!(r.ema_test_acc.is_some(), "{r:?}");
+        }
+        // The file opens as the model (same names and shapes), differs from the trained
+        // weights, and evaluates to the last row's numbers.
+        let ema = dir.file(&crate::report::average_model_file("ema"));
+        let model = Model::new(&graph, exp.seed(), &Device::Cpu).expect("model");
+        model
+            .load(&ema)
+            .expect("model_ema.safetensors loads as the model");
+        let raw = std::fs::read(dir.file(MODEL_FILE)).expect("model.safetensors");
+        assert!(
+            std::fs::read(&ema).expect("ema") != raw,
+            "the average is the model"
+        );
+        let splits = data::load(&exp.data().dataset, &options(None).data_dir, exp.seed());
+        let test = Arc::new(splits.expect("data").test);
+        let shape = exp.data().dataset.image_shape();
+        let pipe = Arc::new(Pipeline::new(&exp.data().test_transforms, shape));
+        let Ok(eval) = evaluate(&model, &exp, &test, &pipe, &Device::Cpu, 4, &|| None) else {
+            panic!("evaluation failed")
+        };
+        let last = rows.last().expect("a row");
+        assert_eq!(
+            crate::report::accuracy_cell(eval.acc),
+            crate::report::accuracy_cell(last.ema_test_acc.expect("ema acc"))
+        );
+        assert_eq!(
+            crate::report::loss_cell(eval.loss),
+            crate::report::loss_cell(last.ema_test_loss.expect("ema loss"))
+        );
+    }
+
     #[test]
     fn a_stop_before_the_first_epoch_ends_leaves_no_checkpoint_and_resume_starts_over() {
         let (exp, graph) = experiment(
@@ -729,6 +984,133 @@ schedule = {schedule}
             "",
         );
         assert_resume_is_exact(&exp, &graph, 2, None);
+    }
+
+    /// 80 synthetic images less a validation split of 16: 64 to train on, 4 steps per epoch.
+    const VALIDATION: &str = "validation = 16\nsynthetic = { shape = [3, 8, 8], classes = 3, train_size = 80, test_size = 32 }";
+
+    #[test]
+    fn a_run_with_a_validation_split_and_early_stopping_resumes_bit_exactly() {
+        let (exp, graph) = experiment_with(
+            4,
+            VALIDATION,
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9 }"#,
+            r#"{ kind = "cosine" }"#,
+            "early_stopping = { metric = \"val_loss\", patience = 2 }",
+        );
+        assert_resume_is_exact(&exp, &graph, 7, Some(1));
+    }
+
+    /// The run's summary.
+    fn summary_of(dir: &RunDir) -> Summary {
+        crate::report::read_summary(&dir.file(crate::report::SUMMARY_FILE)).expect("summary")
+    }
+
+    #[test]
+    fn early_stopping_ends_the_run_after_patience_epochs_without_improvement() {
+        // No accuracy can rise by more than 100 points: epoch 1 stays the best, epochs 2 and 3
+        // do not improve, and the run ends after epoch 3 of 4.
+        let (exp, graph) = experiment_with(
+            4,
+            VALIDATION,
+            r#"{ kind = "sgd", lr = 0.05 }"#,
+            r#"{ kind = "constant" }"#,
+            "early_stopping = { metric = \"val_acc\", patience = 2, min_delta = 100.0 }",
+        );
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+        run(&exp, &graph, &to_toml(&exp), &dir, &options(None), false).expect("run");
+        let rows = read_metrics(&dir.file(METRICS_FILE)).expect("metrics");
+        assert_eq!(rows.len(), 3);
+        let s = summary_of(&dir);
+        assert_eq!(s.epochs, 3);
+        assert!(
+            s.stop_reason
+                .starts_with("early stopping after epoch 3: val_acc has not improved by more than 100 for 2 epochs (best "),
+            "{}",
+            s.stop_reason
+        );
+        assert!(s.stop_reason.ends_with("at epoch 1)"), "{}", s.stop_reason);
+        let status = RunStatus::read(&dir.path)
+            .expect("status")
+            .expect("a status");
+        assert_eq!(status.state, RunState::Finished);
+        assert_eq!(status.epochs_done, 3);
+        // The checkpoint of the stop is the last one: resuming finds nothing left to train.
+        let again = run(&exp, &graph, "", &dir, &options(None), true).expect("resume");
+        assert_eq!(again.epochs, 3);
+        assert_eq!(
+            read_metrics(&dir.file(METRICS_FILE))
+                .expect("metrics")
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn with_a_validation_split_the_best_epoch_is_chosen_on_it() {
+        let (exp, graph) = experiment_with(
+            4,
+            VALIDATION,
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9 }"#,
+            r#"{ kind = "constant" }"#,
+            "",
+        );
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+        run(&exp, &graph, &to_toml(&exp), &dir, &options(None), false).expect("run");
+        let rows = read_metrics(&dir.file(METRICS_FILE)).expect("metrics");
+        assert!(rows
+            .iter()
+            .all(|r| r.val_loss.is_some() && r.val_acc.is_some()));
+        let s = summary_of(&dir);
+        assert_eq!(s.selected_on, "val");
+        assert_eq!(s.stop_reason, "");
+        let top = rows
+            .iter()
+            .map(|r| r.val_acc.expect("val_acc"))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let want = rows
+            .iter()
+            .find(|r| r.val_acc == Some(top))
+            .expect("a best row");
+        assert_eq!(s.best_epoch, want.epoch);
+        assert_eq!(s.best_val_acc, want.val_acc);
+        assert_eq!(s.best_test_acc, want.test_acc);
+        // The best checkpoint is that epoch's.
+        let best = checkpoint::read_manifest(
+            &dir.path
+                .join(checkpoint::CHECKPOINT_DIR)
+                .join(checkpoint::BEST),
+        )
+        .expect("best manifest")
+        .expect("a best checkpoint");
+        assert_eq!(best.epoch, want.epoch);
+        // Without a split, the choice is the test set's, as before.
+        let (plain, plain_graph) = experiment(
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9 }"#,
+            r#"{ kind = "constant" }"#,
+            "",
+        );
+        let other = RunDir::create(&root.path().join("plain"), plain.name()).expect("run dir");
+        run(
+            &plain,
+            &plain_graph,
+            &to_toml(&plain),
+            &other,
+            &options(None),
+            false,
+        )
+        .expect("run");
+        let s = summary_of(&other);
+        assert_eq!((s.selected_on.as_str(), s.best_val_acc), ("test", None));
+        let rows = read_metrics(&other.file(METRICS_FILE)).expect("metrics");
+        assert!(rows.iter().all(|r| r.val_loss.is_none()));
+        let text = std::fs::read_to_string(other.file(METRICS_FILE)).expect("metrics");
+        assert!(
+            text.lines().nth(1).expect("a row").ends_with(",,"),
+            "{text}"
+        );
     }
 
     #[test]

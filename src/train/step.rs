@@ -1,12 +1,15 @@
 //! One training step, the same for the training loop ([`super::run`]) and `runner bench`:
 //! forward pass in training mode, loss, the loss read back, backward pass, optimizer update,
-//! and the predictions read back.
+//! and the predictions read back. [`GradientSteps`] puts gradient accumulation
+//! (`train.accumulate`) and clipping (`train.clip_grad`) between the backward pass and the
+//! update; without either it is [`train_step`] itself.
 
-use candle_core::{DType, Tensor, D};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var, D};
 
 use super::optim::Optimizer;
 use super::TrainError;
-use crate::experiment::LossSpec;
+use crate::experiment::{ClipGrad, LossSpec, TrainSpec};
 use crate::model::Model;
 
 /// What a step that updated the parameters reports.
@@ -16,13 +19,17 @@ pub struct StepOutput {
     pub loss: f32,
     /// The predicted class of every image in the batch (argmax of the logits before the update).
     pub predictions: Vec<u32>,
+    /// Whether the optimizer stepped: always for [`train_step`]; with accumulation, on the
+    /// last batch of each group only (the others add their gradients to the group's).
+    pub stepped: bool,
 }
 
 /// How a training step ended.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub enum StepOutcome {
-    /// The loss was finite and the optimizer updated the parameters.
+    /// The loss was finite: its gradients were taken and, when [`StepOutput::stepped`], the
+    /// optimizer updated the parameters.
     Updated(StepOutput),
     /// The loss was this non-finite value. The forward pass ran (BatchNorm running statistics
     /// and the dropout generator moved on), but no backward pass: the parameters and the
@@ -62,8 +69,175 @@ pub fn train_step(
         Ok(StepOutcome::Updated(StepOutput {
             loss: value,
             predictions,
+            stepped: true,
         }))
     })
+}
+
+/// Batches to optimizer steps: `train.accumulate` batches per step, their gradients summed
+/// (each batch's loss divided by `accumulate`, as `(loss / N).backward()` in PyTorch's usual
+/// loop) and clipped by `train.clip_grad` before the update.
+///
+/// An epoch whose batch count is not a multiple of `accumulate` ends with a shorter group: its
+/// step takes the batches there are, their losses still divided by `accumulate` (the usual
+/// `if (i + 1) % N == 0 or last: step` loop, and HF accelerate's; timm divides that group by
+/// its own size instead). Every batch runs its forward pass in training mode, so BatchNorm's
+/// running statistics move with each batch, as in PyTorch.
+pub struct GradientSteps {
+    accumulate: usize,
+    clip: Option<ClipGrad>,
+    /// The parameters whose gradients are accumulated and clipped (the optimizer's).
+    vars: Vec<Var>,
+    /// The summed gradients of the group's batches so far.
+    sum: GradStore,
+    /// Batches in `sum`.
+    pending: usize,
+}
+
+impl GradientSteps {
+    /// Steps as `train` says, over `model`'s trainable parameters.
+    pub fn new(train: &TrainSpec, model: &Model) -> Self {
+        GradientSteps {
+            accumulate: train.accumulate.max(1),
+            clip: train.clip_grad,
+            vars: model.trainable_vars(),
+            sum: GradStore::default(),
+            pending: 0,
+        }
+    }
+
+    /// Optimizer steps in an epoch of `batches` batches (what the schedule counts).
+    pub fn steps_per_epoch(&self, batches: usize) -> usize {
+        batches.div_ceil(self.accumulate)
+    }
+
+    /// The optimizer step (from 0, within its epoch) that batch `batch` of the epoch belongs to.
+    pub fn step_of(&self, batch: usize) -> usize {
+        batch / self.accumulate
+    }
+
+    /// One batch, with the learning rate `lr` for the step it belongs to: as [`train_step`]
+    /// when there is neither accumulation nor clipping. Otherwise the forward pass, the loss
+    /// read back and, if it is finite, the backward pass of `loss / accumulate`, its gradients
+    /// added to the group's; on the group's last batch (every `accumulate`-th, or `last`, the
+    /// epoch's last) the sum is clipped and the optimizer steps. A non-finite loss adds
+    /// nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch(
+        &mut self,
+        model: &Model,
+        optimizer: &mut dyn Optimizer,
+        loss_spec: LossSpec,
+        images: &Tensor,
+        labels: &Tensor,
+        lr: f64,
+        last: bool,
+    ) -> Result<StepOutcome, TrainError> {
+        if self.accumulate == 1 && self.clip.is_none() {
+            // The fast path, unchanged: no copy of the gradients, the optimizer reads them
+            // straight from the backward pass.
+            return train_step(model, optimizer, loss_spec, images, labels, lr);
+        }
+        crate::runtime::in_pool(move || {
+            let logits = model.forward(images, true)?;
+            let l = loss(loss_spec, &logits, labels)?;
+            let value = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                return Ok(StepOutcome::NonFinite(value));
+            }
+            let scaled = if self.accumulate > 1 {
+                (l / self.accumulate as f64)?
+            } else {
+                l
+            };
+            let mut grads = scaled.backward()?;
+            for var in &self.vars {
+                if let Some(g) = grads.remove(var) {
+                    let g = match self.sum.remove(var) {
+                        Some(sum) => sum.add(&g)?,
+                        None => g,
+                    };
+                    self.sum.insert(var, g);
+                }
+            }
+            drop(grads);
+            self.pending += 1;
+            let stepped = self.pending == self.accumulate || last;
+            if stepped {
+                let mut sum = std::mem::take(&mut self.sum);
+                self.pending = 0;
+                if let Some(clip) = self.clip {
+                    clip_grads(&mut sum, &self.vars, clip)?;
+                }
+                optimizer.set_learning_rate(lr);
+                optimizer.step(&sum)?;
+            }
+            let predictions = predictions(&logits.detach())?;
+            Ok(StepOutcome::Updated(StepOutput {
+                loss: value,
+                predictions,
+                stepped,
+            }))
+        })
+    }
+}
+
+/// Clips the gradients of `vars` in `grads` in place, as PyTorch does:
+///
+/// - `clip_grad_norm_`: the norm of each gradient, the `norm_type` norm of those norms as the
+///   total, `coef = max_norm / (total + 1e-6)` clamped to at most 1, every gradient times
+///   `coef`. All of it on the gradients' device in `f32`, with no read-back (a non-finite
+///   total makes the gradients non-finite, as PyTorch's default `error_if_nonfinite=False`).
+/// - `clip_grad_value_`: every element clamped to `[-value, value]`.
+pub fn clip_grads(grads: &mut GradStore, vars: &[Var], clip: ClipGrad) -> candle_core::Result<()> {
+    match clip {
+        ClipGrad::Value { value } => {
+            for var in vars {
+                if let Some(g) = grads.remove(var) {
+                    grads.insert(var, g.clamp(-value, value)?);
+                }
+            }
+        }
+        ClipGrad::Norm {
+            max_norm,
+            norm_type,
+        } => {
+            let present: Vec<&Var> = vars.iter().filter(|v| grads.get(v).is_some()).collect();
+            let mut norms = Vec::with_capacity(present.len());
+            for var in &present {
+                if let Some(g) = grads.get(var) {
+                    norms.push(vector_norm(&g.to_dtype(DType::F32)?, norm_type)?);
+                }
+            }
+            if norms.is_empty() {
+                return Ok(());
+            }
+            let total = vector_norm(&Tensor::stack(&norms, 0)?, norm_type)?;
+            // PyTorch's `max_norm / t` is `t.reciprocal() * max_norm`.
+            let coef = ((total + 1e-6)?.recip()? * max_norm)?.minimum(1f32)?;
+            for var in present {
+                if let Some(g) = grads.remove(var) {
+                    let scaled = g.broadcast_mul(&coef.to_dtype(g.dtype())?)?;
+                    grads.insert(var, scaled);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `torch.linalg.vector_norm(t, p)` of all of `t`'s elements, as a 0-dimensional tensor.
+fn vector_norm(t: &Tensor, p: f64) -> candle_core::Result<Tensor> {
+    let t = t.flatten_all()?;
+    if p == 2.0 {
+        t.sqr()?.sum_all()?.sqrt()
+    } else if p == 1.0 {
+        t.abs()?.sum_all()
+    } else if p.is_infinite() {
+        t.abs()?.max(0)
+    } else {
+        t.abs()?.powf(p)?.sum_all()?.powf(1.0 / p)
+    }
 }
 
 /// The loss of a batch, averaged over its images (of the training step and of evaluation).
@@ -200,6 +374,270 @@ optimizer = { kind = "adam", lr = 0.01 }
         }
     }
 
+    /// The net and data of `scripts/golden_clip_accum.py`: conv -> BatchNorm -> ReLU ->
+    /// flatten -> linear on 12 fixed 1x3x3 images, SGD with lr 0.1 and momentum 0.9.
+    const GOLDEN: &str = r#"
+name = "golden_clip_accum"
+
+[data]
+dataset = "synthetic"
+batch_size = 4
+synthetic = { shape = [1, 3, 3], classes = 3, train_size = 12, test_size = 3 }
+
+[model]
+layers = [
+  { op = "conv2d", out = 2, kernel = 2 },
+  { op = "batch_norm2d" },
+  { op = "relu" },
+  { op = "flatten" },
+  { op = "linear", out = 3 },
+]
+
+[train]
+optimizer = { kind = "sgd", lr = 0.1, momentum = 0.9 }
+"#;
+
+    /// PyTorch's results: the parameters, then BatchNorm's running mean and variance, after
+    /// the last step of each case. From `/work/main/.venv-torch/bin/python
+    /// scripts/golden_clip_accum.py` with torch 2.15.0+cu132 (CPU, float32).
+    #[rustfmt::skip]
+    const PLAIN: [f64; 45] = [
+        -5.089057088e-01, -4.380005896e-01, -5.128858238e-02, 1.094516069e-01,
+        2.590233684e-01, 4.484877288e-01, -4.375845790e-01, -2.472239286e-01,
+        1.562500000e-01, 3.437500000e-01, 8.731172681e-01, 9.875799417e-01,
+        -1.055294946e-01, -8.223386481e-03, 2.065203153e-02, 3.084304035e-01,
+        4.249156713e-01, -4.004813135e-01, -2.696282566e-01, -4.717748240e-02,
+        1.213460192e-01, 3.219138682e-01, -4.069413245e-01, -3.440691233e-01,
+        -7.833217084e-02, 6.231367961e-02, 2.768813372e-01, 4.727338850e-01,
+        -4.130342901e-01, -1.898761243e-01, -1.449606866e-01, 6.688871980e-02,
+        2.471665144e-01, 4.319176376e-01, -4.135031402e-01, -2.693063915e-01,
+        -5.206171423e-02, 8.671225607e-02, -3.140211999e-01, -1.684591873e-03,
+        3.445580229e-02, 3.795093298e-02, 9.064608812e-02, 7.944198847e-01,
+        7.968245149e-01,
+    ];
+    #[rustfmt::skip]
+    const CLIP_NORM: [f64; 45] = [
+        -5.284970403e-01, -3.624637425e-01, -1.281544417e-01, 4.973988235e-02,
+        2.235608697e-01, 4.106613100e-01, -4.663862288e-01, -2.774833441e-01,
+        1.562500000e-01, 3.437500000e-01, 9.603220224e-01, 9.977694154e-01,
+        -3.691532463e-02, -1.432991470e-03, 7.095409930e-02, 2.907033563e-01,
+        4.603411555e-01, -3.950376213e-01, -2.353678793e-01, -2.895180695e-02,
+        1.458076686e-01, 3.441322446e-01, -4.949888289e-01, -3.510517776e-01,
+        -1.314707696e-01, 3.536368161e-02, 2.421559244e-01, 4.237564802e-01,
+        -4.451870024e-01, -2.529363632e-01, -1.072152928e-01, 9.159846604e-02,
+        2.648795843e-01, 4.534239173e-01, -4.130380452e-01, -2.385546863e-01,
+        -4.437065870e-02, 1.275541335e-01, -2.900927663e-01, -5.829258636e-02,
+        6.713534147e-02, 3.800242767e-02, 9.030289203e-02, 7.993955612e-01,
+        7.967477441e-01,
+    ];
+    #[rustfmt::skip]
+    const CLIP_NORM_INF: [f64; 45] = [
+        -5.300841331e-01, -3.543081582e-01, -1.380316466e-01, 3.965439275e-02,
+        2.189284712e-01, 4.056819677e-01, -4.696379006e-01, -2.814865112e-01,
+        1.562500000e-01, 3.437500000e-01, 9.748992920e-01, 9.994814992e-01,
+        -2.526501939e-02, -3.399440320e-04, 8.144681901e-02, 2.872725129e-01,
+        4.650642276e-01, -3.972367942e-01, -2.284508646e-01, -2.793018520e-02,
+        1.496280432e-01, 3.457018435e-01, -5.094279647e-01, -3.488573730e-01,
+        -1.406638324e-01, 3.354281932e-02, 2.336923182e-01, 4.167697430e-01,
+        -4.539179206e-01, -2.636530697e-01, -1.032688543e-01, 9.283488989e-02,
+        2.693496048e-01, 4.574439824e-01, -4.114914536e-01, -2.325895578e-01,
+        -3.946011886e-02, 1.367012411e-01, -2.855692208e-01, -7.152320445e-02,
+        7.584244013e-02, 3.800598904e-02, 9.027513862e-02, 8.004513979e-01,
+        7.967622876e-01,
+    ];
+    #[rustfmt::skip]
+    const CLIP_VALUE: [f64; 45] = [
+        -5.259341002e-01, -3.427999914e-01, -1.397118270e-01, 4.029999673e-02,
+        2.277999967e-01, 4.153000116e-01, -4.596999884e-01, -2.721999884e-01,
+        1.562500000e-01, 3.437500000e-01, 9.819499850e-01, 9.932094216e-01,
+        -1.805000007e-02, -3.031691071e-03, 8.469999582e-02, 2.944391072e-01,
+        4.596999884e-01, -4.153000116e-01, -2.336031497e-01, -4.029999673e-02,
+        1.400292963e-01, 3.346999884e-01, -5.298089981e-01, -3.447000086e-01,
+        -1.464549452e-01, 3.029999696e-02, 2.433237731e-01, 4.052999914e-01,
+        -4.406999946e-01, -2.663602233e-01, -1.118000001e-01, 9.470000118e-02,
+        2.632000148e-01, 4.507000148e-01, -4.005039930e-01, -2.367999852e-01,
+        -4.968367517e-02, 1.382000148e-01, -2.903000116e-01, -6.769222021e-02,
+        7.569999993e-02, 3.805875033e-02, 9.036006033e-02, 8.004688025e-01,
+        7.965627909e-01,
+    ];
+    #[rustfmt::skip]
+    const ACCUMULATE: [f64; 45] = [
+        -4.603058398e-01, -5.023779869e-01, -5.260031298e-02, 1.670782417e-01,
+        1.960029006e-01, 4.766897857e-01, -4.687509835e-01, -2.042619586e-01,
+        1.562500000e-01, 3.437500000e-01, 8.564174175e-01, 9.977297783e-01,
+        -1.083341390e-01, -2.496029623e-02, 1.309848763e-02, 2.984725833e-01,
+        4.153501093e-01, -4.023512900e-01, -2.531990111e-01, -3.710772470e-02,
+        1.346595734e-01, 3.400142789e-01, -4.009611905e-01, -3.410517275e-01,
+        -5.292034522e-02, 5.537599698e-02, 2.634879053e-01, 4.687871337e-01,
+        -4.235302806e-01, -2.059495151e-01, -1.433873326e-01, 7.382914424e-02,
+        2.313202322e-01, 4.407252967e-01, -4.165389240e-01, -2.754293978e-01,
+        -5.487927422e-02, 8.468520641e-02, -3.142007887e-01, -5.631714594e-04,
+        3.351392969e-02, 6.666703522e-02, 1.614059955e-01, 6.423255801e-01,
+        6.541808844e-01,
+    ];
+    #[rustfmt::skip]
+    const ACCUMULATE_CLIP_NORM: [f64; 45] = [
+        -4.963257611e-01, -4.107565284e-01, -1.090797707e-01, 8.851181716e-02,
+        2.001923472e-01, 4.189958274e-01, -4.796352684e-01, -2.615078986e-01,
+        1.562500000e-01, 3.437500000e-01, 9.599639773e-01, 1.003116250e+00,
+        -2.750167437e-02, -4.711686168e-03, 6.999357790e-02, 2.856383324e-01,
+        4.604872763e-01, -3.927539885e-01, -2.282519042e-01, -2.285919897e-02,
+        1.487174332e-01, 3.549005091e-01, -4.986754358e-01, -3.527657390e-01,
+        -1.293575913e-01, 3.177798912e-02, 2.343673855e-01, 4.184792340e-01,
+        -4.520825148e-01, -2.660581172e-01, -1.025681421e-01, 9.837740660e-02,
+        2.626203299e-01, 4.547260106e-01, -4.123654366e-01, -2.393700331e-01,
+        -4.038496688e-02, 1.299076229e-01, -2.879353464e-01, -6.131502241e-02,
+        6.800035387e-02, 6.689393520e-02, 1.605896950e-01, 6.497109532e-01,
+        6.476507187e-01,
+    ];
+    #[rustfmt::skip]
+    const ACCUMULATE_LEFTOVER: [f64; 45] = [
+        -4.757736027e-01, -4.888844192e-01, -5.925570056e-02, 1.516104788e-01,
+        1.861428469e-01, 4.659429491e-01, -4.779215157e-01, -2.141219974e-01,
+        1.562500000e-01, 3.437500000e-01, 8.513512015e-01, 1.001396060e+00,
+        -1.143390536e-01, -1.987221278e-02, 2.384839021e-02, 2.885424197e-01,
+        4.258877039e-01, -4.023512900e-01, -2.545435727e-01, -3.126969934e-02,
+        1.257878393e-01, 3.390111625e-01, -3.939774632e-01, -3.369830251e-01,
+        -4.607455060e-02, 5.537599698e-02, 2.715027928e-01, 4.725798368e-01,
+        -4.198952615e-01, -1.989883035e-01, -1.611209661e-01, 7.969063520e-02,
+        2.139368504e-01, 4.407252967e-01, -4.232091904e-01, -2.850601375e-01,
+        -4.964255542e-02, 7.872709632e-02, -3.184661269e-01, 1.259790361e-02,
+        2.461820468e-02, 4.437373579e-02, 1.355036795e-01, 6.932622790e-01,
+        6.851319671e-01,
+    ];
+
+    /// Runs the script's loop with `GradientSteps` on the script's net and data: `batches`
+    /// batches of `batch` images under the `[train]` keys `extra`. Returns the state after the
+    /// last batch and how many optimizer steps were taken.
+    fn golden_run(extra: &str, batch: usize, batches: usize) -> (Vec<f32>, usize) {
+        let exp = experiment(&format!("{GOLDEN}{extra}\n"));
+        let dev = Device::Cpu;
+        let model = Model::new(&exp.g, 0, &dev).expect("model");
+        // The script's `value(t, k)`; BatchNorm's weight and bias (2 and 3) keep 1 and 0.
+        for (t, (_, var)) in model.named_parameters().iter().enumerate() {
+            if t == 2 || t == 3 {
+                continue;
+            }
+            let v: Vec<f32> = (0..var.elem_count())
+                .map(|k| ((((k * 37 + 11 * t) % 17) as f64 - 8.5) / 16.0) as f32)
+                .collect();
+            var.set(&Tensor::from_vec(v, var.shape(), &dev).expect("value"))
+                .expect("set");
+        }
+        let pixels: Vec<f32> = (0..12 * 9)
+            .map(|i| (((i * 7 % 23) as f64 - 11.0) / 8.0) as f32)
+            .collect();
+        let images = Tensor::from_vec(pixels, (12, 1, 3, 3), &dev).expect("images");
+        let labels: Vec<u32> = (0..12).map(|n| (n * 5 + 1) % 3).collect();
+        let labels = Tensor::from_vec(labels, 12, &dev).expect("labels");
+        let mut opt = optim::build(&exp.train().optimizer, model.trainable_vars()).expect("opt");
+        let mut steps = GradientSteps::new(exp.train(), &model);
+        let mut stepped = 0;
+        for i in 0..batches {
+            let x = images.narrow(0, i * batch, batch).expect("x");
+            let y = labels.narrow(0, i * batch, batch).expect("y");
+            let last = i + 1 == batches;
+            let out = steps.batch(&model, opt.as_mut(), exp.train().loss, &x, &y, 0.1, last);
+            match out.expect("batch") {
+                StepOutcome::Updated(out) => stepped += usize::from(out.stepped),
+                other => panic!("batch {i}: {other:?}"),
+            }
+        }
+        let all = model.named_parameters().iter().chain(model.named_buffers());
+        let state = all
+            .flat_map(|(_, v)| {
+                let v = v.as_tensor().flatten_all().expect("flatten");
+                v.to_vec1::<f32>().expect("read")
+            })
+            .collect();
+        (state, stepped)
+    }
+
+    #[test]
+    fn clipping_and_accumulation_match_pytorch() {
+        // (case, `[train]` keys, images per batch, batches, optimizer steps, PyTorch's state)
+        let cases = [
+            ("plain", "", 4, 3, 3, &PLAIN),
+            (
+                "clip_norm",
+                "clip_grad = { max_norm = 0.5 }",
+                4,
+                3,
+                3,
+                &CLIP_NORM,
+            ),
+            (
+                "clip_norm_inf",
+                "clip_grad = { max_norm = 0.1, norm_type = \"inf\" }",
+                4,
+                3,
+                3,
+                &CLIP_NORM_INF,
+            ),
+            (
+                "clip_value",
+                "clip_grad = { value = 0.05 }",
+                4,
+                3,
+                3,
+                &CLIP_VALUE,
+            ),
+            ("accumulate", "accumulate = 2", 2, 6, 3, &ACCUMULATE),
+            (
+                "accumulate_clip_norm",
+                "accumulate = 2\nclip_grad = { max_norm = 0.5, norm_type = 2 }",
+                2,
+                6,
+                3,
+                &ACCUMULATE_CLIP_NORM,
+            ),
+            (
+                "accumulate_leftover",
+                "accumulate = 2",
+                2,
+                5,
+                3,
+                &ACCUMULATE_LEFTOVER,
+            ),
+        ];
+        for (case, extra, batch, batches, want_steps, want) in cases {
+            let (got, steps) = golden_run(extra, batch, batches);
+            assert_eq!(steps, want_steps, "{case}: optimizer steps");
+            assert_eq!(got.len(), want.len(), "{case}: values");
+            for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+                let g = f64::from(g);
+                assert!(
+                    (g - w).abs() <= 1e-6 * w.abs().max(0.1),
+                    "{case}: value {i}: got {g:e}, PyTorch {w:e}"
+                );
+            }
+        }
+        // The cases differ from each other where they should: each setting moved the weights.
+        let (plain, _) = golden_run("", 4, 3);
+        for extra in [
+            "clip_grad = { max_norm = 0.5 }",
+            "clip_grad = { value = 0.05 }",
+        ] {
+            let (clipped, _) = golden_run(extra, 4, 3);
+            assert!(clipped != plain, "{extra} changed nothing");
+        }
+    }
+
+    #[test]
+    fn a_bound_far_above_every_gradient_gives_the_bits_of_no_clipping() {
+        // clip_grad_norm_ multiplies by min(1, coef) = 1 and clip_grad_value_ clamps nothing:
+        // the path that collects and clips the gradients against the fast path.
+        let (plain, _) = golden_run("", 4, 3);
+        let to_bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for extra in [
+            "clip_grad = { max_norm = 1e6 }",
+            "clip_grad = { value = 1e6 }",
+        ] {
+            let (got, _) = golden_run(extra, 4, 3);
+            assert_eq!(to_bits(&got), to_bits(&plain), "{extra}");
+        }
+    }
+
     #[test]
     fn steps_lower_the_loss_on_a_fixed_batch() {
         // Without dropout the loss a step reports is a function of the parameters alone, so
@@ -255,6 +693,7 @@ optimizer = { kind = "adam", lr = 0.01 }
             theirs.push(StepOutcome::Updated(StepOutput {
                 loss: lv,
                 predictions: preds,
+                stepped: true,
             }));
         }
         let bits = |o: &[StepOutcome]| o.iter().map(|o| loss_of(o).to_bits()).collect::<Vec<_>>();

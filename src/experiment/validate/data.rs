@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use super::super::format::{DatasetName, RawData, RawSynthetic, RawTransform, RawTransformOp};
 use super::super::read::{Cx, Sp};
-use super::super::{DataSpec, DatasetKind, SyntheticSpec, Transform};
+use super::super::{DataSpec, DatasetKind, SyntheticSpec, Transform, ValidationSize};
 use super::{count, real};
 use crate::diagnostic::Diagnostic;
 
@@ -50,6 +50,7 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
         None => Some(None),
         Some(_) => count(cx, &d.train_limit, 1, 1, "train_limit").map(Some),
     };
+    let validation = validation(cx, &d, &dataset);
     let input = dataset.image_shape();
     let train = transforms(cx, d.train_transforms.as_ref(), input);
     let test = transforms(cx, d.test_transforms.as_ref(), input);
@@ -96,11 +97,19 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
         dataset: dataset.clone(),
         train_transforms: t.clone(),
     });
-    let spec = match (batch_size, test_batch_size, train_limit, train, test) {
+    let spec = match (
+        batch_size,
+        test_batch_size,
+        train_limit,
+        validation,
+        train,
+        test,
+    ) {
         (
             Some(batch_size),
             Some(test_batch_size),
             Some(train_limit),
+            Some(validation),
             Some((train, _)),
             Some((test, _)),
         ) => Some(DataSpec {
@@ -109,12 +118,46 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
             test_batch_size,
             shuffle: d.shuffle.as_ref().is_none_or(|s| s.value),
             train_limit,
+            validation,
             train_transforms: train,
             test_transforms: test,
         }),
         _ => None,
     };
     (spec, images)
+}
+
+/// `validation`, checked against the training set's size where the data set fixes it: the
+/// split must leave at least one training image.
+fn validation(
+    cx: &mut Cx<'_>,
+    d: &RawData,
+    dataset: &DatasetKind,
+) -> Option<Option<ValidationSize>> {
+    let Some(v) = &d.validation else {
+        return Some(None);
+    };
+    if let Some(n) = dataset.train_images() {
+        let take = v.value.images(n);
+        if take == 0 || take >= n {
+            cx.push(
+                Diagnostic::error(
+                    v.span.clone(),
+                    format!(
+                        "a validation split of {take} of the {n} training images of `{}`",
+                        dataset.name()
+                    ),
+                )
+                .label(if take == 0 {
+                    "rounds to no image"
+                } else {
+                    "leaves no image to train on"
+                }),
+            );
+            return None;
+        }
+    }
+    Some(Some(v.value))
 }
 
 fn dataset_kind(

@@ -94,11 +94,28 @@ pub fn validate<'a>(cx: &mut Cx<'a>, raw: RawExperiment<'a>, default_name: &str)
         (Some(images), Some(m)) => model::validate(cx, m.value, images.shape()),
         _ => None,
     };
-    if let (Some((train, train_spans)), Some((m, _))) = (&train, &model) {
+    if let (Some((train, spans)), Some(data)) = (&train, &data) {
+        if let (Some(stop), Some(span)) = (&train.early_stopping, &spans.early_stopping) {
+            if stop.metric.needs_validation() && data.validation.is_none() {
+                cx.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        format!(
+                            "early stopping on `{}` needs a validation split",
+                            stop.metric.name()
+                        ),
+                    )
+                    .label("no `data.validation`")
+                    .help("add `validation = 0.1` (or a number of images) to `[data]`"),
+                );
+            }
+        }
+    }
+    if let (Some((train, spans)), Some((m, _))) = (&train, &model) {
         let ends_log_softmax = m.layers.last().is_some_and(|l| l.op == LayerOp::LogSoftmax);
         if train.loss == LossSpec::Nll && !ends_log_softmax {
             cx.push(
-                Diagnostic::warning(train_spans.loss.clone(), "`nll` loss expects log-probabilities, but the model does not end with `log_softmax`")
+                Diagnostic::warning(spans.loss.clone(), "`nll` loss expects log-probabilities, but the model does not end with `log_softmax`")
                     .label("loss = \"nll\"")
                     .help("add `{ op = \"log_softmax\" }` as the last layer, or use `loss = \"cross_entropy\"`"),
             );

@@ -3,33 +3,31 @@
 use std::ops::Range;
 
 use super::super::format::{
-    LossName, OptimizerName, RawInitFrom, RawOptimizer, RawSchedule, RawTrain, ScheduleName,
+    LossName, OptimizerName, RawClipGrad, RawEma, RawInitFrom, RawOptimizer, RawSchedule, RawTrain,
+    ScheduleName, StopMetric,
 };
-use super::super::read::{Cx, Sp};
+use super::super::read::{int_in, Cx, Sp};
 use super::super::{
-    CheckpointSpec, InitFrom, LossSpec, OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
+    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, InitFrom, LossSpec, OptimizerSpec,
+    ScheduleKind, ScheduleSpec, TrainSpec,
 };
 use super::model::MAX_WIDTH;
-use super::{count, real};
+use super::{count, real, MAX_COUNT};
 use crate::diagnostic::Diagnostic;
 
-/// What [`validate`] gives besides the spec: spans later checks point at.
-pub struct TrainSpans {
-    /// The loss (for the nll warning).
-    pub loss: Range<usize>,
-    /// The `init_from` value (for the check of the weights file against the model).
-    pub init_from: Option<Range<usize>>,
-}
-
-/// Returns the checked training spec and the spans later checks need.
+/// Returns the checked training spec and where its cross-table checks point.
 pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, TrainSpans)> {
     let t = t.unwrap_or(RawTrain {
         epochs: None,
         loss: None,
         optimizer: None,
         schedule: None,
+        accumulate: None,
+        clip_grad: None,
+        ema: None,
         checkpoint: None,
         init_from: None,
+        early_stopping: None,
         failed: Vec::new(),
     });
     let epochs = count(cx, &t.epochs, 1, 1, "epochs");
@@ -87,9 +85,59 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         None => Some(None),
         Some(i) => validate_init(cx, &i.value).map(Some),
     };
+    let early_stopping = match &t.early_stopping {
+        None => Some(None),
+        Some(e) => {
+            let e = &e.value;
+            let patience = count(cx, &e.patience, 5, 1, "patience");
+            let min_delta = real(
+                cx,
+                &e.min_delta,
+                0.0,
+                |x| (0.0..=1e6).contains(&x),
+                "min_delta",
+                "0 <= min_delta <= 1e6",
+            );
+            match (patience, min_delta) {
+                (Some(patience), Some(min_delta)) => Some(Some(EarlyStopping {
+                    metric: e.metric.as_ref().map_or(StopMetric::ValLoss, |m| m.value),
+                    patience,
+                    min_delta,
+                })),
+                _ => None,
+            }
+        }
+    };
+    let stop_span = t.early_stopping.as_ref().map(|e| {
+        e.value
+            .metric
+            .as_ref()
+            .map_or(e.span.clone(), |m| m.span.clone())
+    });
+    let accumulate = int_in(
+        cx,
+        t.accumulate.as_ref(),
+        1,
+        1,
+        MAX_ACCUMULATE,
+        "accumulate",
+    );
+    // `None` inside: no clipping (or no average); `None` outside: reported.
+    let clip_grad = match t.clip_grad {
+        None => Some(None),
+        Some(c) => validate_clip(cx, c).map(Some),
+    };
+    let ema = match t.ema {
+        None => Some(None),
+        Some(e) => validate_ema(cx, e.value).map(Some),
+    };
     Some((
         TrainSpec {
+            accumulate: accumulate?,
+            clip_grad: clip_grad?,
+            ema: ema?,
             checkpoint: checkpoint?,
+            early_stopping: early_stopping?,
             epochs: epochs?,
             loss: loss?,
             optimizer: optimizer?,
@@ -98,6 +146,7 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         },
         TrainSpans {
             loss: loss_span,
+            early_stopping: stop_span,
             init_from: init_span,
         },
     ))
@@ -144,6 +193,141 @@ fn validate_init(cx: &mut Cx<'_>, i: &RawInitFrom) -> Option<InitFrom> {
         path: path?,
         sha256: sha256?,
     })
+}
+
+/// The most batches one optimizer step may accumulate.
+const MAX_ACCUMULATE: u64 = 1 << 16;
+
+fn validate_clip(cx: &mut Cx<'_>, c: Sp<RawClipGrad>) -> Option<ClipGrad> {
+    let RawClipGrad {
+        max_norm,
+        norm_type,
+        value,
+        failed,
+    } = c.value;
+    if !failed.is_empty() {
+        return None; // reported; which kind of clipping was meant is unclear
+    }
+    let positive = |x: f64| x > 0.0;
+    match (max_norm, value) {
+        (Some(max_norm), None) => {
+            let norm_type = norm_type.map(|p| Sp::new(p.value.0, p.span));
+            let p = real(
+                cx,
+                &norm_type,
+                2.0,
+                |p| p >= 1.0,
+                "norm_type",
+                "a number >= 1, or \"inf\"",
+            );
+            let max_norm = real(cx, &Some(max_norm), 0.0, positive, "max_norm", "> 0");
+            Some(ClipGrad::Norm {
+                max_norm: max_norm?,
+                norm_type: p?,
+            })
+        }
+        (None, Some(value)) => {
+            let stray = norm_type.is_some();
+            if let Some(p) = norm_type {
+                cx.push(
+                    Diagnostic::error(p.span, "`norm_type` applies to `max_norm`, not to `value`")
+                        .label("remove this")
+                        .help("`value` clamps each gradient element; `max_norm` clips the norm"),
+                );
+            }
+            let value = real(cx, &Some(value), 0.0, positive, "value", "> 0");
+            if stray {
+                return None;
+            }
+            Some(ClipGrad::Value { value: value? })
+        }
+        (Some(_), Some(value)) => {
+            cx.push(
+                Diagnostic::error(value.span, "`value` and `max_norm` exclude each other")
+                    .label("second kind of clipping")
+                    .help("clip by norm (`max_norm`) or by value (`value`), not both"),
+            );
+            None
+        }
+        (None, None) => {
+            cx.push(
+                Diagnostic::error(c.span, "`clip_grad` needs `max_norm` or `value`")
+                    .label("no bound given")
+                    .help("e.g. `clip_grad = { max_norm = 1.0 }` or `clip_grad = { value = 0.5 }`"),
+            );
+            None
+        }
+    }
+}
+
+fn validate_ema(cx: &mut Cx<'_>, e: RawEma) -> Option<EmaSpec> {
+    let decay = real(
+        cx,
+        &Some(e.decay),
+        0.0,
+        |d| d > 0.0 && d < 1.0,
+        "decay",
+        "0 < decay < 1",
+    );
+    let every = int_in(cx, e.every.as_ref(), 1, 1, MAX_COUNT, "every");
+    let positive = |x: f64| x > 0.0 && x <= 1e9;
+    let power = real(
+        cx,
+        &e.warmup_power,
+        2.0 / 3.0,
+        positive,
+        "warmup_power",
+        "0 < power <= 1e9",
+    );
+    let gamma = real(
+        cx,
+        &e.warmup_gamma,
+        1.0,
+        positive,
+        "warmup_gamma",
+        "0 < gamma <= 1e9",
+    );
+    let warmup = e.warmup.as_ref().is_some_and(|w| w.value);
+    if !warmup {
+        for (key, v) in [
+            ("warmup_power", &e.warmup_power),
+            ("warmup_gamma", &e.warmup_gamma),
+        ] {
+            if let Some(v) = v {
+                cx.push(
+                    Diagnostic::error(v.span.clone(), format!("`{key}` needs `warmup = true`"))
+                        .label("has no effect without the warm-up")
+                        .help("add `warmup = true`, or remove this"),
+                );
+            }
+        }
+        if e.warmup_power.is_some() || e.warmup_gamma.is_some() {
+            return None;
+        }
+    }
+    let warmup = if warmup {
+        Some(EmaWarmup {
+            power: power?,
+            gamma: gamma?,
+        })
+    } else {
+        None
+    };
+    Some(EmaSpec {
+        decay: decay?,
+        every: every?,
+        warmup,
+    })
+}
+
+/// Where `[train]`'s cross-table checks point.
+pub struct TrainSpans {
+    /// The loss (for the nll warning); empty when the default was used.
+    pub loss: Range<usize>,
+    /// The early-stopping metric, or the table when it names none.
+    pub early_stopping: Option<Range<usize>>,
+    /// The `init_from` value (for the check of the weights file against the model).
+    pub init_from: Option<Range<usize>>,
 }
 
 fn validate_optimizer(cx: &mut Cx<'_>, o: Option<RawOptimizer>) -> Option<OptimizerSpec> {

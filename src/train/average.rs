@@ -1,0 +1,343 @@
+//! Averages of the weights over training, kept beside the trained model and evaluated and saved
+//! next to it: [`WeightAverage`], with the exponential moving average (`[train.ema]`) as its
+//! first implementation. Another average (SWA's running mean, a Lookahead-style slow copy) is
+//! another implementation of the same trait: the training loop, the evaluation, the checkpoints
+//! and the saved file go through the trait alone.
+
+use candle_core::{DType, Device, Result, Var};
+
+use crate::experiment::{EmaSpec, TrainSpec};
+use crate::graph::Graph;
+use crate::model::Model;
+
+/// An average of the model's weights, updated after optimizer steps.
+pub trait WeightAverage: Send {
+    /// Its name: the prefix of its tensors in a checkpoint (`ema.<state_dict name>`) and of its
+    /// columns in `metrics.csv` (`ema_test_loss`).
+    fn name(&self) -> &'static str;
+
+    /// Takes `model`'s weights into the average after optimizer step `step`, counted from 1
+    /// over the whole run (a resumed run goes on counting). Called after every optimizer step;
+    /// the average decides which ones it uses.
+    fn update(&mut self, model: &Model, step: usize) -> Result<()>;
+
+    /// A model holding the averaged weights: what is evaluated and saved. Its tensor names are
+    /// the trained model's, so that a file of it opens wherever the model's does.
+    fn model(&self) -> &Model;
+
+    /// The variables that hold the average's whole state, with names unique within it: a
+    /// checkpoint copies them, and restoring sets them, after which the next
+    /// [`WeightAverage::update`] is the one that would have followed.
+    fn state(&self) -> Vec<(String, Var)>;
+}
+
+/// The average `train` asks for over `model` (built from `graph` with `seed` on `device`), if
+/// any. It starts as a copy of `model`'s current weights.
+pub fn build(
+    train: &TrainSpec,
+    graph: &Graph,
+    seed: u64,
+    device: &Device,
+    model: &Model,
+) -> Result<Option<Box<dyn WeightAverage>>> {
+    Ok(match train.ema {
+        None => None,
+        Some(spec) => Some(Box::new(Ema::new(spec, graph, seed, device, model)?)),
+    })
+}
+
+/// The exponential moving average of the parameters, as timm's `ModelEmaV3` with
+/// `exclude_buffers=True` (`timm/utils/model_ema.py`, huggingface/pytorch-image-models at
+/// aa4b5850c154), updated with `step=` the optimizer step count as timm's `train.py` does:
+///
+/// ```text
+/// decay(t) = 0                                      for t = 1 (timm: step - update_after_step - 1 <= 0)
+/// decay(t) = decay                                  without warm-up
+/// decay(t) = min(decay, 1 - (1 + (t - 1) / gamma) ^ -power)   with warm-up
+/// ema = lerp(ema, w, 1 - decay(t))                  every parameter, in its dtype (f32)
+/// ema_buffer = buffer                               BatchNorm running statistics, copied
+/// ```
+///
+/// `lerp` is PyTorch's formula (`weight < 0.5 ? e + weight * (w - e) : w - (w - e) * (1 - weight)`),
+/// so the average of weights that do not change is those weights, bit for bit. With `every = k`
+/// only the steps `k, 2k, ...` are taken in (the decay still follows the step count `t`).
+/// timm's `min_decay` and `update_after_step` are 0. The average starts as a copy of the model.
+pub struct Ema {
+    spec: EmaSpec,
+    average: Model,
+}
+
+impl Ema {
+    /// An average with `spec`, starting as a copy of `model` (which `graph`, `seed` and `device`
+    /// built).
+    pub fn new(
+        spec: EmaSpec,
+        graph: &Graph,
+        seed: u64,
+        device: &Device,
+        model: &Model,
+    ) -> Result<Ema> {
+        let average = Model::new(graph, seed, device)?;
+        for ((_, a), (_, m)) in pairs(&average, model) {
+            a.set(m.as_tensor())?;
+        }
+        Ok(Ema { spec, average })
+    }
+
+    /// timm's `ModelEmaV3.get_decay(step)` with `update_after_step = 0` and `min_decay = 0`.
+    pub fn decay_at(spec: &EmaSpec, step: usize) -> f64 {
+        let t = step.saturating_sub(1);
+        if t == 0 {
+            return 0.0;
+        }
+        match spec.warmup {
+            None => spec.decay,
+            Some(w) => (1.0 - (1.0 + t as f64 / w.gamma).powf(-w.power))
+                .min(spec.decay)
+                .max(0.0),
+        }
+    }
+}
+
+/// Every parameter then every buffer of `a` beside the same one of `b` (models of one graph).
+fn pairs<'m>(
+    a: &'m Model,
+    b: &'m Model,
+) -> impl Iterator<Item = (&'m (String, Var), &'m (String, Var))> {
+    let a_all = a.named_parameters().iter().chain(a.named_buffers());
+    let b_all = b.named_parameters().iter().chain(b.named_buffers());
+    a_all.zip(b_all)
+}
+
+impl WeightAverage for Ema {
+    fn name(&self) -> &'static str {
+        "ema"
+    }
+
+    fn update(&mut self, model: &Model, step: usize) -> Result<()> {
+        if step == 0 || !step.is_multiple_of(self.spec.every) {
+            return Ok(());
+        }
+        let weight = 1.0 - Self::decay_at(&self.spec, step);
+        let params = self.average.named_parameters();
+        let params = params.iter().zip(model.named_parameters());
+        for ((_, e), (_, w)) in params {
+            lerp(e, w, weight)?;
+        }
+        let buffers = self.average.named_buffers().iter();
+        for ((_, e), (_, b)) in buffers.zip(model.named_buffers()) {
+            e.set(b.as_tensor())?;
+        }
+        Ok(())
+    }
+
+    fn model(&self) -> &Model {
+        &self.average
+    }
+
+    fn state(&self) -> Vec<(String, Var)> {
+        let all = self.average.named_parameters().iter();
+        all.chain(self.average.named_buffers()).cloned().collect()
+    }
+}
+
+/// `e.lerp_(w, weight)` in place, with PyTorch's formula: the weight and `1 - weight` are
+/// rounded to the tensor's precision as PyTorch's `opmath` does for `f32`.
+fn lerp(e: &Var, w: &Var, weight: f64) -> Result<()> {
+    let (weight, one_minus) = match e.dtype() {
+        DType::F64 => (weight, 1.0 - weight),
+        _ => {
+            let w32 = weight as f32;
+            (f64::from(w32), f64::from(1.0 - w32))
+        }
+    };
+    let start = e.as_tensor().detach();
+    let end = w.as_tensor().detach();
+    let diff = end.sub(&start)?;
+    let value = if weight < 0.5 {
+        start.add(&diff.affine(weight, 0.0)?)?
+    } else {
+        end.sub(&diff.affine(one_minus, 0.0)?)?
+    };
+    e.set(&value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::EmaWarmup;
+
+    /// A net with every kind of tensor an average sees: conv and linear parameters and
+    /// BatchNorm's parameters and running statistics.
+    const EXPERIMENT: &str = r#"
+name = "average_test"
+seed = 2
+
+[data]
+dataset = "synthetic"
+batch_size = 8
+synthetic = { shape = [1, 4, 4], classes = 2, train_size = 16, test_size = 8 }
+
+[model]
+layers = [
+  { op = "conv2d", out = 2, kernel = 3, padding = 1 },
+  { op = "batch_norm2d" },
+  { op = "relu" },
+  { op = "flatten" },
+  { op = "linear", out = 2 },
+]
+"#;
+
+    fn graph() -> Graph {
+        let checked = crate::check::check_str("average_test.toml", EXPERIMENT, "average_test");
+        let rendered = checked.render();
+        checked.result.unwrap_or_else(|| panic!("{rendered}")).1
+    }
+
+    fn values(m: &Model) -> Vec<Vec<f32>> {
+        let all = m.named_parameters().iter().chain(m.named_buffers());
+        all.map(|(_, v)| {
+            let t = v.as_tensor().flatten_all().expect("flatten");
+            t.to_vec1::<f32>().expect("read")
+        })
+        .collect()
+    }
+
+    fn bits(m: &Model) -> Vec<Vec<u32>> {
+        let v = values(m);
+        v.into_iter()
+            .map(|x| x.into_iter().map(f32::to_bits).collect())
+            .collect()
+    }
+
+    /// Sets every parameter and buffer of `m` to `f(tensor index, element index)`.
+    fn fill(m: &Model, f: impl Fn(usize, usize) -> f32) {
+        let all = m.named_parameters().iter().chain(m.named_buffers());
+        for (i, (_, v)) in all.enumerate() {
+            let x: Vec<f32> = (0..v.elem_count()).map(|j| f(i, j)).collect();
+            let t = candle_core::Tensor::from_vec(x, v.shape(), &Device::Cpu).expect("tensor");
+            v.set(&t).expect("set");
+        }
+    }
+
+    fn spec(decay: f64, every: usize, warmup: Option<EmaWarmup>) -> EmaSpec {
+        EmaSpec {
+            decay,
+            every,
+            warmup,
+        }
+    }
+
+    #[test]
+    fn the_average_of_constant_weights_is_those_weights_exactly() {
+        let g = graph();
+        let model = Model::new(&g, 2, &Device::Cpu).expect("model");
+        // Awkward values, so that a formula like `decay * e + (1 - decay) * w` would round.
+        fill(&model, |i, j| 0.1 + (i * 7 + j) as f32 * 0.3337);
+        let warm = Some(EmaWarmup {
+            power: 2.0 / 3.0,
+            gamma: 1.0,
+        });
+        for s in [
+            spec(0.999, 1, None),
+            spec(0.3, 2, None),
+            spec(0.9999, 1, warm),
+        ] {
+            let mut ema = Ema::new(s, &g, 2, &Device::Cpu, &model).expect("ema");
+            for step in 1..=25 {
+                ema.update(&model, step).expect("update");
+                assert!(bits(ema.model()) == bits(&model), "{s:?}: step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn decays_follow_timms_get_decay() {
+        // timm ModelEmaV3.get_decay(step), update_after_step = 0: step 1 gives 0; then the
+        // decay, or with use_warmup 1 - (1 + (step - 1) / gamma) ** -power capped at it.
+        // Values by hand: 1 - 2^-1 = 0.5; 1 - 3^-1 = 2/3; 1 - (1 + 1/2)^-2 = 5/9.
+        let plain = spec(0.99, 1, None);
+        assert_eq!(Ema::decay_at(&plain, 1), 0.0);
+        assert_eq!(Ema::decay_at(&plain, 2), 0.99);
+        assert_eq!(Ema::decay_at(&plain, 1000), 0.99);
+        let linear = spec(
+            0.6,
+            1,
+            Some(EmaWarmup {
+                power: 1.0,
+                gamma: 1.0,
+            }),
+        );
+        assert_eq!(Ema::decay_at(&linear, 1), 0.0);
+        assert!((Ema::decay_at(&linear, 2) - 0.5).abs() < 1e-15);
+        assert_eq!(Ema::decay_at(&linear, 3), 0.6, "2/3 capped at the decay");
+        let squared = spec(
+            0.9,
+            1,
+            Some(EmaWarmup {
+                power: 2.0,
+                gamma: 2.0,
+            }),
+        );
+        assert!((Ema::decay_at(&squared, 2) - 5.0 / 9.0).abs() < 1e-15);
+        // timm's documented reference point: gamma 1, power 2/3 reaches 0.999 at ~31.6K steps.
+        let timm = spec(
+            0.9999,
+            1,
+            Some(EmaWarmup {
+                power: 2.0 / 3.0,
+                gamma: 1.0,
+            }),
+        );
+        assert!((Ema::decay_at(&timm, 31_624) - 0.999).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_sequence_of_weights_gives_timms_average() {
+        // One scalar per tensor element, the model's weights w_1 = 1, w_2 = 3, w_3 = -2, w_4 = 5
+        // (times a per-element factor), the average after each update worked out by hand:
+        // decay 0.5 without warm-up: step 1 copies (e = 1), then e = 0.5 e + 0.5 w: 2, 0, 2.5.
+        // With `every = 2` only steps 2 and 4 count: e starts as w_0 = 4, step 2: 0.5*4 + 0.5*3
+        // = 3.5, step 4: 0.5*3.5 + 0.5*5 = 4.25. With warm-up (power 1, gamma 1, decay 0.9):
+        // decays 0, 1/2, 2/3, 3/4: e = 1, 2, 2/3, 7/4.
+        let g = graph();
+        let model = Model::new(&g, 2, &Device::Cpu).expect("model");
+        let factor = |i: usize, j: usize| 1.0 + ((i + j) % 5) as f32 * 0.25;
+        let ws = [1.0f32, 3.0, -2.0, 5.0];
+        let warm = Some(EmaWarmup {
+            power: 1.0,
+            gamma: 1.0,
+        });
+        // Buffers are copied at each update taken in: 1, 3, -2, 5, and with `every = 2` 4
+        // (the start), 3, 3, 5.
+        let cases: [(EmaSpec, [f32; 4], [f32; 4]); 3] = [
+            (spec(0.5, 1, None), [1.0, 2.0, 0.0, 2.5], ws),
+            (
+                spec(0.5, 2, None),
+                [4.0, 3.5, 3.5, 4.25],
+                [4.0, 3.0, 3.0, 5.0],
+            ),
+            (spec(0.9, 1, warm), [1.0, 2.0, 2.0 / 3.0, 1.75], ws),
+        ];
+        let params = model.named_parameters().len();
+        for (s, want, want_buffers) in cases {
+            fill(&model, |i, j| 4.0 * factor(i, j));
+            let mut ema = Ema::new(s, &g, 2, &Device::Cpu, &model).expect("ema");
+            for (step, w) in ws.iter().enumerate() {
+                fill(&model, |i, j| w * factor(i, j));
+                ema.update(&model, step + 1).expect("update");
+                for (i, t) in values(ema.model()).iter().enumerate() {
+                    let want = if i < params { want } else { want_buffers }[step];
+                    for (j, &x) in t.iter().enumerate() {
+                        let expect = want * factor(i, j);
+                        assert!(
+                            (x - expect).abs() <= 1e-6 * expect.abs().max(1.0),
+                            "{s:?} step {}: tensor {i} element {j}: {x} vs {expect}",
+                            step + 1
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
