@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 pub const EXPERIMENT_LIMIT: u64 = 4 << 20;
 /// Small JSON files of runner's (status, checkpoint manifests).
 pub const JSON_LIMIT: u64 = 4 << 20;
+/// Weights files (`train.init_from`, `runner eval WEIGHTS`): the largest model runner trains
+/// has 2 GiB of `f32` weights (see `TrainError::TooLarge`); 4 GiB leaves room for `f64` files.
+pub const WEIGHTS_LIMIT: u64 = 4 << 30;
 /// CSV tables (`metrics.csv`, `summary.csv`, `batch.csv`, the tables `runner diff` compares):
 /// a batch.csv of a million variants is about 150 MiB.
 pub const TABLE_LIMIT: u64 = 256 << 20;

@@ -1,12 +1,28 @@
 //! The whole check of an experiment file: the front end ([`crate::experiment`]: text to a
-//! checked experiment) then the graph ([`crate::graph`]: order and shapes). This is the only
-//! place that joins the two stages; everything downstream takes the [`Checked`] result.
+//! checked experiment) then the graph ([`crate::graph`]: order and shapes), then the weights
+//! the run starts from (`train.init_from`, read and checked tensor by tensor against the
+//! graph's layout: [`crate::model::weights`]). This is the only place that joins the stages;
+//! everything downstream takes the [`Checked`] result.
 
+use std::ops::Range;
 use std::path::Path;
 
 use crate::diagnostic::{Diagnostic, Source};
 use crate::experiment::{self, Experiment, Loaded};
 use crate::graph::{self, Graph};
+use crate::model::weights::{self, WeightsFile};
+
+/// Whether a check reads the `train.init_from` weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    /// Read the file, check every tensor against the model and record its SHA-256 in the
+    /// experiment: what a new run needs, and what `runner check` does.
+    Check,
+    /// Leave the file unread: the weights come from elsewhere (`runner eval` of a run's own
+    /// weights, `runner resume` from a checkpoint), so a run folder stays usable after the
+    /// file it started from is gone.
+    Skip,
+}
 
 /// The outcome of checking one file (or one of its sweep variants).
 #[derive(Debug)]
@@ -39,12 +55,22 @@ impl Checked {
     }
 }
 
-/// Runs the graph stage on what the front end produced.
-fn with_graph(l: Loaded) -> Checked {
+/// Runs the graph stage on what the front end produced, then the check of the weights.
+fn with_graph(l: Loaded, weights: Weights) -> Checked {
     let mut diagnostics = l.diagnostics;
-    let result = l.result.and_then(|(e, spans)| {
-        let g = graph::of_experiment(&e, Some(&spans), &mut diagnostics);
-        g.map(|g| (e, g))
+    let result = l.result.and_then(|(mut e, spans)| {
+        let g = graph::of_experiment(&e, Some(&spans), &mut diagnostics)?;
+        if weights == Weights::Check {
+            let span = spans.init_from.clone().unwrap_or(0..0);
+            let before = diagnostics.len();
+            if let Some(sha256) = check_init(&e, &g, span, &mut diagnostics) {
+                e.pin_init_sha256(&sha256);
+            }
+            if diagnostics[before..].iter().any(Diagnostic::is_error) {
+                return None;
+            }
+        }
+        Some((e, g))
     });
     if let Some((model, spans, dataset)) = &l.model_only {
         // The file has errors elsewhere; the graph's are reported in the same pass.
@@ -59,6 +85,65 @@ fn with_graph(l: Loaded) -> Checked {
         variant: l.variant,
         overrides: l.overrides,
     }
+}
+
+/// Reads the `init_from` file of `e` (if it names one) and reports, at `span`, a file that
+/// cannot be read, is not safetensors, has other contents than the pinned SHA-256, or does not
+/// fit the graph (every tensor, by layer). Returns the file's SHA-256 when it fits.
+fn check_init(
+    e: &Experiment,
+    g: &Graph,
+    span: Range<usize>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    let init = e.train().init_from.as_ref()?;
+    let relative = "a relative path is relative to the experiment file's folder (to the current directory in a `--set`)";
+    let file = match WeightsFile::read(&init.path) {
+        Ok(f) => f,
+        Err(err) => {
+            let mut d = Diagnostic::error(
+                span,
+                format!("cannot read the `init_from` weights: {}", err.kind),
+            )
+            .label("this file");
+            if err.kind.is_not_found() {
+                d = d.help(relative);
+            }
+            diags.push(d);
+            return None;
+        }
+    };
+    if let Some(want) = &init.sha256 {
+        if *want != file.sha256 {
+            diags.push(
+                Diagnostic::error(
+                    span,
+                    "the `init_from` weights are not the ones `sha256` names",
+                )
+                .label("this file")
+                .note(format!("the file's SHA-256 is {}", file.sha256)),
+            );
+            return None;
+        }
+    }
+    let problems = match weights::check(file.bytes(), &weights::state_layout(g)) {
+        Ok(p) => p,
+        Err(why) => {
+            diags.push(
+                Diagnostic::error(span, format!("the `init_from` file is {why}"))
+                    .label("this file")
+                    .help("save weights with `safetensors.torch.save_file(net.state_dict(), path)`, or use a run's `model.safetensors`"),
+            );
+            return None;
+        }
+    };
+    if problems.is_empty() {
+        return Some(file.sha256);
+    }
+    for p in problems {
+        diags.push(Diagnostic::error(span.clone(), p).label("these weights do not fit the model"));
+    }
+    None
 }
 
 fn first(mut all: Vec<Checked>) -> Checked {
@@ -76,9 +161,14 @@ fn first(mut all: Vec<Checked>) -> Checked {
 /// file without `[sweep]`, or when the file or an override has errors that every variant would
 /// share).
 pub fn check_file_with(path: &Path, sets: &[String]) -> Vec<Checked> {
+    check_file_weights(path, sets, Weights::Check)
+}
+
+/// [`check_file_with`], reading the `init_from` weights or not.
+pub fn check_file_weights(path: &Path, sets: &[String], weights: Weights) -> Vec<Checked> {
     experiment::load_file_with(path, sets)
         .into_iter()
-        .map(with_graph)
+        .map(|l| with_graph(l, weights))
         .collect()
 }
 
@@ -101,7 +191,7 @@ pub fn check_bytes_with(
 ) -> Vec<Checked> {
     experiment::load_bytes_with(path, bytes, default_name, sets)
         .into_iter()
-        .map(with_graph)
+        .map(|l| with_graph(l, Weights::Check))
         .collect()
 }
 
@@ -114,6 +204,6 @@ pub fn check_str(path: &str, text: &str, default_name: &str) -> Checked {
 pub fn check_str_with(path: &str, text: &str, default_name: &str, sets: &[String]) -> Vec<Checked> {
     experiment::load_str_with(path, text, default_name, sets)
         .into_iter()
-        .map(with_graph)
+        .map(|l| with_graph(l, Weights::Check))
         .collect()
 }

@@ -22,6 +22,17 @@ use Expect::*;
 /// `(fixture, expectation, what the fixture gets wrong)`.
 const CASES: &[(&str, Expect, &str)] = &[
     (
+        "init_from_wrong_shape",
+        Errors(2),
+        "weights whose conv1 and fc tensors have other shapes, named by layer",
+    ),
+    ("init_from_missing", Errors(1), "`init_from` names no file"),
+    (
+        "init_from_not_safetensors",
+        Errors(1),
+        "`init_from` names a file that is not safetensors",
+    ),
+    (
         "sweep_not_a_list",
         Errors(1),
         "a sweep key with one value, not a list",

@@ -167,7 +167,7 @@ fn eval_refuses_what_it_cannot_evaluate_with_exit_2() {
                 "--out",
                 x.to_str().expect("utf8"),
             ],
-            "conv1.weight has shape [6, 1, 3, 3], the model expects [8, 1, 3, 3]",
+            "layer conv1: weight is [6, 1, 3, 3] in the file, the model needs [8, 1, 3, 3]",
         ),
     ];
     for (what, args, message) in cases {

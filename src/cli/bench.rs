@@ -613,7 +613,9 @@ fn timed(
 
 /// Trains and evaluates the model of `file` on random data in this process.
 fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
-    let Some((exp, graph)) = super::run::checked_experiment(file, &[], None) else {
+    let Some((exp, graph)) =
+        super::run::checked_experiment(file, &[], None, crate::check::Weights::Skip)
+    else {
         bail!("{}: not a runnable experiment", file.display());
     };
     let device = match args.device.as_str() {
@@ -673,7 +675,9 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
 /// Images per second the training loader delivers through the train transforms of `file`, on
 /// random CIFAR-sized images (4,096 images per epoch, batches of the experiment's size).
 fn pipeline_images_per_sec(file: &Path, seconds: f64) -> anyhow::Result<f64> {
-    let Some((exp, _)) = super::run::checked_experiment(file, &[], None) else {
+    let Some((exp, _)) =
+        super::run::checked_experiment(file, &[], None, crate::check::Weights::Skip)
+    else {
         bail!("{}: not a runnable experiment", file.display());
     };
     let shape = exp.data().dataset.image_shape();

@@ -12,7 +12,7 @@ use crate::report::{
     accuracy_cell, confusion_csv, loss_cell, per_class_csv, write_atomic, CONFUSION_FILE,
     PER_CLASS_FILE,
 };
-use crate::train::eval::{evaluate, Stop};
+use crate::train::eval::{evaluate, evaluate_keeping_outputs, Stop};
 
 /// File name of the evaluation's summary (the object `--json` prints).
 pub const EVAL_FILE: &str = "eval.json";
@@ -40,6 +40,11 @@ pub struct EvalArgs {
     /// Print the evaluation as one JSON object on stdout instead of lines of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write the network's output for every image to FILE: a safetensors file with one
+    /// `f32` tensor `logits`, `[images, classes]` in data set order (what
+    /// `scripts/torch_interop.py` compares with PyTorch).
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub logits: Option<PathBuf>,
 }
 
 /// The error of `--split val` for an experiment without a validation split.
@@ -63,19 +68,35 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
         &exp.data().test_transforms,
         exp.data().dataset.image_shape(),
     ));
-    let eval = match evaluate(
-        &model,
-        &exp,
-        &data,
-        &pipe,
-        &device,
-        exp.train().epochs,
-        &|| None,
-    ) {
+    let evaluated = if args.logits.is_some() {
+        evaluate_keeping_outputs(&model, &exp, &data, &pipe, &device, &|| None)
+    } else {
+        evaluate(
+            &model,
+            &exp,
+            &data,
+            &pipe,
+            &device,
+            exp.train().epochs,
+            &|| None,
+        )
+    };
+    let eval = match evaluated {
         Ok(eval) => eval,
         Err(Stop::Error(e)) => anyhow::bail!("{e}"),
         Err(Stop::Signal(s)) => anyhow::bail!("interrupted by {}", s.name()),
     };
+    if let Some(path) = &args.logits {
+        // The model's output width is the number of classes (checked with the graph).
+        let logits = candle_core::Tensor::from_slice(
+            &eval.outputs,
+            (data.len(), eval.outputs.len() / data.len().max(1)),
+            &candle_core::Device::Cpu,
+        )?;
+        let bytes = safetensors::serialize([("logits", &logits)], None)
+            .map_err(|e| anyhow::anyhow!("cannot serialise the logits: {e}"))?;
+        write_atomic(path, &bytes)?;
+    }
     let split_dir = format!("eval-{}", args.split.name());
     let out = match (&args.out, &target.run_dir) {
         (Some(out), _) => out.clone(),

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::check::check_file_with;
+use crate::check::{check_file_weights, Weights};
 use crate::data::resolve_data_dir;
 use crate::experiment::{print::to_toml, Experiment};
 use crate::graph::summary::thousands;
@@ -77,7 +77,9 @@ pub struct ResumeArgs {
 /// Runs the verb; returns the exit code.
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let sets = super::overrides(&args.sets, args.epochs, args.train_limit);
-    let Some((exp, graph)) = checked_experiment(&args.file, &sets, args.variant.as_deref()) else {
+    let Some((exp, graph)) =
+        checked_experiment(&args.file, &sets, args.variant.as_deref(), Weights::Check)
+    else {
         return Ok(super::exit::ERROR);
     };
     let opts = RunOptions {
@@ -115,7 +117,8 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<i32> {
             args.run_dir.display()
         );
     }
-    let Some((exp, graph)) = checked_experiment(&config, &[], None) else {
+    // The checkpoint holds the weights; a run that has none yet reads `init_from` at its start.
+    let Some((exp, graph)) = checked_experiment(&config, &[], None, Weights::Skip) else {
         return Ok(super::exit::ERROR);
     };
     let opts = RunOptions {
@@ -270,12 +273,14 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<S
 
 /// Checks `file` with `--set` overrides and picks the one experiment to run: the file itself,
 /// or the named variant of its sweep. Prints diagnostics; `None` when there is nothing to run.
+/// `weights` says whether the `init_from` weights are read and checked.
 pub(crate) fn checked_experiment(
     file: &Path,
     sets: &[String],
     variant: Option<&str>,
+    weights: Weights,
 ) -> Option<(Experiment, Graph)> {
-    let mut all = check_file_with(file, sets);
+    let mut all = check_file_weights(file, sets, weights);
     let names: Vec<String> = all.iter().filter_map(|c| c.variant.clone()).collect();
     // As listed on the terminal; the names themselves are matched.
     let shown: Vec<String> = names.iter().map(|n| for_terminal(n).into_owned()).collect();

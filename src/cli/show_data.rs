@@ -36,9 +36,12 @@ pub struct ShowDataArgs {
 
 /// Runs the verb; returns the exit code.
 pub fn run(args: &ShowDataArgs) -> anyhow::Result<i32> {
-    let Some((exp, _)) =
-        super::run::checked_experiment(&args.file, &args.set.sets, args.variant.as_deref())
-    else {
+    let Some((exp, _)) = super::run::checked_experiment(
+        &args.file,
+        &args.set.sets,
+        args.variant.as_deref(),
+        crate::check::Weights::Skip,
+    ) else {
         return Ok(super::exit::ERROR);
     };
     let data_dir = resolve_data_dir(args.data_dir.as_deref());

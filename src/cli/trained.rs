@@ -83,7 +83,9 @@ pub(crate) struct Trained {
 /// Checks the experiment of `at`, builds its model and loads the weights into it. `Ok(None)`:
 /// the experiment has errors, already printed (the verb exits 2).
 pub(crate) fn open(at: &Located) -> anyhow::Result<Option<Trained>> {
-    let Some((exp, graph)) = super::run::checked_experiment(&at.experiment, &[], None) else {
+    let Some((exp, graph)) =
+        super::run::checked_experiment(&at.experiment, &[], None, crate::check::Weights::Skip)
+    else {
         return Ok(None);
     };
     let device = select_device(exp.device()).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -70,6 +70,16 @@ impl Experiment {
     pub fn train(&self) -> &TrainSpec {
         &self.train
     }
+
+    /// Records the SHA-256 of the `init_from` file as the check of the weights found it
+    /// ([`crate::check`] reads the file; the front end reads no file but the experiment), so
+    /// that the resolved `config.toml` names the exact weights a run starts from. An experiment
+    /// that pins a SHA-256 of its own keeps it (the check compares the two).
+    pub(crate) fn pin_init_sha256(&mut self, sha256: &str) {
+        if let Some(init) = &mut self.train.init_from {
+            init.sha256.get_or_insert_with(|| sha256.to_string());
+        }
+    }
 }
 
 /// Which device the experiment asks for.
@@ -420,6 +430,8 @@ pub struct TrainSpec {
     pub schedule: ScheduleSpec,
     /// When checkpoints are written.
     pub checkpoint: CheckpointSpec,
+    /// The weights the run starts from instead of the seeded initialisation.
+    pub init_from: Option<InitFrom>,
     /// When training stops before `epochs`, if ever.
     pub early_stopping: Option<EarlyStopping>,
     /// Batches per optimizer step (gradient accumulation); 1: a step per batch.
@@ -496,6 +508,17 @@ impl StopMetric {
     pub fn needs_validation(self) -> bool {
         matches!(self, StopMetric::ValLoss | StopMetric::ValAcc)
     }
+}
+
+/// `train.init_from`: a safetensors file of weights keyed by `state_dict` names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InitFrom {
+    /// The file, absolute (a relative path was resolved against the experiment file's folder,
+    /// or the current directory for a `--set`), so that the run's `config.toml` finds it from
+    /// anywhere.
+    pub path: std::path::PathBuf,
+    /// Its SHA-256, 64 lowercase hex digits: as the file pins it, or as the check found it.
+    pub sha256: Option<String>,
 }
 
 /// When checkpoints are written (`[train.checkpoint]`).

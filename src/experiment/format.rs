@@ -668,6 +668,12 @@ table! {
         /// Checkpoints in the run folder, for `runner resume`. Default: after every epoch,
         /// keeping the last and the best.
         checkpoint: Option<Sp<RawCheckpoint>>,
+        /// Start from these weights instead of the seeded initialisation: a safetensors file
+        /// keyed by `state_dict` names (a run's `model.safetensors`, or a PyTorch `state_dict`
+        /// saved with `safetensors.torch.save_file`), its path relative to the experiment
+        /// file's folder; or `{ path = "...", sha256 = "..." }` to insist on its contents.
+        /// The optimizer starts fresh. Default: none.
+        init_from: Option<Sp<RawInitFrom>>,
         /// Stop when a metric has not improved for `patience` epochs. Default: train every
         /// epoch.
         early_stopping: Option<Sp<RawEarlyStopping>>,
@@ -775,6 +781,57 @@ table! {
         warmup_power: Option<Sp<f64>>,
         /// Warm-up gamma (> 0), in optimizer steps. Default: 1 (timm's).
         warmup_gamma: Option<Sp<f64>>,
+    }
+}
+
+table! {
+    /// `[train.init_from]` as a table.
+    pub struct RawInitFromTable as "`[train.init_from]`" {
+        /// The safetensors file, relative to the experiment file's folder. Required.
+        path: Sp<String>,
+        /// The file's SHA-256 (64 hex digits); a file with other contents is an error. A run's
+        /// `config.toml` records it. Default: any contents.
+        sha256: Option<Sp<String>>,
+    }
+}
+
+/// `init_from` as written: a path, or a table with the path and the file's SHA-256.
+#[derive(Debug)]
+pub struct RawInitFrom {
+    /// The file.
+    pub path: Sp<String>,
+    /// Its expected SHA-256.
+    pub sha256: Option<Sp<String>>,
+}
+
+impl<'a> FormatValue<'a> for RawInitFrom {
+    fn expected() -> &'static str {
+        "a path or a table { path = \"...\", sha256 = \"...\" }"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        if v.get_ref().is_str() {
+            let path = Sp::new(String::from_toml(v, cx)?, v.span());
+            return Some(RawInitFrom { path, sha256: None });
+        }
+        let t = RawInitFromTable::from_toml(v, cx)?;
+        Some(RawInitFrom {
+            path: t.path,
+            sha256: t.sha256,
+        })
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [String::schema(s), RawInitFromTable::schema(s)] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        match &self.sha256 {
+            None => self.path.to_toml(),
+            Some(_) => RawInitFromTable {
+                path: self.path.clone(),
+                sha256: self.sha256.clone(),
+                failed: Vec::new(),
+            }
+            .to_toml(),
+        }
     }
 }
 

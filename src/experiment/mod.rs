@@ -258,6 +258,10 @@ pub fn load_str_with(path: &str, text: &str, default_name: &str, sets: &[String]
             let mut cx = read::Cx {
                 text: full,
                 diags: early.clone(),
+                dir: Path::new(path)
+                    .parent()
+                    .map_or_else(Default::default, Path::to_path_buf),
+                sets_from: region.as_ref().map(|r| r.start),
                 ..read::Cx::default()
             };
             let validated = format::read_experiment(doc, &mut cx)

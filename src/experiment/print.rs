@@ -7,8 +7,8 @@
 use super::decl::Section;
 use super::format::{
     LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawData, RawEarlyStopping,
-    RawEma, RawExperiment, RawLayer, RawLoss, RawModel, RawOp, RawOptimizer, RawSchedule,
-    RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
+    RawEma, RawExperiment, RawInitFrom, RawLayer, RawLoss, RawModel, RawOp, RawOptimizer,
+    RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;
@@ -333,6 +333,12 @@ fn train(t: &TrainSpec) -> RawTrain {
             every: Some(n(t.checkpoint.every)),
             best: some(t.checkpoint.best),
             failed: Vec::new(),
+        }),
+        init_from: t.init_from.as_ref().map(|i| {
+            Sp::bare(RawInitFrom {
+                path: Sp::bare(i.path.to_string_lossy().into_owned()),
+                sha256: i.sha256.clone().map(Sp::bare),
+            })
         }),
         early_stopping: t.early_stopping.map(|e| {
             Sp::bare(RawEarlyStopping {

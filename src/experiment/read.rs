@@ -71,6 +71,12 @@ pub struct Cx<'a> {
     pub args: Option<Args<'a>>,
     /// The source text, so that notes can name the line of a second location.
     pub text: &'a str,
+    /// The experiment file's folder: relative paths in the file are relative to it (empty: the
+    /// current directory).
+    pub dir: std::path::PathBuf,
+    /// Where the `--set` arguments start in `text`, if any: a relative path given there is
+    /// relative to the current directory, where the command was typed.
+    pub sets_from: Option<usize>,
 }
 
 impl<'a> Cx<'a> {
@@ -82,6 +88,23 @@ impl<'a> Cx<'a> {
     /// Errors recorded so far.
     pub fn error_count(&self) -> usize {
         self.diags.iter().filter(|d| d.is_error()).count()
+    }
+
+    /// The absolute path that `path`, written at `span`, names: relative to [`Cx::dir`], or
+    /// to the current directory for a `--set` argument.
+    pub fn resolve_path(
+        &self,
+        path: &str,
+        span: &Range<usize>,
+    ) -> std::io::Result<std::path::PathBuf> {
+        let given = std::path::Path::new(path);
+        let in_sets = self.sets_from.is_some_and(|from| span.start >= from);
+        let joined = if in_sets {
+            given.to_path_buf()
+        } else {
+            self.dir.join(given)
+        };
+        std::path::absolute(joined)
     }
 
     /// `line L, column C` of a byte offset, for notes that point at a second place in the file.

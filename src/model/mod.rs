@@ -3,12 +3,15 @@
 //! [`crate::graph::Graph`] is the description; [`Model`] is the built thing: its parameters
 //! (trainable [`Var`]s), its buffers (BatchNorm running statistics, not trainable), and a
 //! forward pass that walks the layers in their topological order. Tensor names follow
-//! PyTorch's `state_dict` keys: `<layer name>.weight`, `.bias`, `.running_mean`, `.running_var`.
+//! PyTorch's `state_dict` keys: `<layer name>.weight`, `.bias`, `.running_mean`, `.running_var`,
+//! `.num_batches_tracked`, so that a `model.safetensors` loads into the equivalent PyTorch module
+//! with `load_state_dict(strict=True)` and a PyTorch `state_dict` loads here ([`weights`]).
 
 pub mod device_check;
 mod init;
 pub(crate) mod kernels;
 mod ops;
+pub mod weights;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,7 +32,8 @@ pub struct Model {
     nodes: Vec<Node>,
     /// Trainable parameters in layer order, each layer's weight before its bias.
     params: Vec<(String, Var)>,
-    /// BatchNorm running statistics in layer order, mean before variance.
+    /// BatchNorm buffers in layer order: running mean, running variance, and the count of
+    /// training-mode forward passes (`num_batches_tracked`, an `i64` scalar kept on the CPU).
     buffers: Vec<(String, Var)>,
     /// Dropout masks; seeded from the model seed so that runs repeat exactly.
     dropout_rng: Mutex<ChaCha8Rng>,
@@ -68,6 +72,7 @@ enum Module {
         bias: Var,
         running_mean: Var,
         running_var: Var,
+        num_batches_tracked: Var,
         eps: f64,
         momentum: f64,
     },
@@ -105,12 +110,12 @@ const DROPOUT_STREAM: u64 = 1;
 impl Model {
     /// Builds the network described by `spec` on `device`.
     ///
-    /// Creates parameters (trainable) and buffers (BatchNorm `running_mean`/`running_var`, not
-    /// trainable) named `<layer name>.weight`, `.bias`, `.running_mean`, `.running_var` like
-    /// PyTorch `state_dict` keys. Initialisation follows PyTorch's defaults, drawn on the CPU in
-    /// layer order from a ChaCha8 generator seeded with `seed`: conv and linear weights and
+    /// Creates parameters (trainable) and buffers (BatchNorm `running_mean`, `running_var` and
+    /// `num_batches_tracked`, not trainable) named like PyTorch `state_dict` keys; the names and
+    /// shapes are [`state_layout`]'s. Initialisation follows PyTorch's defaults, drawn on the CPU
+    /// in layer order from a ChaCha8 generator seeded with `seed`: conv and linear weights and
     /// biases `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (`kaiming_uniform_(a=sqrt(5))` for weights);
-    /// BatchNorm weight 1, bias 0, running mean 0, running variance 1.
+    /// BatchNorm weight 1, bias 0, running mean 0, running variance 1, count 0.
     #[tracing::instrument(skip_all, fields(layers = spec.layers.len()))]
     pub fn new(spec: &Graph, seed: u64, device: &Device) -> Result<Model> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -158,13 +163,21 @@ impl Model {
                     let bias = param("bias", init::constant(0.0, features, device)?);
                     let running_mean = init::constant(0.0, features, device)?;
                     let running_var = init::constant(1.0, features, device)?;
-                    buffers.push((format!("{}.running_mean", layer.name), running_mean.clone()));
-                    buffers.push((format!("{}.running_var", layer.name), running_var.clone()));
+                    // On the CPU whatever the device: one scalar add per step, no kernel launch.
+                    let num_batches_tracked = Var::from_tensor(&Tensor::new(0i64, &Device::Cpu)?)?;
+                    for (suffix, var) in [
+                        ("running_mean", &running_mean),
+                        ("running_var", &running_var),
+                        ("num_batches_tracked", &num_batches_tracked),
+                    ] {
+                        buffers.push((format!("{}.{suffix}", layer.name), var.clone()));
+                    }
                     Module::BatchNorm2d {
                         weight,
                         bias,
                         running_mean,
                         running_var,
+                        num_batches_tracked,
                         eps,
                         momentum,
                     }
@@ -234,9 +247,9 @@ impl Model {
 
     /// Runs the network on `x`, a `[B, C, H, W]` float batch with the spec's `[C, H, W]`.
     ///
-    /// With `train = true`, BatchNorm normalises with batch statistics (biased variance) and
-    /// updates its running statistics with the unbiased variance and its momentum (PyTorch
-    /// semantics), and dropout is active. With `train = false`, BatchNorm uses the running
+    /// With `train = true`, BatchNorm normalises with batch statistics (biased variance),
+    /// updates its running statistics with the unbiased variance and its momentum and counts the
+    /// pass in `num_batches_tracked` (PyTorch semantics), and dropout is active. With `train = false`, BatchNorm uses the running
     /// statistics and dropout is the identity.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.output(x, train, true)
@@ -268,7 +281,8 @@ impl Model {
         &self.params
     }
 
-    /// Non-trainable buffers (BatchNorm running statistics) with their `state_dict` names.
+    /// Non-trainable buffers (BatchNorm running statistics and pass counts) with their
+    /// `state_dict` names.
     pub fn named_buffers(&self) -> &[(String, Var)] {
         &self.buffers
     }
@@ -321,38 +335,63 @@ impl Model {
         *self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner()) = rng;
     }
 
-    /// Overwrites parameters and buffers with the tensors of a file written by [`Model::save`].
-    /// Every tensor of the model must be present with the same shape; extra tensors are errors.
+    /// Overwrites parameters and buffers with the tensors of a safetensors file keyed by
+    /// `state_dict` names: one written by [`Model::save`] or exported from PyTorch
+    /// (`safetensors.torch.save_file(net.state_dict(), path)`). Every tensor of the model must
+    /// be there with the same shape and a compatible type (see [`weights::check`]); extra tensors
+    /// are errors. The message names every mismatch by layer.
     pub fn load(&self, path: &Path) -> Result<()> {
-        // Checked first: a FIFO or a directory in its place is refused by name, not waited on.
-        crate::bounded::open(path).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        let mut stored = candle_core::safetensors::load(path, &Device::Cpu)?;
+        self.load_checked(path, None)
+    }
+
+    /// [`Model::load`] of the `train.init_from` weights a run starts from: with `sha256`, the
+    /// file must still be the one the experiment was checked with.
+    pub fn load_init(&self, path: &Path, sha256: Option<&str>) -> Result<()> {
+        self.load_checked(path, sha256)
+    }
+
+    fn load_checked(&self, path: &Path, sha256: Option<&str>) -> Result<()> {
         // Plain messages, not `bail!`: they are for the user, and `bail!` appends the stack
         // whenever `RUST_BACKTRACE` is set.
-        for (name, var) in self.params.iter().chain(&self.buffers) {
-            let Some(t) = stored.remove(name) else {
-                return Err(candle_core::Error::Msg(format!(
-                    "{}: no tensor named {name}",
-                    path.display()
-                )));
-            };
-            if t.dims() != var.dims() {
-                return Err(candle_core::Error::Msg(format!(
-                    "{}: {name} has shape {:?}, the model expects {:?}",
-                    path.display(),
-                    t.dims(),
-                    var.dims()
+        let fail = |m: String| candle_core::Error::Msg(format!("{}: {m}", path.display()));
+        let file = weights::WeightsFile::read(path).map_err(|e| fail(e.to_string()))?;
+        if let Some(want) = sha256 {
+            if file.sha256 != want {
+                return Err(fail(format!(
+                    "its SHA-256 is {}, not {want} as when the experiment was checked: the file changed",
+                    file.sha256
                 )));
             }
-            var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
         }
-        if let Some(extra) = stored.keys().min() {
-            return Err(candle_core::Error::Msg(format!(
-                "{}: unexpected tensor {extra}",
-                path.display()
-            )));
+        let problems = weights::check(file.bytes(), &self.layout()).map_err(fail)?;
+        if !problems.is_empty() {
+            return Err(fail(problems.join("; ")));
+        }
+        let mut stored = candle_core::safetensors::load_buffer(file.bytes(), &Device::Cpu)?;
+        for (name, var) in self.params.iter().chain(&self.buffers) {
+            // Only a pass count may be absent (files written before runner saved it): it keeps
+            // its value.
+            if let Some(t) = stored.remove(name) {
+                var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
+            }
         }
         Ok(())
+    }
+
+    /// The names, shapes and kinds of [`Model::state_dict`]'s tensors, in its order.
+    pub fn layout(&self) -> Vec<weights::Slot> {
+        self.params
+            .iter()
+            .map(|(n, v)| weights::Slot::new(n, v.dims(), weights::SlotKind::Parameter))
+            .chain(self.buffers.iter().map(|(n, v)| {
+                let kind = if v.dtype().is_int() {
+                    weights::SlotKind::Count
+                } else {
+                    weights::SlotKind::Buffer
+                };
+                weights::Slot::new(n, v.dims(), kind)
+            }))
+            .collect()
     }
 
     /// Runs the layers; returns every layer's output (`None` for the freed ones unless
@@ -432,6 +471,7 @@ impl Model {
                 bias,
                 running_mean,
                 running_var,
+                num_batches_tracked,
                 eps,
                 momentum,
             } => {
@@ -441,6 +481,7 @@ impl Model {
                     bias: &bias,
                     running_mean,
                     running_var,
+                    num_batches_tracked,
                 };
                 ops::batch_norm2d(x, &vars, *eps, *momentum, train)
             }

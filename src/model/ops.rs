@@ -125,12 +125,15 @@ pub(crate) struct BatchNormVars<'a> {
     pub bias: &'a Tensor,
     pub running_mean: &'a Var,
     pub running_var: &'a Var,
+    /// Training-mode passes so far (PyTorch's `num_batches_tracked`), an `i64` scalar.
+    pub num_batches_tracked: &'a Var,
 }
 
 /// `nn.BatchNorm2d` forward. In training, normalises with the batch mean and biased variance
 /// over `(N, H, W)` and moves the running statistics towards the batch mean and *unbiased*
-/// variance (`new = (1 - momentum) * old + momentum * batch`); in evaluation, normalises with
-/// the running statistics and leaves them alone.
+/// variance (`new = (1 - momentum) * old + momentum * batch`) and counts the pass in
+/// `num_batches_tracked`; in evaluation, normalises with the running statistics and leaves
+/// them alone.
 pub(crate) fn batch_norm2d(
     x: &Tensor,
     v: &BatchNormVars<'_>,
@@ -145,6 +148,8 @@ pub(crate) fn batch_norm2d(
         if n < 2 {
             bail!("batch_norm2d: expected more than 1 value per channel when training, got input [{b}, {c}, {h}, {w}]")
         }
+        let count = v.num_batches_tracked;
+        count.set(&count.as_tensor().affine(1.0, 1.0)?)?;
         if super::kernels::supported(x) {
             let (y, stats) =
                 super::kernels::batch_norm::batch_norm_train(x, v.weight, v.bias, eps)?;
@@ -344,11 +349,13 @@ mod tests {
         let bias = Var::new(&[0.5f32], &dev).unwrap();
         let running_mean = Var::new(&[0f32], &dev).unwrap();
         let running_var = Var::new(&[1f32], &dev).unwrap();
+        let count = Var::from_tensor(&Tensor::new(0i64, &dev).unwrap()).unwrap();
         let vars = BatchNormVars {
             weight: &weight,
             bias: &bias,
             running_mean: &running_mean,
             running_var: &running_var,
+            num_batches_tracked: &count,
         };
         let y = batch_norm2d(&x, &vars, 1e-5, 0.1, true).unwrap();
         let s = (1.25f32 + 1e-5).sqrt();
@@ -378,6 +385,8 @@ mod tests {
             .map(|v: &f32| 2.0 * (v - 0.25) / s + 0.5)
             .collect();
         close(&flat(&y), &want, 1e-5, "eval output");
+        // torch: bn.num_batches_tracked == 1 after one training-mode call, unchanged by eval.
+        assert_eq!(count.as_tensor().to_scalar::<i64>().unwrap(), 1);
         close(
             &flat(running_mean.as_tensor()),
             &[0.25],

@@ -162,8 +162,14 @@ fn random_batch(spec: &Graph, batch: usize, seed: u64) -> Tensor {
     Tensor::from_vec(v, (batch, c, h, w), &Device::Cpu).unwrap()
 }
 
+/// The values as `f32` (a BatchNorm count is an `i64`).
 fn flat(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_vec1().unwrap()
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 fn names(vars: &[(String, Var)]) -> Vec<&str> {
@@ -209,8 +215,10 @@ fn param_count_and_names_follow_pytorch() {
             vec![
                 "bn1.running_mean",
                 "bn1.running_var",
+                "bn1.num_batches_tracked",
                 "bn_a.running_mean",
                 "bn_a.running_var",
+                "bn_a.num_batches_tracked",
             ],
         ),
     ];
@@ -222,6 +230,11 @@ fn param_count_and_names_follow_pytorch() {
         assert_eq!(names(model.named_parameters()), params, "{what}: names");
         assert_eq!(names(model.named_buffers()), buffers, "{what}: buffers");
         assert_eq!(model.trainable_vars().len(), params.len(), "{what}");
+        assert_eq!(
+            model.layout(),
+            weights::state_layout(&spec),
+            "{what}: the layout the check uses is the model's"
+        );
     }
     let model = Model::new(&mnist_cnn(), 0, &Device::Cpu).unwrap();
     let dims: Vec<&[usize]> = model.params.iter().map(|(_, v)| v.dims()).collect();
@@ -521,6 +534,50 @@ fn save_and_load_round_trip_params_and_buffers() {
     }
     let wrong = Model::new(&mnist_cnn(), 0, &Device::Cpu).unwrap();
     assert!(wrong.load(&path).is_err());
+}
+
+#[test]
+fn a_file_without_batch_norm_counts_still_loads_and_a_misfit_is_named_by_layer() {
+    // Files runner wrote before it saved `num_batches_tracked` have none.
+    let spec = residual_net();
+    let model = Model::new(&spec, 2, &Device::Cpu).unwrap();
+    model.forward(&random_batch(&spec, 2, 0), true).unwrap();
+    let old: Vec<(&str, &Tensor)> = model
+        .state_dict()
+        .filter(|(n, _)| !n.ends_with("num_batches_tracked"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.safetensors");
+    std::fs::write(&path, safetensors::serialize(old, None).unwrap()).unwrap();
+    let other = Model::new(&spec, 3, &Device::Cpu).unwrap();
+    other.load(&path).unwrap();
+    for ((n, a), (_, b)) in model
+        .named_parameters()
+        .iter()
+        .zip(other.named_parameters())
+    {
+        assert_eq!(flat(a), flat(b), "{n}");
+    }
+    let counts = |m: &Model| -> Vec<f32> {
+        m.named_buffers()
+            .iter()
+            .filter(|(n, _)| n.ends_with("num_batches_tracked"))
+            .flat_map(|(_, v)| flat(v))
+            .collect()
+    };
+    assert_eq!(counts(&model), [1.0, 1.0], "one training-mode pass");
+    assert_eq!(counts(&other), [0.0, 0.0], "absent counts keep their value");
+
+    let wrong = Model::new(&mnist_cnn(), 0, &Device::Cpu).unwrap();
+    let err = wrong.load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("layer conv1: weight is not in the file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the file has `stem.weight`, but the model has no layer `stem`"),
+        "{err}"
+    );
 }
 
 #[test]

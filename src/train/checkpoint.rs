@@ -376,6 +376,7 @@ pub fn restore(
     crate::bounded::open(&path).map_err(ReportError::from)?;
     let mut stored: HashMap<String, Tensor> =
         candle_core::safetensors::load(&path, &Device::Cpu).map_err(tensor_err)?;
+    let present: std::collections::HashSet<String> = stored.keys().cloned().collect();
     let mut take = |name: &str, dims: &[usize]| -> Result<Tensor, CheckpointError> {
         let t = stored
             .remove(name)
@@ -398,11 +399,20 @@ pub fn restore(
     }
     let mut model_tensors = Vec::new();
     for (name, var) in params.iter().chain(model.named_buffers()) {
-        model_tensors.push((take(&format!("model.{name}"), var.dims())?, var.clone()));
+        let key = format!("model.{name}");
+        let t = if var.dtype().is_int() && !present.contains(&key) {
+            // A checkpoint written before runner kept BatchNorm's `num_batches_tracked`: every
+            // training-mode pass before a checkpoint was an optimizer step.
+            Tensor::new(manifest.steps as i64, &Device::Cpu).map_err(tensor_err)?
+        } else {
+            take(&key, var.dims())?
+        };
+        model_tensors.push((t, var));
     }
-    if let Some(average) = average {
-        for (name, var) in average.state() {
-            let t = take(&format!("{}.{name}", average.name()), var.dims())?;
+    let average_state = average.map(|a| (a.name(), a.state()));
+    if let Some((prefix, state)) = &average_state {
+        for (name, var) in state {
+            let t = take(&format!("{prefix}.{name}"), var.dims())?;
             model_tensors.push((t, var));
         }
     }

@@ -28,6 +28,9 @@ pub(crate) struct Eval {
     pub(crate) per_class: Vec<ClassAccuracy>,
     /// The predicted class of every image, in data set order.
     pub(crate) predictions: Vec<u32>,
+    /// The network's output for every image, `[images, classes]` row-major in data set order,
+    /// as `f32`: only from [`evaluate_keeping_outputs`] (empty otherwise).
+    pub(crate) outputs: Vec<f32>,
 }
 
 impl Eval {
@@ -56,7 +59,6 @@ pub(crate) fn class_names(exp: &Experiment, data: &Dataset) -> Vec<String> {
 /// test transforms `pipe`) in batches of `test_batch_size`, in data set order: the one
 /// evaluation both a training run (after every epoch) and `runner eval` use. `stop` is asked
 /// before every batch.
-#[tracing::instrument(skip_all, fields(epoch))]
 pub(crate) fn evaluate(
     model: &Model,
     exp: &Experiment,
@@ -66,6 +68,43 @@ pub(crate) fn evaluate(
     epoch: usize,
     stop: &dyn Fn() -> Option<Signal>,
 ) -> Result<Eval, Stop> {
+    evaluate_with(model, exp, data, pipe, device, epoch, stop, false)
+}
+
+/// [`evaluate`], also keeping the network's output for every image ([`Eval::outputs`]): what
+/// `runner eval --logits` writes, for comparisons with another implementation of the model.
+pub(crate) fn evaluate_keeping_outputs(
+    model: &Model,
+    exp: &Experiment,
+    data: &Arc<Dataset>,
+    pipe: &Arc<Pipeline>,
+    device: &Device,
+    stop: &dyn Fn() -> Option<Signal>,
+) -> Result<Eval, Stop> {
+    evaluate_with(
+        model,
+        exp,
+        data,
+        pipe,
+        device,
+        exp.train().epochs,
+        stop,
+        true,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "evaluate", skip_all, fields(epoch))]
+fn evaluate_with(
+    model: &Model,
+    exp: &Experiment,
+    data: &Arc<Dataset>,
+    pipe: &Arc<Pipeline>,
+    device: &Device,
+    epoch: usize,
+    stop: &dyn Fn() -> Option<Signal>,
+    keep_outputs: bool,
+) -> Result<Eval, Stop> {
     let started = Instant::now();
     let names = class_names(exp, data);
     let classes = names.len();
@@ -73,6 +112,7 @@ pub(crate) fn evaluate(
     let mut loss_sum = 0f64;
     let mut n = 0usize;
     let mut all_predictions = Vec::with_capacity(data.len());
+    let mut outputs = Vec::new();
     for batch in epoch_batches(
         data.clone(),
         pipe.clone(),
@@ -94,6 +134,9 @@ pub(crate) fn evaluate(
             let l = loss(loss_spec, &out, &y)?
                 .to_dtype(DType::F64)?
                 .to_scalar::<f64>()?;
+            if keep_outputs {
+                outputs.extend(out.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?);
+            }
             Ok((l, predictions(&out)?))
         })?;
         loss_sum += batch_loss * b as f64;
@@ -129,6 +172,7 @@ pub(crate) fn evaluate(
         images_per_sec: n as f64 / seconds.max(1e-9),
         per_class,
         predictions: all_predictions,
+        outputs,
     })
 }
 

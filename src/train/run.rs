@@ -260,7 +260,12 @@ fn train_and_report(
     }
     let model = {
         let _span = tracing::info_span!("build_model", params).entered();
-        Model::new(graph, exp.seed(), &device)?
+        let model = Model::new(graph, exp.seed(), &device)?;
+        // A checkpoint, when there is one, holds the weights instead.
+        if let (Some(init), None) = (&exp.train().init_from, &resume_from) {
+            model.load_init(&init.path, init.sha256.as_deref())?;
+        }
+        model
     };
     let mut optimizer = optim::build(&exp.train().optimizer, model.trainable_vars())?;
     let mut gradient_steps = GradientSteps::new(exp.train(), &model);

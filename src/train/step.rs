@@ -342,7 +342,9 @@ optimizer = { kind = "adam", lr = 0.01 }
     fn state(model: &Model) -> Vec<Vec<u32>> {
         let all = model.named_parameters().iter().chain(model.named_buffers());
         all.map(|(_, v): &(String, Var)| {
-            let v = v.as_tensor().flatten_all().expect("flatten");
+            // A BatchNorm count is an `i64`; small counts are exact in `f32`.
+            let v = v.as_tensor().to_dtype(DType::F32).expect("f32");
+            let v = v.flatten_all().expect("flatten");
             v.to_vec1::<f32>()
                 .expect("read")
                 .into_iter()

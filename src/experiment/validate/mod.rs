@@ -122,9 +122,10 @@ pub fn validate<'a>(cx: &mut Cx<'a>, raw: RawExperiment<'a>, default_name: &str)
         }
     }
     match (name, data, model, train) {
-        (Some(name), Some(data), Some((model, spans)), Some((train, _)))
+        (Some(name), Some(data), Some((model, mut spans)), Some((train, train_spans)))
             if cx.error_count() == 0 && spans.all_valid() =>
         {
+            spans.init_from = train_spans.init_from;
             Validated::Ok(
                 Box::new(Experiment::new(name, seed, device, data, model, train)),
                 spans,

@@ -24,6 +24,9 @@ pub struct ModelSpans {
     /// its place, from which the graph infers nothing, so that the shapes of the layers before
     /// it are still checked and no layer after it is blamed.
     pub failed: Vec<bool>,
+    /// The `train.init_from` value, where the check of the weights file against the model
+    /// ([`crate::check`]) points.
+    pub init_from: Option<Range<usize>>,
 }
 
 impl ModelSpans {

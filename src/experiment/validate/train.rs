@@ -3,12 +3,12 @@
 use std::ops::Range;
 
 use super::super::format::{
-    LossName, OptimizerName, RawClipGrad, RawEma, RawOptimizer, RawSchedule, RawTrain,
+    LossName, OptimizerName, RawClipGrad, RawEma, RawInitFrom, RawOptimizer, RawSchedule, RawTrain,
     ScheduleName, StopMetric,
 };
 use super::super::read::{int_in, Cx, Sp};
 use super::super::{
-    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, LossSpec, OptimizerSpec,
+    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, InitFrom, LossSpec, OptimizerSpec,
     ScheduleKind, ScheduleSpec, TrainSpec,
 };
 use super::model::MAX_WIDTH;
@@ -26,6 +26,7 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         clip_grad: None,
         ema: None,
         checkpoint: None,
+        init_from: None,
         early_stopping: None,
         failed: Vec::new(),
     });
@@ -78,6 +79,11 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
             every,
             best: c.value.best.as_ref().is_none_or(|b| b.value),
         }),
+    };
+    let init_span = t.init_from.as_ref().map(|i| i.span.clone());
+    let init_from = match &t.init_from {
+        None => Some(None),
+        Some(i) => validate_init(cx, &i.value).map(Some),
     };
     let early_stopping = match &t.early_stopping {
         None => Some(None),
@@ -136,12 +142,57 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
             loss: loss?,
             optimizer: optimizer?,
             schedule: schedule?,
+            init_from: init_from?,
         },
         TrainSpans {
             loss: loss_span,
             early_stopping: stop_span,
+            init_from: init_span,
         },
     ))
+}
+
+/// The path resolved to an absolute one (the file itself is read by the check of the weights,
+/// [`crate::check`]) and the SHA-256, if given, in lowercase.
+fn validate_init(cx: &mut Cx<'_>, i: &RawInitFrom) -> Option<InitFrom> {
+    let sha256 = match &i.sha256 {
+        None => Some(None),
+        Some(Sp { value, span }) => {
+            if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Some(Some(value.to_ascii_lowercase()))
+            } else {
+                cx.push(
+                    Diagnostic::error(span.clone(), "`sha256` must be 64 hexadecimal digits")
+                        .label(format!("{} characters", value.chars().count()))
+                        .help("`sha256sum FILE` prints it"),
+                );
+                None
+            }
+        }
+    };
+    let Sp { value: path, span } = &i.path;
+    let path = if path.is_empty() {
+        cx.push(
+            Diagnostic::error(span.clone(), "`init_from` is an empty path")
+                .label("expected a safetensors file"),
+        );
+        None
+    } else {
+        match cx.resolve_path(path, span) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                cx.push(
+                    Diagnostic::error(span.clone(), format!("`init_from` cannot be resolved: {e}"))
+                        .label("this path"),
+                );
+                None
+            }
+        }
+    };
+    Some(InitFrom {
+        path: path?,
+        sha256: sha256?,
+    })
 }
 
 /// The most batches one optimizer step may accumulate.
@@ -275,6 +326,8 @@ pub struct TrainSpans {
     pub loss: Range<usize>,
     /// The early-stopping metric, or the table when it names none.
     pub early_stopping: Option<Range<usize>>,
+    /// The `init_from` value (for the check of the weights file against the model).
+    pub init_from: Option<Range<usize>>,
 }
 
 fn validate_optimizer(cx: &mut Cx<'_>, o: Option<RawOptimizer>) -> Option<OptimizerSpec> {
