@@ -196,11 +196,13 @@ layers = [
 
     fn values(m: &Model) -> Vec<Vec<f32>> {
         let all = m.named_parameters().iter().chain(m.named_buffers());
-        all.map(|(_, v)| {
-            let t = v.as_tensor().flatten_all().expect("flatten");
-            t.to_vec1::<f32>().expect("read")
-        })
-        .collect()
+        // The float tensors: `num_batches_tracked` (an i64 count) is not averaged.
+        all.filter(|(_, v)| v.dtype().is_float())
+            .map(|(_, v)| {
+                let t = v.as_tensor().flatten_all().expect("flatten");
+                t.to_vec1::<f32>().expect("read")
+            })
+            .collect()
     }
 
     fn bits(m: &Model) -> Vec<Vec<u32>> {
@@ -213,7 +215,7 @@ layers = [
     /// Sets every parameter and buffer of `m` to `f(tensor index, element index)`.
     fn fill(m: &Model, f: impl Fn(usize, usize) -> f32) {
         let all = m.named_parameters().iter().chain(m.named_buffers());
-        for (i, (_, v)) in all.enumerate() {
+        for (i, (_, v)) in all.filter(|(_, v)| v.dtype().is_float()).enumerate() {
             let x: Vec<f32> = (0..v.elem_count()).map(|j| f(i, j)).collect();
             let t = candle_core::Tensor::from_vec(x, v.shape(), &Device::Cpu).expect("tensor");
             v.set(&t).expect("set");

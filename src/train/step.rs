@@ -543,8 +543,10 @@ optimizer = { kind = "sgd", lr = 0.1, momentum = 0.9 }
                 other => panic!("batch {i}: {other:?}"),
             }
         }
+        // The float tensors; the goldens leave out `num_batches_tracked` (an i64 count).
         let all = model.named_parameters().iter().chain(model.named_buffers());
         let state = all
+            .filter(|(_, v)| v.dtype().is_float())
             .flat_map(|(_, v)| {
                 let v = v.as_tensor().flatten_all().expect("flatten");
                 v.to_vec1::<f32>().expect("read")
