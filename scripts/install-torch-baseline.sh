@@ -4,7 +4,8 @@
 # Default: the current `torch` from PyPI, the one a user gets from `pip install torch`, into the
 # virtualenv `.venv-torch/` at the repository root (git ignores it). On Linux that wheel pulls
 # its CUDA runtime wheels even for CPU use (about 3 GB, 5.4 GB installed), because it will not
-# import without them. `runner bench` finds `.venv-torch/bin/python` by itself.
+# import without them. `runner bench` finds `.venv-torch/bin/python` by itself. torchvision comes
+# along for `scripts/golden_transforms.py`, which writes the transforms' golden values.
 #
 # `--debian`: Debian's python3-torch instead (PyTorch 1.13 on bookworm, CPU only, needs root),
 # kept as a second column: `runner bench --python /usr/bin/python3`.
@@ -20,5 +21,5 @@ if [ "${1:-}" = "--debian" ]; then
 fi
 python3 -m venv .venv-torch
 .venv-torch/bin/pip install --quiet --upgrade pip
-.venv-torch/bin/pip install --quiet torch numpy
+.venv-torch/bin/pip install --quiet torch torchvision numpy
 .venv-torch/bin/python -c 'import torch; print("torch", torch.__version__, "CPU capability", torch.backends.cpu.get_cpu_capability())'
