@@ -154,7 +154,9 @@ impl Downloader {
             DatasetKind::Mnist => (&MNIST_URLS, MNIST_MD5),
             DatasetKind::FashionMnist => (&FASHION_URLS, FASHION_MD5),
             DatasetKind::Cifar10 => return self.fetch_cifar(data_dir, &dir),
-            DatasetKind::Synthetic(_) => return Ok(()),
+            DatasetKind::Synthetic(_) | DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => {
+                return Ok(())
+            }
         };
         for (name, md5) in idx::FILES.iter().zip(md5s) {
             if idx::locate(&dir, name).is_none() {
