@@ -37,6 +37,9 @@ pub struct Checked {
     pub variant: Option<String>,
     /// Every override applied, `--set` arguments first, as `key.path=value`.
     pub overrides: Vec<String>,
+    /// For an image folder or CSV data set checked with a data directory: what was found
+    /// there (classes, images, the first image's size), or that it was not found.
+    pub data: Option<String>,
 }
 
 impl Checked {
@@ -55,8 +58,10 @@ impl Checked {
     }
 }
 
-/// Runs the graph stage on what the front end produced, then the check of the weights.
-fn with_graph(l: Loaded, weights: Weights) -> Checked {
+/// Runs the graph stage on what the front end produced, then the check of the weights, then
+/// (with `data_dir`) the check of an image folder's classes against the model.
+fn with_graph(l: Loaded, weights: Weights, data_dir: Option<&Path>) -> Checked {
+    let mut data = None;
     let mut diagnostics = l.diagnostics;
     let result = l.result.and_then(|(mut e, spans)| {
         let g = graph::of_experiment(&e, Some(&spans), &mut diagnostics)?;
@@ -67,6 +72,13 @@ fn with_graph(l: Loaded, weights: Weights) -> Checked {
                 e.pin_init_sha256(&sha256);
             }
             if diagnostics[before..].iter().any(Diagnostic::is_error) {
+                return None;
+            }
+        }
+        if let Some(dir) = data_dir {
+            let (ok, note) = check_folder(&e, &g, dir, &spans, &mut diagnostics);
+            data = note;
+            if !ok {
                 return None;
             }
         }
@@ -84,7 +96,69 @@ fn with_graph(l: Loaded, weights: Weights) -> Checked {
         result,
         variant: l.variant,
         overrides: l.overrides,
+        data,
     }
+}
+
+/// For an image folder or CSV data set: lists it under `data_dir` (reading one image header,
+/// decoding nothing) and checks the classes found against the declared `classes` and the
+/// model's output. Returns whether it fits, and a line saying what was found. Data that is not
+/// there is no error: the declared `classes` and `image_size` were checked already.
+fn check_folder(
+    e: &Experiment,
+    g: &Graph,
+    data_dir: &Path,
+    spans: &experiment::ModelSpans,
+    diags: &mut Vec<Diagnostic>,
+) -> (bool, Option<String>) {
+    let kind = &e.data().dataset;
+    let Some(spec) = kind.folder() else {
+        return (true, None);
+    };
+    let [c, h, w] = spec.shape;
+    let root = data_dir.join(&spec.path);
+    if std::fs::symlink_metadata(&root).is_err() {
+        let classes = match spec.classes {
+            Some(n) => format!("`classes = {n}` and "),
+            None => "(no `classes` declared, so the model's output is unchecked) ".into(),
+        };
+        return (
+            true,
+            Some(format!(
+                "data: {} not found; checked with the declared {classes}`image_size` ({c}x{h}x{w})",
+                root.display()
+            )),
+        );
+    }
+    let span = spans.dataset.clone().unwrap_or(0..0);
+    let probe = match crate::data::folder::probe(kind, data_dir) {
+        Ok(p) => p,
+        Err(err) => {
+            diags.push(
+                Diagnostic::error(span, format!("the `{}` data set: {err}", kind.name()))
+                    .label("these images"),
+            );
+            return (false, None);
+        }
+    };
+    let n = probe.train.classes.len();
+    let what = format!("{}", root.display());
+    let fits = crate::graph::output_fits(e.model(), g, n, &what, Some(spans), diags);
+    let names = if n <= 10 {
+        probe.train.classes.join(", ")
+    } else {
+        format!("{}, ...", probe.train.classes[..10].join(", "))
+    };
+    let first = match &probe.first {
+        Ok((_, fw, fh)) => format!("first image {fw}x{fh}, "),
+        Err(why) => format!("first image unreadable ({why}), "),
+    };
+    let note = format!(
+        "data: {} training images in {n} classes ({names}) in {}; {first}input [{c}, {h}, {w}]",
+        probe.train.files.len(),
+        root.display()
+    );
+    (fits, Some(note))
 }
 
 /// Reads the `init_from` file of `e` (if it names one) and reports, at `span`, a file that
@@ -154,6 +228,7 @@ fn first(mut all: Vec<Checked>) -> Checked {
         result: None,
         variant: None,
         overrides: Vec::new(),
+        data: None,
     })
 }
 
@@ -168,7 +243,16 @@ pub fn check_file_with(path: &Path, sets: &[String]) -> Vec<Checked> {
 pub fn check_file_weights(path: &Path, sets: &[String], weights: Weights) -> Vec<Checked> {
     experiment::load_file_with(path, sets)
         .into_iter()
-        .map(|l| with_graph(l, weights))
+        .map(|l| with_graph(l, weights, None))
+        .collect()
+}
+
+/// [`check_file_with`], also listing an image folder or CSV data set under `data_dir` (what
+/// `runner check` does): its classes are checked against the model, nothing is decoded.
+pub fn check_file_data(path: &Path, sets: &[String], data_dir: &Path) -> Vec<Checked> {
+    experiment::load_file_with(path, sets)
+        .into_iter()
+        .map(|l| with_graph(l, Weights::Check, Some(data_dir)))
         .collect()
 }
 
@@ -191,7 +275,7 @@ pub fn check_bytes_with(
 ) -> Vec<Checked> {
     experiment::load_bytes_with(path, bytes, default_name, sets)
         .into_iter()
-        .map(|l| with_graph(l, Weights::Check))
+        .map(|l| with_graph(l, Weights::Check, None))
         .collect()
 }
 
@@ -204,6 +288,6 @@ pub fn check_str(path: &str, text: &str, default_name: &str) -> Checked {
 pub fn check_str_with(path: &str, text: &str, default_name: &str, sets: &[String]) -> Vec<Checked> {
     experiment::load_str_with(path, text, default_name, sets)
         .into_iter()
-        .map(|l| with_graph(l, Weights::Check))
+        .map(|l| with_graph(l, Weights::Check, None))
         .collect()
 }

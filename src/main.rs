@@ -12,6 +12,7 @@ use runner::cli::{
     diff::DiffArgs,
     eval::EvalArgs,
     exit,
+    export_images::ExportImagesArgs,
     plot::PlotArgs,
     predict::PredictArgs,
     run::{ResumeArgs, RunArgs},
@@ -51,7 +52,7 @@ enum Command {
     /// Evaluate a finished run's weights (or a .safetensors file with --experiment) on the test
     /// or train split: accuracy, loss, per_class.csv, confusion.csv/.png, eval.json.
     Eval(EvalArgs),
-    /// Classify PNG, JPEG or WebP images (files or folders) with a finished run's weights: the
+    /// Classify PNG, JPEG, WebP or BMP images (files or folders) with a finished run's weights: the
     /// top classes with probabilities, as a table, CSV (for a folder) or JSON.
     Predict(PredictArgs),
     /// Compare two summary.csv or batch.csv files with tolerances; exit 1 on a regression.
@@ -60,6 +61,9 @@ enum Command {
     Schema,
     /// Compare every layer op on CUDA against the CPU (forward and backward, small inputs).
     DeviceCheck,
+    /// Write a data set (or an experiment's) as an image folder of PNGs:
+    /// DIR/train/<class>/<index>.png and DIR/test/<class>/<index>.png.
+    ExportImages(ExportImagesArgs),
     /// Draw a PNG grid of the data as the experiment's transforms deliver it.
     ShowData(ShowDataArgs),
     /// Compare finished runs: test curves overlaid, final accuracy per run.
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         (Some(Command::Run(args)), _) | (None, Some(args)) => cli::run::run(&args),
         (Some(Command::Resume(args)), _) => cli::run::resume(&args),
         (Some(Command::ShowData(args)), _) => cli::show_data::run(&args),
+        (Some(Command::ExportImages(args)), _) => cli::export_images::run(&args),
         (Some(Command::Plot(args)), _) => cli::plot::run(&args),
         (Some(Command::DeviceCheck), _) => cli::device_check::run(),
         (Some(Command::Bench(args)), _) => cli::bench::run(&args),

@@ -22,6 +22,26 @@ use Expect::*;
 /// `(fixture, expectation, what the fixture gets wrong)`.
 const CASES: &[(&str, Expect, &str)] = &[
     (
+        "image_folder_settings",
+        Errors(4),
+        "an image folder without a test set, with a 1-number size, 4 channels, 300 classes",
+    ),
+    (
+        "image_folder_test_twice",
+        Errors(1),
+        "both `test_path` and `test_split`",
+    ),
+    (
+        "image_folder_output_mismatch",
+        Errors(1),
+        "2 outputs for 3 declared classes, at the last layer",
+    ),
+    (
+        "csv_without_table",
+        Errors(1),
+        "`dataset = \"csv\"` without `[data.csv]`",
+    ),
+    (
         "init_from_wrong_shape",
         Errors(2),
         "weights whose conv1 and fc tensors have other shapes, named by layer",

@@ -236,12 +236,12 @@ fn predict_reads_every_format_and_names_every_bad_file() {
         (
             "a folder without images",
             vec!["predict", dir_s, empty.to_str().expect("utf8")],
-            "holds no image file (.png, .jpg, .jpeg, .webp)",
+            "holds no image file (.png, .jpg, .jpeg, .webp, .bmp)",
         ),
         (
             "a text file named as an image",
             vec!["predict", dir_s, &text_file],
-            "not a PNG, JPEG or WebP image",
+            "not a PNG, JPEG, WebP or BMP image",
         ),
         (
             "a missing file",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::check::{check_file_with, Checked};
+use crate::check::{check_file_data, Checked};
 use crate::diagnostic::{Position, Severity};
 use crate::graph::summary::{rows, table, thousands, Row};
 
@@ -21,6 +21,11 @@ pub struct CheckArgs {
     /// Print only diagnostics and a one-line verdict per file, no layer table.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Folder an `image_folder` or `csv` data set's paths are relative to: it is listed (one
+    /// image header read, nothing decoded) to report its classes and check them against the
+    /// model [default: $RUNNER_DATA, else ./data]. Data that is not there is no error.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Overrides applied to every file.
     #[command(flatten)]
     pub set: super::SetArgs,
@@ -56,6 +61,8 @@ struct JsonFile<'a> {
     layers: Vec<Row>,
     params: usize,
     macs: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a str>,
 }
 
 fn json_file(c: &Checked) -> JsonFile<'_> {
@@ -92,6 +99,7 @@ fn json_file(c: &Checked) -> JsonFile<'_> {
         layers,
         params,
         macs,
+        data: c.data.as_deref(),
     }
 }
 
@@ -116,6 +124,9 @@ pub fn text_report(c: &Checked, quiet: bool) -> String {
                 thousands(g.params() as u64),
                 thousands(g.macs())
             );
+            if let Some(d) = &c.data {
+                out += &format!("{d}\n");
+            }
             if !quiet {
                 out += &table(g);
             }
@@ -151,11 +162,12 @@ fn quiet_repeats(variants: &mut [Checked]) {
 
 /// Runs the verb; returns the exit code.
 pub fn run(args: &CheckArgs) -> anyhow::Result<i32> {
+    let data_dir = crate::data::resolve_data_dir(args.data_dir.as_deref());
     let checked: Vec<Checked> = args
         .files
         .iter()
         .flat_map(|f| {
-            let mut variants = check_file_with(f, &args.set.sets);
+            let mut variants = check_file_data(f, &args.set.sets, &data_dir);
             quiet_repeats(&mut variants);
             variants
         })

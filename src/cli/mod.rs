@@ -6,6 +6,7 @@ pub mod check;
 pub mod device_check;
 pub mod diff;
 pub mod eval;
+pub mod export_images;
 pub mod out;
 pub mod plot;
 pub mod predict;

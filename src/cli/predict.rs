@@ -22,7 +22,7 @@ pub struct PredictArgs {
     /// A finished run folder (its `model.safetensors`, as its `config.toml` says), or a weights
     /// file `.safetensors` (then `--experiment` is required).
     pub target: PathBuf,
-    /// PNG, JPEG or WebP files, and folders: a folder's `.png`, `.jpg`, `.jpeg` and `.webp`
+    /// PNG, JPEG, WebP or BMP files, and folders: a folder's `.png`, `.jpg`, `.jpeg`, `.webp` and `.bmp`
     /// files (not its subfolders), sorted by name.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,

@@ -375,7 +375,9 @@ impl Downloader {
                 let _ = std::fs::remove_file(&tarball);
                 return Ok(());
             }
-            DatasetKind::Synthetic(_) => return Ok(()),
+            DatasetKind::Synthetic(_) | DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => {
+                return Ok(())
+            }
         };
         for file in files {
             if idx::locate(&dir, file.name()).is_none() {

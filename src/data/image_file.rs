@@ -1,4 +1,4 @@
-//! Image files (PNG, JPEG, WebP of any size and colour type) turned into raw images of a data
+//! Image files (PNG, JPEG, WebP, BMP of any size and colour type) turned into raw images of a data
 //! set's shape: the bytes [`super::Dataset::image`] would hold, ready for the same
 //! [`super::Pipeline`] as the data set's own images.
 //!
@@ -36,7 +36,7 @@ use image::{DynamicImage, ImageBuffer, ImageDecoder, ImageFormat, ImageReader, L
 use crate::bounded::ReadErrorKind;
 
 /// File name extensions of the images a folder is searched for (compared without case).
-pub const EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
+pub const EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "bmp"];
 /// The most bytes read from one image file (64 MiB).
 pub const FILE_LIMIT: u64 = 64 << 20;
 /// The most pixels (width times height) decoded from one image: 50 megapixels.
@@ -63,7 +63,7 @@ pub enum ImageErrorKind {
     #[error("cannot read it: {0}")]
     Read(ReadErrorKind),
     /// The content is not one of the formats read.
-    #[error("not a PNG, JPEG or WebP image ({0})")]
+    #[error("not a PNG, JPEG, WebP or BMP image ({0})")]
     NotImage(String),
     /// The header promises more pixels than are decoded.
     #[error(
@@ -219,14 +219,16 @@ pub fn has_image_extension(path: &Path) -> bool {
         .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-/// Decodes a PNG, JPEG or WebP file's bytes within the limits, turned as its EXIF orientation
+/// Decodes a PNG, JPEG, WebP or BMP file's bytes within the limits, turned as its EXIF orientation
 /// says (steps 1 and 2 of the [module's](self) list).
 pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ImageErrorKind> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageErrorKind::NotImage(e.to_string()))?;
     let format = match reader.format() {
-        Some(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP)) => f,
+        Some(f @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Bmp)) => {
+            f
+        }
         Some(other) => {
             return Err(ImageErrorKind::NotImage(format!(
                 "it is a {} file",
@@ -523,7 +525,7 @@ mod tests {
             (
                 "anim.gif",
                 gif,
-                "not a PNG, JPEG or WebP image (it is a GIF file)",
+                "not a PNG, JPEG, WebP or BMP image (it is a GIF file)",
             ),
             (
                 "bomb.png",

@@ -7,6 +7,8 @@
 
 pub mod cifar;
 pub mod download;
+pub mod export;
+pub mod folder;
 pub mod idx;
 pub mod image_file;
 pub mod loader;
@@ -282,6 +284,38 @@ pub enum DataError {
         /// The file's length.
         len: u64,
     },
+    /// An image folder or CSV data set cannot be listed: a missing folder, an empty class
+    /// folder, a loop of symbolic links, ...
+    #[error("{}: {reason}", path.display())]
+    Folder {
+        /// The folder or file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A row of a CSV data set is wrong.
+    #[error("{}:{line}: {reason}", path.display())]
+    Csv {
+        /// The CSV file.
+        path: PathBuf,
+        /// The line (1-based).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An image of an image folder or CSV data set cannot be decoded (`on_corrupt = "error"`).
+    #[error("{0}\nhelp: set `on_corrupt = \"skip\"` to leave such images out")]
+    Image(image_file::ImageFileError),
+    /// The declared `classes` differs from the classes found.
+    #[error("{}: {found} classes found, but the experiment declares `classes = {declared}`", path.display())]
+    ClassCount {
+        /// The folder or CSV file.
+        path: PathBuf,
+        /// The declared count.
+        declared: usize,
+        /// The classes found.
+        found: usize,
+    },
     /// The synthetic data set cannot be generated with these parameters.
     #[error("synthetic data set: {reason}")]
     InvalidSynthetic {
@@ -369,6 +403,7 @@ pub fn load_with(
         }
         DatasetKind::Cifar10 => cifar::load(data_dir, downloader),
         DatasetKind::Synthetic(spec) => synthetic::generate(spec, seed),
+        DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => folder::load(kind, data_dir, seed),
     }
 }
 
@@ -385,6 +420,9 @@ pub fn class_names(kind: &DatasetKind, data_dir: &Path) -> Vec<String> {
                 .join(cifar::META_FILE),
         ),
         DatasetKind::Synthetic(spec) => synthetic::class_names(spec.classes),
+        DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => folder::probe(kind, data_dir)
+            .map(|p| p.train.classes)
+            .unwrap_or_else(|_| synthetic::class_names(kind.classes())),
     }
 }
 
@@ -394,7 +432,7 @@ pub fn dataset_folder(kind: &DatasetKind) -> Option<&'static str> {
         DatasetKind::Mnist => Some("mnist"),
         DatasetKind::FashionMnist => Some("fashion-mnist"),
         DatasetKind::Cifar10 => Some("cifar-10-batches-bin"),
-        DatasetKind::Synthetic(_) => None,
+        DatasetKind::Synthetic(_) | DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => None,
     }
 }
 

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::format::{DatasetName, OpKind, StopMetric};
+use super::format::{DatasetName, OnCorrupt, OpKind, StopMetric};
 
 /// A fully validated experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -130,6 +130,40 @@ pub enum DatasetKind {
     Cifar10,
     /// Generated data for tests and demos: learnable, deterministic given the experiment seed.
     Synthetic(SyntheticSpec),
+    /// The user's images, one folder per class.
+    ImageFolder(FolderSpec),
+    /// The user's images, listed in a CSV file of `path,label` rows.
+    Csv(FolderSpec),
+}
+
+/// Where the user's images are (`[data.image_folder]` or `[data.csv]`) and how they are
+/// decoded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FolderSpec {
+    /// The training folder (or CSV file), as written: relative to the data directory.
+    pub path: String,
+    /// Where the test images come from.
+    pub test: TestSource,
+    /// `[channels, height, width]` every image is made.
+    pub shape: [usize; 3],
+    /// The declared number of classes, if any.
+    pub classes: Option<usize>,
+    /// What to do with an image that cannot be decoded.
+    pub on_corrupt: OnCorrupt,
+}
+
+/// Where the test images of a [`FolderSpec`] come from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TestSource {
+    /// A folder (or CSV file) of their own, relative to the data directory.
+    Path(String),
+    /// A stratified fraction of the training images.
+    Split {
+        /// The fraction, in `(0, 1)`.
+        fraction: f64,
+        /// The seed of the draw; `None`: the experiment's seed.
+        seed: Option<u64>,
+    },
 }
 
 /// Parameters of the synthetic data set.
@@ -152,14 +186,31 @@ impl DatasetKind {
             DatasetKind::Mnist | DatasetKind::FashionMnist => [1, 28, 28],
             DatasetKind::Cifar10 => [3, 32, 32],
             DatasetKind::Synthetic(s) => s.shape,
+            DatasetKind::ImageFolder(f) | DatasetKind::Csv(f) => f.shape,
         }
     }
 
-    /// Number of classes.
-    pub fn classes(&self) -> usize {
+    /// Number of classes, where it is known without the data: always, but for an image folder
+    /// or CSV file that does not declare `classes`.
+    pub fn known_classes(&self) -> Option<usize> {
         match self {
-            DatasetKind::Synthetic(s) => s.classes,
-            _ => 10,
+            DatasetKind::Synthetic(s) => Some(s.classes),
+            DatasetKind::ImageFolder(f) | DatasetKind::Csv(f) => f.classes,
+            _ => Some(10),
+        }
+    }
+
+    /// Number of classes; 0 for an image folder or CSV file that does not declare it (the
+    /// loaded [`crate::data::Dataset::classes`] then tells).
+    pub fn classes(&self) -> usize {
+        self.known_classes().unwrap_or(0)
+    }
+
+    /// The user's images: the folder or CSV spec.
+    pub fn folder(&self) -> Option<&FolderSpec> {
+        match self {
+            DatasetKind::ImageFolder(f) | DatasetKind::Csv(f) => Some(f),
+            _ => None,
         }
     }
 
@@ -169,6 +220,7 @@ impl DatasetKind {
             DatasetKind::Mnist | DatasetKind::FashionMnist => Some(60_000),
             DatasetKind::Cifar10 => Some(50_000),
             DatasetKind::Synthetic(s) => Some(s.train_size),
+            DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => None,
         }
     }
 
@@ -179,6 +231,8 @@ impl DatasetKind {
             DatasetKind::FashionMnist => DatasetName::FashionMnist,
             DatasetKind::Cifar10 => DatasetName::Cifar10,
             DatasetKind::Synthetic(_) => DatasetName::Synthetic,
+            DatasetKind::ImageFolder(_) => DatasetName::ImageFolder,
+            DatasetKind::Csv(_) => DatasetName::Csv,
         }
     }
 

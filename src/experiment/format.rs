@@ -49,16 +49,36 @@ choice! {
         Cifar10 = "cifar10",
         /// Generated, learnable data for tests and demos (see `[data.synthetic]`).
         Synthetic = "synthetic",
+        /// Your own images, one folder per class (see `[data.image_folder]`).
+        ImageFolder = "image_folder",
+        /// Your own images, listed in a CSV file of `path,label` rows (see `[data.csv]`).
+        Csv = "csv",
+    }
+}
+
+choice! {
+    /// What to do with an image file that cannot be decoded.
+    pub enum OnCorrupt as "on_corrupt" {
+        /// Stop with an error that names the file.
+        Error = "error",
+        /// Leave the image out; each one is named in the log, and the count is reported.
+        Skip = "skip",
     }
 }
 
 table! {
     /// `[data]`: the data set and how batches are made.
     pub struct RawData as "`[data]`" {
-        /// `mnist`, `fashion-mnist`, `cifar10` or `synthetic`. Required.
+        /// `mnist`, `fashion-mnist`, `cifar10`, `synthetic`, `image_folder` or `csv`. Required.
         dataset: Sp<DatasetName>,
         /// Shape and size of the `synthetic` data set (only for `dataset = "synthetic"`).
         synthetic: Option<Sp<RawSynthetic>>,
+        /// Where the `image_folder` data set is and how its images are decoded (only for
+        /// `dataset = "image_folder"`).
+        image_folder: Option<Sp<RawImageFolder>>,
+        /// Where the `csv` data set is and how its images are decoded (only for
+        /// `dataset = "csv"`).
+        csv: Option<Sp<RawCsv>>,
         /// Training batch size. Default: 64.
         batch_size: Option<Sp<u64>>,
         /// Evaluation batch size. Default: 1000.
@@ -90,6 +110,70 @@ table! {
         train_size: Option<Sp<u64>>,
         /// Test images. Default: 256.
         test_size: Option<Sp<u64>>,
+    }
+}
+
+table! {
+    /// `[data.image_folder]`: one sub-folder per class, as torchvision's `ImageFolder`. Class
+    /// ids come from the sorted folder names (byte order); images are found in each class
+    /// folder and its sub-folders by extension (`.png`, `.jpg`, `.jpeg`, `.webp`, `.bmp`, any
+    /// case), other files are ignored. Decoded images are cached under
+    /// `<data dir>/.runner-cache/`.
+    pub struct RawImageFolder as "`[data.image_folder]`" {
+        /// The training folder, holding one folder per class; a relative path is relative to
+        /// the data directory (`--data-dir`). Required.
+        path: Sp<String>,
+        /// The test folder, with class folders named as in `path` (a class may be absent).
+        /// Give this or `test_split`.
+        test_path: Option<Sp<String>>,
+        /// Hold out this fraction (0 < f < 1) of `path`'s images as the test set, stratified by
+        /// class and drawn from `split_seed`. Give this or `test_path`.
+        test_split: Option<Sp<f64>>,
+        /// Seed of the `test_split` draw. Default: the experiment's seed.
+        split_seed: Option<Sp<Seed>>,
+        /// `[height, width]` every image is made: resized, keeping its aspect ratio, so that it
+        /// covers the size (the relatively shorter side becomes exactly the target's; bilinear,
+        /// antialiased), then the central window is cut (torchvision's `Resize` then
+        /// `CenterCrop`). An image of that size is used as it is. Required.
+        image_size: Sp<Vec<Sp<u64>>>,
+        /// 1 (grey, ITU-R 601 luma as PIL's `convert("L")`) or 3 (RGB). Alpha is composited
+        /// over black. Default: 3.
+        channels: Option<Sp<u64>>,
+        /// The number of classes you expect: checked against the class folders found, and
+        /// against the model's output without the data. Default: as many as there are
+        /// class folders.
+        classes: Option<Sp<u64>>,
+        /// `error` (default) or `skip`: what to do with an image that cannot be decoded.
+        on_corrupt: Option<Sp<OnCorrupt>>,
+    }
+}
+
+table! {
+    /// `[data.csv]`: images listed in a CSV file of `path,label` rows (a `path,label` header
+    /// line is optional). A label is a class name or an integer class id: when every label is
+    /// an integer they are the ids, otherwise the sorted distinct names are the classes.
+    /// Decoded images are cached as for `image_folder`.
+    pub struct RawCsv as "`[data.csv]`" {
+        /// The training CSV; a relative path is relative to the data directory. Image paths in
+        /// the file are relative to the file's folder. Required.
+        path: Sp<String>,
+        /// A test CSV of the same form, whose labels must be classes of `path`. Give this or
+        /// `test_split`.
+        test_path: Option<Sp<String>>,
+        /// Hold out this fraction (0 < f < 1) of the images as the test set, stratified by
+        /// class and drawn from `split_seed`. Give this or `test_path`.
+        test_split: Option<Sp<f64>>,
+        /// Seed of the `test_split` draw. Default: the experiment's seed.
+        split_seed: Option<Sp<Seed>>,
+        /// `[height, width]` every image is made, as `image_folder`'s `image_size`. Required.
+        image_size: Sp<Vec<Sp<u64>>>,
+        /// 1 (grey) or 3 (RGB). Default: 3.
+        channels: Option<Sp<u64>>,
+        /// The number of classes you expect: checked against the labels found. Default: the
+        /// number of distinct names, or the largest integer label plus one.
+        classes: Option<Sp<u64>>,
+        /// `error` (default) or `skip`: what to do with an image that cannot be decoded.
+        on_corrupt: Option<Sp<OnCorrupt>>,
     }
 }
 

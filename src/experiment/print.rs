@@ -6,9 +6,10 @@
 
 use super::decl::Section;
 use super::format::{
-    LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawData, RawEarlyStopping,
-    RawEma, RawExperiment, RawInitFrom, RawLayer, RawLoss, RawModel, RawOp, RawOptimizer,
-    RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
+    LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawCsv, RawData,
+    RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInitFrom, RawLayer, RawLoss,
+    RawModel, RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform,
+    RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;
@@ -67,9 +68,51 @@ fn data(d: &DataSpec) -> RawData {
         }),
         _ => None,
     };
+    let split = |f: &FolderSpec| match &f.test {
+        TestSource::Path(p) => (some(p.clone()), None, None),
+        TestSource::Split { fraction, seed } => {
+            (None, some(*fraction), seed.map(|s| Sp::bare(Seed(s))))
+        }
+    };
+    let image_folder = match &d.dataset {
+        DatasetKind::ImageFolder(f) => {
+            let (test_path, test_split, split_seed) = split(f);
+            some(RawImageFolder {
+                path: Sp::bare(f.path.clone()),
+                test_path,
+                test_split,
+                split_seed,
+                image_size: Sp::bare(vec![n(f.shape[1]), n(f.shape[2])]),
+                channels: Some(n(f.shape[0])),
+                classes: f.classes.map(n),
+                on_corrupt: some(f.on_corrupt),
+                failed: Vec::new(),
+            })
+        }
+        _ => None,
+    };
+    let csv = match &d.dataset {
+        DatasetKind::Csv(f) => {
+            let (test_path, test_split, split_seed) = split(f);
+            some(RawCsv {
+                path: Sp::bare(f.path.clone()),
+                test_path,
+                test_split,
+                split_seed,
+                image_size: Sp::bare(vec![n(f.shape[1]), n(f.shape[2])]),
+                channels: Some(n(f.shape[0])),
+                classes: f.classes.map(n),
+                on_corrupt: some(f.on_corrupt),
+                failed: Vec::new(),
+            })
+        }
+        _ => None,
+    };
     RawData {
         dataset: Sp::bare(d.dataset.id()),
         synthetic,
+        image_folder,
+        csv,
         batch_size: Some(n(d.batch_size)),
         test_batch_size: Some(n(d.test_batch_size)),
         shuffle: some(d.shuffle),

@@ -82,6 +82,29 @@ pub fn of_experiment(
     for_dataset(e.model(), &e.data().dataset, spans, diags)
 }
 
+/// Whether the graph's output is one score per class; if not, reports it at the last layer.
+/// `what` names the data set (`cifar10`, or the folder found).
+pub fn output_fits(
+    model: &ModelSpec,
+    g: &Graph,
+    classes: usize,
+    what: &str,
+    spans: Option<&ModelSpans>,
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    let out = g.output_shape();
+    if out == [classes] {
+        return true;
+    }
+    let last = model.layers.len().saturating_sub(1);
+    diags.push(
+        Diagnostic::error(spans_of(spans, last).op, format!("the model outputs {out:?} per image, but {what} has {classes} classes"))
+            .label("last layer")
+            .help(format!("end the model with a layer that produces [{classes}], e.g. `{{ op = \"linear\", out = {classes} }}`")),
+    );
+    false
+}
+
 /// The graph of `model` for the images and classes of `dataset`.
 pub fn for_dataset(
     model: &ModelSpec,
@@ -90,15 +113,12 @@ pub fn for_dataset(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Graph> {
     let g = build(model, spans, diags)?;
-    let out = g.output_shape();
-    let classes = dataset.classes();
-    if out != [classes] {
-        let last = model.layers.len().saturating_sub(1);
-        diags.push(
-            Diagnostic::error(spans_of(spans, last).op, format!("the model outputs {out:?} per image, but {} has {classes} classes", dataset.name()))
-                .label("last layer")
-                .help(format!("end the model with a layer that produces [{classes}], e.g. `{{ op = \"linear\", out = {classes} }}`")),
-        );
+    // An image folder without a declared `classes` is checked once it is listed
+    // (`runner check` with the data, [`crate::check`]).
+    let Some(classes) = dataset.known_classes() else {
+        return Some(g);
+    };
+    if !output_fits(model, &g, classes, dataset.name(), spans, diags) {
         return None;
     }
     Some(g)

@@ -39,6 +39,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     sync_parent(path).map_err(err)
 }
 
+/// [`write_atomic`] without the `fsync`s: readers see the old file or the whole new one, never a
+/// part, but a power cut may lose the file. For writing many small files (an exported image
+/// folder), where syncing each would dominate the time.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let err = |source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (tmp, mut file) = create_temp_beside(path).map_err(err)?;
+    let written = file.write_all(bytes).and_then(|()| {
+        drop(file);
+        rename_temp(&tmp, path)
+    });
+    if let Err(source) = written {
+        remove_temp(&tmp);
+        return Err(err(source));
+    }
+    Ok(())
+}
+
 /// The temporary files this process has created and not yet renamed or removed.
 static LIVE_TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 

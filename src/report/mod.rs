@@ -40,7 +40,7 @@ pub mod tensorboard;
 pub mod text;
 pub mod trace;
 
-pub use atomic::write_atomic;
+pub use atomic::{write_atomic, write_atomic_unsynced};
 pub use status::{is_locked, FolderLock, RunState, RunStatus, LOCK_FILE, STATUS_FILE};
 
 /// Removes every temporary file this process has open and exits with `code` at once (the

@@ -245,6 +245,19 @@ fn train_and_report(
         let _span = tracing::info_span!("load_data", dataset = exp.data().dataset.name()).entered();
         data::load_experiment(exp.data(), &opts.data_dir, exp.seed())?
     };
+    // An image folder without a declared `classes` is checked against the model only now.
+    if let Some(spec) = exp.data().dataset.folder() {
+        let found = splits.train.classes.len();
+        if graph.output_shape() != [found] {
+            return Err(TrainError::Data(data::DataError::Folder {
+                path: opts.data_dir.join(&spec.path),
+                reason: format!(
+                    "{found} classes found, but the model outputs {:?} per image",
+                    graph.output_shape()
+                ),
+            }));
+        }
+    }
     let shape = exp.data().dataset.image_shape();
     let train = Arc::new(splits.train);
     let val = splits.val.map(Arc::new);

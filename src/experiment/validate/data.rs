@@ -2,9 +2,13 @@
 
 use std::ops::Range;
 
-use super::super::format::{DatasetName, RawData, RawSynthetic, RawTransform, RawTransformOp};
-use super::super::read::{Cx, Sp};
-use super::super::{DataSpec, DatasetKind, SyntheticSpec, Transform, ValidationSize};
+use super::super::format::{
+    DatasetName, OnCorrupt, RawCsv, RawData, RawImageFolder, RawTransform, RawTransformOp,
+};
+use super::super::read::{Cx, Seed, Sp};
+use super::super::{
+    DataSpec, DatasetKind, FolderSpec, SyntheticSpec, TestSource, Transform, ValidationSize,
+};
 use super::{count, real};
 use crate::diagnostic::Diagnostic;
 
@@ -29,20 +33,33 @@ impl Images {
 /// data set and training transforms are valid.
 pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images>) {
     let ds = &d.dataset;
-    if d.failed.contains(&"synthetic") {
+    if ["synthetic", "image_folder", "csv"]
+        .iter()
+        .any(|k| d.failed.contains(k))
+    {
         return (None, None);
     }
-    let Some(dataset) = dataset_kind(cx, ds, d.synthetic.as_ref().map(|s| &s.value)) else {
+    let Some(dataset) = dataset_kind(cx, ds, &d) else {
         return (None, None);
     };
-    if d.synthetic.is_some() && !matches!(dataset, DatasetKind::Synthetic(_)) {
-        cx.push(
-            Diagnostic::warning(
-                ds.span.clone(),
-                "`[data.synthetic]` is ignored unless `dataset = \"synthetic\"`",
-            )
-            .label("not synthetic"),
-        );
+    for (present, table, name) in [
+        (d.synthetic.is_some(), "synthetic", DatasetName::Synthetic),
+        (
+            d.image_folder.is_some(),
+            "image_folder",
+            DatasetName::ImageFolder,
+        ),
+        (d.csv.is_some(), "csv", DatasetName::Csv),
+    ] {
+        if present && dataset.id() != name {
+            cx.push(
+                Diagnostic::warning(
+                    ds.span.clone(),
+                    format!("`[data.{table}]` is ignored unless `dataset = \"{table}\"`"),
+                )
+                .label(format!("not {table}")),
+            );
+        }
     }
     let batch_size = count(cx, &d.batch_size, 64, 1, "batch_size");
     let test_batch_size = count(cx, &d.test_batch_size, 1000, 1, "test_batch_size");
@@ -160,12 +177,199 @@ fn validation(
     Some(Some(v.value))
 }
 
-fn dataset_kind(
-    cx: &mut Cx<'_>,
-    ds: &Sp<DatasetName>,
-    synthetic: Option<&RawSynthetic>,
-) -> Option<DatasetKind> {
+/// The keys `[data.image_folder]` and `[data.csv]` share.
+struct FolderKeys<'r> {
+    table: &'static str,
+    span: Range<usize>,
+    path: &'r Sp<String>,
+    test_path: &'r Option<Sp<String>>,
+    test_split: &'r Option<Sp<f64>>,
+    split_seed: &'r Option<Sp<Seed>>,
+    image_size: &'r Sp<Vec<Sp<u64>>>,
+    channels: &'r Option<Sp<u64>>,
+    classes: &'r Option<Sp<u64>>,
+    on_corrupt: &'r Option<Sp<OnCorrupt>>,
+}
+
+impl<'r> FolderKeys<'r> {
+    fn of_folder(t: &'r Sp<RawImageFolder>) -> Self {
+        let v = &t.value;
+        FolderKeys {
+            table: "image_folder",
+            span: t.span.clone(),
+            path: &v.path,
+            test_path: &v.test_path,
+            test_split: &v.test_split,
+            split_seed: &v.split_seed,
+            image_size: &v.image_size,
+            channels: &v.channels,
+            classes: &v.classes,
+            on_corrupt: &v.on_corrupt,
+        }
+    }
+
+    fn of_csv(t: &'r Sp<RawCsv>) -> Self {
+        let v = &t.value;
+        FolderKeys {
+            table: "csv",
+            span: t.span.clone(),
+            path: &v.path,
+            test_path: &v.test_path,
+            test_split: &v.test_split,
+            split_seed: &v.split_seed,
+            image_size: &v.image_size,
+            channels: &v.channels,
+            classes: &v.classes,
+            on_corrupt: &v.on_corrupt,
+        }
+    }
+}
+
+/// The most classes a data set may have: labels are stored as bytes.
+pub const MAX_CLASSES: u64 = 256;
+
+fn folder_spec(cx: &mut Cx<'_>, k: FolderKeys<'_>) -> Option<FolderSpec> {
+    let table = k.table;
+    let mut ok = true;
+    for (p, key) in [(Some(k.path), "path"), (k.test_path.as_ref(), "test_path")] {
+        if let Some(p) = p {
+            if p.value.trim().is_empty() {
+                cx.push(
+                    Diagnostic::error(p.span.clone(), format!("`{key}` is empty"))
+                        .label("expected a path, relative to the data directory"),
+                );
+                ok = false;
+            }
+        }
+    }
+    let test = match (k.test_path, k.test_split) {
+        (Some(p), None) => Some(TestSource::Path(p.value.clone())),
+        (None, Some(f)) => {
+            if f.value > 0.0 && f.value < 1.0 {
+                Some(TestSource::Split {
+                    fraction: f.value,
+                    seed: k.split_seed.as_ref().map(|s| s.value.0),
+                })
+            } else {
+                cx.push(
+                    Diagnostic::error(
+                        f.span.clone(),
+                        format!("a test fraction must be between 0 and 1, found {}", f.value),
+                    )
+                    .label("expected 0 < fraction < 1"),
+                );
+                None
+            }
+        }
+        (Some(_), Some(f)) => {
+            cx.push(
+                Diagnostic::error(
+                    f.span.clone(),
+                    "both `test_path` and `test_split` are given",
+                )
+                .label("the test set would come from two places")
+                .help("keep one of them"),
+            );
+            None
+        }
+        (None, None) => {
+            cx.push(
+                Diagnostic::error(
+                    k.span.clone(),
+                    format!("`[data.{table}]` needs a test set: `test_path` or `test_split`"),
+                )
+                .label("no test set")
+                .help("add `test_split = 0.2` to hold out a fifth of the images"),
+            );
+            None
+        }
+    };
+    if let (Some(s), Some(TestSource::Path(_))) = (k.split_seed, &test) {
+        cx.push(
+            Diagnostic::warning(s.span.clone(), "`split_seed` is ignored with `test_path`")
+                .label("only `test_split` draws"),
+        );
+    }
+    let size = match k.image_size.value.as_slice() {
+        [h, w] if [h, w].iter().all(|x| (1..=4096).contains(&x.value)) => {
+            Some([h.value as usize, w.value as usize])
+        }
+        _ => {
+            cx.push(
+                Diagnostic::error(
+                    k.image_size.span.clone(),
+                    "`image_size` must be [height, width], each 1 to 4096",
+                )
+                .label("invalid size"),
+            );
+            None
+        }
+    };
+    let channels = match k.channels {
+        None => Some(3),
+        Some(c) if c.value == 1 || c.value == 3 => Some(c.value as usize),
+        Some(c) => {
+            cx.push(
+                Diagnostic::error(
+                    c.span.clone(),
+                    format!(
+                        "image files convert to 1 (grey) or 3 (RGB) channels, not {}",
+                        c.value
+                    ),
+                )
+                .label("expected 1 or 3"),
+            );
+            None
+        }
+    };
+    let classes = match k.classes {
+        None => Some(None),
+        Some(c) if (1..=MAX_CLASSES).contains(&c.value) => Some(Some(c.value as usize)),
+        Some(c) => {
+            cx.push(
+                Diagnostic::error(
+                    c.span.clone(),
+                    format!("`classes` must be 1 to {MAX_CLASSES}, found {}", c.value),
+                )
+                .label(format!("expected 1 to {MAX_CLASSES}")),
+            );
+            None
+        }
+    };
+    let ([h, w], channels, classes, test) = (size?, channels?, classes?, test?);
+    ok.then(|| FolderSpec {
+        path: k.path.value.clone(),
+        test,
+        shape: [channels, h, w],
+        classes,
+        on_corrupt: k.on_corrupt.as_ref().map_or(OnCorrupt::Error, |o| o.value),
+    })
+}
+
+fn dataset_kind(cx: &mut Cx<'_>, ds: &Sp<DatasetName>, d: &RawData) -> Option<DatasetKind> {
+    let synthetic = d.synthetic.as_ref().map(|s| &s.value);
+    let missing = |cx: &mut Cx<'_>, table: &str| {
+        cx.push(
+            Diagnostic::error(
+                ds.span.clone(),
+                format!("`dataset = \"{table}\"` needs a `[data.{table}]` table"),
+            )
+            .label(format!("no `[data.{table}]`"))
+            .help(format!(
+                "add `[data.{table}]` with `path`, `image_size` and `test_path` or `test_split`"
+            )),
+        );
+        None
+    };
     Some(match ds.value {
+        DatasetName::ImageFolder => match &d.image_folder {
+            Some(t) => DatasetKind::ImageFolder(folder_spec(cx, FolderKeys::of_folder(t))?),
+            None => return missing(cx, "image_folder"),
+        },
+        DatasetName::Csv => match &d.csv {
+            Some(t) => DatasetKind::Csv(folder_spec(cx, FolderKeys::of_csv(t))?),
+            None => return missing(cx, "csv"),
+        },
         DatasetName::Mnist => DatasetKind::Mnist,
         DatasetName::FashionMnist => DatasetKind::FashionMnist,
         DatasetName::Cifar10 => DatasetKind::Cifar10,

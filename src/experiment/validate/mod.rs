@@ -79,6 +79,21 @@ pub fn validate<'a>(cx: &mut Cx<'a>, raw: RawExperiment<'a>, default_name: &str)
     };
     let seed = raw.seed.as_ref().map_or(0, |s| s.value.0);
     let device = raw.device.as_ref().map_or(DeviceSpec::Cpu, |d| d.value);
+    // Where `runner check` points when the images found disagree with the file: the declared
+    // `classes`, else the `dataset` key.
+    let data_span = raw.data.0.as_ref().map(|d| {
+        let d = &d.value;
+        let classes = match (&d.image_folder, &d.csv) {
+            (Some(t), _) if d.dataset.value == super::format::DatasetName::ImageFolder => {
+                t.value.classes.as_ref()
+            }
+            (_, Some(t)) if d.dataset.value == super::format::DatasetName::Csv => {
+                t.value.classes.as_ref()
+            }
+            _ => None,
+        };
+        classes.map_or(d.dataset.span.clone(), |c| c.span.clone())
+    });
     let (data, images) = raw
         .data
         .0
@@ -126,6 +141,7 @@ pub fn validate<'a>(cx: &mut Cx<'a>, raw: RawExperiment<'a>, default_name: &str)
             if cx.error_count() == 0 && spans.all_valid() =>
         {
             spans.init_from = train_spans.init_from;
+            spans.dataset = data_span;
             Validated::Ok(
                 Box::new(Experiment::new(name, seed, device, data, model, train)),
                 spans,
