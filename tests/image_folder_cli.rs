@@ -254,3 +254,60 @@ fn example_experiment_checks_without_data() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("on image_folder"), "{}", text(&o));
 }
+
+#[test]
+fn export_images_takes_an_experiment_and_names_what_it_cannot_do() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("demo");
+    let o = runner(&[
+        "export-images",
+        "experiments/synthetic_demo.toml",
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("1x12x12"), "{}", text(&o));
+    assert!(out.join("test/class0").is_dir());
+
+    let two = tmp.path().join("two");
+    let cases: [(Vec<&str>, &str); 3] = [
+        (
+            vec![
+                "export-images",
+                "experiments/synthetic_demo.toml",
+                "--set",
+                "data.synthetic.shape=[2, 4, 4]",
+                "--out",
+                two.to_str().expect("utf8"),
+            ],
+            "2 channels cannot be exported as PNG",
+        ),
+        (
+            vec![
+                "export-images",
+                "imagenet",
+                "--out",
+                two.to_str().expect("utf8"),
+            ],
+            "neither a data set",
+        ),
+        (
+            vec![
+                "export-images",
+                "image_folder",
+                "--out",
+                two.to_str().expect("utf8"),
+            ],
+            "give an experiment file",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = runner(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
+    }
+    assert!(
+        !two.join("train").exists(),
+        "nothing written for a refused export"
+    );
+}

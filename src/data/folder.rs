@@ -673,9 +673,12 @@ fn read_cache(
     let skipped = u32_at(72) as usize;
     let crc = u32_at(76);
     let image_len: usize = shape.iter().product();
+    // Every sum checked: the header of a damaged file may hold any numbers.
     let want = n
         .checked_mul(image_len)
-        .and_then(|px| px.checked_add(n + 4 * skipped + HEADER));
+        .and_then(|px| px.checked_add(n))
+        .and_then(|x| x.checked_add(skipped.checked_mul(4)?))
+        .and_then(|x| x.checked_add(HEADER));
     if cached_shape != shape || u32_at(68) as usize != l.classes.len() || want != Some(bytes.len())
     {
         return Err("damaged: its header does not match its length".into());
@@ -873,6 +876,34 @@ mod tests {
         ));
         let (_, s5) = load_counting(&small, tmp.path(), 0).expect("loads");
         assert_eq!(s5.decoded, 12, "other decode options decode again");
+    }
+
+    #[test]
+    fn a_cache_header_with_any_numbers_is_refused_not_trusted() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        folder(&tmp.path().join("f"), &["a"], 2);
+        let l = list_folder(&tmp.path().join("f"), None).expect("lists");
+        let key = [7u8; 32];
+        let path = tmp.path().join("c.u8");
+        for n in [u64::MAX, u64::MAX / 48, 3, 0] {
+            let mut h = [0u8; HEADER];
+            h[..16].copy_from_slice(MAGIC);
+            h[16..48].copy_from_slice(&key);
+            h[48..56].copy_from_slice(&n.to_le_bytes());
+            for (i, s) in [3u32, 4, 4].iter().enumerate() {
+                h[56 + 4 * i..60 + 4 * i].copy_from_slice(&s.to_le_bytes());
+            }
+            h[68..72].copy_from_slice(&1u32.to_le_bytes());
+            h[72..76].copy_from_slice(&u32::MAX.to_le_bytes());
+            std::fs::write(&path, h).expect("write");
+            let got = read_cache(&path, &key, &l, [3, 4, 4]);
+            assert!(got.is_err(), "n = {n}: {got:?}");
+        }
+        std::fs::write(&path, b"short").expect("write");
+        assert!(
+            read_cache(&path, &key, &l, [3, 4, 4]).is_err(),
+            "a short file"
+        );
     }
 
     #[test]

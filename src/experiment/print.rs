@@ -473,6 +473,40 @@ mod tests {
     }
 
     #[test]
+    fn image_folder_and_csv_settings_print_and_read_back() {
+        // (the data tables, a line the resolved file must hold)
+        let cases = [
+            (
+                "dataset = \"image_folder\"\n[data.image_folder]\npath = \"a\"\ntest_path = \"b\"\nimage_size = [8, 8]",
+                "test_path = \"b\"",
+            ),
+            (
+                "dataset = \"csv\"\n[data.csv]\npath = \"l.csv\"\ntest_split = 0.25\nsplit_seed = 3\nimage_size = [8, 6]\nchannels = 1\nclasses = 4\non_corrupt = \"skip\"",
+                "on_corrupt = \"skip\"",
+            ),
+            (
+                "dataset = \"image_folder\"\n[data.image_folder]\npath = \"a\"\ntest_split = 0.5\nimage_size = [8, 8]",
+                "channels = 3",
+            ),
+        ];
+        for (data, line) in cases {
+            let text = format!(
+                "[data]\n{data}\n[model]\nlayers = [{{ op = \"flatten\" }}, {{ op = \"linear\", out = 4 }}]\n"
+            );
+            let first = load_str_with("x.toml", &text, "x", &[]).swap_remove(0);
+            let (e, _) = first
+                .result
+                .as_ref()
+                .unwrap_or_else(|| panic!("{data}: {:?}", first.diagnostics));
+            let printed = to_toml(e);
+            assert!(printed.contains(line), "{data}: no `{line}` in\n{printed}");
+            let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+            let (e2, _) = again.result.as_ref().expect("reprint valid");
+            assert_eq!(e, e2, "{data}: round trip changed the experiment");
+        }
+    }
+
+    #[test]
     fn accumulation_clipping_and_the_average_print_and_read_back() {
         let base = r#"
 [data]
