@@ -6,6 +6,7 @@
 //! prepared on a background thread.
 
 pub mod cifar;
+pub mod cifar100;
 pub mod download;
 pub mod idx;
 pub mod image_file;
@@ -270,15 +271,17 @@ pub enum DataError {
     },
     /// A CIFAR binary file's length is not a whole number of records.
     #[error(
-        "{}: expected a positive multiple of {record} bytes (1 label byte + {} pixel bytes per \
-         record), found {len} bytes",
-        path.display(), record - 1
+        "{}: expected a positive multiple of {record} bytes ({labels} label byte{} + {} pixel \
+         bytes per record), found {len} bytes",
+        path.display(), if *labels == 1 { "" } else { "s" }, record - labels
     )]
     CifarLength {
         /// The file.
         path: PathBuf,
         /// Bytes per record.
         record: usize,
+        /// Label bytes at the start of each record (1 for CIFAR-10, 2 for CIFAR-100).
+        labels: usize,
         /// The file's length.
         len: u64,
     },
@@ -347,7 +350,8 @@ fn resolve_data_dir_from(cli: Option<&Path>, env: Option<std::ffi::OsString>) ->
 
 /// Loads (or generates) the training and test sets of `kind`.
 ///
-/// `data_dir` is the folder holding `mnist/`, `fashion-mnist/` and `cifar-10-batches-bin/`.
+/// `data_dir` is the folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/` and
+/// `cifar-100-binary/`.
 /// Missing files are downloaded when possible (see [`Downloader::from_env`]); `seed` only
 /// matters for the synthetic data set.
 #[tracing::instrument(skip_all, fields(dataset = kind.name()))]
@@ -368,6 +372,7 @@ pub fn load_with(
             idx::load_mnist_like(kind, data_dir, &FASHION_MNIST_CLASSES, downloader)
         }
         DatasetKind::Cifar10 => cifar::load(data_dir, downloader),
+        DatasetKind::Cifar100(labels) => cifar100::load(data_dir, *labels, downloader),
         DatasetKind::Synthetic(spec) => synthetic::generate(spec, seed),
     }
 }
@@ -384,6 +389,9 @@ pub fn class_names(kind: &DatasetKind, data_dir: &Path) -> Vec<String> {
                 .join(dataset_folder(kind).unwrap_or_default())
                 .join(cifar::META_FILE),
         ),
+        DatasetKind::Cifar100(labels) => {
+            cifar100::read_classes(&data_dir.join(cifar100::FOLDER), *labels)
+        }
         DatasetKind::Synthetic(spec) => synthetic::class_names(spec.classes),
     }
 }
@@ -394,6 +402,7 @@ pub fn dataset_folder(kind: &DatasetKind) -> Option<&'static str> {
         DatasetKind::Mnist => Some("mnist"),
         DatasetKind::FashionMnist => Some("fashion-mnist"),
         DatasetKind::Cifar10 => Some("cifar-10-batches-bin"),
+        DatasetKind::Cifar100(_) => Some(cifar100::FOLDER),
         DatasetKind::Synthetic(_) => None,
     }
 }

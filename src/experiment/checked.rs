@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::format::{DatasetName, OpKind, StopMetric};
+use super::format::{Cifar100Labels, DatasetName, OpKind, StopMetric};
 
 /// A fully validated experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -128,6 +128,8 @@ pub enum DatasetKind {
     FashionMnist,
     /// CIFAR-10, 3x32x32, 10 classes.
     Cifar10,
+    /// CIFAR-100, 3x32x32, with its fine (100) or coarse (20) labels.
+    Cifar100(Cifar100Labels),
     /// Generated data for tests and demos: learnable, deterministic given the experiment seed.
     Synthetic(SyntheticSpec),
 }
@@ -150,7 +152,7 @@ impl DatasetKind {
     pub fn image_shape(&self) -> [usize; 3] {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist => [1, 28, 28],
-            DatasetKind::Cifar10 => [3, 32, 32],
+            DatasetKind::Cifar10 | DatasetKind::Cifar100(_) => [3, 32, 32],
             DatasetKind::Synthetic(s) => s.shape,
         }
     }
@@ -159,6 +161,8 @@ impl DatasetKind {
     pub fn classes(&self) -> usize {
         match self {
             DatasetKind::Synthetic(s) => s.classes,
+            DatasetKind::Cifar100(Cifar100Labels::Fine) => 100,
+            DatasetKind::Cifar100(Cifar100Labels::Coarse) => 20,
             _ => 10,
         }
     }
@@ -167,7 +171,7 @@ impl DatasetKind {
     pub fn train_images(&self) -> Option<usize> {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist => Some(60_000),
-            DatasetKind::Cifar10 => Some(50_000),
+            DatasetKind::Cifar10 | DatasetKind::Cifar100(_) => Some(50_000),
             DatasetKind::Synthetic(s) => Some(s.train_size),
         }
     }
@@ -178,6 +182,7 @@ impl DatasetKind {
             DatasetKind::Mnist => DatasetName::Mnist,
             DatasetKind::FashionMnist => DatasetName::FashionMnist,
             DatasetKind::Cifar10 => DatasetName::Cifar10,
+            DatasetKind::Cifar100(_) => DatasetName::Cifar100,
             DatasetKind::Synthetic(_) => DatasetName::Synthetic,
         }
     }

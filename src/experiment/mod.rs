@@ -24,6 +24,7 @@ pub mod validate;
 
 pub use checked::*;
 pub use expand::LayerSpans;
+pub use format::Cifar100Labels;
 pub use validate::ModelSpans;
 
 use std::path::Path;

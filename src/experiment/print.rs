@@ -67,8 +67,13 @@ fn data(d: &DataSpec) -> RawData {
         }),
         _ => None,
     };
+    let labels = match &d.dataset {
+        DatasetKind::Cifar100(l) => some(*l),
+        _ => None,
+    };
     RawData {
         dataset: Sp::bare(d.dataset.id()),
+        labels,
         synthetic,
         batch_size: Some(n(d.batch_size)),
         test_batch_size: Some(n(d.test_batch_size)),

@@ -2,7 +2,9 @@
 
 use std::ops::Range;
 
-use super::super::format::{DatasetName, RawData, RawSynthetic, RawTransform, RawTransformOp};
+use super::super::format::{
+    Cifar100Labels, DatasetName, RawData, RawSynthetic, RawTransform, RawTransformOp,
+};
 use super::super::read::{Cx, Sp};
 use super::super::{DataSpec, DatasetKind, SyntheticSpec, Transform, ValidationSize};
 use super::{count, real};
@@ -32,9 +34,24 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
     if d.failed.contains(&"synthetic") {
         return (None, None);
     }
-    let Some(dataset) = dataset_kind(cx, ds, d.synthetic.as_ref().map(|s| &s.value)) else {
+    if d.failed.contains(&"labels") {
+        return (None, None);
+    }
+    let labels = d.labels.as_ref().map(|l| l.value);
+    let Some(dataset) = dataset_kind(cx, ds, d.synthetic.as_ref().map(|s| &s.value), labels) else {
         return (None, None);
     };
+    if let Some(l) = &d.labels {
+        if !matches!(dataset, DatasetKind::Cifar100(_)) {
+            cx.push(
+                Diagnostic::warning(
+                    l.span.clone(),
+                    "`labels` is ignored unless `dataset = \"cifar100\"`",
+                )
+                .label("not cifar100"),
+            );
+        }
+    }
     if d.synthetic.is_some() && !matches!(dataset, DatasetKind::Synthetic(_)) {
         cx.push(
             Diagnostic::warning(
@@ -164,11 +181,13 @@ fn dataset_kind(
     cx: &mut Cx<'_>,
     ds: &Sp<DatasetName>,
     synthetic: Option<&RawSynthetic>,
+    labels: Option<Cifar100Labels>,
 ) -> Option<DatasetKind> {
     Some(match ds.value {
         DatasetName::Mnist => DatasetKind::Mnist,
         DatasetName::FashionMnist => DatasetKind::FashionMnist,
         DatasetName::Cifar10 => DatasetKind::Cifar10,
+        DatasetName::Cifar100 => DatasetKind::Cifar100(labels.unwrap_or(Cifar100Labels::Fine)),
         DatasetName::Synthetic => {
             let s = synthetic;
             let none = None;
