@@ -229,6 +229,14 @@ pub const CIFAR100_TARBALL: RemoteFile = RemoteFile::new(
     None,
 );
 
+/// The STL-10 binary tarball and its published MD5 (torchvision's `STL10.tgz_md5` agrees).
+pub const STL10_TARBALL: RemoteFile = RemoteFile::new(
+    "stl10_binary.tar.gz",
+    &["http://ai.stanford.edu/~acoates/stl10/"],
+    Checksum::Md5(Cow::Borrowed("91f7769df0f17e558f3565bffb0c7dfb")),
+    None,
+);
+
 /// Why missing files could not be downloaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -381,6 +389,20 @@ impl Downloader {
                 self.download(&CIFAR10_TARBALL, &tarball)?;
                 extract_cifar(&tarball, &dir)?;
                 // The tarball is only a vehicle; keeping it would double the disk use.
+                let _ = std::fs::remove_file(&tarball);
+                return Ok(());
+            }
+            DatasetKind::Stl10 => {
+                use super::stl10;
+                let tarball = data_dir.join(STL10_TARBALL.name());
+                self.download(&STL10_TARBALL, &tarball)?;
+                extract_members(
+                    &tarball,
+                    stl10::FOLDER,
+                    &stl10::FILES,
+                    &[stl10::NAMES_FILE],
+                    &dir,
+                )?;
                 let _ = std::fs::remove_file(&tarball);
                 return Ok(());
             }

@@ -12,6 +12,7 @@ pub mod idx;
 pub mod image_file;
 pub mod loader;
 pub mod split;
+pub mod stl10;
 pub mod synthetic;
 pub mod transform;
 
@@ -285,6 +286,32 @@ pub enum DataError {
         /// The file's length.
         len: u64,
     },
+    /// An STL-10 images file is not a whole number of 3x96x96 images.
+    #[error(
+        "{}: expected a positive multiple of {image} bytes (one 3x96x96 image each), found {len} bytes",
+        path.display()
+    )]
+    ImageBytes {
+        /// The file.
+        path: PathBuf,
+        /// Bytes per image.
+        image: usize,
+        /// The file's length.
+        len: u64,
+    },
+    /// An STL-10 label is not one of 1..=10 (the files count classes from 1).
+    #[error(
+        "{}: label {label} of sample {index} is out of range (STL-10 labels are 1 to 10)",
+        path.display()
+    )]
+    Stl10Label {
+        /// The file.
+        path: PathBuf,
+        /// Sample index within the file.
+        index: usize,
+        /// The label found.
+        label: u8,
+    },
     /// The synthetic data set cannot be generated with these parameters.
     #[error("synthetic data set: {reason}")]
     InvalidSynthetic {
@@ -373,6 +400,7 @@ pub fn load_with(
         }
         DatasetKind::Cifar10 => cifar::load(data_dir, downloader),
         DatasetKind::Cifar100(labels) => cifar100::load(data_dir, *labels, downloader),
+        DatasetKind::Stl10 => stl10::load(data_dir, downloader),
         DatasetKind::Synthetic(spec) => synthetic::generate(spec, seed),
     }
 }
@@ -392,6 +420,7 @@ pub fn class_names(kind: &DatasetKind, data_dir: &Path) -> Vec<String> {
         DatasetKind::Cifar100(labels) => {
             cifar100::read_classes(&data_dir.join(cifar100::FOLDER), *labels)
         }
+        DatasetKind::Stl10 => stl10::read_classes(&data_dir.join(stl10::FOLDER)),
         DatasetKind::Synthetic(spec) => synthetic::class_names(spec.classes),
     }
 }
@@ -403,6 +432,7 @@ pub fn dataset_folder(kind: &DatasetKind) -> Option<&'static str> {
         DatasetKind::FashionMnist => Some("fashion-mnist"),
         DatasetKind::Cifar10 => Some("cifar-10-batches-bin"),
         DatasetKind::Cifar100(_) => Some(cifar100::FOLDER),
+        DatasetKind::Stl10 => Some(stl10::FOLDER),
         DatasetKind::Synthetic(_) => None,
     }
 }

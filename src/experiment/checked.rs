@@ -130,6 +130,8 @@ pub enum DatasetKind {
     Cifar10,
     /// CIFAR-100, 3x32x32, with its fine (100) or coarse (20) labels.
     Cifar100(Cifar100Labels),
+    /// STL-10's labelled images, 3x96x96, 10 classes.
+    Stl10,
     /// Generated data for tests and demos: learnable, deterministic given the experiment seed.
     Synthetic(SyntheticSpec),
 }
@@ -153,6 +155,7 @@ impl DatasetKind {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist => [1, 28, 28],
             DatasetKind::Cifar10 | DatasetKind::Cifar100(_) => [3, 32, 32],
+            DatasetKind::Stl10 => [3, 96, 96],
             DatasetKind::Synthetic(s) => s.shape,
         }
     }
@@ -172,6 +175,7 @@ impl DatasetKind {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist => Some(60_000),
             DatasetKind::Cifar10 | DatasetKind::Cifar100(_) => Some(50_000),
+            DatasetKind::Stl10 => Some(5_000),
             DatasetKind::Synthetic(s) => Some(s.train_size),
         }
     }
@@ -183,6 +187,7 @@ impl DatasetKind {
             DatasetKind::FashionMnist => DatasetName::FashionMnist,
             DatasetKind::Cifar10 => DatasetName::Cifar10,
             DatasetKind::Cifar100(_) => DatasetName::Cifar100,
+            DatasetKind::Stl10 => DatasetName::Stl10,
             DatasetKind::Synthetic(_) => DatasetName::Synthetic,
         }
     }

@@ -59,6 +59,8 @@ choice! {
         Cifar10 = "cifar10",
         /// CIFAR-100, 3x32x32, 100 fine classes or 20 coarse ones (see `labels`).
         Cifar100 = "cifar100",
+        /// STL-10's labelled images, 3x96x96, 10 classes (5,000 training, 8,000 test).
+        Stl10 = "stl10",
         /// Generated, learnable data for tests and demos (see `[data.synthetic]`).
         Synthetic = "synthetic",
     }
@@ -67,7 +69,7 @@ choice! {
 table! {
     /// `[data]`: the data set and how batches are made.
     pub struct RawData as "`[data]`" {
-        /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100` or `synthetic`. Required.
+        /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `stl10` or `synthetic`. Required.
         dataset: Sp<DatasetName>,
         /// CIFAR-100's labels: `fine` (100 classes) or `coarse` (20). Only for
         /// `dataset = "cifar100"`. Default: `fine`.

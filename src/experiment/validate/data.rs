@@ -188,6 +188,7 @@ fn dataset_kind(
         DatasetName::FashionMnist => DatasetKind::FashionMnist,
         DatasetName::Cifar10 => DatasetKind::Cifar10,
         DatasetName::Cifar100 => DatasetKind::Cifar100(labels.unwrap_or(Cifar100Labels::Fine)),
+        DatasetName::Stl10 => DatasetKind::Stl10,
         DatasetName::Synthetic => {
             let s = synthetic;
             let none = None;
