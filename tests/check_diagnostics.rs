@@ -42,6 +42,21 @@ const CASES: &[(&str, Expect, &str)] = &[
         "`dataset = \"csv\"` without `[data.csv]`",
     ),
     (
+        "labels_not_cifar100",
+        Warnings(1),
+        "`labels` on a data set other than cifar100 is ignored",
+    ),
+    (
+        "cifar100_coarse_output_mismatch",
+        Errors(1),
+        "100 outputs for CIFAR-100's 20 coarse classes",
+    ),
+    (
+        "labels_unknown_value",
+        Errors(1),
+        "`labels = \"fin\"` suggests `fine`",
+    ),
+    (
         "init_from_wrong_shape",
         Errors(2),
         "weights whose conv1 and fc tensors have other shapes, named by layer",
@@ -103,7 +118,7 @@ const CASES: &[(&str, Expect, &str)] = &[
     (
         "unknown_dataset",
         Errors(1),
-        "`cifar100` suggests `cifar10`",
+        "`cifar-10` suggests `cifar10`",
     ),
     (
         "unknown_layer_op",

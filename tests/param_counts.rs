@@ -49,6 +49,13 @@ const PARAMS: &[(&str, usize, &str)] = &[
         "same net as mnist_fc2layer",
     ),
     ("mnist_cnn_permuted.toml", 6_422, "same net as mnist_cnn"),
+    // The CIFAR ResNet-18 (kuangliu/pytorch-cifar's `ResNet18(num_classes=100)`): the
+    // 11,173,962 of its CIFAR-10 version plus 90 more classes of fc, 90 * (512 + 1).
+    (
+        "cifar100_resnet18.toml",
+        11_220_132,
+        "CIFAR ResNet-18, 100 classes",
+    ),
 ];
 
 #[test]

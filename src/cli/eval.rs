@@ -26,7 +26,7 @@ pub struct EvalArgs {
     /// The experiment the weights belong to [default for a run folder: its config.toml].
     #[arg(long, value_name = "FILE")]
     pub experiment: Option<PathBuf>,
-    /// Folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/` [default: $RUNNER_DATA, else ./data].
+    /// Folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/`, `cifar-100-binary/` [default: $RUNNER_DATA, else ./data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// The images to evaluate on, through the experiment's `test_transforms`: `train` is the

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use anyhow::bail;
 
 use crate::data::{self, export, resolve_data_dir};
-use crate::experiment::{DatasetKind, DatasetName, SyntheticSpec};
+use crate::experiment::{Cifar100Labels, DatasetKind, DatasetName, SyntheticSpec};
 
 /// Options of `runner export-images`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExportImagesArgs {
-    /// A data set name (`mnist`, `fashion-mnist`, `cifar10`, `synthetic`) or an experiment
-    /// file, whose data set (with its seed) is exported.
+    /// A data set name (`mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `stl10`, `synthetic`)
+    /// or an experiment file, whose data set (with its seed) is exported.
     pub source: String,
     /// The folder to write `train/<class>/<index>.png` and `test/<class>/<index>.png` into
     /// (created; its `train/` and `test/` must be absent or empty).
@@ -35,6 +35,8 @@ fn source(args: &ExportImagesArgs) -> anyhow::Result<Option<(DatasetKind, u64)>>
             DatasetName::Mnist => DatasetKind::Mnist,
             DatasetName::FashionMnist => DatasetKind::FashionMnist,
             DatasetName::Cifar10 => DatasetKind::Cifar10,
+            DatasetName::Cifar100 => DatasetKind::Cifar100(Cifar100Labels::Fine),
+            DatasetName::Stl10 => DatasetKind::Stl10,
             DatasetName::Synthetic => DatasetKind::Synthetic(SyntheticSpec {
                 shape: [1, 8, 8],
                 classes: 4,

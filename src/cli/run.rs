@@ -19,7 +19,7 @@ use crate::train::{self, RunOptions, TrainError};
 pub struct RunArgs {
     /// The experiment file.
     pub file: PathBuf,
-    /// Folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/` [default: $RUNNER_DATA, else ./data].
+    /// Folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/`, `cifar-100-binary/` [default: $RUNNER_DATA, else ./data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Root of the results tree; runs go to `<out>/<experiment>/<run-id>/`.

@@ -13,7 +13,7 @@ use crate::report::write_atomic;
 pub struct ShowDataArgs {
     /// The experiment file.
     pub file: PathBuf,
-    /// Folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/` [default: $RUNNER_DATA, else ./data].
+    /// Folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/`, `cifar-100-binary/` [default: $RUNNER_DATA, else ./data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// How many images (the first ones of the split, in file order).

@@ -95,6 +95,7 @@ pub fn read_batch_into(path: &Path, into: &mut Dataset) -> Result<(), DataError>
         return Err(DataError::CifarLength {
             path: path.to_path_buf(),
             record: RECORD_BYTES,
+            labels: 1,
             len: bytes.len() as u64,
         });
     }

@@ -220,6 +220,23 @@ pub const CIFAR10_TARBALL: RemoteFile = RemoteFile::new(
     None,
 );
 
+/// The CIFAR-100 binary tarball and its published MD5 (the CIFAR page; torchvision's and burn's
+/// dataset code give the same).
+pub const CIFAR100_TARBALL: RemoteFile = RemoteFile::new(
+    "cifar-100-binary.tar.gz",
+    &["https://www.cs.toronto.edu/~kriz/"],
+    Checksum::Md5(Cow::Borrowed("03b5dce01913d631647c71ecec9e9cb8")),
+    None,
+);
+
+/// The STL-10 binary tarball and its published MD5 (torchvision's `STL10.tgz_md5` agrees).
+pub const STL10_TARBALL: RemoteFile = RemoteFile::new(
+    "stl10_binary.tar.gz",
+    &["http://ai.stanford.edu/~acoates/stl10/"],
+    Checksum::Md5(Cow::Borrowed("91f7769df0f17e558f3565bffb0c7dfb")),
+    None,
+);
+
 /// Why missing files could not be downloaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -372,6 +389,27 @@ impl Downloader {
                 self.download(&CIFAR10_TARBALL, &tarball)?;
                 extract_cifar(&tarball, &dir)?;
                 // The tarball is only a vehicle; keeping it would double the disk use.
+                let _ = std::fs::remove_file(&tarball);
+                return Ok(());
+            }
+            DatasetKind::Stl10 => {
+                use super::stl10;
+                let tarball = data_dir.join(STL10_TARBALL.name());
+                self.download(&STL10_TARBALL, &tarball)?;
+                extract_members(
+                    &tarball,
+                    stl10::FOLDER,
+                    &stl10::FILES,
+                    &[stl10::NAMES_FILE],
+                    &dir,
+                )?;
+                let _ = std::fs::remove_file(&tarball);
+                return Ok(());
+            }
+            DatasetKind::Cifar100(_) => {
+                let tarball = data_dir.join(CIFAR100_TARBALL.name());
+                self.download(&CIFAR100_TARBALL, &tarball)?;
+                extract_cifar100(&tarball, &dir)?;
                 let _ = std::fs::remove_file(&tarball);
                 return Ok(());
             }
@@ -760,9 +798,49 @@ fn hex_digest<D: Digest>(path: &Path) -> io::Result<String> {
 }
 
 /// Extracts the `cifar-10-batches-bin/` members of the CIFAR-10 binary tarball into `dir`,
-/// skipping files already there. Member paths are never used as written: only known file names
-/// are accepted, so the archive cannot write outside `dir`.
+/// skipping files already there.
 pub fn extract_cifar(tarball: &Path, dir: &Path) -> Result<(), DownloadError> {
+    let wanted: Vec<&str> = cifar::TRAIN_FILES
+        .iter()
+        .chain([&cifar::TEST_FILE, &cifar::META_FILE])
+        .copied()
+        .collect();
+    extract_members(
+        tarball,
+        "cifar-10-batches-bin",
+        &wanted,
+        &[cifar::META_FILE],
+        dir,
+    )
+}
+
+/// Extracts `train.bin`, `test.bin` and the two names files of the CIFAR-100 binary tarball
+/// into `dir`, skipping files already there.
+pub fn extract_cifar100(tarball: &Path, dir: &Path) -> Result<(), DownloadError> {
+    use super::cifar100::{COARSE_NAMES_FILE, FINE_NAMES_FILE, FOLDER, TEST_FILE, TRAIN_FILE};
+    extract_members(
+        tarball,
+        FOLDER,
+        &[TRAIN_FILE, TEST_FILE, FINE_NAMES_FILE, COARSE_NAMES_FILE],
+        &[FINE_NAMES_FILE, COARSE_NAMES_FILE],
+        dir,
+    )
+}
+
+/// Extracts the members `folder/NAME` of a `.tar.gz` for each NAME in `wanted` into `dir`,
+/// skipping files already there; every wanted name but the `optional` ones must be in it.
+///
+/// Member paths are never used as written: only the known names are accepted, and only as a
+/// regular file directly under `folder`, so an archive cannot write outside `dir` (no `..`, no
+/// absolute path, no link). Each member goes to a temporary name first and is renamed into place
+/// once complete.
+pub fn extract_members(
+    tarball: &Path,
+    folder: &str,
+    wanted: &[&str],
+    optional: &[&str],
+    dir: &Path,
+) -> Result<(), DownloadError> {
     let archive_err = |reason: String| DownloadError::Archive {
         path: tarball.to_path_buf(),
         reason,
@@ -772,11 +850,6 @@ pub fn extract_cifar(tarball: &Path, dir: &Path) -> Result<(), DownloadError> {
         source,
     })?;
     create_dir(dir)?;
-    let wanted: Vec<&str> = cifar::TRAIN_FILES
-        .iter()
-        .chain([&cifar::TEST_FILE, &cifar::META_FILE])
-        .copied()
-        .collect();
     let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(file)));
     let entries = archive.entries().map_err(|e| archive_err(e.to_string()))?;
     for entry in entries {
@@ -785,14 +858,19 @@ pub fn extract_cifar(tarball: &Path, dir: &Path) -> Result<(), DownloadError> {
             .path()
             .map_err(|e| archive_err(e.to_string()))?
             .into_owned();
-        let in_folder = path
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|p| p == "cifar-10-batches-bin");
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        let mut parts = path.components();
+        let name = match (parts.next(), parts.next(), parts.next()) {
+            (
+                Some(std::path::Component::Normal(f)),
+                Some(std::path::Component::Normal(n)),
+                None,
+            ) if f == folder => n.to_str(),
+            _ => None,
+        };
+        let Some(name) = name.filter(|n| wanted.contains(n)) else {
             continue;
         };
-        if !in_folder || !wanted.contains(&name) || !entry.header().entry_type().is_file() {
+        if !entry.header().entry_type().is_file() {
             continue;
         }
         let dest = dir.join(name);
@@ -800,30 +878,30 @@ pub fn extract_cifar(tarball: &Path, dir: &Path) -> Result<(), DownloadError> {
             continue;
         }
         let part = part_path(&dest);
-        let io = |source| DownloadError::Io {
+        let mut out = File::create(&part).map_err(|source| DownloadError::Io {
             path: part.clone(),
             source,
-        };
-        let mut out = File::create(&part).map_err(io)?;
-        std::io::copy(&mut entry, &mut out).map_err(io)?;
+        })?;
+        if let Err(e) = io::copy(&mut entry, &mut out) {
+            drop(out);
+            let _ = std::fs::remove_file(&part);
+            return Err(archive_err(format!("{folder}/{name}: {e}")));
+        }
         drop(out);
         std::fs::rename(&part, &dest).map_err(|source| DownloadError::Io {
             path: dest.clone(),
             source,
         })?;
     }
-    let missing: Vec<&str> = wanted
+    let missing: Vec<String> = wanted
         .iter()
-        .filter(|n| **n != cifar::META_FILE && !dir.join(n).is_file())
-        .copied()
+        .filter(|n| !optional.contains(n) && !dir.join(n).is_file())
+        .map(|n| format!("{folder}/{n}"))
         .collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(archive_err(format!(
-            "lacks cifar-10-batches-bin/{}",
-            missing.join(", ")
-        )))
+        Err(archive_err(format!("lacks {}", missing.join(", "))))
     }
 }
 
@@ -1401,6 +1479,77 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn extracts_cifar100_safely_and_names_what_is_missing() {
+        use crate::data::cifar100;
+        use crate::experiment::Cifar100Labels;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let tarball = tmp.path().join(CIFAR100_TARBALL.name());
+        let build = |members: &[(&str, Vec<u8>)]| {
+            let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+                File::create(&tarball).expect("create"),
+                flate2::Compression::fast(),
+            ));
+            for (path, bytes) in members {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                // `append_data` refuses `..`; a hostile archive would not, so write the raw name.
+                header.as_gnu_mut().expect("gnu").name[..path.len()]
+                    .copy_from_slice(path.as_bytes());
+                header.set_cksum();
+                builder.append(&header, &bytes[..]).expect("append");
+            }
+            builder
+                .into_inner()
+                .expect("finish tar")
+                .finish()
+                .expect("finish gzip");
+        };
+        let fine: String = cifar100::FINE_CLASSES
+            .iter()
+            .map(|c| format!("{c}\n"))
+            .collect();
+        build(&[
+            ("cifar-100-binary/train.bin", cifar100::tests::records(4, 0)),
+            ("cifar-100-binary/test.bin", cifar100::tests::records(2, 4)),
+            ("cifar-100-binary/fine_label_names.txt", fine.into_bytes()),
+            ("cifar-100-binary/../evil.bin", b"outside".to_vec()),
+            ("../train.bin", b"outside".to_vec()),
+            ("/tmp/train.bin", b"absolute".to_vec()),
+            ("cifar-100-binary/sub/test.bin", b"nested".to_vec()),
+        ]);
+        let data = tmp.path().join("data");
+        let dir = data.join(cifar100::FOLDER);
+        extract_cifar100(&tarball, &dir).expect("extracts");
+        assert!(!tmp.path().join("evil.bin").exists() && !data.join("evil.bin").exists());
+        assert!(!data.join("train.bin").exists() && !dir.join("sub").exists());
+        let s = load_with(
+            &DatasetKind::Cifar100(Cifar100Labels::Fine),
+            &data,
+            0,
+            &Downloader::disabled(),
+        )
+        .expect("loads");
+        assert_eq!((s.train.len(), s.test.len()), (4, 2));
+        assert_eq!(s.train.classes[1], "aquarium_fish");
+
+        // Only the optional names files may be absent.
+        build(&[("cifar-100-binary/train.bin", cifar100::tests::records(1, 0))]);
+        let err = extract_cifar100(&tarball, &tmp.path().join("out")).expect_err("no test.bin");
+        assert!(
+            err.to_string().contains("lacks cifar-100-binary/test.bin"),
+            "{err}"
+        );
+        // A tarball cut short is named, and leaves no partial member.
+        let bytes = std::fs::read(&tarball).expect("read");
+        std::fs::write(&tarball, &bytes[..bytes.len() / 2]).expect("truncate");
+        let out = tmp.path().join("cut");
+        let err = extract_cifar100(&tarball, &out).expect_err("truncated");
+        assert!(matches!(err, DownloadError::Archive { .. }), "{err:?}");
+        assert!(leftovers(&out).is_empty());
     }
 
     #[test]

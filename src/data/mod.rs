@@ -6,6 +6,7 @@
 //! prepared on a background thread.
 
 pub mod cifar;
+pub mod cifar100;
 pub mod download;
 pub mod export;
 pub mod folder;
@@ -13,6 +14,7 @@ pub mod idx;
 pub mod image_file;
 pub mod loader;
 pub mod split;
+pub mod stl10;
 pub mod synthetic;
 pub mod transform;
 
@@ -272,15 +274,17 @@ pub enum DataError {
     },
     /// A CIFAR binary file's length is not a whole number of records.
     #[error(
-        "{}: expected a positive multiple of {record} bytes (1 label byte + {} pixel bytes per \
-         record), found {len} bytes",
-        path.display(), record - 1
+        "{}: expected a positive multiple of {record} bytes ({labels} label byte{} + {} pixel \
+         bytes per record), found {len} bytes",
+        path.display(), if *labels == 1 { "" } else { "s" }, record - labels
     )]
     CifarLength {
         /// The file.
         path: PathBuf,
         /// Bytes per record.
         record: usize,
+        /// Label bytes at the start of each record (1 for CIFAR-10, 2 for CIFAR-100).
+        labels: usize,
         /// The file's length.
         len: u64,
     },
@@ -315,6 +319,32 @@ pub enum DataError {
         declared: usize,
         /// The classes found.
         found: usize,
+    },
+    /// An STL-10 images file is not a whole number of 3x96x96 images.
+    #[error(
+        "{}: expected a positive multiple of {image} bytes (one 3x96x96 image each), found {len} bytes",
+        path.display()
+    )]
+    ImageBytes {
+        /// The file.
+        path: PathBuf,
+        /// Bytes per image.
+        image: usize,
+        /// The file's length.
+        len: u64,
+    },
+    /// An STL-10 label is not one of 1..=10 (the files count classes from 1).
+    #[error(
+        "{}: label {label} of sample {index} is out of range (STL-10 labels are 1 to 10)",
+        path.display()
+    )]
+    Stl10Label {
+        /// The file.
+        path: PathBuf,
+        /// Sample index within the file.
+        index: usize,
+        /// The label found.
+        label: u8,
     },
     /// The synthetic data set cannot be generated with these parameters.
     #[error("synthetic data set: {reason}")]
@@ -381,7 +411,8 @@ fn resolve_data_dir_from(cli: Option<&Path>, env: Option<std::ffi::OsString>) ->
 
 /// Loads (or generates) the training and test sets of `kind`.
 ///
-/// `data_dir` is the folder holding `mnist/`, `fashion-mnist/` and `cifar-10-batches-bin/`.
+/// `data_dir` is the folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/` and
+/// `cifar-100-binary/`.
 /// Missing files are downloaded when possible (see [`Downloader::from_env`]); `seed` only
 /// matters for the synthetic data set.
 #[tracing::instrument(skip_all, fields(dataset = kind.name()))]
@@ -402,6 +433,8 @@ pub fn load_with(
             idx::load_mnist_like(kind, data_dir, &FASHION_MNIST_CLASSES, downloader)
         }
         DatasetKind::Cifar10 => cifar::load(data_dir, downloader),
+        DatasetKind::Cifar100(labels) => cifar100::load(data_dir, *labels, downloader),
+        DatasetKind::Stl10 => stl10::load(data_dir, downloader),
         DatasetKind::Synthetic(spec) => synthetic::generate(spec, seed),
         DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => folder::load(kind, data_dir, seed),
     }
@@ -419,6 +452,10 @@ pub fn class_names(kind: &DatasetKind, data_dir: &Path) -> Vec<String> {
                 .join(dataset_folder(kind).unwrap_or_default())
                 .join(cifar::META_FILE),
         ),
+        DatasetKind::Cifar100(labels) => {
+            cifar100::read_classes(&data_dir.join(cifar100::FOLDER), *labels)
+        }
+        DatasetKind::Stl10 => stl10::read_classes(&data_dir.join(stl10::FOLDER)),
         DatasetKind::Synthetic(spec) => synthetic::class_names(spec.classes),
         DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => folder::probe(kind, data_dir)
             .map(|p| p.train.classes)
@@ -432,6 +469,8 @@ pub fn dataset_folder(kind: &DatasetKind) -> Option<&'static str> {
         DatasetKind::Mnist => Some("mnist"),
         DatasetKind::FashionMnist => Some("fashion-mnist"),
         DatasetKind::Cifar10 => Some("cifar-10-batches-bin"),
+        DatasetKind::Cifar100(_) => Some(cifar100::FOLDER),
+        DatasetKind::Stl10 => Some(stl10::FOLDER),
         DatasetKind::Synthetic(_) | DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => None,
     }
 }

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::format::{DatasetName, OnCorrupt, OpKind, StopMetric};
+use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, StopMetric};
 
 /// A fully validated experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -128,6 +128,10 @@ pub enum DatasetKind {
     FashionMnist,
     /// CIFAR-10, 3x32x32, 10 classes.
     Cifar10,
+    /// CIFAR-100, 3x32x32, with its fine (100) or coarse (20) labels.
+    Cifar100(Cifar100Labels),
+    /// STL-10's labelled images, 3x96x96, 10 classes.
+    Stl10,
     /// Generated data for tests and demos: learnable, deterministic given the experiment seed.
     Synthetic(SyntheticSpec),
     /// The user's images, one folder per class.
@@ -184,7 +188,8 @@ impl DatasetKind {
     pub fn image_shape(&self) -> [usize; 3] {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist => [1, 28, 28],
-            DatasetKind::Cifar10 => [3, 32, 32],
+            DatasetKind::Cifar10 | DatasetKind::Cifar100(_) => [3, 32, 32],
+            DatasetKind::Stl10 => [3, 96, 96],
             DatasetKind::Synthetic(s) => s.shape,
             DatasetKind::ImageFolder(f) | DatasetKind::Csv(f) => f.shape,
         }
@@ -196,6 +201,8 @@ impl DatasetKind {
         match self {
             DatasetKind::Synthetic(s) => Some(s.classes),
             DatasetKind::ImageFolder(f) | DatasetKind::Csv(f) => f.classes,
+            DatasetKind::Cifar100(Cifar100Labels::Fine) => Some(100),
+            DatasetKind::Cifar100(Cifar100Labels::Coarse) => Some(20),
             _ => Some(10),
         }
     }
@@ -218,7 +225,8 @@ impl DatasetKind {
     pub fn train_images(&self) -> Option<usize> {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist => Some(60_000),
-            DatasetKind::Cifar10 => Some(50_000),
+            DatasetKind::Cifar10 | DatasetKind::Cifar100(_) => Some(50_000),
+            DatasetKind::Stl10 => Some(5_000),
             DatasetKind::Synthetic(s) => Some(s.train_size),
             DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => None,
         }
@@ -230,6 +238,8 @@ impl DatasetKind {
             DatasetKind::Mnist => DatasetName::Mnist,
             DatasetKind::FashionMnist => DatasetName::FashionMnist,
             DatasetKind::Cifar10 => DatasetName::Cifar10,
+            DatasetKind::Cifar100(_) => DatasetName::Cifar100,
+            DatasetKind::Stl10 => DatasetName::Stl10,
             DatasetKind::Synthetic(_) => DatasetName::Synthetic,
             DatasetKind::ImageFolder(_) => DatasetName::ImageFolder,
             DatasetKind::Csv(_) => DatasetName::Csv,

@@ -39,6 +39,16 @@ table! {
 }
 
 choice! {
+    /// Which labels of CIFAR-100 to learn.
+    pub enum Cifar100Labels as "labels" {
+        /// The 100 fine classes (`apple`, `aquarium_fish`, ...).
+        Fine = "fine",
+        /// The 20 coarse superclasses (`aquatic_mammals`, `fish`, ...).
+        Coarse = "coarse",
+    }
+}
+
+choice! {
     /// The data sets runner knows.
     pub enum DatasetName as "dataset" {
         /// MNIST handwritten digits, 1x28x28, 10 classes.
@@ -47,6 +57,10 @@ choice! {
         FashionMnist = "fashion-mnist",
         /// CIFAR-10, 3x32x32, 10 classes.
         Cifar10 = "cifar10",
+        /// CIFAR-100, 3x32x32, 100 fine classes or 20 coarse ones (see `labels`).
+        Cifar100 = "cifar100",
+        /// STL-10's labelled images, 3x96x96, 10 classes (5,000 training, 8,000 test).
+        Stl10 = "stl10",
         /// Generated, learnable data for tests and demos (see `[data.synthetic]`).
         Synthetic = "synthetic",
         /// Your own images, one folder per class (see `[data.image_folder]`).
@@ -69,8 +83,11 @@ choice! {
 table! {
     /// `[data]`: the data set and how batches are made.
     pub struct RawData as "`[data]`" {
-        /// `mnist`, `fashion-mnist`, `cifar10`, `synthetic`, `image_folder` or `csv`. Required.
+        /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `stl10`, `synthetic`, `image_folder` or `csv`. Required.
         dataset: Sp<DatasetName>,
+        /// CIFAR-100's labels: `fine` (100 classes) or `coarse` (20). Only for
+        /// `dataset = "cifar100"`. Default: `fine`.
+        labels: Option<Sp<Cifar100Labels>>,
         /// Shape and size of the `synthetic` data set (only for `dataset = "synthetic"`).
         synthetic: Option<Sp<RawSynthetic>>,
         /// Where the `image_folder` data set is and how its images are decoded (only for

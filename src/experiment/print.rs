@@ -108,8 +108,13 @@ fn data(d: &DataSpec) -> RawData {
         }
         _ => None,
     };
+    let labels = match &d.dataset {
+        DatasetKind::Cifar100(l) => some(*l),
+        _ => None,
+    };
     RawData {
         dataset: Sp::bare(d.dataset.id()),
+        labels,
         synthetic,
         image_folder,
         csv,
@@ -503,6 +508,41 @@ mod tests {
             let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
             let (e2, _) = again.result.as_ref().expect("reprint valid");
             assert_eq!(e, e2, "{data}: round trip changed the experiment");
+        }
+    }
+
+    #[test]
+    fn new_data_sets_print_and_read_back() {
+        // (data table, the dataset the printed file must name, its labels line if any)
+        let cases = [
+            (
+                "dataset = \"cifar100\"\nlabels = \"coarse\"",
+                "cifar100",
+                Some("coarse"),
+                20,
+            ),
+            ("dataset = \"cifar100\"", "cifar100", Some("fine"), 100),
+            ("dataset = \"stl10\"", "stl10", None, 10),
+        ];
+        for (data, name, labels, classes) in cases {
+            let text = format!(
+                "[data]\n{data}\n[model]\nlayers = [{{ op = \"flatten\" }}, {{ op = \"linear\", out = {classes} }}]\n"
+            );
+            let first = load_str_with("x.toml", &text, "x", &[]).swap_remove(0);
+            let (e, _) = first.result.as_ref().expect("valid");
+            let printed = to_toml(e);
+            assert!(
+                printed.contains(&format!("dataset = \"{name}\"")),
+                "{printed}"
+            );
+            match labels {
+                Some(l) => assert!(printed.contains(&format!("labels = \"{l}\"")), "{printed}"),
+                None => assert!(!printed.contains("labels ="), "{printed}"),
+            }
+            let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+            assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+            assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{data}");
+            assert_eq!(e.data().dataset.classes(), classes, "{data}");
         }
     }
 

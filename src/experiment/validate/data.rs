@@ -3,7 +3,8 @@
 use std::ops::Range;
 
 use super::super::format::{
-    DatasetName, OnCorrupt, RawCsv, RawData, RawImageFolder, RawTransform, RawTransformOp,
+    Cifar100Labels, DatasetName, OnCorrupt, RawCsv, RawData, RawImageFolder, RawTransform,
+    RawTransformOp,
 };
 use super::super::read::{Cx, Seed, Sp};
 use super::super::{
@@ -39,6 +40,9 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
     {
         return (None, None);
     }
+    if d.failed.contains(&"labels") {
+        return (None, None);
+    }
     let Some(dataset) = dataset_kind(cx, ds, &d) else {
         return (None, None);
     };
@@ -58,6 +62,17 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
                     format!("`[data.{table}]` is ignored unless `dataset = \"{table}\"`"),
                 )
                 .label(format!("not {table}")),
+            );
+        }
+    }
+    if let Some(l) = &d.labels {
+        if !matches!(dataset, DatasetKind::Cifar100(_)) {
+            cx.push(
+                Diagnostic::warning(
+                    l.span.clone(),
+                    "`labels` is ignored unless `dataset = \"cifar100\"`",
+                )
+                .label("not cifar100"),
             );
         }
     }
@@ -348,6 +363,7 @@ fn folder_spec(cx: &mut Cx<'_>, k: FolderKeys<'_>) -> Option<FolderSpec> {
 
 fn dataset_kind(cx: &mut Cx<'_>, ds: &Sp<DatasetName>, d: &RawData) -> Option<DatasetKind> {
     let synthetic = d.synthetic.as_ref().map(|s| &s.value);
+    let labels = d.labels.as_ref().map(|l| l.value);
     let missing = |cx: &mut Cx<'_>, table: &str| {
         cx.push(
             Diagnostic::error(
@@ -373,6 +389,8 @@ fn dataset_kind(cx: &mut Cx<'_>, ds: &Sp<DatasetName>, d: &RawData) -> Option<Da
         DatasetName::Mnist => DatasetKind::Mnist,
         DatasetName::FashionMnist => DatasetKind::FashionMnist,
         DatasetName::Cifar10 => DatasetKind::Cifar10,
+        DatasetName::Cifar100 => DatasetKind::Cifar100(labels.unwrap_or(Cifar100Labels::Fine)),
+        DatasetName::Stl10 => DatasetKind::Stl10,
         DatasetName::Synthetic => {
             let s = synthetic;
             let none = None;
