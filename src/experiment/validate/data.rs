@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use super::super::format::{DatasetName, RawData, RawSynthetic, RawTransform, RawTransformOp};
 use super::super::read::{Cx, Sp};
-use super::super::{DataSpec, DatasetKind, SyntheticSpec, Transform, ValidationSize};
+use super::super::{DataSpec, DatasetKind, PaddingMode, SyntheticSpec, Transform, ValidationSize};
 use super::{count, real};
 use crate::diagnostic::Diagnostic;
 
@@ -288,7 +288,13 @@ fn transform(
                 std: expand(std),
             })
         }
-        RawTransformOp::RandomCrop { size, padding } => {
+        RawTransformOp::RandomCrop {
+            size,
+            padding,
+            padding_mode,
+            fill,
+            pad_if_needed,
+        } => {
             let pad = padding.as_ref().map_or(0, |p| p.value);
             if pad > 1024 {
                 let p = padding.as_ref()?;
@@ -298,9 +304,91 @@ fn transform(
                 );
                 return None;
             }
+            let mode = padding_mode
+                .as_ref()
+                .map_or(PaddingMode::Constant, |m| m.value);
+            let fill_value = real(
+                cx,
+                fill,
+                0.0,
+                |x| (0.0..=255.0).contains(&x),
+                "fill",
+                "0 to 255",
+            );
+            if let (Some(f), false) = (fill, mode == PaddingMode::Constant) {
+                cx.push(
+                    Diagnostic::error(
+                        f.span.clone(),
+                        format!("`fill` has no effect with padding_mode \"{}\"", mode.name()),
+                    )
+                    .label("only `constant` padding uses it")
+                    .help("remove `fill`, or set padding_mode = \"constant\""),
+                );
+                return None;
+            }
+            let needed = pad_if_needed.as_ref().is_some_and(|b| b.value);
+            let size = if needed {
+                if size.value == 0 || size.value > 4096 {
+                    cx.push(
+                        Diagnostic::error(
+                            size.span.clone(),
+                            format!("crop size {} is out of range", size.value),
+                        )
+                        .label("expected 1 to 4096"),
+                    );
+                    return None;
+                }
+                size.value as usize
+            } else {
+                crop(cx, size, pad)?
+            };
+            // torchvision v2 pads once, by `padding` plus what `pad_if_needed` adds; reflect
+            // needs that smaller than the dimension it mirrors, symmetric at most as large.
+            let mirror_fits = |dim: usize| {
+                let pad = pad as usize;
+                let extra = if needed {
+                    size.saturating_sub(dim + 2 * pad)
+                } else {
+                    0
+                };
+                match mode {
+                    PaddingMode::Reflect => pad + extra < dim,
+                    PaddingMode::Symmetric => pad + extra <= dim,
+                    PaddingMode::Constant | PaddingMode::Edge => true,
+                }
+            };
+            if !(mirror_fits(h) && mirror_fits(w)) {
+                let at = padding_mode
+                    .as_ref()
+                    .map_or(span.clone(), |m| m.span.clone());
+                cx.push(
+                    Diagnostic::error(
+                        at,
+                        format!(
+                            "{} padding of {h}x{w} images by {pad}{} mirrors more than the image",
+                            mode.name(),
+                            if needed {
+                                " (and up to the crop size)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    )
+                    .label(if mode == PaddingMode::Reflect {
+                        "reflect padding must be smaller than the image"
+                    } else {
+                        "symmetric padding must be at most the image size"
+                    })
+                    .help("use padding_mode = \"edge\" or a smaller padding"),
+                );
+                return None;
+            }
             Some(Transform::RandomCrop {
-                size: crop(cx, size, pad)?,
+                size,
                 padding: pad as usize,
+                padding_mode: mode,
+                fill: fill_value? as f32,
+                pad_if_needed: needed,
             })
         }
         RawTransformOp::RandomHorizontalFlip { p } => {
