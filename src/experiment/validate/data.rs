@@ -422,3 +422,113 @@ fn transform(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::load_str_with;
+
+    /// The diagnostics (messages) of a synthetic-data file with `transform` as its only training
+    /// transform, on 1x7x9 images, less the one about test images keeping their size.
+    fn messages(transform: &str) -> Vec<String> {
+        let text = format!(
+            r#"
+[data]
+dataset = "synthetic"
+synthetic = {{ shape = [1, 7, 9], classes = 2 }}
+train_transforms = [{transform}]
+[model]
+layers = [{{ op = "flatten" }}, {{ op = "linear", out = 2 }}]
+[train]
+epochs = 1
+optimizer = {{ kind = "sgd", lr = 0.1 }}
+"#
+        );
+        let loaded = load_str_with("config.toml", &text, "x", &[]).swap_remove(0);
+        loaded
+            .diagnostics
+            .iter()
+            .map(|d| d.message.clone())
+            // Crops make training images smaller than the (untransformed) test images.
+            .filter(|m| !m.contains("but test images as"))
+            .collect()
+    }
+
+    #[test]
+    fn random_crop_padding_limits() {
+        // (transform, expected error or None, why). Images are 7 high and 9 wide; torchvision
+        // v2 refuses reflect padding >= the dimension and symmetric padding > it.
+        let mirrors = Some("mirrors more than the image");
+        let cases: [(&str, Option<&str>, &str); 12] = [
+            (
+                r#"{ op = "random_crop", size = 7, padding = 6, padding_mode = "reflect" }"#,
+                None,
+                "6 < 7",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, padding = 7, padding_mode = "reflect" }"#,
+                mirrors,
+                "7 = height",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, padding = 7, padding_mode = "symmetric" }"#,
+                None,
+                "7 <= 7",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, padding = 8, padding_mode = "symmetric" }"#,
+                mirrors,
+                "8 > 7",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, padding = 100, padding_mode = "edge" }"#,
+                None,
+                "edge has no limit",
+            ),
+            (
+                r#"{ op = "random_crop", size = 13, padding_mode = "reflect", pad_if_needed = true }"#,
+                None,
+                "height padded by 6 < 7",
+            ),
+            (
+                r#"{ op = "random_crop", size = 21, padding_mode = "reflect", pad_if_needed = true }"#,
+                mirrors,
+                "height padded by 7",
+            ),
+            (
+                r#"{ op = "random_crop", size = 11, padding = 2, padding_mode = "reflect", pad_if_needed = true }"#,
+                None,
+                "2, nothing needed",
+            ),
+            (
+                r#"{ op = "random_crop", size = 12 }"#,
+                Some("crop size 12 does not fit"),
+                "no pad_if_needed",
+            ),
+            (
+                r#"{ op = "random_crop", size = 12, pad_if_needed = true, fill = 255 }"#,
+                None,
+                "constant, any size",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, fill = 256 }"#,
+                Some("fill"),
+                "fill above 255",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, padding_mode = "edge", fill = 1 }"#,
+                Some("`fill` has no effect"),
+                "fill without constant",
+            ),
+        ];
+        for (transform, want, why) in cases {
+            let got = messages(transform);
+            match want {
+                None => assert!(got.is_empty(), "{why}: {transform}: {got:?}"),
+                Some(w) => assert!(
+                    got.len() == 1 && got[0].contains(w),
+                    "{why}: {transform}: want one error with {w:?}, got {got:?}"
+                ),
+            }
+        }
+    }
+}
