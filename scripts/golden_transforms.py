@@ -11,6 +11,9 @@ and compares every pixel exactly.
 random_crop: torchvision v2 `RandomCrop.transform` is `F.crop(F.pad(img, padding, fill,
 padding_mode), top, left, size, size)`, with `pad_if_needed` adding `size - padded` to both sides of
 a dimension still smaller than `size` (one pad, not two); `top`/`left` are in padded coordinates.
+
+grayscale: `F.rgb_to_grayscale` (weights 0.2989, 0.587, 0.114) of the float image `x / 255`,
+compared to within 1e-6 (float sums in another order; far below one uint8 level, 1/255).
 """
 
 import json
@@ -81,6 +84,12 @@ def main():
             k: {"shape": list(v.shape), "data": v.flatten().tolist()} for k, v in imgs.items()
         },
         "random_crop": random_crop_cases(imgs),
+        # On the float image (ToTensor's x / 255, as runner scales first), not on uint8, where
+        # torchvision truncates the weighted sum back to uint8.
+        "grayscale": {
+            "image": "rgb",
+            "out": F.rgb_to_grayscale(imgs["rgb"].float() / 255).flatten().tolist(),
+        },
     }
     json.dump(doc, sys.stdout, separators=(",", ":"))
     sys.stdout.write("\n")

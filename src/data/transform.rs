@@ -263,13 +263,13 @@ impl Stage {
                 true
             }
             Op::Grayscale => {
-                // torchvision's `rgb_to_grayscale` weights (ITU-R 601-2 luma).
+                // torchvision's `rgb_to_grayscale` weights (ITU-R 601-2 luma as it rounds them).
                 let hw = h * w;
                 next.resize(hw, 0.0);
                 let (r, rest) = cur.split_at(hw);
                 let (g, b) = rest.split_at(hw);
                 for (((o, &r), &g), &b) in next.iter_mut().zip(r).zip(g).zip(&b[..hw]) {
-                    *o = 0.299 * r + 0.587 * g + 0.114 * b;
+                    *o = 0.2989 * r + 0.587 * g + 0.114 * b;
                 }
                 true
             }
@@ -719,6 +719,25 @@ mod tests {
                 case["image"], case["top"], case["left"]
             );
             assert_eq!(bytes(&next), want, "{msg}");
+        }
+    }
+
+    /// `grayscale` against torchvision's `F.rgb_to_grayscale` of the float image (fixture as in
+    /// `torchvision_goldens`), to within 1e-6: torch sums in its own order.
+    #[test]
+    fn grayscale_matches_torchvision() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/transform_goldens.json"
+        );
+        let text = std::fs::read_to_string(path).expect("golden fixture is committed");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let img: Vec<u8> = serde_json::from_value(doc["images"]["rgb"]["data"].clone()).unwrap();
+        let want: Vec<f32> = serde_json::from_value(doc["grayscale"]["out"].clone()).unwrap();
+        let out = run(&[Transform::Grayscale], [3, 8, 8], &img, &mut rng());
+        assert_eq!(out.len(), want.len());
+        for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-6, "pixel {i}: {g} vs torchvision {w}");
         }
     }
 

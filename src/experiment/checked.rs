@@ -270,7 +270,7 @@ pub enum Transform {
         /// Output height and width.
         size: usize,
     },
-    /// RGB to one luminance channel, `0.299 R + 0.587 G + 0.114 B` (torchvision `Grayscale`).
+    /// RGB to one luminance channel, `0.2989 R + 0.587 G + 0.114 B` (torchvision `Grayscale`).
     Grayscale,
 }
 
