@@ -219,6 +219,11 @@ const CASES: &[(&str, Expect, &str)] = &[
     ),
     ("crop_too_large", Errors(1), "a 40x40 crop of 32x32 images"),
     (
+        "random_crop_padding_mode",
+        Errors(2),
+        "reflect padding as large as the image; fill with edge padding",
+    ),
+    (
         "transform_shapes_disagree",
         Errors(1),
         "train crops to 24, test stays 32",

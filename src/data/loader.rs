@@ -239,7 +239,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::experiment::Transform;
+    use crate::experiment::{PaddingMode, Transform};
 
     /// `n` 1x2x2 images; image `i` has every pixel `i % 256` and label `i % 10`.
     fn data(n: usize) -> Arc<Dataset> {
@@ -364,6 +364,9 @@ mod tests {
                 Transform::RandomCrop {
                     size: 8,
                     padding: 2,
+                    padding_mode: PaddingMode::Constant,
+                    fill: 0.0,
+                    pad_if_needed: false,
                 },
                 Transform::RandomHorizontalFlip { p: 0.5 },
             ],

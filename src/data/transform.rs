@@ -2,7 +2,8 @@
 //!
 //! Pixels enter as `u8` and are scaled to `[0, 1]` first (PyTorch's `ToTensor`); the transforms
 //! then run in order on a CHW `f32` buffer. Random choices follow torchvision: `RandomCrop` pads
-//! with zeros and draws the top then left offset uniformly; `RandomHorizontalFlip` flips when a
+//! (v2's `padding_mode`s, with `pad_if_needed` adding to `padding` in one pass) and draws the top
+//! then left offset uniformly; `RandomHorizontalFlip` flips when a
 //! uniform draw in `[0, 1)` is `< p`; `CenterCrop` rounds the offset like Python's `round`.
 
 use std::cell::RefCell;
@@ -10,7 +11,9 @@ use std::cell::RefCell;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::experiment::Transform;
+use crate::experiment::{PaddingMode, Transform};
+
+mod pad;
 
 /// One compiled transform, with the shape of its input.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,9 +22,13 @@ enum Op {
         mean: Vec<f32>,
         std: Vec<f32>,
     },
+    /// Pad by `pad` (height, width) on each side, then crop a `size` window.
     RandomCrop {
         size: usize,
-        padding: usize,
+        pad: [usize; 2],
+        mode: PaddingMode,
+        /// Constant padding, on the `[0, 1]` scale.
+        fill: f32,
     },
     Flip {
         p: f32,
@@ -73,10 +80,29 @@ impl Pipeline {
                     mean: per_channel(mean, shape[0], 0.0),
                     std: per_channel(std, shape[0], 1.0),
                 },
-                Transform::RandomCrop { size, padding } => Op::RandomCrop {
-                    size: *size,
-                    padding: *padding,
-                },
+                Transform::RandomCrop {
+                    size,
+                    padding,
+                    padding_mode,
+                    fill,
+                    pad_if_needed,
+                } => {
+                    // torchvision v2 adds what `pad_if_needed` needs to `padding`, in one pad.
+                    let pad = |len: usize| {
+                        let extra = if *pad_if_needed {
+                            size.saturating_sub(len + 2 * padding)
+                        } else {
+                            0
+                        };
+                        padding + extra
+                    };
+                    Op::RandomCrop {
+                        size: *size,
+                        pad: [pad(shape[1]), pad(shape[2])],
+                        mode: *padding_mode,
+                        fill: fill / 255.0,
+                    }
+                }
                 Transform::RandomHorizontalFlip { p } => Op::Flip { p: *p },
                 Transform::PixelPermutation { seed } => Op::Permute {
                     perm: pixel_permutation(shape[1] * shape[2], *seed),
@@ -173,6 +199,38 @@ impl Pipeline {
 }
 
 impl Stage {
+    /// `random_crop`'s deterministic part: the window at (`top`, `left`) of the padded image, as
+    /// torchvision v2's `F.crop(F.pad(img, padding, fill, padding_mode), top, left, size, size)`.
+    /// Other stages are left alone (returns `false`).
+    fn crop_at(&self, cur: &[f32], next: &mut Vec<f32>, top: usize, left: usize) -> bool {
+        let Op::RandomCrop {
+            size,
+            pad,
+            mode,
+            fill,
+        } = &self.op
+        else {
+            return false;
+        };
+        let top = top as isize - pad[0] as isize;
+        let left = left as isize - pad[1] as isize;
+        if *mode == PaddingMode::Constant {
+            crop(cur, self.input, next, [*size, *size], top, left, *fill);
+        } else {
+            pad::padded_crop(
+                cur,
+                self.input,
+                next,
+                [*size, *size],
+                top,
+                left,
+                *mode,
+                *fill,
+            );
+        }
+        true
+    }
+
     /// Applies the stage to `cur`, in place or into `next`; returns whether it wrote `next`.
     fn run(&self, cur: &mut [f32], next: &mut Vec<f32>, rng: &mut impl Rng) -> bool {
         let [c, h, w] = self.input;
@@ -192,27 +250,26 @@ impl Stage {
                 }
                 false
             }
-            Op::RandomCrop { size, padding } => {
-                let top = rng.random_range(0..=(h + 2 * padding).saturating_sub(*size));
-                let left = rng.random_range(0..=(w + 2 * padding).saturating_sub(*size));
-                let (p, top, left) = (*padding as isize, top as isize, left as isize);
-                crop(cur, self.input, next, [*size, *size], top - p, left - p);
+            Op::RandomCrop { size, pad, .. } => {
+                let top = rng.random_range(0..=(h + 2 * pad[0]).saturating_sub(*size));
+                let left = rng.random_range(0..=(w + 2 * pad[1]).saturating_sub(*size));
+                self.crop_at(cur, next, top, left);
                 true
             }
             Op::CenterCrop { size } => {
                 let top = center_offset(h, *size);
                 let left = center_offset(w, *size);
-                crop(cur, self.input, next, [*size, *size], top, left);
+                crop(cur, self.input, next, [*size, *size], top, left, 0.0);
                 true
             }
             Op::Grayscale => {
-                // torchvision's `rgb_to_grayscale` weights (ITU-R 601-2 luma).
+                // torchvision's `rgb_to_grayscale` weights (ITU-R 601-2 luma as it rounds them).
                 let hw = h * w;
                 next.resize(hw, 0.0);
                 let (r, rest) = cur.split_at(hw);
                 let (g, b) = rest.split_at(hw);
                 for (((o, &r), &g), &b) in next.iter_mut().zip(r).zip(g).zip(&b[..hw]) {
-                    *o = 0.299 * r + 0.587 * g + 0.114 * b;
+                    *o = 0.2989 * r + 0.587 * g + 0.114 * b;
                 }
                 true
             }
@@ -262,7 +319,7 @@ pub(crate) fn center_offset(len: usize, size: usize) -> isize {
 }
 
 /// Copies the `[oh, ow]` window at (`top`, `left`) of every channel of `src` into `dst`; parts of
-/// the window outside the image are zero.
+/// the window outside the image are `fill`.
 fn crop(
     src: &[f32],
     [c, h, w]: [usize; 3],
@@ -270,6 +327,7 @@ fn crop(
     [oh, ow]: [usize; 2],
     top: isize,
     left: isize,
+    fill: f32,
 ) {
     dst.resize(c * oh * ow, 0.0);
     // Columns of the window that fall inside the image: [x0, x1).
@@ -284,13 +342,13 @@ fn crop(
         {
             let sy = top + y as isize;
             if sy < 0 || sy >= h as isize || x0 == x1 {
-                row.fill(0.0);
+                row.fill(fill);
                 continue;
             }
             let src_row = &plane[sy as usize * w..][..w];
-            row[..x0].fill(0.0);
+            row[..x0].fill(fill);
             row[x0..x1].copy_from_slice(&src_row[sx0..sx0 + (x1 - x0)]);
-            row[x1..].fill(0.0);
+            row[x1..].fill(fill);
         }
     }
 }
@@ -425,7 +483,7 @@ mod tests {
         ];
         for (top, left, want, msg) in cases {
             let mut dst = Vec::new();
-            crop(&src, [1, 3, 3], &mut dst, [3, 3], top, left);
+            crop(&src, [1, 3, 3], &mut dst, [3, 3], top, left, 0.0);
             assert_eq!(dst, to_f32(&want), "{msg}");
         }
     }
@@ -437,6 +495,9 @@ mod tests {
         let t = Transform::RandomCrop {
             size: 4,
             padding: 2,
+            padding_mode: PaddingMode::Constant,
+            fill: 0.0,
+            pad_if_needed: false,
         };
         let window = |top: isize, left: isize| -> Vec<u8> {
             let mut v = Vec::new();
@@ -480,6 +541,9 @@ mod tests {
             &[Transform::RandomCrop {
                 size: 4,
                 padding: 0,
+                padding_mode: PaddingMode::Constant,
+                fill: 0.0,
+                pad_if_needed: false,
             }],
             [3, 4, 4],
             &img,
@@ -604,5 +668,102 @@ mod tests {
         for (g, w) in out.iter().zip(want) {
             assert!((g - w).abs() < 1e-3, "got {out:?}, want {want:?}");
         }
+    }
+
+    /// Every `random_crop` case of `tests/fixtures/transform_goldens.json` (torchvision v2's
+    /// `F.crop(F.pad(...))` on uint8 tensors, written by `scripts/golden_transforms.py` whose
+    /// header names the versions), through runner's kernel with the same offsets: exact, as
+    /// padding and cropping only move bytes (`fill` is an integer pixel value).
+    #[test]
+    fn torchvision_goldens() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/transform_goldens.json"
+        );
+        let text = std::fs::read_to_string(path).expect("golden fixture is committed");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let image = |name: &str| -> ([usize; 3], Vec<u8>) {
+            let im = &doc["images"][name];
+            let shape: Vec<usize> = serde_json::from_value(im["shape"].clone()).unwrap();
+            let data: Vec<u8> = serde_json::from_value(im["data"].clone()).unwrap();
+            ([shape[0], shape[1], shape[2]], data)
+        };
+        let cases = doc["random_crop"].as_array().expect("random_crop cases");
+        assert!(cases.len() > 100, "the fixture has its cases");
+        for case in cases {
+            let (shape, img) = image(case["image"].as_str().unwrap());
+            let mode = match case["padding_mode"].as_str().unwrap() {
+                "constant" => PaddingMode::Constant,
+                "edge" => PaddingMode::Edge,
+                "reflect" => PaddingMode::Reflect,
+                "symmetric" => PaddingMode::Symmetric,
+                other => panic!("unknown mode {other}"),
+            };
+            let get = |k: &str| case[k].as_u64().unwrap() as usize;
+            let t = Transform::RandomCrop {
+                size: get("size"),
+                padding: get("padding"),
+                padding_mode: mode,
+                fill: get("fill") as f32,
+                pad_if_needed: case["pad_if_needed"].as_bool().unwrap(),
+            };
+            let p = Pipeline::new(std::slice::from_ref(&t), shape);
+            let mut cur = vec![0.0; img.len()];
+            to_unit(&img, &mut cur);
+            let mut next = Vec::new();
+            assert!(p.stages[0].crop_at(&cur, &mut next, get("top"), get("left")));
+            let want: Vec<u8> = serde_json::from_value(case["out"].clone()).unwrap();
+            assert_eq!(next.len(), p.output_len(), "{case}");
+            let msg = format!(
+                "{} {t:?} at ({}, {})",
+                case["image"], case["top"], case["left"]
+            );
+            assert_eq!(bytes(&next), want, "{msg}");
+        }
+    }
+
+    /// `grayscale` against torchvision's `F.rgb_to_grayscale` of the float image (fixture as in
+    /// `torchvision_goldens`), to within 1e-6: torch sums in its own order.
+    #[test]
+    fn grayscale_matches_torchvision() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/transform_goldens.json"
+        );
+        let text = std::fs::read_to_string(path).expect("golden fixture is committed");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let img: Vec<u8> = serde_json::from_value(doc["images"]["rgb"]["data"].clone()).unwrap();
+        let want: Vec<f32> = serde_json::from_value(doc["grayscale"]["out"].clone()).unwrap();
+        let out = run(&[Transform::Grayscale], [3, 8, 8], &img, &mut rng());
+        assert_eq!(out.len(), want.len());
+        for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-6, "pixel {i}: {g} vs torchvision {w}");
+        }
+    }
+
+    #[test]
+    fn pad_if_needed_pads_small_images_up_to_the_crop() {
+        // 1x2x3 image, crop 4: height padded by 2 and width by 1 on each side, edge mode.
+        let img = positional(1, 2, 3);
+        let t = Transform::RandomCrop {
+            size: 4,
+            padding: 0,
+            padding_mode: PaddingMode::Edge,
+            fill: 0.0,
+            pad_if_needed: true,
+        };
+        let p = Pipeline::new(std::slice::from_ref(&t), [1, 2, 3]);
+        assert_eq!(p.output_shape(), [1, 4, 4]);
+        let mut r = rng();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let out = bytes(&run(std::slice::from_ref(&t), [1, 2, 3], &img, &mut r));
+            // Every pixel comes from the image (edge padding), never a zero from elsewhere
+            // than pixel (0, 0).
+            assert!(out.iter().all(|v| img.contains(v)), "{out:?}");
+            seen.insert(out);
+        }
+        // Offsets: top in 0..=2 (6 - 4), left in 0..=1 (5 - 4).
+        assert_eq!(seen.len(), 6, "every offset of the padded 6x5 image occurs");
     }
 }

@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+pub use super::format::PaddingMode;
 use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, StopMetric};
 
 /// A fully validated experiment.
@@ -303,12 +304,19 @@ pub enum Transform {
         /// Per-channel standard deviation (all > 0).
         std: Vec<f32>,
     },
-    /// Zero-pad by `padding` on each side, then crop a random `size` x `size` window.
+    /// Pad by `padding` on each side (then, with `pad_if_needed`, each side of a dimension still
+    /// smaller than `size` by the difference), then crop a random `size` x `size` window.
     RandomCrop {
         /// Output height and width.
         size: usize,
-        /// Zero padding added on every side first.
+        /// Padding added on every side first.
         padding: usize,
+        /// How the padding is filled.
+        padding_mode: PaddingMode,
+        /// Value of `constant` padding, in uint8 pixel units (0 to 255).
+        fill: f32,
+        /// torchvision's `pad_if_needed`.
+        pad_if_needed: bool,
     },
     /// Mirror left-right with probability `p`.
     RandomHorizontalFlip {
@@ -326,7 +334,7 @@ pub enum Transform {
         /// Output height and width.
         size: usize,
     },
-    /// RGB to one luminance channel, `0.299 R + 0.587 G + 0.114 B` (torchvision `Grayscale`).
+    /// RGB to one luminance channel, `0.2989 R + 0.587 G + 0.114 B` (torchvision `Grayscale`).
     Grayscale,
 }
 

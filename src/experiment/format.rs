@@ -194,6 +194,22 @@ table! {
     }
 }
 
+choice! {
+    /// How `random_crop` fills its padding (torchvision's `padding_mode`).
+    pub enum PaddingMode as "padding mode" {
+        /// The `fill` value.
+        Constant = "constant",
+        /// The value at the edge of the image repeated.
+        Edge = "edge",
+        /// Mirror without repeating the edge pixel: `[1, 2, 3, 4]` padded by 2 is
+        /// `[3, 2, 1, 2, 3, 4, 3, 2]`. Padding must be smaller than the image.
+        Reflect = "reflect",
+        /// Mirror repeating the edge pixel: `[1, 2, 3, 4]` padded by 2 is
+        /// `[2, 1, 1, 2, 3, 4, 4, 3]`. Padding must be at most the image size.
+        Symmetric = "symmetric",
+    }
+}
+
 tagged! {
     /// One image transform, selected by `op`.
     pub enum RawTransformOp by "op" as "transform", kinds TransformKind {
@@ -204,12 +220,19 @@ tagged! {
             /// Per-channel standard deviations, all > 0.
             std: Sp<Vec<Sp<f64>>>,
         },
-        /// Pad with zeros, then crop a random `size` x `size` window (torchvision `RandomCrop`).
+        /// Pad, then crop a random `size` x `size` window (torchvision `RandomCrop`).
         RandomCrop = "random_crop" {
             /// Output size.
             size: Sp<u64>,
-            /// Zero padding on every side first. Default: 0.
+            /// Padding on every side first. Default: 0.
             padding: Option<Sp<u64>>,
+            /// How the padding is filled. Default: `constant`.
+            padding_mode: Option<Sp<PaddingMode>>,
+            /// The pixel value (0 to 255, as in the uint8 image) of `constant` padding. Default: 0.
+            fill: Option<Sp<f64>>,
+            /// After `padding`, pad each side of a dimension smaller than `size` by the
+            /// difference, as torchvision does. Default: false.
+            pad_if_needed: Option<Sp<bool>>,
         },
         /// Mirror left-right with probability `p` (default 0.5).
         RandomHorizontalFlip = "random_horizontal_flip" {

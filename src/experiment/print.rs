@@ -38,9 +38,21 @@ fn transform(t: &Transform) -> Sp<RawTransform> {
             mean: reals(mean),
             std: reals(std),
         },
-        Transform::RandomCrop { size, padding } => RawTransformOp::RandomCrop {
+        Transform::RandomCrop {
+            size,
+            padding,
+            padding_mode,
+            fill,
+            pad_if_needed,
+        } => RawTransformOp::RandomCrop {
             size: n(*size),
             padding: Some(n(*padding)),
+            padding_mode: some(*padding_mode),
+            // `fill` is only accepted with constant padding.
+            fill: (*padding_mode == PaddingMode::Constant)
+                .then(|| reals(&[*fill]).value.pop())
+                .flatten(),
+            pad_if_needed: some(*pad_if_needed),
         },
         Transform::RandomHorizontalFlip { p } => RawTransformOp::RandomHorizontalFlip {
             p: reals(&[*p]).value.pop(),
@@ -428,6 +440,60 @@ pub fn to_toml(e: &Experiment) -> String {
 mod tests {
     use super::super::{load_file_with, load_str_with};
     use super::*;
+
+    /// `random_crop`'s padding keys, in every mode, print and read back unchanged.
+    #[test]
+    fn random_crop_padding_keys_round_trip() {
+        let text = r#"
+[data]
+dataset = "cifar10"
+train_transforms = [
+  { op = "random_crop", size = 32, padding = 4, padding_mode = "reflect" },
+  { op = "random_crop", size = 32, padding = 2, fill = 127.5 },
+  { op = "random_crop", size = 36, padding_mode = "symmetric", pad_if_needed = true },
+  { op = "random_crop", size = 30, padding = 1, padding_mode = "edge" },
+]
+test_transforms = [{ op = "center_crop", size = 30 }]
+[model]
+layers = [{ op = "flatten" }, { op = "linear", out = 10 }]
+[train]
+epochs = 1
+optimizer = { kind = "sgd", lr = 0.1 }
+"#;
+        let first = load_str_with("config.toml", text, "x", &[]).swap_remove(0);
+        let (e, _) = first.result.as_ref().unwrap_or_else(|| {
+            panic!("invalid: {:?}", first.diagnostics);
+        });
+        let modes: Vec<_> = e
+            .data()
+            .train_transforms
+            .iter()
+            .map(|t| match t {
+                Transform::RandomCrop {
+                    padding_mode,
+                    fill,
+                    pad_if_needed,
+                    ..
+                } => (*padding_mode, *fill, *pad_if_needed),
+                other => panic!("not a crop: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                (PaddingMode::Reflect, 0.0, false),
+                (PaddingMode::Constant, 127.5, false),
+                (PaddingMode::Symmetric, 0.0, true),
+                (PaddingMode::Edge, 0.0, false),
+            ]
+        );
+        let printed = to_toml(e);
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        let (e2, _) = again.result.as_ref().unwrap_or_else(|| {
+            panic!("reprint invalid: {:?}\n{printed}", again.diagnostics);
+        });
+        assert_eq!(e, e2, "round trip changed the experiment:\n{printed}");
+    }
 
     /// Every shipped experiment: read, print, read again gives the same experiment, with no
     /// diagnostics.

@@ -8,7 +8,8 @@ use super::super::format::{
 };
 use super::super::read::{Cx, Seed, Sp};
 use super::super::{
-    DataSpec, DatasetKind, FolderSpec, SyntheticSpec, TestSource, Transform, ValidationSize,
+    DataSpec, DatasetKind, FolderSpec, PaddingMode, SyntheticSpec, TestSource, Transform,
+    ValidationSize,
 };
 use super::{count, real};
 use crate::diagnostic::Diagnostic;
@@ -510,7 +511,13 @@ fn transform(
                 std: expand(std),
             })
         }
-        RawTransformOp::RandomCrop { size, padding } => {
+        RawTransformOp::RandomCrop {
+            size,
+            padding,
+            padding_mode,
+            fill,
+            pad_if_needed,
+        } => {
             let pad = padding.as_ref().map_or(0, |p| p.value);
             if pad > 1024 {
                 let p = padding.as_ref()?;
@@ -520,9 +527,91 @@ fn transform(
                 );
                 return None;
             }
+            let mode = padding_mode
+                .as_ref()
+                .map_or(PaddingMode::Constant, |m| m.value);
+            let fill_value = real(
+                cx,
+                fill,
+                0.0,
+                |x| (0.0..=255.0).contains(&x),
+                "fill",
+                "0 to 255",
+            );
+            if let (Some(f), false) = (fill, mode == PaddingMode::Constant) {
+                cx.push(
+                    Diagnostic::error(
+                        f.span.clone(),
+                        format!("`fill` has no effect with padding_mode \"{}\"", mode.name()),
+                    )
+                    .label("only `constant` padding uses it")
+                    .help("remove `fill`, or set padding_mode = \"constant\""),
+                );
+                return None;
+            }
+            let needed = pad_if_needed.as_ref().is_some_and(|b| b.value);
+            let size = if needed {
+                if size.value == 0 || size.value > 4096 {
+                    cx.push(
+                        Diagnostic::error(
+                            size.span.clone(),
+                            format!("crop size {} is out of range", size.value),
+                        )
+                        .label("expected 1 to 4096"),
+                    );
+                    return None;
+                }
+                size.value as usize
+            } else {
+                crop(cx, size, pad)?
+            };
+            // torchvision v2 pads once, by `padding` plus what `pad_if_needed` adds; reflect
+            // needs that smaller than the dimension it mirrors, symmetric at most as large.
+            let mirror_fits = |dim: usize| {
+                let pad = pad as usize;
+                let extra = if needed {
+                    size.saturating_sub(dim + 2 * pad)
+                } else {
+                    0
+                };
+                match mode {
+                    PaddingMode::Reflect => pad + extra < dim,
+                    PaddingMode::Symmetric => pad + extra <= dim,
+                    PaddingMode::Constant | PaddingMode::Edge => true,
+                }
+            };
+            if !(mirror_fits(h) && mirror_fits(w)) {
+                let at = padding_mode
+                    .as_ref()
+                    .map_or(span.clone(), |m| m.span.clone());
+                cx.push(
+                    Diagnostic::error(
+                        at,
+                        format!(
+                            "{} padding of {h}x{w} images by {pad}{} mirrors more than the image",
+                            mode.name(),
+                            if needed {
+                                " (and up to the crop size)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    )
+                    .label(if mode == PaddingMode::Reflect {
+                        "reflect padding must be smaller than the image"
+                    } else {
+                        "symmetric padding must be at most the image size"
+                    })
+                    .help("use padding_mode = \"edge\" or a smaller padding"),
+                );
+                return None;
+            }
             Some(Transform::RandomCrop {
-                size: crop(cx, size, pad)?,
+                size,
                 padding: pad as usize,
+                padding_mode: mode,
+                fill: fill_value? as f32,
+                pad_if_needed: needed,
             })
         }
         RawTransformOp::RandomHorizontalFlip { p } => {
@@ -553,6 +642,116 @@ fn transform(
             Some(Transform::CenterCrop {
                 size: crop(cx, size, 0)?,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::load_str_with;
+
+    /// The diagnostics (messages) of a synthetic-data file with `transform` as its only training
+    /// transform, on 1x7x9 images, less the one about test images keeping their size.
+    fn messages(transform: &str) -> Vec<String> {
+        let text = format!(
+            r#"
+[data]
+dataset = "synthetic"
+synthetic = {{ shape = [1, 7, 9], classes = 2 }}
+train_transforms = [{transform}]
+[model]
+layers = [{{ op = "flatten" }}, {{ op = "linear", out = 2 }}]
+[train]
+epochs = 1
+optimizer = {{ kind = "sgd", lr = 0.1 }}
+"#
+        );
+        let loaded = load_str_with("config.toml", &text, "x", &[]).swap_remove(0);
+        loaded
+            .diagnostics
+            .iter()
+            .map(|d| d.message.clone())
+            // Crops make training images smaller than the (untransformed) test images.
+            .filter(|m| !m.contains("but test images as"))
+            .collect()
+    }
+
+    #[test]
+    fn random_crop_padding_limits() {
+        // (transform, expected error or None, why). Images are 7 high and 9 wide; torchvision
+        // v2 refuses reflect padding >= the dimension and symmetric padding > it.
+        let mirrors = Some("mirrors more than the image");
+        let cases: [(&str, Option<&str>, &str); 12] = [
+            (
+                r#"{ op = "random_crop", size = 7, padding = 6, padding_mode = "reflect" }"#,
+                None,
+                "6 < 7",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, padding = 7, padding_mode = "reflect" }"#,
+                mirrors,
+                "7 = height",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, padding = 7, padding_mode = "symmetric" }"#,
+                None,
+                "7 <= 7",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, padding = 8, padding_mode = "symmetric" }"#,
+                mirrors,
+                "8 > 7",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, padding = 100, padding_mode = "edge" }"#,
+                None,
+                "edge has no limit",
+            ),
+            (
+                r#"{ op = "random_crop", size = 13, padding_mode = "reflect", pad_if_needed = true }"#,
+                None,
+                "height padded by 6 < 7",
+            ),
+            (
+                r#"{ op = "random_crop", size = 21, padding_mode = "reflect", pad_if_needed = true }"#,
+                mirrors,
+                "height padded by 7",
+            ),
+            (
+                r#"{ op = "random_crop", size = 11, padding = 2, padding_mode = "reflect", pad_if_needed = true }"#,
+                None,
+                "2, nothing needed",
+            ),
+            (
+                r#"{ op = "random_crop", size = 12 }"#,
+                Some("crop size 12 does not fit"),
+                "no pad_if_needed",
+            ),
+            (
+                r#"{ op = "random_crop", size = 12, pad_if_needed = true, fill = 255 }"#,
+                None,
+                "constant, any size",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, fill = 256 }"#,
+                Some("fill"),
+                "fill above 255",
+            ),
+            (
+                r#"{ op = "random_crop", size = 7, padding_mode = "edge", fill = 1 }"#,
+                Some("`fill` has no effect"),
+                "fill without constant",
+            ),
+        ];
+        for (transform, want, why) in cases {
+            let got = messages(transform);
+            match want {
+                None => assert!(got.is_empty(), "{why}: {transform}: {got:?}"),
+                Some(w) => assert!(
+                    got.len() == 1 && got[0].contains(w),
+                    "{why}: {transform}: want one error with {w:?}, got {got:?}"
+                ),
+            }
         }
     }
 }

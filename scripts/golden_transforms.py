@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Golden outputs of image transforms from torchvision v2's functional API on uint8 tensors.
+
+Usage: /work/main/.venv-torch/bin/python scripts/golden_transforms.py > tests/fixtures/transform_goldens.json
+
+Pinned inputs (a seeded 3x8x8 and 1x7x9 uint8 image) go through each transform's deterministic
+kernel with explicit parameters (the crop offsets runner's own RNG would draw); the Rust test in
+`src/data/transform.rs` (`torchvision_goldens`) applies runner's kernels with the same parameters
+and compares every pixel exactly.
+
+random_crop: torchvision v2 `RandomCrop.transform` is `F.crop(F.pad(img, padding, fill,
+padding_mode), top, left, size, size)`, with `pad_if_needed` adding `size - padded` to both sides of
+a dimension still smaller than `size` (one pad, not two); `top`/`left` are in padded coordinates.
+
+grayscale: `F.rgb_to_grayscale` (weights 0.2989, 0.587, 0.114) of the float image `x / 255`,
+compared to within 1e-6 (float sums in another order; far below one uint8 level, 1/255).
+"""
+
+import json
+import sys
+
+import torch
+import torchvision
+from torchvision.transforms.v2 import functional as F
+
+COMMAND = (
+    "/work/main/.venv-torch/bin/python scripts/golden_transforms.py "
+    "> tests/fixtures/transform_goldens.json"
+)
+
+
+def images():
+    g = torch.Generator().manual_seed(17)
+    return {
+        "rgb": torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8, generator=g),
+        "gray": torch.randint(0, 256, (1, 7, 9), dtype=torch.uint8, generator=g),
+    }
+
+
+def random_crop_cases(imgs):
+    geometries = {
+        # (size, padding, pad_if_needed)
+        "rgb": [(8, 2, False), (6, 3, False), (10, 0, True), (12, 1, True)],
+        "gray": [(7, 2, False), (9, 1, True), (11, 0, True), (5, 0, False)],
+    }
+    modes = [("constant", 0), ("constant", 127), ("edge", 0), ("reflect", 0), ("symmetric", 0)]
+    cases = []
+    for name, img in imgs.items():
+        _, h, w = img.shape
+        for size, padding, pad_if_needed in geometries[name]:
+            ph = padding + (max(0, size - (h + 2 * padding)) if pad_if_needed else 0)
+            pw = padding + (max(0, size - (w + 2 * padding)) if pad_if_needed else 0)
+            max_top, max_left = h + 2 * ph - size, w + 2 * pw - size
+            offsets = sorted({(0, 0), (max_top, max_left), (max_top, 0), (0, max_left),
+                              (max_top // 2, (max_left + 1) // 2)})
+            for mode, fill in modes:
+                padded = F.pad(img, [pw, ph, pw, ph], fill=fill, padding_mode=mode)
+                for top, left in offsets:
+                    out = F.crop(padded, top, left, size, size)
+                    cases.append({
+                        "image": name,
+                        "size": size,
+                        "padding": padding,
+                        "padding_mode": mode,
+                        "fill": fill,
+                        "pad_if_needed": pad_if_needed,
+                        "top": top,
+                        "left": left,
+                        "out": out.flatten().tolist(),
+                    })
+    return cases
+
+
+def main():
+    imgs = images()
+    doc = {
+        "header": {
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "command": COMMAND,
+            "inputs": "torch.Generator().manual_seed(17); randint(0, 256) uint8 of 3x8x8 then 1x7x9",
+        },
+        "images": {
+            k: {"shape": list(v.shape), "data": v.flatten().tolist()} for k, v in imgs.items()
+        },
+        "random_crop": random_crop_cases(imgs),
+        # On the float image (ToTensor's x / 255, as runner scales first), not on uint8, where
+        # torchvision truncates the weighted sum back to uint8.
+        "grayscale": {
+            "image": "rgb",
+            "out": F.rgb_to_grayscale(imgs["rgb"].float() / 255).flatten().tolist(),
+        },
+    }
+    json.dump(doc, sys.stdout, separators=(",", ":"))
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
