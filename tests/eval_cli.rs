@@ -206,3 +206,28 @@ fn eval_on_the_validation_split_reproduces_the_runs_val_numbers() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("has no validation split"), "{}", text(&o));
 }
+
+#[test]
+fn test_time_augmentation_is_part_of_every_evaluation() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let plain = train_demo(&root.path().join("plain"), &[]);
+    let tta = train_demo(&root.path().join("tta"), &["data.tta=\"flip_translate\""]);
+    // Training is the same; the evaluation averages the views' logits, so the loss moves.
+    assert_eq!(
+        last_metric(&plain, "train_loss"),
+        last_metric(&tta, "train_loss")
+    );
+    assert_ne!(
+        last_metric(&plain, "test_loss"),
+        last_metric(&tta, "test_loss"),
+        "TTA changed nothing"
+    );
+    let config = std::fs::read_to_string(tta.join("config.toml")).expect("config.toml");
+    assert!(config.contains("tta = \"flip_translate\""), "{config}");
+    // `runner eval` reads the setting from the run and finds the same numbers.
+    let o = runner(&["eval", tta.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (acc, loss) = printed_numbers(&String::from_utf8_lossy(&o.stdout), "test");
+    assert_eq!(acc, last_metric(&tta, "test_acc"));
+    assert_eq!(loss, last_metric(&tta, "test_loss"));
+}

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 pub use super::format::PaddingMode;
-use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, StopMetric};
+use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, StopMetric, Tta};
 
 /// A fully validated experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -272,6 +272,8 @@ pub struct DataSpec {
     pub train_transforms: Vec<Transform>,
     /// Transforms applied to test batches, in order.
     pub test_transforms: Vec<Transform>,
+    /// Test-time augmentation of every evaluation.
+    pub tta: Tta,
 }
 
 /// The size of the validation split (`data.validation`).

@@ -71,6 +71,20 @@ choice! {
 }
 
 choice! {
+    /// Test-time augmentation: the views of each test image whose logits are averaged.
+    pub enum Tta as "tta" {
+        /// The image alone.
+        None = "none",
+        /// The mean of the logits of the image and its mirror image (left-right flip).
+        Flip = "flip",
+        /// airbench's multi-crop TTA: half the `flip` logits of the image, plus half the mean
+        /// of the `flip` logits of two copies translated by one pixel (reflect-padded by 1, then
+        /// cropped at the top left and at the bottom right).
+        FlipTranslate = "flip_translate",
+    }
+}
+
+choice! {
     /// What to do with an image file that cannot be decoded.
     pub enum OnCorrupt as "on_corrupt" {
         /// Stop with an error that names the file.
@@ -113,6 +127,10 @@ table! {
         train_transforms: Option<Sp<Vec<Sp<RawTransform>>>>,
         /// Transforms applied to test images, in order. Default: none.
         test_transforms: Option<Sp<Vec<Sp<RawTransform>>>>,
+        /// Test-time augmentation of every evaluation (test, validation, `runner eval`): `none`,
+        /// `flip` or `flip_translate`; the loss and accuracy are those of the averaged logits.
+        /// Default: `none`.
+        tta: Option<Sp<Tta>>,
     }
 }
 

@@ -137,6 +137,7 @@ fn data(d: &DataSpec) -> RawData {
         validation: d.validation.map(Sp::bare),
         train_transforms: some(d.train_transforms.iter().map(transform).collect()),
         test_transforms: some(d.test_transforms.iter().map(transform).collect()),
+        tta: some(d.tta),
         failed: Vec::new(),
     }
 }

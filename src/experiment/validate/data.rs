@@ -8,7 +8,7 @@ use super::super::format::{
 };
 use super::super::read::{Cx, Seed, Sp};
 use super::super::{
-    DataSpec, DatasetKind, FolderSpec, PaddingMode, SyntheticSpec, TestSource, Transform,
+    DataSpec, DatasetKind, FolderSpec, PaddingMode, SyntheticSpec, TestSource, Transform, Tta,
     ValidationSize,
 };
 use super::{count, real};
@@ -87,6 +87,20 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
     let input = dataset.image_shape();
     let train = transforms(cx, d.train_transforms.as_ref(), input);
     let test = transforms(cx, d.test_transforms.as_ref(), input);
+    if let (Some(t), Some((_, [_, h, w]))) = (&d.tta, &test) {
+        if t.value == Tta::FlipTranslate && (*h < 2 || *w < 2) {
+            cx.push(
+                Diagnostic::error(
+                    t.span.clone(),
+                    format!(
+                        "`flip_translate` reflects test images by one pixel, but they are {h}x{w}"
+                    ),
+                )
+                .label("needs test images of at least 2x2")
+                .help("use `tta = \"flip\"`"),
+            );
+        }
+    }
     if let (Some((train, tr_shape)), Some((test, te_shape))) = (&train, &test) {
         // Train/test disagreements point at the test list (else the train list, else the dataset).
         let span = d
@@ -154,6 +168,7 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
             validation,
             train_transforms: train,
             test_transforms: test,
+            tta: d.tta.as_ref().map_or(Tta::None, |t| t.value),
         }),
         _ => None,
     };
