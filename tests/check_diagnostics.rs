@@ -219,6 +219,11 @@ const CASES: &[(&str, Expect, &str)] = &[
     ),
     ("crop_too_large", Errors(1), "a 40x40 crop of 32x32 images"),
     (
+        "mixup_mixes_nothing",
+        Errors(2),
+        "a mixup table that mixes nothing, its probability out of range",
+    ),
+    (
         "tta_translate_too_small",
         Errors(1),
         "flip_translate TTA of 1x1 test images",

@@ -231,3 +231,22 @@ fn test_time_augmentation_is_part_of_every_evaluation() {
     assert_eq!(acc, last_metric(&tta, "test_acc"));
     assert_eq!(loss, last_metric(&tta, "test_loss"));
 }
+
+#[test]
+fn mixup_and_cutmix_change_training_and_stay_reproducible() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mix = "train.mixup={ mixup_alpha = 0.8, cutmix_alpha = 1.0 }";
+    let plain = train_demo(&root.path().join("plain"), &[]);
+    let a = train_demo(&root.path().join("a"), &[mix]);
+    let b = train_demo(&root.path().join("b"), &[mix]);
+    assert_ne!(
+        last_metric(&plain, "train_loss"),
+        last_metric(&a, "train_loss"),
+        "mixing changed nothing"
+    );
+    for column in ["train_loss", "train_acc", "test_loss", "test_acc"] {
+        assert_eq!(last_metric(&a, column), last_metric(&b, column), "{column}");
+    }
+    let config = std::fs::read_to_string(a.join("config.toml")).expect("config.toml");
+    assert!(config.contains("mixup_alpha = 0.8"), "{config}");
+}

@@ -644,7 +644,7 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
     let mut steps = GradientSteps::new(exp.train(), &model);
     let loss = exp.train().loss;
     let t_train = timed(args.warmup, args.seconds, args.min_steps, || {
-        match steps.batch(&model, optimizer.as_mut(), loss, &x, &y, lr, false)? {
+        match steps.batch(&model, optimizer.as_mut(), loss, &x, (&y).into(), lr, false)? {
             StepOutcome::Updated(_) => Ok(()),
             StepOutcome::NonFinite(loss) => bail!(
                 "{}: the training loss on the random batch became {loss}; no measurement",

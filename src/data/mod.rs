@@ -521,6 +521,8 @@ pub(crate) enum Stream {
     Synthetic = 3,
     /// The validation split.
     Validation = 4,
+    /// Mixup / cutmix of one training batch.
+    Mix = 5,
 }
 
 /// A ChaCha8 generator determined by `(seed, purpose, a, b)`, independent of any other tuple.

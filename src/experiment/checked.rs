@@ -514,6 +514,23 @@ pub struct TrainSpec {
     pub clip_grad: Option<ClipGrad>,
     /// The moving average of the weights, if any.
     pub ema: Option<EmaSpec>,
+    /// Batch-level mixup / cutmix, if any.
+    pub mixup: Option<MixupSpec>,
+}
+
+/// Batch-level mixup and cutmix (`[train.mixup]`), as timm's `Mixup` in batch mode.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MixupSpec {
+    /// Mixup's Beta parameter; 0: no mixup.
+    pub mixup_alpha: f64,
+    /// Cutmix's Beta parameter; 0: no cutmix.
+    pub cutmix_alpha: f64,
+    /// Probability that a batch is mixed.
+    pub prob: f64,
+    /// Probability of cutmix when both alphas are above 0.
+    pub switch_prob: f64,
+    /// Cutmix's weight from the clipped box.
+    pub correct_lam: bool,
 }
 
 /// Gradient clipping (`[train.clip_grad]`), with PyTorch's semantics.

@@ -807,6 +807,10 @@ table! {
         /// An exponential moving average of the weights, evaluated after every epoch and saved
         /// as `model_ema.safetensors`. Default: none.
         ema: Option<Sp<RawEma>>,
+        /// Batch-level mixup and cutmix with timm's semantics (`timm.data.Mixup`, batch mode):
+        /// each training batch is mixed with itself reversed, and the loss is the cross-entropy
+        /// against the mixed (soft) targets. Default: none.
+        mixup: Option<Sp<RawMixup>>,
         /// Checkpoints in the run folder, for `runner resume`. Default: after every epoch,
         /// keeping the last and the best.
         checkpoint: Option<Sp<RawCheckpoint>>,
@@ -902,6 +906,26 @@ impl<'a> FormatValue<'a> for NormType {
         } else {
             toml::Value::Float(self.0)
         }
+    }
+}
+
+table! {
+    /// `[train.mixup]`: timm's `Mixup(mixup_alpha, cutmix_alpha, prob, switch_prob,
+    /// mode="batch", correct_lam, label_smoothing)`, the smoothing being the loss's
+    /// `label_smoothing`.
+    pub struct RawMixup as "`[train.mixup]`" {
+        /// Mixup's Beta(alpha, alpha) parameter (>= 0; 0 turns mixup off). Default: 0.
+        mixup_alpha: Option<Sp<f64>>,
+        /// Cutmix's Beta(alpha, alpha) parameter (>= 0; 0 turns cutmix off). Default: 0.
+        cutmix_alpha: Option<Sp<f64>>,
+        /// Probability that a batch is mixed at all, in [0, 1]. Default: 1.
+        prob: Option<Sp<f64>>,
+        /// With both alphas above 0: the probability of cutmix rather than mixup, in [0, 1].
+        /// Default: 0.5.
+        switch_prob: Option<Sp<f64>>,
+        /// Cutmix: recompute the weight from the box as clipped by the image's border.
+        /// Default: true.
+        correct_lam: Option<Sp<bool>>,
     }
 }
 

@@ -8,7 +8,7 @@ use super::decl::Section;
 use super::format::{
     LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawCsv, RawData,
     RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInitFrom, RawLayer, RawLoss,
-    RawModel, RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform,
+    RawMixup, RawModel, RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform,
     RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
@@ -390,6 +390,16 @@ fn train(t: &TrainSpec) -> RawTrain {
                 failed: Vec::new(),
             })
         }),
+        mixup: t.mixup.map(|m| {
+            Sp::bare(RawMixup {
+                mixup_alpha: some(m.mixup_alpha),
+                cutmix_alpha: some(m.cutmix_alpha),
+                prob: some(m.prob),
+                switch_prob: some(m.switch_prob),
+                correct_lam: some(m.correct_lam),
+                failed: Vec::new(),
+            })
+        }),
         checkpoint: some(RawCheckpoint {
             every: Some(n(t.checkpoint.every)),
             best: some(t.checkpoint.best),
@@ -611,6 +621,28 @@ optimizer = { kind = "sgd", lr = 0.1 }
             assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{data}");
             assert_eq!(e.data().dataset.classes(), classes, "{data}");
         }
+    }
+
+    #[test]
+    fn mixup_and_tta_print_and_read_back() {
+        let text = "[data]\ndataset = \"synthetic\"\ntta = \"flip\"\n[model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 4 }]\n[train]\nmixup = { cutmix_alpha = 1.0, prob = 0.5, correct_lam = false }\n";
+        let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
+        let (e, _) = first.result.as_ref().expect("valid");
+        assert_eq!(
+            e.train().mixup,
+            Some(MixupSpec {
+                mixup_alpha: 0.0,
+                cutmix_alpha: 1.0,
+                prob: 0.5,
+                switch_prob: 0.5,
+                correct_lam: false,
+            })
+        );
+        assert_eq!(e.data().tta, Tta::Flip);
+        let printed = to_toml(e);
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{printed}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod average;
 pub mod checkpoint;
 pub(crate) mod eval;
+pub(crate) mod mix;
 pub mod optim;
 pub mod run;
 pub mod schedule;

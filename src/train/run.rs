@@ -8,9 +8,10 @@ use candle_core::{Device, Tensor};
 
 use super::checkpoint;
 use super::eval::{evaluate, evaluate_with_average, Stop};
+use super::mix;
 use super::schedule::build_schedule;
 use super::select;
-use super::step::{GradientSteps, StepOutcome};
+use super::step::{GradientSteps, StepOutcome, Targets};
 use super::{average, optim};
 use crate::data::{self, epoch_batches, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
@@ -388,18 +389,37 @@ fn train_and_report(
                     batches.next()
                 };
                 wait_seconds += waited.elapsed().as_secs_f64();
-                let Some((step, batch)) = next else {
+                let Some((step, mut batch)) = next else {
                     break;
                 };
                 let stepped = Instant::now();
                 let _step_span = tracing::debug_span!("step", step).entered();
                 lr = schedule.lr((epoch - 1) * steps_per_epoch + gradient_steps.step_of(step));
+                // Mixup / cutmix draw from their own stream per (epoch, batch), so a resumed
+                // run mixes as the uninterrupted one.
+                let mixed = exp.train().mixup.as_ref().and_then(|spec| {
+                    let mut rng =
+                        data::derived_rng(exp.seed(), data::Stream::Mix, epoch as u64, step as u64);
+                    mix::mix_batch(spec, &mut batch, &mut rng)
+                });
                 let b = batch.labels.len();
                 let x = Tensor::from_vec(batch.images, batch.shape.to_vec(), &device)?;
                 let y = Tensor::from_vec(batch.labels.clone(), b, &device)?;
+                let partner = mixed
+                    .as_ref()
+                    .map(|m| Tensor::from_vec(m.partner.clone(), b, &device))
+                    .transpose()?;
+                let targets = match (&mixed, &partner) {
+                    (Some(m), Some(p)) => Targets::Mixed {
+                        labels: &y,
+                        partner: p,
+                        lam: m.lam,
+                    },
+                    _ => Targets::Labels(&y),
+                };
                 let last = step + 1 == batches_per_epoch;
                 let (opt, loss) = (optimizer.as_mut(), exp.train().loss);
-                let outcome = gradient_steps.batch(&model, opt, loss, &x, &y, lr, last)?;
+                let outcome = gradient_steps.batch(&model, opt, loss, &x, targets, lr, last)?;
                 let out = match outcome {
                     StepOutcome::Updated(out) => out,
                     StepOutcome::NonFinite(loss) => {
@@ -423,7 +443,11 @@ fn train_and_report(
                 let batch_correct = out
                     .predictions
                     .iter()
-                    .zip(&batch.labels)
+                    .zip(
+                        mixed
+                            .as_ref()
+                            .map_or(&batch.labels[..], |m| m.dominant(&batch.labels)),
+                    )
                     .filter(|(p, t)| p == t)
                     .count();
                 correct += batch_correct;

@@ -52,13 +52,13 @@ pub fn train_step(
     optimizer: &mut dyn Optimizer,
     loss_spec: LossSpec,
     images: &Tensor,
-    labels: &Tensor,
+    labels: Targets<'_>,
     lr: f64,
 ) -> Result<StepOutcome, TrainError> {
     crate::runtime::in_pool(move || {
         optimizer.set_learning_rate(lr);
         let logits = model.forward(images, true)?;
-        let l = loss(loss_spec, &logits, labels)?;
+        let l = labels.loss(loss_spec, &logits)?;
         let value = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
         if !value.is_finite() {
             return Ok(StepOutcome::NonFinite(value));
@@ -129,7 +129,7 @@ impl GradientSteps {
         optimizer: &mut dyn Optimizer,
         loss_spec: LossSpec,
         images: &Tensor,
-        labels: &Tensor,
+        labels: Targets<'_>,
         lr: f64,
         last: bool,
     ) -> Result<StepOutcome, TrainError> {
@@ -140,7 +140,7 @@ impl GradientSteps {
         }
         crate::runtime::in_pool(move || {
             let logits = model.forward(images, true)?;
-            let l = loss(loss_spec, &logits, labels)?;
+            let l = labels.loss(loss_spec, &logits)?;
             let value = l.to_dtype(DType::F32)?.to_scalar::<f32>()?;
             if !value.is_finite() {
                 return Ok(StepOutcome::NonFinite(value));
@@ -261,6 +261,48 @@ pub(crate) fn loss(
     }
 }
 
+/// What a training batch's loss is computed against.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    /// One label per image.
+    Labels(&'a Tensor),
+    /// Mixup / cutmix ([`super::mix`]): the mixed targets `lam * onehot(labels) + (1 - lam) *
+    /// onehot(partner)`, each label-smoothed as the loss says. The loss is linear in the target,
+    /// so it is `lam * loss(labels) + (1 - lam) * loss(partner)`: timm's
+    /// `SoftTargetCrossEntropy` of `mixup_target`, and PyTorch's `cross_entropy` with
+    /// probability targets.
+    Mixed {
+        /// The images' own labels.
+        labels: &'a Tensor,
+        /// The labels of the images mixed in.
+        partner: &'a Tensor,
+        /// The weight of `labels`.
+        lam: f64,
+    },
+}
+
+impl<'a> From<&'a Tensor> for Targets<'a> {
+    fn from(labels: &'a Tensor) -> Self {
+        Targets::Labels(labels)
+    }
+}
+
+impl Targets<'_> {
+    /// The batch's mean loss under `spec`.
+    pub(crate) fn loss(&self, spec: LossSpec, logits: &Tensor) -> candle_core::Result<Tensor> {
+        match *self {
+            Targets::Labels(labels) => loss(spec, logits, labels),
+            Targets::Mixed {
+                labels,
+                partner,
+                lam,
+            } => {
+                (loss(spec, logits, labels)? * lam)? + (loss(spec, logits, partner)? * (1.0 - lam))?
+            }
+        }
+    }
+}
+
 /// The predicted class of every image in a batch.
 pub(crate) fn predictions(logits: &Tensor) -> candle_core::Result<Vec<u32>> {
     logits.argmax(D::Minus1)?.to_vec1::<u32>()
@@ -275,6 +317,50 @@ mod tests {
     use super::*;
     use crate::experiment::Experiment;
     use crate::train::optim;
+
+    /// The mixed-target loss against PyTorch's `cross_entropy` with probability targets
+    /// (and timm's `SoftTargetCrossEntropy`), from `/work/main/.venv-torch/bin/python
+    /// scripts/golden_mixup_loss.py` (torch 2.15.0): lam 0.3, label smoothing 0.1, the batch's
+    /// labels mixed with their reverse, in f64.
+    #[test]
+    fn mixed_targets_match_torch_soft_target_cross_entropy() {
+        let logits = Tensor::new(
+            &[
+                [0.5f64, -1.25, 2.0, 0.125],
+                [-0.75, 1.5, 0.25, -2.0],
+                [1.0, 0.0, -0.5, 0.75],
+            ],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let y = Tensor::new(&[1u32, 3, 0], &Device::Cpu).unwrap();
+        let partner = Tensor::new(&[0u32, 3, 1], &Device::Cpu).unwrap();
+        let spec = LossSpec::CrossEntropy {
+            label_smoothing: 0.1,
+        };
+        let mixed = Targets::Mixed {
+            labels: &y,
+            partner: &partner,
+            lam: 0.3,
+        };
+        let got = mixed
+            .loss(spec, &logits)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!((got - 2.5247111251398526).abs() < 1e-12, "{got}");
+        // lam = 1 is the plain loss
+        let one = Targets::Mixed {
+            labels: &y,
+            partner: &partner,
+            lam: 1.0,
+        };
+        let plain = Targets::Labels(&y).loss(spec, &logits).unwrap();
+        assert_eq!(
+            one.loss(spec, &logits).unwrap().to_scalar::<f64>().unwrap(),
+            plain.to_scalar::<f64>().unwrap()
+        );
+    }
 
     /// A small net through every op that keeps training-mode state (BatchNorm, dropout), with
     /// label-smoothed cross-entropy and Adam (whose `f32` CPU update is the fused one).
@@ -361,7 +447,10 @@ optimizer = { kind = "adam", lr = 0.01 }
         let mut opt = optim::build(&exp.train().optimizer, model.trainable_vars()).expect("opt");
         let (x, y) = batch(exp);
         let outcomes = (0..steps)
-            .map(|_| train_step(&model, opt.as_mut(), exp.train().loss, &x, &y, lr).expect("step"))
+            .map(|_| {
+                train_step(&model, opt.as_mut(), exp.train().loss, &x, (&y).into(), lr)
+                    .expect("step")
+            })
             .collect();
         let state = state(&model);
         (outcomes, state, model)
@@ -537,7 +626,15 @@ optimizer = { kind = "sgd", lr = 0.1, momentum = 0.9 }
             let x = images.narrow(0, i * batch, batch).expect("x");
             let y = labels.narrow(0, i * batch, batch).expect("y");
             let last = i + 1 == batches;
-            let out = steps.batch(&model, opt.as_mut(), exp.train().loss, &x, &y, 0.1, last);
+            let out = steps.batch(
+                &model,
+                opt.as_mut(),
+                exp.train().loss,
+                &x,
+                (&y).into(),
+                0.1,
+                last,
+            );
             match out.expect("batch") {
                 StepOutcome::Updated(out) => stepped += usize::from(out.stepped),
                 other => panic!("batch {i}: {other:?}"),
@@ -716,11 +813,20 @@ optimizer = { kind = "sgd", lr = 0.1, momentum = 0.9 }
             s
         };
         let before = params(&model);
-        let out = train_step(&model, opt.as_mut(), exp.train().loss, &x, &y, 0.0).expect("step");
+        let out =
+            train_step(&model, opt.as_mut(), exp.train().loss, &x, (&y).into(), 0.0).expect("step");
         assert!(matches!(out, StepOutcome::Updated(_)), "{out:?}");
         assert_eq!(opt.learning_rate(), 0.0);
         assert!(params(&model) == before, "a zero rate moved the parameters");
-        let out = train_step(&model, opt.as_mut(), exp.train().loss, &x, &y, 0.05).expect("step");
+        let out = train_step(
+            &model,
+            opt.as_mut(),
+            exp.train().loss,
+            &x,
+            (&y).into(),
+            0.05,
+        )
+        .expect("step");
         assert!(matches!(out, StepOutcome::Updated(_)), "{out:?}");
         assert_eq!(opt.learning_rate(), 0.05);
         assert!(
@@ -740,7 +846,14 @@ optimizer = { kind = "sgd", lr = 0.1, momentum = 0.9 }
         let poisoned = x.affine(f64::NAN, 0.0).expect("NaN images");
         let params = model.named_parameters().len();
         let before = state(&model);
-        let out = train_step(&model, opt.as_mut(), exp.train().loss, &poisoned, &y, 0.01);
+        let out = train_step(
+            &model,
+            opt.as_mut(),
+            exp.train().loss,
+            &poisoned,
+            (&y).into(),
+            0.01,
+        );
         match out.expect("step") {
             StepOutcome::NonFinite(l) => assert!(l.is_nan(), "{l}"),
             other => panic!("NaN images gave {other:?}"),
@@ -751,7 +864,15 @@ optimizer = { kind = "sgd", lr = 0.1, momentum = 0.9 }
         );
         // Nor did the optimizer state advance: the next step is a first step (Adam's bias
         // correction depends on the step count).
-        let out = train_step(&model, opt.as_mut(), exp.train().loss, &x, &y, 0.01).expect("step");
+        let out = train_step(
+            &model,
+            opt.as_mut(),
+            exp.train().loss,
+            &x,
+            (&y).into(),
+            0.01,
+        )
+        .expect("step");
         let (first, after_first, _) = trajectory(&exp, 1, 0.01);
         assert_eq!(loss_of(&out).to_bits(), loss_of(&first[0]).to_bits());
         assert!(

@@ -3,13 +3,13 @@
 use std::ops::Range;
 
 use super::super::format::{
-    LossName, OptimizerName, RawClipGrad, RawEma, RawInitFrom, RawOptimizer, RawSchedule, RawTrain,
-    ScheduleName, StopMetric,
+    LossName, OptimizerName, RawClipGrad, RawEma, RawInitFrom, RawMixup, RawOptimizer, RawSchedule,
+    RawTrain, ScheduleName, StopMetric,
 };
 use super::super::read::{int_in, Cx, Sp};
 use super::super::{
-    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, InitFrom, LossSpec, OptimizerSpec,
-    ScheduleKind, ScheduleSpec, TrainSpec,
+    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, InitFrom, LossSpec, MixupSpec,
+    OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
 };
 use super::model::MAX_WIDTH;
 use super::{count, real, MAX_COUNT};
@@ -25,6 +25,7 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         accumulate: None,
         clip_grad: None,
         ema: None,
+        mixup: None,
         checkpoint: None,
         init_from: None,
         early_stopping: None,
@@ -131,8 +132,13 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         None => Some(None),
         Some(e) => validate_ema(cx, e.value).map(Some),
     };
+    let mixup = match t.mixup {
+        None => Some(None),
+        Some(m) => validate_mixup(cx, m).map(Some),
+    };
     Some((
         TrainSpec {
+            mixup: mixup?,
             accumulate: accumulate?,
             clip_grad: clip_grad?,
             ema: ema?,
@@ -258,6 +264,47 @@ fn validate_clip(cx: &mut Cx<'_>, c: Sp<RawClipGrad>) -> Option<ClipGrad> {
             None
         }
     }
+}
+
+fn validate_mixup(cx: &mut Cx<'_>, m: Sp<RawMixup>) -> Option<MixupSpec> {
+    let alpha = |cx: &mut Cx<'_>, v: &Option<Sp<f64>>, key| {
+        real(
+            cx,
+            v,
+            0.0,
+            |a| (0.0..=1e6).contains(&a),
+            key,
+            "0 <= alpha <= 1e6",
+        )
+    };
+    let mixup_alpha = alpha(cx, &m.value.mixup_alpha, "mixup_alpha");
+    let cutmix_alpha = alpha(cx, &m.value.cutmix_alpha, "cutmix_alpha");
+    let unit = |a: f64| (0.0..=1.0).contains(&a);
+    let prob = real(cx, &m.value.prob, 1.0, unit, "prob", "0 <= prob <= 1");
+    let switch_prob = real(
+        cx,
+        &m.value.switch_prob,
+        0.5,
+        unit,
+        "switch_prob",
+        "0 <= p <= 1",
+    );
+    let (mixup_alpha, cutmix_alpha) = (mixup_alpha?, cutmix_alpha?);
+    if mixup_alpha == 0.0 && cutmix_alpha == 0.0 {
+        cx.push(
+            Diagnostic::error(m.span.clone(), "`[train.mixup]` mixes nothing")
+                .label("both `mixup_alpha` and `cutmix_alpha` are 0")
+                .help("set `mixup_alpha = 0.8` and/or `cutmix_alpha = 1.0` (timm's defaults)"),
+        );
+        return None;
+    }
+    Some(MixupSpec {
+        mixup_alpha,
+        cutmix_alpha,
+        prob: prob?,
+        switch_prob: switch_prob?,
+        correct_lam: m.value.correct_lam.as_ref().is_none_or(|c| c.value),
+    })
 }
 
 fn validate_ema(cx: &mut Cx<'_>, e: RawEma) -> Option<EmaSpec> {
