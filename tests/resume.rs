@@ -144,7 +144,9 @@ fn status(dir: &Path) -> serde_json::Value {
 #[test]
 fn sigterm_in_the_middle_of_an_epoch_checkpoints_and_the_resume_gives_the_same_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = slow_experiment(dir.path(), "slow", 3, "");
+    // With mixup/cutmix, whose draws must also continue as in the uninterrupted run.
+    let mix = "mixup = { mixup_alpha = 0.8, cutmix_alpha = 1.0 }";
+    let file = slow_experiment(dir.path(), "slow", 3, mix);
     let whole = dir.path().join("whole");
     let parted = dir.path().join("parted");
     let common = ["--plain", "--log-every", "0"];
