@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::experiment::{PaddingMode, Transform};
 
+mod erase;
 mod pad;
 
 /// One compiled transform, with the shape of its input.
@@ -41,6 +42,13 @@ enum Op {
         size: usize,
     },
     Grayscale,
+    /// torchvision's `RandomErasing`.
+    Erase {
+        p: f32,
+        scale: [f32; 2],
+        ratio: [f32; 2],
+        value: f32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +117,17 @@ impl Pipeline {
                 },
                 Transform::CenterCrop { size } => Op::CenterCrop { size: *size },
                 Transform::Grayscale => Op::Grayscale,
+                Transform::RandomErasing {
+                    p,
+                    scale,
+                    ratio,
+                    value,
+                } => Op::Erase {
+                    p: *p,
+                    scale: *scale,
+                    ratio: *ratio,
+                    value: *value,
+                },
             };
             stages.push(Stage { op, input: shape });
             shape = t.output_shape(shape);
@@ -272,6 +291,19 @@ impl Stage {
                     *o = 0.2989 * r + 0.587 * g + 0.114 * b;
                 }
                 true
+            }
+            Op::Erase {
+                p,
+                scale,
+                ratio,
+                value,
+            } => {
+                if rng.random::<f32>() < *p {
+                    if let Some(b) = erase::draw_box(h, w, *scale, *ratio, rng) {
+                        erase::erase(cur, self.input, b, *value);
+                    }
+                }
+                false
             }
             Op::Permute { perm } => {
                 next.resize(cur.len(), 0.0);

@@ -325,6 +325,18 @@ pub enum Transform {
         /// Probability of flipping.
         p: f32,
     },
+    /// torchvision's `RandomErasing`: with probability `p`, a box of `scale` of the area and
+    /// `ratio` aspect filled with `value`.
+    RandomErasing {
+        /// Probability of erasing.
+        p: f32,
+        /// `[min, max]` fraction of the area.
+        scale: [f32; 2],
+        /// `[min, max]` aspect ratio.
+        ratio: [f32; 2],
+        /// The fill value.
+        value: f32,
+    },
     /// A fixed permutation of the `H*W` pixel positions (same for every channel and image),
     /// drawn from its own seed.
     PixelPermutation {

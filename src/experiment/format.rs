@@ -257,6 +257,22 @@ tagged! {
             /// Probability. Default: 0.5.
             p: Option<Sp<f64>>,
         },
+        /// With probability `p`, fill a random rectangle with `value` (torchvision
+        /// `RandomErasing`, "cutout"): its area a uniform fraction in `scale` of the image, its
+        /// aspect ratio log-uniform in `ratio`, its position uniform; up to 10 draws, and the
+        /// image is left as it is when no box fits. `value` is in the units the image has at
+        /// that point of the list (after a `normalize`, normalised units).
+        RandomErasing = "random_erasing" {
+            /// Probability. Default: 0.5.
+            p: Option<Sp<f64>>,
+            /// `[min, max]` fraction of the image's area, 0 < min <= max <= 1. Default:
+            /// `[0.02, 0.33]`.
+            scale: Option<Sp<Vec<Sp<f64>>>>,
+            /// `[min, max]` aspect ratio (height / width), 0 < min <= max. Default: `[0.3, 3.3]`.
+            ratio: Option<Sp<Vec<Sp<f64>>>>,
+            /// The fill value. Default: 0.
+            value: Option<Sp<f64>>,
+        },
         /// A fixed random permutation of the pixel positions, drawn from its own `seed`. Put the
         /// same transform in `train_transforms` and `test_transforms`.
         PixelPermutation = "pixel_permutation" {

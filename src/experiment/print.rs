@@ -57,6 +57,17 @@ fn transform(t: &Transform) -> Sp<RawTransform> {
         Transform::RandomHorizontalFlip { p } => RawTransformOp::RandomHorizontalFlip {
             p: reals(&[*p]).value.pop(),
         },
+        Transform::RandomErasing {
+            p,
+            scale,
+            ratio,
+            value,
+        } => RawTransformOp::RandomErasing {
+            p: reals(&[*p]).value.pop(),
+            scale: Some(reals(scale)),
+            ratio: Some(reals(ratio)),
+            value: reals(&[*value]).value.pop(),
+        },
         Transform::PixelPermutation { seed } => RawTransformOp::PixelPermutation {
             seed: some(Seed(*seed)),
         },
@@ -625,7 +636,7 @@ optimizer = { kind = "sgd", lr = 0.1 }
 
     #[test]
     fn mixup_and_tta_print_and_read_back() {
-        let text = "[data]\ndataset = \"synthetic\"\ntta = \"flip\"\n[model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 4 }]\n[train]\nmixup = { cutmix_alpha = 1.0, prob = 0.5, correct_lam = false }\n";
+        let text = "[data]\ndataset = \"synthetic\"\ntta = \"flip\"\ntrain_transforms = [{ op = \"random_erasing\", p = 0.25, scale = [0.1, 0.2], value = -0.5 }]\n[model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 4 }]\n[train]\nmixup = { cutmix_alpha = 1.0, prob = 0.5, correct_lam = false }\n";
         let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
         let (e, _) = first.result.as_ref().expect("valid");
         assert_eq!(
@@ -639,6 +650,15 @@ optimizer = { kind = "sgd", lr = 0.1 }
             })
         );
         assert_eq!(e.data().tta, Tta::Flip);
+        assert_eq!(
+            e.data().train_transforms,
+            vec![Transform::RandomErasing {
+                p: 0.25,
+                scale: [0.1, 0.2],
+                ratio: [0.3, 3.3],
+                value: -0.5,
+            }]
+        );
         let printed = to_toml(e);
         let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
         assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);

@@ -439,6 +439,31 @@ fn dataset_kind(cx: &mut Cx<'_>, ds: &Sp<DatasetName>, d: &RawData) -> Option<Da
     })
 }
 
+/// A `[min, max]` pair with `0 < min <= max <= limit` (`random_erasing`'s `scale` and `ratio`).
+fn pair(
+    cx: &mut Cx<'_>,
+    v: &Option<Sp<Vec<Sp<f64>>>>,
+    default: [f32; 2],
+    limit: f64,
+    key: &str,
+) -> Option<[f32; 2]> {
+    let Some(v) = v else {
+        return Some(default);
+    };
+    match v.value.as_slice() {
+        [a, b] if a.value > 0.0 && a.value <= b.value && b.value <= limit => {
+            Some([a.value as f32, b.value as f32])
+        }
+        _ => {
+            cx.push(
+                Diagnostic::error(v.span.clone(), format!("`{key}` must be [min, max]"))
+                    .label(format!("expected 0 < min <= max <= {limit}")),
+            );
+            None
+        }
+    }
+}
+
 fn transforms(
     cx: &mut Cx<'_>,
     list: Option<&Sp<Vec<Sp<RawTransform>>>>,
@@ -632,6 +657,23 @@ fn transform(
         RawTransformOp::RandomHorizontalFlip { p } => {
             let p = real(cx, p, 0.5, |x| (0.0..=1.0).contains(&x), "p", "0 to 1")?;
             Some(Transform::RandomHorizontalFlip { p: p as f32 })
+        }
+        RawTransformOp::RandomErasing {
+            p,
+            scale,
+            ratio,
+            value,
+        } => {
+            let p = real(cx, p, 0.5, |x| (0.0..=1.0).contains(&x), "p", "0 to 1");
+            let value = real(cx, value, 0.0, |x| x.abs() <= 1e6, "value", "-1e6 to 1e6");
+            let scale = pair(cx, scale, [0.02, 0.33], 1.0, "scale");
+            let ratio = pair(cx, ratio, [0.3, 3.3], 1e3, "ratio");
+            Some(Transform::RandomErasing {
+                p: p? as f32,
+                scale: scale?,
+                ratio: ratio?,
+                value: value? as f32,
+            })
         }
         RawTransformOp::PixelPermutation { seed } => Some(Transform::PixelPermutation {
             seed: seed.as_ref().map_or(0, |s| s.value.0),
