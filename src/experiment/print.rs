@@ -97,10 +97,12 @@ fn data(d: &DataSpec) -> RawData {
             (None, some(*fraction), seed.map(|s| Sp::bare(Seed(s))))
         }
     };
-    let image_folder = match &d.dataset {
-        DatasetKind::ImageFolder(f) => {
+    // `[data.image_folder]` and `[data.csv]` take the same keys.
+    macro_rules! folder_table {
+        ($raw:ident, $f:expr) => {{
+            let f = $f;
             let (test_path, test_split, split_seed) = split(f);
-            some(RawImageFolder {
+            some($raw {
                 path: Sp::bare(f.path.clone()),
                 test_path,
                 test_split,
@@ -111,24 +113,14 @@ fn data(d: &DataSpec) -> RawData {
                 on_corrupt: some(f.on_corrupt),
                 failed: Vec::new(),
             })
-        }
+        }};
+    }
+    let image_folder = match &d.dataset {
+        DatasetKind::ImageFolder(f) => folder_table!(RawImageFolder, f),
         _ => None,
     };
     let csv = match &d.dataset {
-        DatasetKind::Csv(f) => {
-            let (test_path, test_split, split_seed) = split(f);
-            some(RawCsv {
-                path: Sp::bare(f.path.clone()),
-                test_path,
-                test_split,
-                split_seed,
-                image_size: Sp::bare(vec![n(f.shape[1]), n(f.shape[2])]),
-                channels: Some(n(f.shape[0])),
-                classes: f.classes.map(n),
-                on_corrupt: some(f.on_corrupt),
-                failed: Vec::new(),
-            })
-        }
+        DatasetKind::Csv(f) => folder_table!(RawCsv, f),
         _ => None,
     };
     let labels = match &d.dataset {

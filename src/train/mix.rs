@@ -80,15 +80,15 @@ pub(crate) fn mix_batch(spec: &MixupSpec, batch: &mut Batch, rng: &mut impl Rng)
     let per = c * h * w;
     let lam = if use_cutmix {
         let (yl, yh, xl, xh) = cut_box(lam, h, w, rng);
-        // x[:, :, yl:yh, xl:xh] = x.flip(0)[:, :, yl:yh, xl:xh], from a copy of the batch
-        let source = batch.images.clone();
-        for i in 0..b {
-            let j = b - 1 - i;
+        // x[:, :, yl:yh, xl:xh] = x.flip(0)[:, :, yl:yh, xl:xh]: the boxes of each mirrored
+        // pair swap (the middle image of an odd batch keeps its own)
+        for i in 0..b / 2 {
+            let (head, tail) = batch.images.split_at_mut((b - 1 - i) * per);
+            let (a, c_img) = (&mut head[i * per..(i + 1) * per], &mut tail[..per]);
             for ch in 0..c {
                 for y in yl..yh {
                     let row = ch * h * w + y * w;
-                    let (dst, src) = (i * per + row, j * per + row);
-                    batch.images[dst + xl..dst + xh].copy_from_slice(&source[src + xl..src + xh]);
+                    a[row + xl..row + xh].swap_with_slice(&mut c_img[row + xl..row + xh]);
                 }
             }
         }
@@ -98,17 +98,20 @@ pub(crate) fn mix_batch(spec: &MixupSpec, batch: &mut Batch, rng: &mut impl Rng)
             lam
         }
     } else {
-        // x = x * lam + x.flip(0) * (1 - lam), in f32 as timm's tensors
+        // x = x * lam + x.flip(0) * (1 - lam), in f32 as timm's tensors, a mirrored pair at a
+        // time (the middle image of an odd batch is mixed with itself)
         let (l, k) = (lam as f32, (1.0 - lam) as f32);
-        let source = batch.images.clone();
-        for i in 0..b {
+        for i in 0..b.div_ceil(2) {
             let j = b - 1 - i;
-            let (dst, src) = (
-                &mut batch.images[i * per..(i + 1) * per],
-                &source[j * per..(j + 1) * per],
-            );
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = *d * l + *s * k;
+            if i == j {
+                let own = &mut batch.images[i * per..(i + 1) * per];
+                own.iter_mut().for_each(|v| *v = *v * l + *v * k);
+                continue;
+            }
+            let (head, tail) = batch.images.split_at_mut(j * per);
+            let (a, c_img) = (&mut head[i * per..(i + 1) * per], &mut tail[..per]);
+            for (x, y) in a.iter_mut().zip(c_img.iter_mut()) {
+                (*x, *y) = (*x * l + *y * k, *y * l + *x * k);
             }
         }
         lam
