@@ -237,6 +237,26 @@ pub const STL10_TARBALL: RemoteFile = RemoteFile::new(
     None,
 );
 
+/// SVHN's official location.
+const SVHN_MIRRORS: &[&str] = &["http://ufldl.stanford.edu/housenumbers/"];
+/// SVHN's cropped-digit files (train, test), with torchvision's MD5s (`SVHN.split_list`) and
+/// the sizes the release serves. (`extra_32x32.mat`, 1,329,278,602 bytes, MD5
+/// a93ce644f1a588dc4d68dda5feec44a7, is not used.)
+pub const SVHN_FILES: [RemoteFile; 2] = [
+    RemoteFile::new(
+        super::svhn::TRAIN_FILE,
+        SVHN_MIRRORS,
+        Checksum::Md5(Cow::Borrowed("e26dedcc434d2e4c54c9b2d4a06d8373")),
+        Some(182_040_794),
+    ),
+    RemoteFile::new(
+        super::svhn::TEST_FILE,
+        SVHN_MIRRORS,
+        Checksum::Md5(Cow::Borrowed("eb5a983be6a315427106f1b164d9cef3")),
+        Some(64_275_384),
+    ),
+];
+
 /// Why missing files could not be downloaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -381,7 +401,7 @@ impl Downloader {
         };
         let dir = data_dir.join(folder);
         create_dir(&dir)?;
-        let files = match kind {
+        let files: &[RemoteFile] = match kind {
             DatasetKind::Mnist => &MNIST_FILES,
             DatasetKind::FashionMnist => &FASHION_MNIST_FILES,
             DatasetKind::Cifar10 => {
@@ -406,6 +426,7 @@ impl Downloader {
                 let _ = std::fs::remove_file(&tarball);
                 return Ok(());
             }
+            DatasetKind::Svhn => &SVHN_FILES,
             DatasetKind::Cifar100(_) => {
                 let tarball = data_dir.join(CIFAR100_TARBALL.name());
                 self.download(&CIFAR100_TARBALL, &tarball)?;

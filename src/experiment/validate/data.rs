@@ -407,6 +407,7 @@ fn dataset_kind(cx: &mut Cx<'_>, ds: &Sp<DatasetName>, d: &RawData) -> Option<Da
         DatasetName::Cifar10 => DatasetKind::Cifar10,
         DatasetName::Cifar100 => DatasetKind::Cifar100(labels.unwrap_or(Cifar100Labels::Fine)),
         DatasetName::Stl10 => DatasetKind::Stl10,
+        DatasetName::Svhn => DatasetKind::Svhn,
         DatasetName::Synthetic => {
             let s = synthetic;
             let none = None;
