@@ -1503,6 +1503,43 @@ mod tests {
     }
 
     #[test]
+    fn svhn_files_are_fetched_one_by_one_against_their_published_md5s() {
+        use crate::data::svhn;
+        // A file in the official format, but not the release's: its MD5 cannot match.
+        let body = svhn::tests::file(2);
+        let server = Server::start(
+            &[(svhn::TRAIN_FILE, &body[..]), (svhn::TEST_FILE, &body[..])],
+            &[],
+        );
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join(svhn::FOLDER);
+        let err = quick(&server)
+            .fetch(&DatasetKind::Svhn, tmp.path())
+            .expect_err("not the published file");
+        let text = err.to_string();
+        assert!(
+            text.contains("train_32x32.mat") && text.contains("e26dedcc434d2e4c54c9b2d4a06d8373"),
+            "{text}"
+        );
+        assert!(!dir.join(svhn::TRAIN_FILE).exists() && leftovers(&dir).is_empty());
+        // With the training file in place, only the test file is asked for.
+        std::fs::write(dir.join(svhn::TRAIN_FILE), &body).expect("write");
+        let err = quick(&server)
+            .fetch(&DatasetKind::Svhn, tmp.path())
+            .expect_err("not the published file");
+        assert!(
+            err.to_string().contains("eb5a983be6a315427106f1b164d9cef3"),
+            "{err}"
+        );
+        let paths: Vec<String> = server.seen().into_iter().map(|s| s.path).collect();
+        assert_eq!(
+            paths,
+            ["/files/train_32x32.mat", "/files/test_32x32.mat"],
+            "one request per missing file"
+        );
+    }
+
+    #[test]
     fn extracts_cifar100_safely_and_names_what_is_missing() {
         use crate::data::cifar100;
         use crate::experiment::Cifar100Labels;

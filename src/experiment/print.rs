@@ -603,6 +603,7 @@ optimizer = { kind = "sgd", lr = 0.1 }
             ),
             ("dataset = \"cifar100\"", "cifar100", Some("fine"), 100),
             ("dataset = \"stl10\"", "stl10", None, 10),
+            ("dataset = \"svhn\"", "svhn", None, 10),
         ];
         for (data, name, labels, classes) in cases {
             let text = format!(
