@@ -38,7 +38,7 @@ fn source(args: &ExportImagesArgs) -> anyhow::Result<Option<(DatasetKind, u64)>>
             DatasetName::Cifar10 => DatasetKind::Cifar10,
             DatasetName::Cifar100 => DatasetKind::Cifar100(Cifar100Labels::Fine),
             DatasetName::Stl10 => DatasetKind::Stl10,
-            DatasetName::Svhn => DatasetKind::Svhn,
+            DatasetName::Svhn => DatasetKind::Svhn { extra: false },
             DatasetName::Synthetic => DatasetKind::Synthetic(SyntheticSpec {
                 shape: [1, 8, 8],
                 classes: 4,

@@ -239,10 +239,9 @@ pub const STL10_TARBALL: RemoteFile = RemoteFile::new(
 
 /// SVHN's official location.
 const SVHN_MIRRORS: &[&str] = &["http://ufldl.stanford.edu/housenumbers/"];
-/// SVHN's cropped-digit files (train, test), with torchvision's MD5s (`SVHN.split_list`) and
-/// the sizes the release serves. (`extra_32x32.mat`, 1,329,278,602 bytes, MD5
-/// a93ce644f1a588dc4d68dda5feec44a7, is not used.)
-pub const SVHN_FILES: [RemoteFile; 2] = [
+/// SVHN's cropped-digit files (train, test, extra), with torchvision's MD5s
+/// (`SVHN.split_list`) and the sizes the release serves; extra only for `extra = true`.
+pub const SVHN_FILES: [RemoteFile; 3] = [
     RemoteFile::new(
         super::svhn::TRAIN_FILE,
         SVHN_MIRRORS,
@@ -254,6 +253,12 @@ pub const SVHN_FILES: [RemoteFile; 2] = [
         SVHN_MIRRORS,
         Checksum::Md5(Cow::Borrowed("eb5a983be6a315427106f1b164d9cef3")),
         Some(64_275_384),
+    ),
+    RemoteFile::new(
+        super::svhn::EXTRA_FILE,
+        SVHN_MIRRORS,
+        Checksum::Md5(Cow::Borrowed("a93ce644f1a588dc4d68dda5feec44a7")),
+        Some(1_329_278_602),
     ),
 ];
 
@@ -426,7 +431,8 @@ impl Downloader {
                 let _ = std::fs::remove_file(&tarball);
                 return Ok(());
             }
-            DatasetKind::Svhn => &SVHN_FILES,
+            DatasetKind::Svhn { extra: false } => &SVHN_FILES[..2],
+            DatasetKind::Svhn { extra: true } => &SVHN_FILES,
             DatasetKind::Cifar100(_) => {
                 let tarball = data_dir.join(CIFAR100_TARBALL.name());
                 self.download(&CIFAR100_TARBALL, &tarball)?;
@@ -1514,7 +1520,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join(svhn::FOLDER);
         let err = quick(&server)
-            .fetch(&DatasetKind::Svhn, tmp.path())
+            .fetch(&DatasetKind::Svhn { extra: false }, tmp.path())
             .expect_err("not the published file");
         let text = err.to_string();
         assert!(
@@ -1525,7 +1531,7 @@ mod tests {
         // With the training file in place, only the test file is asked for.
         std::fs::write(dir.join(svhn::TRAIN_FILE), &body).expect("write");
         let err = quick(&server)
-            .fetch(&DatasetKind::Svhn, tmp.path())
+            .fetch(&DatasetKind::Svhn { extra: false }, tmp.path())
             .expect_err("not the published file");
         assert!(
             err.to_string().contains("eb5a983be6a315427106f1b164d9cef3"),

@@ -496,7 +496,7 @@ pub fn load_with(
         DatasetKind::Cifar10 => cifar::load(data_dir, downloader),
         DatasetKind::Cifar100(labels) => cifar100::load(data_dir, *labels, downloader),
         DatasetKind::Stl10 => stl10::load(data_dir, downloader),
-        DatasetKind::Svhn => svhn::load(data_dir, downloader),
+        DatasetKind::Svhn { extra } => svhn::load(data_dir, *extra, downloader),
         DatasetKind::Synthetic(spec) => synthetic::generate(spec, seed),
         DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => folder::load(kind, data_dir, seed),
     }
@@ -518,7 +518,7 @@ pub fn class_names(kind: &DatasetKind, data_dir: &Path) -> Vec<String> {
             cifar100::read_classes(&data_dir.join(cifar100::FOLDER), *labels)
         }
         DatasetKind::Stl10 => stl10::read_classes(&data_dir.join(stl10::FOLDER)),
-        DatasetKind::Svhn => svhn::class_names(),
+        DatasetKind::Svhn { .. } => svhn::class_names(),
         DatasetKind::Synthetic(spec) => synthetic::class_names(spec.classes),
         DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => folder::probe(kind, data_dir)
             .map(|p| p.train.classes)
@@ -534,7 +534,7 @@ pub fn dataset_folder(kind: &DatasetKind) -> Option<&'static str> {
         DatasetKind::Cifar10 => Some("cifar-10-batches-bin"),
         DatasetKind::Cifar100(_) => Some(cifar100::FOLDER),
         DatasetKind::Stl10 => Some(stl10::FOLDER),
-        DatasetKind::Svhn => Some(svhn::FOLDER),
+        DatasetKind::Svhn { .. } => Some(svhn::FOLDER),
         DatasetKind::Synthetic(_) | DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => None,
     }
 }

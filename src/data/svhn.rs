@@ -24,6 +24,8 @@ pub const IMAGE_BYTES: usize = 3 * SIDE * SIDE;
 pub const TRAIN_FILE: &str = "train_32x32.mat";
 /// The test images.
 pub const TEST_FILE: &str = "test_32x32.mat";
+/// The extra training images (`extra = true`).
+pub const EXTRA_FILE: &str = "extra_32x32.mat";
 /// The class names by label: the digits.
 pub const CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
@@ -31,18 +33,34 @@ pub const CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9
 /// 531,131; the bound keeps a crafted header from asking for an unbounded allocation.
 const MAX_IMAGES: u64 = 1_000_000;
 
-/// Loads SVHN's train and test sets from `data_dir/svhn/`.
-pub(crate) fn load(data_dir: &Path, downloader: &Downloader) -> Result<Splits, DataError> {
+/// Loads SVHN's train and test sets from `data_dir/svhn/`; with `extra`, the training set is
+/// `train_32x32.mat` followed by `extra_32x32.mat`.
+pub(crate) fn load(
+    data_dir: &Path,
+    extra: bool,
+    downloader: &Downloader,
+) -> Result<Splits, DataError> {
     let dir = data_dir.join(FOLDER);
+    let names: &[&str] = if extra {
+        &[TRAIN_FILE, TEST_FILE, EXTRA_FILE]
+    } else {
+        &[TRAIN_FILE, TEST_FILE]
+    };
     let check = || {
-        [TRAIN_FILE, TEST_FILE]
+        names
             .iter()
             .map(|name| ExpectedFile::at(dir.join(name)))
             .collect()
     };
-    ensure_files(&DatasetKind::Svhn, data_dir, check, downloader)?;
+    ensure_files(&DatasetKind::Svhn { extra }, data_dir, check, downloader)?;
+    let mut train = read_mat(&dir.join(TRAIN_FILE))?;
+    if extra {
+        let more = read_mat(&dir.join(EXTRA_FILE))?;
+        train.images.extend_from_slice(&more.images);
+        train.labels.extend_from_slice(&more.labels);
+    }
     Ok(Splits {
-        train: read_mat(&dir.join(TRAIN_FILE))?,
+        train,
         test: read_mat(&dir.join(TEST_FILE))?,
     })
 }
@@ -192,8 +210,13 @@ pub(crate) mod tests {
     fn loads_transposes_to_chw_and_maps_label_10_to_digit_0() {
         let tmp = tempfile::tempdir().expect("tempdir");
         write_files(tmp.path(), 12, 3);
-        let s = crate::data::load_with(&DatasetKind::Svhn, tmp.path(), 0, &Downloader::disabled())
-            .expect("loads");
+        let s = crate::data::load_with(
+            &DatasetKind::Svhn { extra: false },
+            tmp.path(),
+            0,
+            &Downloader::disabled(),
+        )
+        .expect("loads");
         assert_eq!((s.train.len(), s.test.len()), (12, 3));
         assert_eq!(s.train.shape, [3, 32, 32]);
         assert_eq!(
@@ -221,8 +244,13 @@ pub(crate) mod tests {
         // (compressed, as the release); its reference reading (torchvision's) printed labels
         // [1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2] and [0, 9, 8], and nchw[1, 2, 3, 4] = 50.
         let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/svhn");
-        let s = crate::data::load_with(&DatasetKind::Svhn, &data_dir, 0, &Downloader::disabled())
-            .expect("loads");
+        let s = crate::data::load_with(
+            &DatasetKind::Svhn { extra: false },
+            &data_dir,
+            0,
+            &Downloader::disabled(),
+        )
+        .expect("loads");
         assert_eq!(s.train.labels, [1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2]);
         assert_eq!(s.test.labels, [0, 9, 8]);
         assert_eq!(s.train.image(1)[2 * SIDE * SIDE + 3 * SIDE + 4], 50);
@@ -330,12 +358,46 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn extra_is_appended_to_the_training_set() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        write_files(tmp.path(), 3, 2);
+        let kind = DatasetKind::Svhn { extra: true };
+        let none = Downloader::disabled();
+        let err = crate::data::load_with(&kind, tmp.path(), 0, &none)
+            .expect_err("no extra file")
+            .to_string();
+        assert!(
+            err.contains("1 of 3 files") && err.contains("MISSING"),
+            "{err}"
+        );
+        assert!(err.contains("svhn/extra_32x32.mat"), "{err}");
+        let extra = write(
+            &[
+                Var::uint8("X", &[32, 32, 3, 4], x_column_major(4)),
+                Var::double("y", &[4, 1], &[10.0, 10.0, 5.0, 6.0]),
+            ],
+            true,
+        );
+        std::fs::write(tmp.path().join(FOLDER).join(EXTRA_FILE), extra).expect("write");
+        let s = crate::data::load_with(&kind, tmp.path(), 0, &none).expect("loads");
+        assert_eq!(s.train.labels, [1, 2, 3, 0, 0, 5, 6], "train, then extra");
+        assert_eq!(s.test.len(), 2);
+        // Training image 4 is extra's image 1.
+        assert_eq!(s.train.image(4), s.train.image(1), "same pattern index");
+        assert_eq!(s.train.image(4)[SIDE + 1], pixel(1, 0, 1, 1));
+    }
+
+    #[test]
     fn missing_files_are_listed() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let err =
-            crate::data::load_with(&DatasetKind::Svhn, tmp.path(), 0, &Downloader::disabled())
-                .expect_err("missing")
-                .to_string();
+        let err = crate::data::load_with(
+            &DatasetKind::Svhn { extra: false },
+            tmp.path(),
+            0,
+            &Downloader::disabled(),
+        )
+        .expect_err("missing")
+        .to_string();
         assert!(err.contains("data set `svhn`: 2 of 2 files"), "{err}");
         assert!(err.contains("svhn/train_32x32.mat"), "{err}");
         assert!(err.contains("svhn/test_32x32.mat"), "{err}");

@@ -105,6 +105,10 @@ table! {
         /// CIFAR-100's labels: `fine` (100 classes) or `coarse` (20). Only for
         /// `dataset = "cifar100"`. Default: `fine`.
         labels: Option<Sp<Cifar100Labels>>,
+        /// SVHN's `extra_32x32.mat` (531,131 more digits, 1.3 GB to download) appended to the
+        /// training set, as in the papers' "train+extra". Only for `dataset = "svhn"`. Default:
+        /// false.
+        extra: Option<Sp<bool>>,
         /// Shape and size of the `synthetic` data set (only for `dataset = "synthetic"`).
         synthetic: Option<Sp<RawSynthetic>>,
         /// Where the `image_folder` data set is and how its images are decoded (only for
