@@ -55,14 +55,25 @@ pub(crate) fn load(
     ensure_files(&DatasetKind::Svhn { extra }, data_dir, check, downloader)?;
     let mut train = read_mat(&dir.join(TRAIN_FILE))?;
     if extra {
-        let more = read_mat(&dir.join(EXTRA_FILE))?;
-        train.images.extend_from_slice(&more.images);
-        train.labels.extend_from_slice(&more.labels);
+        // The small training set goes in front of the large extra one, so that only the small
+        // one is held twice while they are joined (growing a large buffer moves no bytes).
+        let mut all = read_mat(&dir.join(EXTRA_FILE))?;
+        prepend(&mut all.images, &train.images);
+        prepend(&mut all.labels, &train.labels);
+        train = all;
     }
     Ok(Splits {
         train,
         test: read_mat(&dir.join(TEST_FILE))?,
     })
+}
+
+/// Puts `front` before the contents of `v` (with block moves: `Vec::splice` goes byte by byte).
+fn prepend(v: &mut Vec<u8>, front: &[u8]) {
+    let old = v.len();
+    v.resize(old + front.len(), 0);
+    v.copy_within(0..old, front.len());
+    v[..front.len()].copy_from_slice(front);
 }
 
 /// The class names: the digits 0 to 9.
