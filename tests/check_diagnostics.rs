@@ -47,6 +47,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "`labels` on a data set other than cifar100 is ignored",
     ),
     (
+        "extra_not_svhn",
+        Warnings(1),
+        "`extra` on a data set other than svhn is ignored",
+    ),
+    (
         "cifar100_coarse_output_mismatch",
         Errors(1),
         "100 outputs for CIFAR-100's 20 coarse classes",

@@ -133,6 +133,11 @@ pub enum DatasetKind {
     Cifar100(Cifar100Labels),
     /// STL-10's labelled images, 3x96x96, 10 classes.
     Stl10,
+    /// SVHN's cropped digits, 3x32x32, 10 classes.
+    Svhn {
+        /// Whether `extra_32x32.mat` is appended to the training set.
+        extra: bool,
+    },
     /// Generated data for tests and demos: learnable, deterministic given the experiment seed.
     Synthetic(SyntheticSpec),
     /// The user's images, one folder per class.
@@ -189,7 +194,9 @@ impl DatasetKind {
     pub fn image_shape(&self) -> [usize; 3] {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist => [1, 28, 28],
-            DatasetKind::Cifar10 | DatasetKind::Cifar100(_) => [3, 32, 32],
+            DatasetKind::Cifar10 | DatasetKind::Cifar100(_) | DatasetKind::Svhn { .. } => {
+                [3, 32, 32]
+            }
             DatasetKind::Stl10 => [3, 96, 96],
             DatasetKind::Synthetic(s) => s.shape,
             DatasetKind::ImageFolder(f) | DatasetKind::Csv(f) => f.shape,
@@ -228,6 +235,8 @@ impl DatasetKind {
             DatasetKind::Mnist | DatasetKind::FashionMnist => Some(60_000),
             DatasetKind::Cifar10 | DatasetKind::Cifar100(_) => Some(50_000),
             DatasetKind::Stl10 => Some(5_000),
+            DatasetKind::Svhn { extra: false } => Some(73_257),
+            DatasetKind::Svhn { extra: true } => Some(73_257 + 531_131),
             DatasetKind::Synthetic(s) => Some(s.train_size),
             DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => None,
         }
@@ -241,6 +250,7 @@ impl DatasetKind {
             DatasetKind::Cifar10 => DatasetName::Cifar10,
             DatasetKind::Cifar100(_) => DatasetName::Cifar100,
             DatasetKind::Stl10 => DatasetName::Stl10,
+            DatasetKind::Svhn { .. } => DatasetName::Svhn,
             DatasetKind::Synthetic(_) => DatasetName::Synthetic,
             DatasetKind::ImageFolder(_) => DatasetName::ImageFolder,
             DatasetKind::Csv(_) => DatasetName::Csv,

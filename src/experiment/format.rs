@@ -61,6 +61,9 @@ choice! {
         Cifar100 = "cifar100",
         /// STL-10's labelled images, 3x96x96, 10 classes (5,000 training, 8,000 test).
         Stl10 = "stl10",
+        /// SVHN's cropped digits, 3x32x32, 10 classes (73,257 training, 26,032 test), from the
+        /// official `.mat` files; label 10 of the files is the digit 0.
+        Svhn = "svhn",
         /// Generated, learnable data for tests and demos (see `[data.synthetic]`).
         Synthetic = "synthetic",
         /// Your own images, one folder per class (see `[data.image_folder]`).
@@ -97,11 +100,15 @@ choice! {
 table! {
     /// `[data]`: the data set and how batches are made.
     pub struct RawData as "`[data]`" {
-        /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `stl10`, `synthetic`, `image_folder` or `csv`. Required.
+        /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `stl10`, `svhn`, `synthetic`, `image_folder` or `csv`. Required.
         dataset: Sp<DatasetName>,
         /// CIFAR-100's labels: `fine` (100 classes) or `coarse` (20). Only for
         /// `dataset = "cifar100"`. Default: `fine`.
         labels: Option<Sp<Cifar100Labels>>,
+        /// SVHN's `extra_32x32.mat` (531,131 more digits, 1.3 GB to download) appended to the
+        /// training set, as in the papers' "train+extra". Only for `dataset = "svhn"`. Default:
+        /// false.
+        extra: Option<Sp<bool>>,
         /// Shape and size of the `synthetic` data set (only for `dataset = "synthetic"`).
         synthetic: Option<Sp<RawSynthetic>>,
         /// Where the `image_folder` data set is and how its images are decoded (only for

@@ -127,9 +127,14 @@ fn data(d: &DataSpec) -> RawData {
         DatasetKind::Cifar100(l) => some(*l),
         _ => None,
     };
+    let extra = match &d.dataset {
+        DatasetKind::Svhn { extra: true } => some(true),
+        _ => None,
+    };
     RawData {
         dataset: Sp::bare(d.dataset.id()),
         labels,
+        extra,
         synthetic,
         image_folder,
         csv,
@@ -603,6 +608,8 @@ optimizer = { kind = "sgd", lr = 0.1 }
             ),
             ("dataset = \"cifar100\"", "cifar100", Some("fine"), 100),
             ("dataset = \"stl10\"", "stl10", None, 10),
+            ("dataset = \"svhn\"", "svhn", None, 10),
+            ("dataset = \"svhn\"\nextra = true", "svhn", None, 10),
         ];
         for (data, name, labels, classes) in cases {
             let text = format!(
@@ -623,6 +630,11 @@ optimizer = { kind = "sgd", lr = 0.1 }
             assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
             assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{data}");
             assert_eq!(e.data().dataset.classes(), classes, "{data}");
+            assert_eq!(
+                printed.contains("extra = true"),
+                data.contains("extra = true"),
+                "{printed}"
+            );
         }
     }
 

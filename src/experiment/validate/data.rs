@@ -41,7 +41,7 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
     {
         return (None, None);
     }
-    if d.failed.contains(&"labels") {
+    if d.failed.contains(&"labels") || d.failed.contains(&"extra") {
         return (None, None);
     }
     let Some(dataset) = dataset_kind(cx, ds, &d) else {
@@ -74,6 +74,17 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
                     "`labels` is ignored unless `dataset = \"cifar100\"`",
                 )
                 .label("not cifar100"),
+            );
+        }
+    }
+    if let Some(e) = &d.extra {
+        if !matches!(dataset, DatasetKind::Svhn { .. }) {
+            cx.push(
+                Diagnostic::warning(
+                    e.span.clone(),
+                    "`extra` is ignored unless `dataset = \"svhn\"`",
+                )
+                .label("not svhn"),
             );
         }
     }
@@ -407,6 +418,9 @@ fn dataset_kind(cx: &mut Cx<'_>, ds: &Sp<DatasetName>, d: &RawData) -> Option<Da
         DatasetName::Cifar10 => DatasetKind::Cifar10,
         DatasetName::Cifar100 => DatasetKind::Cifar100(labels.unwrap_or(Cifar100Labels::Fine)),
         DatasetName::Stl10 => DatasetKind::Stl10,
+        DatasetName::Svhn => DatasetKind::Svhn {
+            extra: d.extra.as_ref().is_some_and(|e| e.value),
+        },
         DatasetName::Synthetic => {
             let s = synthetic;
             let none = None;
