@@ -13,7 +13,7 @@ use super::schedule::build_schedule;
 use super::select;
 use super::step::{GradientSteps, StepOutcome, Targets};
 use super::{average, optim};
-use crate::data::{self, epoch_batches, Pipeline};
+use crate::data::{self, epoch_batches_upto, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
 use crate::interrupt::Signal;
@@ -177,8 +177,9 @@ pub fn run(
     opts: &RunOptions,
     resume: bool,
 ) -> Result<Summary, TrainError> {
-    let epochs = exp.train().epochs;
-    let result = train_and_report(exp, graph, config_text, run, opts, resume);
+    // Filled in once the data tell how many epochs `train.steps` make.
+    let mut epochs = exp.train().length.known_epochs().unwrap_or(0);
+    let result = train_and_report(exp, graph, config_text, run, opts, resume, &mut epochs);
     let status = match &result {
         Ok(summary) => RunStatus::new(RunState::Finished, summary.epochs, epochs),
         Err(TrainError::Interrupted {
@@ -216,10 +217,11 @@ fn train_and_report(
     run: &RunDir,
     opts: &RunOptions,
     resume: bool,
+    epochs_out: &mut usize,
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let device = select_device(exp.device())?;
-    let epochs = exp.train().epochs;
+    let epochs = *epochs_out;
     if !resume {
         run.write_config(config_text)?;
     }
@@ -289,13 +291,35 @@ fn train_and_report(
         .train_limit
         .map_or(train.len(), |l| l.min(train.len()));
     let batch_size = exp.data().batch_size;
-    let batches_per_epoch = n_train.div_ceil(batch_size);
+    let plan = exp.plan(n_train);
+    if plan.batches_per_epoch == 0 {
+        return Err(TrainError::Data(data::DataError::TooFewForDropLast {
+            images: n_train,
+            batch_size,
+        }));
+    }
+    let batches_per_epoch = plan.batches_per_epoch;
     // Optimizer steps: what the schedule and the step count of a checkpoint count.
-    let steps_per_epoch = gradient_steps.steps_per_epoch(batches_per_epoch);
+    let steps_per_epoch = plan.steps_per_epoch;
+    debug_assert_eq!(
+        steps_per_epoch,
+        gradient_steps.steps_per_epoch(batches_per_epoch)
+    );
+    let epochs = plan.epochs;
+    *epochs_out = epochs;
+    if exp.train().length.known_epochs().is_none() {
+        // `steps`: the status written before the data were read could not count the epochs.
+        RunStatus::new(
+            RunState::Running,
+            resume_from.as_ref().map_or(0, |m| m.epoch),
+            epochs,
+        )
+        .write(&run.path)?;
+    }
     let schedule = build_schedule(
         &exp.train().schedule,
         exp.train().optimizer.lr(),
-        epochs,
+        plan.total_steps,
         steps_per_epoch,
     );
 
@@ -362,13 +386,22 @@ fn train_and_report(
             break;
         }
         let epoch_started = Instant::now();
-        let mut progress =
-            Progress::new(n_train, epoch, epochs, opts.log_every, opts.plain_progress);
+        // All batches but in a partial last epoch (`train.steps`, fractional `epochs`), and
+        // without the partial one with `drop_last`.
+        let epoch_batch_count = plan.batches_in(epoch);
+        let epoch_images = n_train.min(epoch_batch_count * batch_size);
+        let mut progress = Progress::new(
+            epoch_images,
+            epoch,
+            epochs,
+            opts.log_every,
+            opts.plain_progress,
+        );
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let mut lr = exp.train().optimizer.lr();
         {
             let _train_span = tracing::info_span!("train", epoch).entered();
-            let batches = epoch_batches(
+            let batches = epoch_batches_upto(
                 train.clone(),
                 train_pipe.clone(),
                 batch_size,
@@ -376,6 +409,7 @@ fn train_and_report(
                 exp.seed(),
                 epoch,
                 exp.data().train_limit,
+                epoch_batch_count,
             );
             // Time blocked on the input pipeline against time in the step (which ends with the
             // loss read back, so on a GPU it includes the device's work): the trace shows
@@ -417,7 +451,7 @@ fn train_and_report(
                     },
                     _ => Targets::Labels(&y),
                 };
-                let last = step + 1 == batches_per_epoch;
+                let last = step + 1 == epoch_batch_count;
                 let (opt, loss) = (optimizer.as_mut(), exp.train().loss);
                 let outcome = gradient_steps.batch(&model, opt, loss, &x, targets, lr, last)?;
                 let out = match outcome {
@@ -579,6 +613,9 @@ fn train_and_report(
         crate::ewriteln!("runner: {stop}");
     }
     let trained = rows.len();
+    let trained_images: usize = (1..=trained)
+        .map(|e| n_train.min(plan.batches_in(e) * batch_size))
+        .sum();
     // A run resumed from the checkpoint of its last epoch has every row but not the last
     // evaluation's details; evaluating again gives the same numbers.
     let eval = match last_eval {
@@ -633,7 +670,7 @@ fn train_and_report(
         final_train_loss: last.train_loss,
         final_test_loss: last.test_loss,
         seconds: earlier_seconds + started.elapsed().as_secs_f64(),
-        train_images_per_sec: (n_train * trained) as f64 / train_seconds_total.max(1e-9),
+        train_images_per_sec: trained_images as f64 / train_seconds_total.max(1e-9),
         flags: flags.cell(),
         selected_on: select::Selection::of(&rows).name().into(),
         best_val_acc: best.val_acc,
@@ -859,7 +896,7 @@ schedule = {schedule}
             .expect("a status");
         assert_eq!(status.state, RunState::Finished);
         if exp.train().early_stopping.is_none() {
-            assert_eq!(trained, exp.train().epochs);
+            assert_eq!(trained, exp.train().length.known_epochs().unwrap());
         }
         assert!(temporaries(&parted.path).is_empty());
     }
