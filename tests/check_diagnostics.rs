@@ -193,7 +193,7 @@ const CASES: &[(&str, Expect, &str)] = &[
     ("dangling_input", Errors(1), "`stm` suggests `stem`"),
     ("cycle", Errors(1), "two layers reading each other"),
     ("unused_layer", Warnings(1), "a branch nothing reads"),
-    ("negative_integer", Errors(1), "epochs = -3"),
+    ("negative_integer", Errors(1), "steps = -3"),
     ("width_too_large", Errors(1), "a width of 10^15"),
     ("batch_size_zero", Errors(1), "batch_size = 0"),
     ("validation_fraction", Errors(1), "validation = 1.5"),
@@ -281,6 +281,12 @@ const CASES: &[(&str, Expect, &str)] = &[
         "`cdua` suggests `cuda` (a transposition)",
     ),
     ("seed_out_of_range", Errors(1), "2^64 does not fit a seed"),
+    (
+        "training_length",
+        Errors(2),
+        "`epochs` with `steps`, and `drop_last` with fewer images than a batch",
+    ),
+    ("epochs_not_positive", Errors(1), "`epochs = -0.5`"),
     (
         "accumulate_zero",
         Errors(1),

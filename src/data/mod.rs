@@ -29,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::experiment::DatasetKind;
 
 pub use download::{DownloadError, Downloader};
-pub use loader::{epoch_batches, Batch, EpochBatches};
+pub use loader::{epoch_batches, epoch_batches_upto, Batch, EpochBatches};
 pub use split::{load_experiment, split_validation, ExperimentData, Split};
 pub use transform::Pipeline;
 
@@ -152,6 +152,14 @@ impl ExpectedFile {
 /// Errors of the data stage.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// `data.drop_last` drops the only, partial batch of every epoch.
+    #[error("`data.drop_last` leaves no training batch: {images} training images are fewer than one batch of {batch_size} (lower `data.batch_size` or set `drop_last = false`)")]
+    TooFewForDropLast {
+        /// Training images per epoch.
+        images: usize,
+        /// `data.batch_size`.
+        batch_size: usize,
+    },
     /// `data.validation` asks for no image, or for every training image.
     #[error("`data.validation` asks for {wanted} of the {train} training images: the split must hold at least one and leave at least one to train on")]
     ValidationSize {

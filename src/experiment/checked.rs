@@ -72,6 +72,21 @@ impl Experiment {
         &self.train
     }
 
+    /// The run's length in batches and steps with `n_train` training images per epoch.
+    pub fn plan(&self, n_train: usize) -> Plan {
+        let batches_per_epoch = self.data.batches_per_epoch(n_train);
+        let accumulate = self.train.accumulate.max(1);
+        let steps_per_epoch = batches_per_epoch.div_ceil(accumulate);
+        let length = self.train.length;
+        Plan {
+            batches_per_epoch,
+            steps_per_epoch,
+            total_steps: length.total_steps(steps_per_epoch),
+            epochs: length.epochs(steps_per_epoch),
+            accumulate,
+        }
+    }
+
     /// Records the SHA-256 of the `init_from` file as the check of the weights found it
     /// ([`crate::check`] reads the file; the front end reads no file but the experiment), so
     /// that the resolved `config.toml` names the exact weights a run starts from. An experiment
@@ -274,6 +289,8 @@ pub struct DataSpec {
     pub test_batch_size: usize,
     /// Reshuffle the training set every epoch.
     pub shuffle: bool,
+    /// Drop each epoch's last training batch when it is partial.
+    pub drop_last: bool,
     /// Train on the first N training images only.
     pub train_limit: Option<usize>,
     /// The validation split carved from the training set, if any.
@@ -284,6 +301,27 @@ pub struct DataSpec {
     pub test_transforms: Vec<Transform>,
     /// Test-time augmentation of every evaluation.
     pub tta: Tta,
+}
+
+impl DataSpec {
+    /// Training batches in an epoch over `n` images: the last one partial, or dropped with
+    /// `drop_last`.
+    pub fn batches_per_epoch(&self, n: usize) -> usize {
+        let batch_size = self.batch_size.max(1);
+        if self.drop_last {
+            n / batch_size
+        } else {
+            n.div_ceil(batch_size)
+        }
+    }
+
+    /// Training images per epoch where the data set fixes their number: after the
+    /// validation split and `train_limit`, before `drop_last`.
+    pub fn known_train_images(&self) -> Option<usize> {
+        let n = self.dataset.train_images()?;
+        let n = n - self.validation.map_or(0, |v| v.images(n)).min(n);
+        Some(self.train_limit.map_or(n, |l| l.min(n)))
+    }
 }
 
 /// The size of the validation split (`data.validation`).
@@ -516,8 +554,8 @@ impl LayerOp {
 /// Loss, optimizer, schedule and epochs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainSpec {
-    /// Number of epochs.
-    pub epochs: usize,
+    /// How long to train: epochs (perhaps fractional) or optimizer steps.
+    pub length: TrainLength,
     /// Loss function.
     pub loss: LossSpec,
     /// Optimizer and its hyper-parameters.
@@ -538,6 +576,88 @@ pub struct TrainSpec {
     pub ema: Option<EmaSpec>,
     /// Batch-level mixup / cutmix, if any.
     pub mixup: Option<MixupSpec>,
+}
+
+/// How long training runs (`train.epochs` or `train.steps`), as airbench counts it: a run of
+/// `epochs` epochs takes `ceil(steps_per_epoch * epochs)` optimizer steps in `ceil(epochs)`
+/// epochs, the last one stopping after the step that completes the count.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum TrainLength {
+    /// A number of epochs, > 0, possibly fractional (`9.9`).
+    Epochs(f64),
+    /// A number of optimizer steps, >= 1.
+    Steps(usize),
+}
+
+impl TrainLength {
+    /// Optimizer steps of the whole run, with `steps_per_epoch` steps in a full epoch.
+    pub fn total_steps(self, steps_per_epoch: usize) -> usize {
+        match self {
+            // A whole number of epochs multiplies exactly, whatever the float rounding.
+            TrainLength::Epochs(e) if e.fract() == 0.0 => steps_per_epoch * e as usize,
+            TrainLength::Epochs(e) => (steps_per_epoch as f64 * e).ceil() as usize,
+            TrainLength::Steps(n) => n,
+        }
+    }
+
+    /// Epochs the run starts (the last one perhaps partial), with `steps_per_epoch` steps in a
+    /// full epoch. An empty epoch (no step) is counted as one step, so the count stays finite.
+    pub fn epochs(self, steps_per_epoch: usize) -> usize {
+        match self {
+            TrainLength::Epochs(e) => e.ceil() as usize,
+            TrainLength::Steps(n) => n.div_ceil(steps_per_epoch.max(1)),
+        }
+    }
+
+    /// The number of epochs when it does not depend on the data: `None` for `steps`.
+    pub fn known_epochs(self) -> Option<usize> {
+        match self {
+            TrainLength::Epochs(e) => Some(e.ceil() as usize),
+            TrainLength::Steps(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TrainLength {
+    /// `10 epochs`, `9.9 epochs`, `1 epoch`, `500 steps`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            TrainLength::Epochs(1.0) => write!(f, "1 epoch"),
+            TrainLength::Epochs(e) => write!(f, "{e} epochs"),
+            TrainLength::Steps(1) => write!(f, "1 step"),
+            TrainLength::Steps(n) => write!(f, "{n} steps"),
+        }
+    }
+}
+
+/// A run's length in batches and optimizer steps, for a training set of known size: what the
+/// training loop, the schedules, the checkpoints and `runner check` all count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Batches in a full epoch (`data.drop_last` applied).
+    pub batches_per_epoch: usize,
+    /// Optimizer steps in a full epoch (`train.accumulate` batches each, the last one taking
+    /// what is left).
+    pub steps_per_epoch: usize,
+    /// Optimizer steps of the run.
+    pub total_steps: usize,
+    /// Epochs the run starts; only the last may be partial.
+    pub epochs: usize,
+    accumulate: usize,
+}
+
+impl Plan {
+    /// Batches epoch `epoch` (1-based) trains on: all of them but in a partial last epoch,
+    /// which stops after the batch that completes the run's last optimizer step.
+    pub fn batches_in(&self, epoch: usize) -> usize {
+        if epoch < self.epochs {
+            return self.batches_per_epoch;
+        }
+        let earlier = (epoch.max(1) - 1) * self.steps_per_epoch;
+        let steps = self.total_steps.saturating_sub(earlier);
+        self.batches_per_epoch
+            .min(steps.saturating_mul(self.accumulate))
+    }
 }
 
 /// Batch-level mixup and cutmix (`[train.mixup]`), as timm's `Mixup` in batch mode.
@@ -749,8 +869,8 @@ pub enum ScheduleKind {
     },
     /// `CosineAnnealingLR` over `t_max` epochs down to `eta_min`.
     Cosine {
-        /// Period in epochs (defaults to the number of epochs).
-        t_max: usize,
+        /// Period in epochs; `None` (with `train.steps` only): the epochs the run starts.
+        t_max: Option<usize>,
         /// Minimum learning rate.
         eta_min: f64,
     },

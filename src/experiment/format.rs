@@ -123,6 +123,11 @@ table! {
         test_batch_size: Option<Sp<u64>>,
         /// Reshuffle the training set every epoch. Default: true.
         shuffle: Option<Sp<bool>>,
+        /// Drop the last, partial training batch of every epoch (PyTorch's `drop_last`; the
+        /// images it would hold are trained on in other epochs when `shuffle` is on). With
+        /// `train.accumulate`, the optimizer steps group the full batches that remain.
+        /// Evaluation batches are never dropped. Default: false.
+        drop_last: Option<Sp<bool>>,
         /// Train on the first N training images only (quick runs). Default: all.
         train_limit: Option<Sp<u64>>,
         /// A validation split carved from the training set before `train_limit` applies: a
@@ -811,8 +816,14 @@ impl<'a> FormatValue<'a> for BlockArgs<'a> {
 table! {
     /// `[train]`: loss, optimizer, schedule and epochs.
     pub struct RawTrain as "`[train]`" {
-        /// Number of epochs. Default: 1.
-        epochs: Option<Sp<u64>>,
+        /// Number of epochs, > 0; a fraction (`9.9`) ends training inside the last epoch,
+        /// after `ceil(steps_per_epoch * epochs)` optimizer steps in all (airbench's count).
+        /// Give this or `steps`. Default: 1.
+        epochs: Option<Sp<Epochs>>,
+        /// Train for this many optimizer steps instead of a number of epochs: the epochs run
+        /// whole until the one in which the count is reached, which ends after that step.
+        /// Give this or `epochs`.
+        steps: Option<Sp<u64>>,
         /// `"cross_entropy"` (default), `"nll"`, or a table `{ kind = "cross_entropy", label_smoothing = 0.1 }`.
         loss: Option<Sp<RawLoss>>,
         /// The optimizer. Default: `{ kind = "sgd", lr = 0.01 }`.
@@ -888,6 +899,33 @@ table! {
         norm_type: Option<Sp<NormType>>,
         /// Clamp every gradient element to [-value, value] (> 0): `torch.nn.utils.clip_grad_value_`.
         value: Option<Sp<f64>>,
+    }
+}
+
+/// `train.epochs`: a whole or fractional number of epochs, written back as it was read (a
+/// whole number as an integer, so `epochs = 10` prints as it did before fractions existed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Epochs(pub f64);
+
+impl<'a> FormatValue<'a> for Epochs {
+    fn expected() -> &'static str {
+        "a number of epochs"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::Float(_) | DeValue::Integer(_) => f64::from_toml(v, cx).map(Epochs),
+            _ => super::read::type_error(v, cx, Self::expected()),
+        }
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "type": "number", "exclusiveMinimum": 0, "maximum": super::validate::MAX_EPOCHS })
+    }
+    fn to_toml(&self) -> toml::Value {
+        if self.0.fract() == 0.0 && self.0.abs() < 9e15 {
+            toml::Value::Integer(self.0 as i64)
+        } else {
+            toml::Value::Float(self.0)
+        }
     }
 }
 
@@ -1160,7 +1198,8 @@ table! {
         gamma: Option<Sp<f64>>,
         /// `multistep`: epochs at which to decay.
         milestones: Option<Sp<Vec<Sp<u64>>>>,
-        /// `cosine`: period in epochs. Default: the number of epochs.
+        /// `cosine`: period in epochs. Default: the number of epochs (rounded up when
+        /// `epochs` is fractional; with `steps`, the epochs those steps start).
         t_max: Option<Sp<u64>>,
         /// `cosine`: minimum rate. Default: 0.
         eta_min: Option<Sp<f64>>,

@@ -6,7 +6,7 @@
 
 use super::decl::Section;
 use super::format::{
-    LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawCsv, RawData,
+    Epochs, LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawCsv, RawData,
     RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInitFrom, RawLayer, RawLoss,
     RawMixup, RawModel, RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform,
     RawTransformOp, ScheduleName,
@@ -141,6 +141,7 @@ fn data(d: &DataSpec) -> RawData {
         batch_size: Some(n(d.batch_size)),
         test_batch_size: Some(n(d.test_batch_size)),
         shuffle: some(d.shuffle),
+        drop_last: some(d.drop_last),
         train_limit: d.train_limit.map(n),
         validation: d.validation.map(Sp::bare),
         train_transforms: some(d.train_transforms.iter().map(transform).collect()),
@@ -346,7 +347,7 @@ fn train(t: &TrainSpec) -> RawTrain {
             ScheduleName::MultiStep
         }
         ScheduleKind::Cosine { t_max, eta_min } => {
-            schedule.t_max = Some(n(*t_max));
+            schedule.t_max = t_max.map(n);
             schedule.eta_min = some(*eta_min);
             ScheduleName::Cosine
         }
@@ -364,7 +365,14 @@ fn train(t: &TrainSpec) -> RawTrain {
         }
     });
     RawTrain {
-        epochs: Some(n(t.epochs)),
+        epochs: match t.length {
+            TrainLength::Epochs(e) => Some(Sp::bare(Epochs(e))),
+            TrainLength::Steps(_) => None,
+        },
+        steps: match t.length {
+            TrainLength::Epochs(_) => None,
+            TrainLength::Steps(s) => Some(n(s)),
+        },
         loss: some(loss),
         optimizer: some(optimizer),
         schedule: some(schedule),
@@ -737,6 +745,40 @@ layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
             let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
             let (e2, _) = again.result.as_ref().expect("reprint valid");
             assert_eq!(e, e2, "{keys}: round trip");
+            assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        }
+    }
+
+    #[test]
+    fn training_length_and_drop_last_print_and_read_back() {
+        let base = "[data]\ndataset = \"synthetic\"\n{data}\n[model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 4 }]\n\n[train]\n{train}\n";
+        // (data keys, train keys, lines the resolved file must hold, the checked length)
+        let cases = [
+            ("", "", &["epochs = 1", "drop_last = false"][..], TrainLength::Epochs(1.0)),
+            ("", "epochs = 10", &["epochs = 10"][..], TrainLength::Epochs(10.0)),
+            ("drop_last = true", "epochs = 9.9", &["epochs = 9.9", "drop_last = true"][..], TrainLength::Epochs(9.9)),
+            ("", "steps = 25", &["steps = 25"][..], TrainLength::Steps(25)),
+            // With `steps`, cosine's period is known only with the data: left out.
+            ("", "steps = 25\nschedule = { kind = \"cosine\" }", &["schedule = { kind = \"cosine\", eta_min = 0.0, warmup_steps = 0, warmup_start_factor = 0.1 }"][..], TrainLength::Steps(25)),
+            ("", "epochs = 2.5\nschedule = { kind = \"cosine\" }", &["schedule = { kind = \"cosine\", t_max = 3, eta_min = 0.0, warmup_steps = 0, warmup_start_factor = 0.1 }"][..], TrainLength::Epochs(2.5)),
+        ];
+        for (data, train, lines, length) in cases {
+            let text = base.replace("{data}", data).replace("{train}", train);
+            let first = load_str_with("x.toml", &text, "x", &[]).swap_remove(0);
+            let (e, _) = first.result.as_ref().expect(train);
+            assert_eq!(e.train().length, length, "{train}");
+            let printed = to_toml(e);
+            for line in lines {
+                assert!(
+                    printed.lines().any(|l| l == *line),
+                    "{train}: no `{line}` in\n{printed}"
+                );
+            }
+            let keys = ["epochs = ", "steps = "].map(|k| printed.lines().any(|l| l.starts_with(k)));
+            assert_ne!(keys[0], keys[1], "one of epochs and steps:\n{printed}");
+            let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+            let (e2, _) = again.result.as_ref().expect("reprint valid");
+            assert_eq!(e, e2, "{train}: round trip");
             assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
         }
     }

@@ -175,6 +175,7 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
             batch_size,
             test_batch_size,
             shuffle: d.shuffle.as_ref().is_none_or(|s| s.value),
+            drop_last: d.drop_last.as_ref().is_some_and(|s| s.value),
             train_limit,
             validation,
             train_transforms: train,
@@ -183,6 +184,22 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
         }),
         _ => None,
     };
+    if let (Some(spec), Some(drop)) = (&spec, &d.drop_last) {
+        if let Some(n) = spec
+            .known_train_images()
+            .filter(|&n| drop.value && n < spec.batch_size)
+        {
+            cx.push(
+                Diagnostic::error(drop.span.clone(), "`drop_last` leaves no training batch")
+                    .label(format!(
+                        "{n} training images are fewer than one batch of {}",
+                        spec.batch_size
+                    ))
+                    .help("lower `batch_size`, or set `drop_last = false`"),
+            );
+            return (None, images);
+        }
+    }
     (spec, images)
 }
 
