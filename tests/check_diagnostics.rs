@@ -271,6 +271,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "`milestones` with `cosine`",
     ),
     (
+        "piecewise_linear_points",
+        Errors(2),
+        "a `piecewise_linear` knot of three numbers, and a negative factor",
+    ),
+    (
         "unknown_device",
         Errors(1),
         "`cdua` suggests `cuda` (a transposition)",

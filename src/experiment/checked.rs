@@ -755,4 +755,12 @@ pub enum ScheduleKind {
         /// `min_lr = initial_lr / final_div_factor`.
         final_div_factor: f64,
     },
+    /// The optimizer's `lr` times a factor linear between knots over all optimizer steps
+    /// (airbench's `get_lr`): knot `(fraction, factor)` sits at step
+    /// `floor(fraction * total_steps)`.
+    PiecewiseLinear {
+        /// `(fraction, factor)` knots: at least two, fractions increasing from 0 to 1,
+        /// factors >= 0.
+        points: Vec<(f64, f64)>,
+    },
 }

@@ -1139,13 +1139,17 @@ choice! {
         Cosine = "cosine",
         /// `OneCycleLR` (cosine annealing) over all optimizer steps.
         OneCycle = "one_cycle",
+        /// The `lr` times a factor that is linear between `points`, over all optimizer steps
+        /// (airbench's `get_lr`).
+        PiecewiseLinear = "piecewise_linear",
     }
 }
 
 table! {
     /// `[train.schedule]`.
     pub struct RawSchedule as "`[train.schedule]`" {
-        /// `constant` (default), `step`, `multistep`, `cosine` or `one_cycle`.
+        /// `constant` (default), `step`, `multistep`, `cosine`, `one_cycle` or
+        /// `piecewise_linear`.
         kind: Option<Sp<ScheduleName>>,
         /// `step`: epochs between decays.
         step_size: Option<Sp<u64>>,
@@ -1165,6 +1169,11 @@ table! {
         div_factor: Option<Sp<f64>>,
         /// `one_cycle`: final rate = initial / final_div_factor. Default: 1e4.
         final_div_factor: Option<Sp<f64>>,
+        /// `piecewise_linear`: `[fraction, factor]` knots, e.g. `[[0.0, 0.2], [0.23, 1.0],
+        /// [1.0, 0.07]]`: fractions of the total optimizer steps, increasing from 0 to 1, and
+        /// factors (>= 0) of `lr`, linear in between. A knot's step is
+        /// `floor(fraction * total_steps)` (the last one's is `total_steps`). Required.
+        points: Option<Sp<Vec<Sp<Vec<Sp<f64>>>>>>,
         /// Optimizer steps of linear warm-up in front of the schedule. Default: 0.
         warmup_steps: Option<Sp<u64>>,
         /// Warm-up factor at step 0. Default: 0.1.

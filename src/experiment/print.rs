@@ -324,6 +324,7 @@ fn train(t: &TrainSpec) -> RawTrain {
         pct_start: None,
         div_factor: None,
         final_div_factor: None,
+        points: None,
         warmup_steps: Some(n(sc.warmup_steps)),
         warmup_start_factor: some(sc.warmup_start_factor),
         failed: Vec::new(),
@@ -356,6 +357,11 @@ fn train(t: &TrainSpec) -> RawTrain {
             schedule.div_factor = some(*div_factor);
             schedule.final_div_factor = some(*final_div_factor);
             ScheduleName::OneCycle
+        }
+        ScheduleKind::PiecewiseLinear { points } => {
+            let pair = |&(f, v): &(f64, f64)| Sp::bare(vec![Sp::bare(f), Sp::bare(v)]);
+            schedule.points = some(points.iter().map(pair).collect());
+            ScheduleName::PiecewiseLinear
         }
     });
     RawTrain {
@@ -726,6 +732,41 @@ layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
             let (e2, _) = again.result.as_ref().expect("reprint valid");
             assert_eq!(e, e2, "{keys}: round trip");
             assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        }
+    }
+
+    /// The `[train]` keys of the airbench94 recipe's optimizer side: each is read, printed and
+    /// read back to the same experiment, and the printed file holds the given line.
+    #[test]
+    fn airbench_optimizer_keys_print_and_read_back() {
+        let base = r#"
+[data]
+dataset = "synthetic"
+
+[model]
+layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
+
+[train]
+"#;
+        let cases = [(
+            "schedule = { kind = \"piecewise_linear\", points = [[0, 0.2], [0.23, 1], [1, 0.07]] }",
+            "points = [[0.0, 0.2], [0.23, 1.0], [1.0, 0.07]]",
+        )];
+        for (keys, want) in cases {
+            let text = format!("{base}{keys}\n");
+            let first = load_str_with("x.toml", &text, "x", &[]).swap_remove(0);
+            assert!(
+                first.diagnostics.is_empty(),
+                "{keys}: {:?}",
+                first.diagnostics
+            );
+            let (e, _) = first.result.as_ref().expect(keys);
+            let printed = to_toml(e);
+            assert!(printed.contains(want), "{keys}:\n{printed}");
+            let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+            assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+            let (e2, _) = again.result.as_ref().expect("reprint valid");
+            assert_eq!(e, e2, "{keys}: round trip");
         }
     }
 }

@@ -515,6 +515,73 @@ fn validate_optimizer(cx: &mut Cx<'_>, o: Option<RawOptimizer>) -> Option<Optimi
     })
 }
 
+/// The largest factor a `piecewise_linear` knot may give.
+const MAX_FACTOR: f64 = 1e6;
+
+/// `piecewise_linear`'s knots: at least two `[fraction, factor]` pairs, fractions increasing
+/// from exactly 0 to exactly 1, factors in `[0, MAX_FACTOR]`.
+fn validate_points(cx: &mut Cx<'_>, s: &RawSchedule) -> Option<Vec<(f64, f64)>> {
+    let Some(points) = &s.points else {
+        cx.push(
+            Diagnostic::error(
+                s.kind.as_ref()?.span.clone(),
+                "the `piecewise_linear` schedule needs `points`",
+            )
+            .label("missing points")
+            .help("e.g. `points = [[0.0, 0.2], [0.23, 1.0], [1.0, 0.07]]`: [fraction of the steps, lr factor]"),
+        );
+        return None;
+    };
+    let mut out = Vec::with_capacity(points.value.len());
+    let mut ok = true;
+    for p in &points.value {
+        let [f, v] = p.value.as_slice() else {
+            cx.push(
+                Diagnostic::error(p.span.clone(), "a knot is a pair `[fraction, factor]`")
+                    .label(format!("{} numbers", p.value.len())),
+            );
+            ok = false;
+            continue;
+        };
+        if !(0.0..=1.0).contains(&f.value) {
+            cx.push(
+                Diagnostic::error(f.span.clone(), "a knot's fraction must be in [0, 1]")
+                    .label("a fraction of the total optimizer steps"),
+            );
+            ok = false;
+        }
+        if !(0.0..=MAX_FACTOR).contains(&v.value) {
+            cx.push(
+                Diagnostic::error(v.span.clone(), "a knot's factor must be in [0, 1e6]")
+                    .label("multiplies the optimizer's `lr`"),
+            );
+            ok = false;
+        }
+        out.push((f.value, v.value));
+    }
+    if !ok {
+        return None;
+    }
+    let problem = if out.len() < 2 {
+        Some("`points` needs at least two knots")
+    } else if out.windows(2).any(|w| w[0].0 >= w[1].0) {
+        Some("the knots' fractions must increase")
+    } else if out[0].0 != 0.0 || out[out.len() - 1].0 != 1.0 {
+        Some("the first knot's fraction must be 0 and the last one's 1")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        cx.push(
+            Diagnostic::error(points.span.clone(), problem)
+                .label("[fraction of the steps, lr factor] pairs")
+                .help("e.g. `points = [[0.0, 0.2], [0.23, 1.0], [1.0, 0.07]]`"),
+        );
+        return None;
+    }
+    Some(out)
+}
+
 fn validate_schedule(
     cx: &mut Cx<'_>,
     s: Option<RawSchedule>,
@@ -546,9 +613,10 @@ fn validate_schedule(
         ScheduleName::MultiStep => &["milestones", "gamma"],
         ScheduleName::Cosine => &["t_max", "eta_min"],
         ScheduleName::OneCycle => &["max_lr", "pct_start", "div_factor", "final_div_factor"],
+        ScheduleName::PiecewiseLinear => &["points"],
         ScheduleName::Constant => &[],
     };
-    let given: [(&str, Option<Range<usize>>); 9] = [
+    let given: [(&str, Option<Range<usize>>); 10] = [
         ("step_size", s.step_size.as_ref().map(|v| v.span.clone())),
         ("gamma", s.gamma.as_ref().map(|v| v.span.clone())),
         ("milestones", s.milestones.as_ref().map(|v| v.span.clone())),
@@ -561,6 +629,7 @@ fn validate_schedule(
             "final_div_factor",
             s.final_div_factor.as_ref().map(|v| v.span.clone()),
         ),
+        ("points", s.points.as_ref().map(|v| v.span.clone())),
     ];
     for (key, span) in given {
         if let Some(span) = span {
@@ -665,6 +734,9 @@ fn validate_schedule(
                 "final_div_factor",
                 ">= 1",
             )?,
+        },
+        ScheduleName::PiecewiseLinear => ScheduleKind::PiecewiseLinear {
+            points: validate_points(cx, &s)?,
         },
         ScheduleName::Constant => ScheduleKind::Constant,
     };
