@@ -8,8 +8,8 @@ use super::decl::Section;
 use super::format::{
     LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawCsv, RawData,
     RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInitFrom, RawLayer, RawLoss,
-    RawMixup, RawModel, RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform,
-    RawTransformOp, ScheduleName,
+    RawMixup, RawModel, RawOp, RawOptimizer, RawParamGroup, RawParamMatch, RawSchedule,
+    RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;
@@ -364,7 +364,29 @@ fn train(t: &TrainSpec) -> RawTrain {
             ScheduleName::PiecewiseLinear
         }
     });
+    let param_groups = t.param_groups.iter().map(|g| {
+        let (frozen, after) = match g.freeze {
+            Freeze::Never => (None, None),
+            Freeze::Always => (some(true), None),
+            Freeze::AfterEpochs(e) => (None, Some(n(e))),
+        };
+        Sp::bare(RawParamGroup {
+            selector: Sp::bare(RawParamMatch {
+                op: g.selector.op.map(Sp::bare),
+                role: g.selector.role.map(Sp::bare),
+                name: g.selector.name.clone().map(Sp::bare),
+                failed: Vec::new(),
+            }),
+            lr_scale: some(g.lr_scale),
+            weight_decay_scale: some(g.weight_decay_scale),
+            frozen,
+            freeze_after_epochs: after,
+            failed: Vec::new(),
+        })
+    });
+    let param_groups: Vec<_> = param_groups.collect();
     RawTrain {
+        param_groups: (!param_groups.is_empty()).then(|| Sp::bare(param_groups)),
         epochs: Some(n(t.epochs)),
         loss: some(loss),
         optimizer: some(optimizer),
@@ -751,6 +773,12 @@ layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
         let cases = [(
             "schedule = { kind = \"piecewise_linear\", points = [[0, 0.2], [0.23, 1], [1, 0.07]] }",
             "points = [[0.0, 0.2], [0.23, 1.0], [1.0, 0.07]]",
+        ), (
+            "[[train.param_groups]]\nmatch = { op = \"linear\", role = \"bias\" }\nlr_scale = 64\n\
+             weight_decay_scale = 0.015625\n\
+             [[train.param_groups]]\nmatch = { name = \"*.weight\" }\nfrozen = true\n\
+             [[train.param_groups]]\nmatch = { name = \"fc?.*\" }\nfreeze_after_epochs = 3",
+            "freeze_after_epochs = 3",
         )];
         for (keys, want) in cases {
             let text = format!("{base}{keys}\n");

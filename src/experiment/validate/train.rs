@@ -3,13 +3,13 @@
 use std::ops::Range;
 
 use super::super::format::{
-    LossName, OptimizerName, RawClipGrad, RawEma, RawInitFrom, RawMixup, RawOptimizer, RawSchedule,
-    RawTrain, ScheduleName, StopMetric,
+    LossName, OptimizerName, RawClipGrad, RawEma, RawInitFrom, RawMixup, RawOptimizer,
+    RawParamGroup, RawSchedule, RawTrain, ScheduleName, StopMetric,
 };
 use super::super::read::{int_in, Cx, Sp};
 use super::super::{
-    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, InitFrom, LossSpec, MixupSpec,
-    OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
+    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, Freeze, InitFrom, LossSpec,
+    MixupSpec, OptimizerSpec, ParamGroup, ParamSelector, ScheduleKind, ScheduleSpec, TrainSpec,
 };
 use super::model::MAX_WIDTH;
 use super::{count, real, MAX_COUNT};
@@ -29,6 +29,7 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         checkpoint: None,
         init_from: None,
         early_stopping: None,
+        param_groups: None,
         failed: Vec::new(),
     });
     let epochs = count(cx, &t.epochs, 1, 1, "epochs");
@@ -136,6 +137,17 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         None => Some(None),
         Some(m) => validate_mixup(cx, m).map(Some),
     };
+    let raw_groups = t.param_groups.map_or_else(Vec::new, |g| g.value);
+    let group_spans = raw_groups
+        .iter()
+        .map(|g| g.value.selector.span.clone())
+        .collect();
+    let param_groups: Option<Vec<ParamGroup>> = raw_groups
+        .into_iter()
+        .map(|g| validate_group(cx, g))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
     Some((
         TrainSpec {
             mixup: mixup?,
@@ -149,11 +161,13 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
             optimizer: optimizer?,
             schedule: schedule?,
             init_from: init_from?,
+            param_groups: param_groups?,
         },
         TrainSpans {
             loss: loss_span,
             early_stopping: stop_span,
             init_from: init_span,
+            param_groups: group_spans,
         },
     ))
 }
@@ -375,6 +389,89 @@ pub struct TrainSpans {
     pub early_stopping: Option<Range<usize>>,
     /// The `init_from` value (for the check of the weights file against the model).
     pub init_from: Option<Range<usize>>,
+    /// Each `[[train.param_groups]]`'s `match` (for the check against the model's parameters).
+    pub param_groups: Vec<Range<usize>>,
+}
+
+/// The largest `lr_scale` or `weight_decay_scale`.
+const MAX_SCALE: f64 = 1e6;
+
+fn validate_group(cx: &mut Cx<'_>, g: Sp<RawParamGroup>) -> Option<ParamGroup> {
+    let RawParamGroup {
+        selector,
+        lr_scale,
+        weight_decay_scale,
+        frozen,
+        freeze_after_epochs,
+        failed,
+    } = g.value;
+    let scale = |cx: &mut Cx<'_>, v: &Option<Sp<f64>>, key| {
+        real(
+            cx,
+            v,
+            1.0,
+            |x| (0.0..=MAX_SCALE).contains(&x),
+            key,
+            "0 <= scale <= 1e6",
+        )
+    };
+    let lr_scale = scale(cx, &lr_scale, "lr_scale");
+    let weight_decay_scale = scale(cx, &weight_decay_scale, "weight_decay_scale");
+    let m = &selector.value;
+    let mut selector_ok = selector.value.failed.is_empty();
+    if selector_ok && m.op.is_none() && m.role.is_none() && m.name.is_none() {
+        cx.push(
+            Diagnostic::error(selector.span.clone(), "`match` selects nothing")
+                .label("no `op`, `role` or `name`")
+                .help("e.g. `match = { op = \"batch_norm2d\", role = \"bias\" }` or `match = { name = \"*.bias\" }`"),
+        );
+        selector_ok = false;
+    }
+    if let Some(name) = &m.name {
+        let problem = if name.value.is_empty() {
+            Some("it is empty".to_string())
+        } else {
+            glob::Pattern::new(&name.value)
+                .err()
+                .map(|e| format!("{} (at character {})", e.msg, e.pos + 1))
+        };
+        if let Some(problem) = problem {
+            cx.push(
+                Diagnostic::error(name.span.clone(), "`name` is not a valid pattern")
+                    .label(problem)
+                    .help("`*` stands for any characters, `?` for one, `[ab]` for one of a set"),
+            );
+            selector_ok = false;
+        }
+    }
+    let freeze = match (&frozen, &freeze_after_epochs) {
+        (Some(f), Some(a)) if f.value => {
+            cx.push(
+                Diagnostic::error(a.span.clone(), "`freeze_after_epochs` with `frozen = true`")
+                    .label("these parameters are never trained")
+                    .help("remove one of the two"),
+            );
+            None
+        }
+        (Some(f), None) if f.value => Some(Freeze::Always),
+        (_, Some(_)) => {
+            count(cx, &freeze_after_epochs, 1, 1, "freeze_after_epochs").map(Freeze::AfterEpochs)
+        }
+        _ => Some(Freeze::Never),
+    };
+    if !failed.is_empty() || !selector_ok {
+        return None;
+    }
+    Some(ParamGroup {
+        selector: ParamSelector {
+            op: m.op.as_ref().map(|o| o.value),
+            role: m.role.as_ref().map(|r| r.value),
+            name: m.name.as_ref().map(|n| n.value.clone()),
+        },
+        lr_scale: lr_scale?,
+        weight_decay_scale: weight_decay_scale?,
+        freeze: freeze?,
+    })
 }
 
 fn validate_optimizer(cx: &mut Cx<'_>, o: Option<RawOptimizer>) -> Option<OptimizerSpec> {
