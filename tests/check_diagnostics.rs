@@ -276,6 +276,26 @@ const CASES: &[(&str, Expect, &str)] = &[
         "`milestones` with `cosine`",
     ),
     (
+        "piecewise_linear_points",
+        Errors(2),
+        "a `piecewise_linear` knot of three numbers, and a negative factor",
+    ),
+    (
+        "param_groups_invalid",
+        Errors(2),
+        "`batchnorm2d` suggests `batch_norm2d`, `bais` suggests `bias`",
+    ),
+    (
+        "param_group_settings",
+        Errors(3),
+        "two negative scales, `freeze_after_epochs` with `frozen = true`",
+    ),
+    (
+        "param_group_matches_nothing",
+        Errors(2),
+        "a name pattern that matches nothing, and a group earlier groups leave nothing to",
+    ),
+    (
         "unknown_device",
         Errors(1),
         "`cdua` suggests `cuda` (a transposition)",

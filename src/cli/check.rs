@@ -135,6 +135,7 @@ pub fn text_report(c: &Checked, quiet: bool) -> String {
             if let Some(d) = &c.data {
                 out += &format!("{d}\n");
             }
+            out += &groups_report(e, g);
             if !quiet {
                 out += &table(g);
             }
@@ -183,6 +184,63 @@ fn length_line(e: &crate::experiment::Experiment) -> String {
         if batches == 1 { "" } else { "es" },
         e.data().batch_size,
     )
+}
+
+/// One line per `[[train.param_groups]]` (what it matches, what it takes, its settings), then
+/// the parameters no group takes; nothing without groups.
+fn groups_report(e: &crate::experiment::Experiment, g: &crate::graph::Graph) -> String {
+    use crate::experiment::Freeze;
+    let groups = &e.train().param_groups;
+    if groups.is_empty() {
+        return String::new();
+    }
+    let (counts, rest) = crate::check::group_counts(e, g);
+    let taken = |(tensors, scalars): (usize, usize)| {
+        let s = if tensors == 1 { "" } else { "s" };
+        format!(
+            "{tensors} tensor{s}, {} parameters",
+            thousands(scalars as u64)
+        )
+    };
+    let mut out = String::new();
+    for (i, (group, count)) in groups.iter().zip(counts).enumerate() {
+        let sel = &group.selector;
+        let keys: Vec<String> = [
+            sel.op.map(|o| format!("op = \"{}\"", o.name())),
+            sel.role.map(|r| format!("role = \"{}\"", r.name())),
+            sel.name.as_ref().map(|n| format!("name = {n:?}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut settings = Vec::new();
+        if group.lr_scale != 1.0 {
+            settings.push(format!("lr x{}", group.lr_scale));
+        }
+        if group.weight_decay_scale != 1.0 {
+            settings.push(format!("weight_decay x{}", group.weight_decay_scale));
+        }
+        match group.freeze {
+            Freeze::Never => {}
+            Freeze::Always => settings.push("frozen".into()),
+            Freeze::AfterEpochs(n) => settings.push(format!("frozen after epoch {n}")),
+        }
+        if settings.is_empty() {
+            settings.push("the optimizer's settings".into());
+        }
+        out += &format!(
+            "param group {}: {{ {} }}: {}; {}\n",
+            i + 1,
+            keys.join(", "),
+            taken(count),
+            settings.join(", ")
+        );
+    }
+    out += &format!(
+        "other parameters: {}; the optimizer's settings\n",
+        taken(rest)
+    );
+    out
 }
 
 /// The variants of one file share most diagnostics (everything not caused by the swept

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 pub use super::format::PaddingMode;
-use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, StopMetric, Tta};
+use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, ParamRole, StopMetric, Tta};
 
 /// A fully validated experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -576,6 +576,81 @@ pub struct TrainSpec {
     pub ema: Option<EmaSpec>,
     /// Batch-level mixup / cutmix, if any.
     pub mixup: Option<MixupSpec>,
+    /// Optimizer settings for chosen parameters, in file order (the first match wins).
+    pub param_groups: Vec<ParamGroup>,
+}
+
+/// One `[[train.param_groups]]`: PyTorch's per-group `lr` and `weight_decay` as multiples of the
+/// optimizer's, and freezing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamGroup {
+    /// The parameters it takes (those no earlier group took).
+    pub selector: ParamSelector,
+    /// Multiplies the learning rate (after the schedule), >= 0.
+    pub lr_scale: f64,
+    /// Multiplies the weight decay, >= 0.
+    pub weight_decay_scale: f64,
+    /// When the parameters stop being trained.
+    pub freeze: Freeze,
+}
+
+/// When a group's parameters stop being trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Freeze {
+    /// Trained throughout.
+    Never,
+    /// Never trained (`frozen = true`).
+    Always,
+    /// Trained in epochs `1..=n`, frozen after (`freeze_after_epochs = n`, n >= 1).
+    AfterEpochs(usize),
+}
+
+impl Freeze {
+    /// Whether the parameters are frozen during epoch `epoch` (1-based).
+    pub fn frozen_in(self, epoch: usize) -> bool {
+        match self {
+            Freeze::Never => false,
+            Freeze::Always => true,
+            Freeze::AfterEpochs(n) => epoch > n,
+        }
+    }
+}
+
+/// Which parameters a group takes: every part given must hold (at least one is given).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamSelector {
+    /// The op of the parameter's layer.
+    pub op: Option<OpKind>,
+    /// `weight` or `bias`.
+    pub role: Option<ParamRole>,
+    /// A `state_dict` name or a glob pattern of one (checked to compile).
+    pub name: Option<String>,
+}
+
+impl ParamSelector {
+    /// Whether the parameter `name` (`<layer>.<weight|bias>`) of a layer with op `op` is
+    /// selected.
+    pub fn matches(&self, op: OpKind, name: &str) -> bool {
+        let role = name.rsplit_once('.').map_or(name, |(_, r)| r);
+        self.op.is_none_or(|o| o == op)
+            && self.role.is_none_or(|r| r.name() == role)
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|p| glob::Pattern::new(p).is_ok_and(|p| p.matches(name)))
+    }
+}
+
+/// The group of each parameter, `(layer op, state_dict name)`, as an index into `groups`:
+/// the first group that matches, or `None` for the optimizer's own settings.
+pub fn assign_groups<'n>(
+    groups: &[ParamGroup],
+    params: impl IntoIterator<Item = (OpKind, &'n str)>,
+) -> Vec<Option<usize>> {
+    params
+        .into_iter()
+        .map(|(op, name)| groups.iter().position(|g| g.selector.matches(op, name)))
+        .collect()
 }
 
 /// How long training runs (`train.epochs` or `train.steps`), as airbench counts it: a run of
@@ -884,5 +959,13 @@ pub enum ScheduleKind {
         div_factor: f64,
         /// `min_lr = initial_lr / final_div_factor`.
         final_div_factor: f64,
+    },
+    /// The optimizer's `lr` times a factor linear between knots over all optimizer steps
+    /// (airbench's `get_lr`): knot `(fraction, factor)` sits at step
+    /// `floor(fraction * total_steps)`.
+    PiecewiseLinear {
+        /// `(fraction, factor)` knots: at least two, fractions increasing from 0 to 1,
+        /// factors >= 0.
+        points: Vec<(f64, f64)>,
     },
 }

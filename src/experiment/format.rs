@@ -857,6 +857,54 @@ table! {
         /// Stop when a metric has not improved for `patience` epochs. Default: train every
         /// epoch.
         early_stopping: Option<Sp<RawEarlyStopping>>,
+        /// Optimizer settings for chosen parameters, PyTorch's parameter groups: each
+        /// `[[train.param_groups]]` selects parameters with `match` and scales the optimizer's
+        /// `lr` and `weight_decay` for them, or freezes them. The first group that matches a
+        /// parameter is its group; the others keep the optimizer's own settings. Default: none.
+        param_groups: Option<Sp<Vec<Sp<RawParamGroup>>>>,
+    }
+}
+
+choice! {
+    /// What a parameter is within its layer.
+    pub enum ParamRole as "role" {
+        /// The `weight`: a conv kernel, a linear matrix, a BatchNorm scale.
+        Weight = "weight",
+        /// The `bias`.
+        Bias = "bias",
+    }
+}
+
+table! {
+    /// The `match` of a `[[train.param_groups]]`: every key given must hold, at least one key.
+    pub struct RawParamMatch as "`match`" {
+        /// The parameter's layer op, e.g. `batch_norm2d`.
+        op: Option<Sp<OpKind>>,
+        /// `weight` or `bias`.
+        role: Option<Sp<ParamRole>>,
+        /// The parameter's `state_dict` name, or a pattern of it where `*` stands for any
+        /// characters (`?` for one, `[ab]` for one of a set): `layers.0.bias`, `*.bias`.
+        name: Option<Sp<String>>,
+    }
+}
+
+table! {
+    /// `[[train.param_groups]]`: the parameters `match` selects and their settings.
+    pub struct RawParamGroup as "`[[train.param_groups]]`" {
+        /// Which parameters, e.g. `{ op = "batch_norm2d", role = "bias" }` or
+        /// `{ name = "*.bias" }`. Required.
+        selector as "match": Sp<RawParamMatch>,
+        /// Multiplies the optimizer's `lr` for these parameters (the schedule scales it like
+        /// every group's), >= 0. Default: 1.
+        lr_scale: Option<Sp<f64>>,
+        /// Multiplies the optimizer's `weight_decay` for these parameters, >= 0. Default: 1.
+        weight_decay_scale: Option<Sp<f64>>,
+        /// Never update these parameters (PyTorch's `requires_grad = False`): no gradient, no
+        /// weight decay, no optimizer state. They still count as parameters. Default: false.
+        frozen: Option<Sp<bool>>,
+        /// Train these parameters in epochs 1 to N only, then freeze them (>= 1). Default:
+        /// never frozen.
+        freeze_after_epochs: Option<Sp<u64>>,
     }
 }
 
@@ -1184,13 +1232,17 @@ choice! {
         Cosine = "cosine",
         /// `OneCycleLR` (cosine annealing) over all optimizer steps.
         OneCycle = "one_cycle",
+        /// The `lr` times a factor that is linear between `points`, over all optimizer steps
+        /// (airbench's `get_lr`).
+        PiecewiseLinear = "piecewise_linear",
     }
 }
 
 table! {
     /// `[train.schedule]`.
     pub struct RawSchedule as "`[train.schedule]`" {
-        /// `constant` (default), `step`, `multistep`, `cosine` or `one_cycle`.
+        /// `constant` (default), `step`, `multistep`, `cosine`, `one_cycle` or
+        /// `piecewise_linear`.
         kind: Option<Sp<ScheduleName>>,
         /// `step`: epochs between decays.
         step_size: Option<Sp<u64>>,
@@ -1211,6 +1263,11 @@ table! {
         div_factor: Option<Sp<f64>>,
         /// `one_cycle`: final rate = initial / final_div_factor. Default: 1e4.
         final_div_factor: Option<Sp<f64>>,
+        /// `piecewise_linear`: `[fraction, factor]` knots, e.g. `[[0.0, 0.2], [0.23, 1.0],
+        /// [1.0, 0.07]]`: fractions of the total optimizer steps, increasing from 0 to 1, and
+        /// factors (>= 0) of `lr`, linear in between. A knot's step is
+        /// `floor(fraction * total_steps)` (the last one's is `total_steps`). Required.
+        points: Option<Sp<Vec<Sp<Vec<Sp<f64>>>>>>,
         /// Optimizer steps of linear warm-up in front of the schedule. Default: 0.
         warmup_steps: Option<Sp<u64>>,
         /// Warm-up factor at step 0. Default: 0.1.

@@ -13,11 +13,11 @@ pub(crate) mod kernels;
 mod ops;
 pub mod weights;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use candle_core::{bail, Device, Result, Tensor, Var};
+use candle_core::{bail, Device, Result, Tensor, TensorId, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -37,6 +37,8 @@ pub struct Model {
     buffers: Vec<(String, Var)>,
     /// Dropout masks; seeded from the model seed so that runs repeat exactly.
     dropout_rng: Mutex<ChaCha8Rng>,
+    /// The parameters [`Model::freeze`] froze: they enter the forward pass detached.
+    frozen: Mutex<HashSet<TensorId>>,
 }
 
 /// The position of the model's dropout generator (ChaCha8: seed, stream, word position).
@@ -242,6 +244,7 @@ impl Model {
             params,
             buffers,
             dropout_rng: Mutex::new(dropout_rng),
+            frozen: Mutex::new(HashSet::new()),
         })
     }
 
@@ -274,6 +277,18 @@ impl Model {
     /// Every trainable parameter, in a fixed order (layer order, weight before bias).
     pub fn trainable_vars(&self) -> Vec<Var> {
         self.params.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Freezes the parameters whose entry in `frozen` ([`Model::named_parameters`] order) is
+    /// true and unfreezes the others. A frozen parameter enters the forward pass detached, so
+    /// the backward pass gives it no gradient (and computes none for it where candle can skip
+    /// it): the optimizer leaves it, its weight decay and its state alone, as PyTorch does for
+    /// `requires_grad = False`.
+    pub fn freeze(&self, frozen: &[bool]) {
+        let mut set = self.frozen.lock().unwrap_or_else(|e| e.into_inner());
+        set.clear();
+        let params = self.params.iter().zip(frozen);
+        set.extend(params.filter(|(_, &f)| f).map(|((_, v), _)| v.id()));
     }
 
     /// Trainable parameters with their `state_dict` names, in [`Model::trainable_vars`] order.
@@ -441,8 +456,9 @@ impl Model {
     /// One layer on its inputs. Without `grad`, parameters enter detached (see [`Model::infer`]).
     fn apply(&self, module: &Module, ins: &[Tensor], train: bool, grad: bool) -> Result<Tensor> {
         let x = &ins[0];
+        let frozen = self.frozen.lock().unwrap_or_else(|e| e.into_inner());
         let param = |v: &Var| {
-            if grad {
+            if grad && !frozen.contains(&v.id()) {
                 v.as_tensor().clone()
             } else {
                 v.as_tensor().detach()

@@ -283,7 +283,8 @@ fn train_and_report(
         }
         model
     };
-    let mut optimizer = optim::build(&exp.train().optimizer, model.trainable_vars())?;
+    let param_groups = optim::ParamGroups::new(exp.train(), graph, &model);
+    let mut optimizer = optim::build_grouped(&exp.train().optimizer, param_groups.vars())?;
     let mut gradient_steps = GradientSteps::new(exp.train(), &model);
     let mut average = average::build(exp.train(), graph, exp.seed(), &device, &model)?;
     let n_train = exp
@@ -386,6 +387,7 @@ fn train_and_report(
             break;
         }
         let epoch_started = Instant::now();
+        model.freeze(&param_groups.frozen_in(epoch));
         // All batches but in a partial last epoch (`train.steps`, fractional `epochs`), and
         // without the partial one with `drop_last`.
         let epoch_batch_count = plan.batches_in(epoch);
@@ -972,15 +974,71 @@ schedule = {schedule}
         }
     }
 
+    /// airbench-style parameter groups: BatchNorm biases at 64 times the rate and 1/64 the
+    /// decay, the conv weight frozen, the conv bias frozen after epoch 1.
+    const PARAM_GROUPS: &str = r#"
+[[train.param_groups]]
+match = { op = "batch_norm2d", role = "bias" }
+lr_scale = 64.0
+weight_decay_scale = 0.015625
+
+[[train.param_groups]]
+match = { name = "conv1.weight" }
+frozen = true
+
+[[train.param_groups]]
+match = { name = "*1.bias", op = "conv2d" }
+freeze_after_epochs = 1
+"#;
+
     #[test]
-    fn sgd_with_momentum_resumes_bit_exactly_from_the_middle_of_an_epoch() {
+    fn sgd_with_momentum_and_param_groups_resumes_bit_exactly_from_the_middle_of_an_epoch() {
         let (exp, graph) = experiment(
             r#"{ kind = "sgd", lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 5e-4 }"#,
             r#"{ kind = "cosine" }"#,
-            "",
+            PARAM_GROUPS,
         );
-        // Step 6 of 16 is in epoch 2: the run resumes from epoch 1's checkpoint.
+        // Step 6 of 16 is in epoch 2: the run resumes from epoch 1's checkpoint, and the conv
+        // bias, trained in epoch 1 only, is frozen in the resumed epochs as in the whole run.
         assert_resume_is_exact(&exp, &graph, 6, Some(1));
+    }
+
+    #[test]
+    fn frozen_parameters_keep_their_values_and_freeze_after_their_epochs() {
+        // (`[train]` keys, whether conv1.weight and conv1.bias end where they started)
+        let cases = [
+            ("", false, false),
+            (PARAM_GROUPS, true, false),
+            (
+                "[[train.param_groups]]\nmatch = { op = \"conv2d\" }\nfrozen = true",
+                true,
+                true,
+            ),
+        ];
+        for (keys, weight_fixed, bias_fixed) in cases {
+            let (exp, graph) = experiment(
+                r#"{ kind = "sgd", lr = 0.05, momentum = 0.9, weight_decay = 5e-4 }"#,
+                r#"{ kind = "piecewise_linear", points = [[0, 0.2], [0.23, 1], [1, 0.07]] }"#,
+                keys,
+            );
+            let root = tempfile::tempdir().expect("tempdir");
+            let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+            run(&exp, &graph, &to_toml(&exp), &dir, &options(None), false).expect("run");
+            let start = Model::new(&graph, exp.seed(), &Device::Cpu).expect("initial model");
+            let trained = candle_core::safetensors::load(dir.file(MODEL_FILE), &Device::Cpu)
+                .expect("model.safetensors");
+            for (name, fixed) in [("conv1.weight", weight_fixed), ("conv1.bias", bias_fixed)] {
+                let (_, init) = start
+                    .named_parameters()
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .expect(name);
+                let init = init.flatten_all().and_then(|t| t.to_vec1::<f32>());
+                let end = trained[name].flatten_all().and_then(|t| t.to_vec1::<f32>());
+                let same = init.expect("init") == end.expect("trained");
+                assert_eq!(same, fixed, "{keys:?}: {name} unchanged");
+            }
+        }
     }
 
     #[test]

@@ -144,6 +144,7 @@ pub fn validate<'a>(cx: &mut Cx<'a>, raw: RawExperiment<'a>, default_name: &str)
             if cx.error_count() == 0 && spans.all_valid() =>
         {
             spans.init_from = train_spans.init_from;
+            spans.param_groups = train_spans.param_groups;
             spans.dataset = data_span;
             Validated::Ok(
                 Box::new(Experiment::new(name, seed, device, data, model, train)),

@@ -27,6 +27,9 @@ pub struct ModelSpans {
     /// The `train.init_from` value, where the check of the weights file against the model
     /// ([`crate::check`]) points.
     pub init_from: Option<Range<usize>>,
+    /// The `match` of each `[[train.param_groups]]`, where the check of the groups against
+    /// the model's parameters ([`crate::check`]) points.
+    pub param_groups: Vec<Range<usize>>,
     /// The declared `classes` of an image folder or CSV data set, else the `dataset` key: where
     /// `runner check` points when the images found disagree with the file.
     pub dataset: Option<Range<usize>>,

@@ -2,13 +2,15 @@
 //!
 //! Epoch-based schedules ([`ScheduleKind::Constant`], `Step`, `MultiStep`, `Cosine`) give the
 //! rate of epoch `step / steps_per_epoch`, exactly as the PyTorch scheduler stepped once per
-//! epoch; `OneCycle` changes every step like `OneCycleLR`. A linear warm-up multiplies the base
+//! epoch; `OneCycle` changes every step like `OneCycleLR`, and `PiecewiseLinear` every step
+//! like airbench's `LambdaLR(get_lr)`. A linear warm-up multiplies the base
 //! rate during the first steps.
 
 mod constant;
 mod cosine;
 mod multi_step;
 mod one_cycle;
+mod piecewise_linear;
 mod step;
 mod warmup;
 
@@ -100,6 +102,13 @@ pub fn build_schedule(
             div_factor,
             final_div_factor,
         )),
+        ScheduleKind::PiecewiseLinear { ref points } => {
+            Box::new(piecewise_linear::PiecewiseLinear::new(
+                base_lr,
+                points,
+                epochs.saturating_mul(steps_per_epoch),
+            ))
+        }
     };
     if spec.warmup_steps == 0 {
         base
@@ -256,6 +265,9 @@ mod tests {
                 pct_start: 0.25,
                 div_factor: 25.0,
                 final_div_factor: 1e4,
+            },
+            ScheduleKind::PiecewiseLinear {
+                points: vec![(0.0, 0.2), (0.23, 1.0), (1.0, 0.07)],
             },
         ];
         for kind in kinds {
