@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+pub use super::format::GeluApprox;
 pub use super::format::PaddingMode;
 use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, StopMetric, Tta};
 
@@ -429,6 +430,11 @@ pub enum LayerOp {
     Tanh,
     /// Logistic sigmoid.
     Sigmoid,
+    /// `nn.GELU(approximate)`.
+    Gelu {
+        /// Exact (`erf`) or the tanh approximation.
+        approximate: GeluApprox,
+    },
     /// `nn.MaxPool2d`.
     MaxPool2d {
         /// Window size.
@@ -484,6 +490,7 @@ impl LayerOp {
             LayerOp::Relu => OpKind::Relu,
             LayerOp::Tanh => OpKind::Tanh,
             LayerOp::Sigmoid => OpKind::Sigmoid,
+            LayerOp::Gelu { .. } => OpKind::Gelu,
             LayerOp::MaxPool2d { .. } => OpKind::MaxPool2d,
             LayerOp::AvgPool2d { .. } => OpKind::AvgPool2d,
             LayerOp::GlobalAvgPool => OpKind::GlobalAvgPool,

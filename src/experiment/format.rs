@@ -665,6 +665,12 @@ tagged! {
         Tanh = "tanh" {},
         /// Logistic sigmoid.
         Sigmoid = "sigmoid" {},
+        /// `nn.GELU(approximate)`: `x * Phi(x)`, `Phi` the standard normal CDF.
+        Gelu = "gelu" {
+            /// `"none"` (exact, with `erf`) or `"tanh"` (PyTorch's tanh approximation).
+            /// Default: `"none"`.
+            approximate: Option<Sp<GeluApprox>>,
+        },
         /// `nn.MaxPool2d`.
         MaxPool2d = "max_pool2d" / "pool" {
             /// Window size.
@@ -723,6 +729,16 @@ tagged! {
             /// Values for the block's `params`.
             args: Option<Sp<BlockArgs<'a>>>,
         },
+    }
+}
+
+choice! {
+    /// How `gelu` computes the normal CDF, as PyTorch's `approximate` argument.
+    pub enum GeluApprox as "GELU approximation" {
+        /// Exact: `0.5 * (1 + erf(x / sqrt(2)))` (PyTorch's default).
+        None = "none",
+        /// `0.5 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))`.
+        Tanh = "tanh",
     }
 }
 

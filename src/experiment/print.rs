@@ -174,6 +174,9 @@ fn op(op: &LayerOp) -> RawOp<'static> {
         LayerOp::Relu => RawOp::Relu {},
         LayerOp::Tanh => RawOp::Tanh {},
         LayerOp::Sigmoid => RawOp::Sigmoid {},
+        LayerOp::Gelu { approximate } => RawOp::Gelu {
+            approximate: some(*approximate),
+        },
         LayerOp::MaxPool2d {
             kernel,
             stride,

@@ -428,6 +428,14 @@ fn layer(
         LayerOp::Relu => (Op::Relu, s.clone(), 0, 0),
         LayerOp::Tanh => (Op::Tanh, s.clone(), 0, 0),
         LayerOp::Sigmoid => (Op::Sigmoid, s.clone(), 0, 0),
+        LayerOp::Gelu { approximate } => (
+            Op::Gelu {
+                approximate: *approximate,
+            },
+            s.clone(),
+            0,
+            0,
+        ),
         LayerOp::Identity => (Op::Identity, s.clone(), 0, 0),
         LayerOp::Add => {
             for (other, osrc) in ins.iter().zip(sources).skip(1) {

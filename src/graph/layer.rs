@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::experiment::format::OpKind;
+pub use crate::experiment::GeluApprox;
 pub use crate::experiment::NodeRef;
 
 /// One checked layer of the network.
@@ -57,6 +58,11 @@ pub enum Op {
     Tanh,
     /// Logistic sigmoid.
     Sigmoid,
+    /// `nn.GELU(approximate)`.
+    Gelu {
+        /// Exact (`erf`) or the tanh approximation.
+        approximate: GeluApprox,
+    },
     /// `nn.MaxPool2d(kernel, stride, padding)`; padding counts as -inf.
     MaxPool2d {
         /// Window size.
@@ -112,6 +118,7 @@ impl Op {
             Op::Relu => OpKind::Relu,
             Op::Tanh => OpKind::Tanh,
             Op::Sigmoid => OpKind::Sigmoid,
+            Op::Gelu { .. } => OpKind::Gelu,
             Op::MaxPool2d { .. } => OpKind::MaxPool2d,
             Op::AvgPool2d { .. } => OpKind::AvgPool2d,
             Op::GlobalAvgPool => OpKind::GlobalAvgPool,

@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::graph::Graph;
-use crate::graph::{Layer, NodeRef, Op};
+use crate::graph::{GeluApprox, Layer, NodeRef, Op};
 
 /// A network built from a checked [`Graph`]: parameters, buffers and a forward pass.
 ///
@@ -79,6 +79,9 @@ enum Module {
     Relu,
     Tanh,
     Sigmoid,
+    Gelu {
+        approximate: GeluApprox,
+    },
     MaxPool2d {
         kernel: usize,
         stride: usize,
@@ -202,6 +205,7 @@ impl Model {
                 Op::Relu => Module::Relu,
                 Op::Tanh => Module::Tanh,
                 Op::Sigmoid => Module::Sigmoid,
+                Op::Gelu { approximate } => Module::Gelu { approximate },
                 Op::MaxPool2d {
                     kernel,
                     stride,
@@ -489,6 +493,15 @@ impl Model {
             Module::Relu => x.relu(),
             Module::Tanh => x.tanh(),
             Module::Sigmoid => candle_nn::ops::sigmoid(x),
+            Module::Gelu { approximate } if kernels::supported(x) => {
+                kernels::gelu::gelu(x, *approximate)
+            }
+            Module::Gelu {
+                approximate: GeluApprox::None,
+            } => x.gelu_erf(),
+            Module::Gelu {
+                approximate: GeluApprox::Tanh,
+            } => x.gelu(),
             Module::MaxPool2d {
                 kernel,
                 stride,

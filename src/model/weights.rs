@@ -109,6 +109,7 @@ pub fn state_layout(graph: &Graph) -> Vec<Slot> {
             Op::Relu
             | Op::Tanh
             | Op::Sigmoid
+            | Op::Gelu { .. }
             | Op::MaxPool2d { .. }
             | Op::AvgPool2d { .. }
             | Op::GlobalAvgPool

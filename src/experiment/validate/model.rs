@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use super::super::expand::{self, LayerSpans};
-use super::super::format::{RawModel, RawOp};
+use super::super::format::{GeluApprox, RawModel, RawOp};
 use super::super::read::{checked, int_in, Cx, Sp};
 use super::super::{LayerOp, LayerSpec, ModelSpec};
 use crate::diagnostic::Diagnostic;
@@ -248,6 +248,12 @@ fn layer_op(cx: &mut Cx<'_>, op: &RawOp<'_>) -> Option<(LayerOp, Option<Range<us
         RawOp::Relu {} => (LayerOp::Relu, None),
         RawOp::Tanh {} => (LayerOp::Tanh, None),
         RawOp::Sigmoid {} => (LayerOp::Sigmoid, None),
+        RawOp::Gelu { approximate } => (
+            LayerOp::Gelu {
+                approximate: approximate.as_ref().map_or(GeluApprox::None, |a| a.value),
+            },
+            None,
+        ),
         RawOp::GlobalAvgPool {} => (LayerOp::GlobalAvgPool, None),
         RawOp::Flatten {} => (LayerOp::Flatten, None),
         RawOp::LogSoftmax {} => (LayerOp::LogSoftmax, None),
