@@ -68,6 +68,21 @@ const CASES: &[(&str, Expect, &str)] = &[
     ),
     ("init_from_missing", Errors(1), "`init_from` names no file"),
     (
+        "conv_padding_same",
+        Errors(2),
+        "`padding = \"same\"` with stride 2, and with an even kernel",
+    ),
+    (
+        "init_spec_settings",
+        Errors(4),
+        "dirac on an even kernel, `images` on dirac, whitening eps 0, whitening on linear",
+    ),
+    (
+        "init_spec_shapes",
+        Errors(3),
+        "whitening not on the input, dirac with out < in, whitening of the wrong width",
+    ),
+    (
         "init_from_not_safetensors",
         Errors(1),
         "`init_from` names a file that is not safetensors",

@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+pub use super::format::GeluApprox;
 pub use super::format::PaddingMode;
 use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, ParamRole, StopMetric, Tta};
 
@@ -457,10 +458,12 @@ pub enum LayerOp {
         kernel: usize,
         /// Stride.
         stride: usize,
-        /// Zero padding on every side.
+        /// Zero padding on every side (`"same"` is resolved to `(kernel - 1) / 2`).
         padding: usize,
         /// Whether a bias is added.
         bias: bool,
+        /// How the weight (and bias) start.
+        init: Init,
     },
     /// `nn.BatchNorm2d`.
     BatchNorm2d {
@@ -477,6 +480,16 @@ pub enum LayerOp {
     Tanh,
     /// Logistic sigmoid.
     Sigmoid,
+    /// Multiplication by a constant (airbench's `Mul`).
+    Scale {
+        /// The factor, finite.
+        factor: f64,
+    },
+    /// `nn.GELU(approximate)`.
+    Gelu {
+        /// Exact (`erf`) or the tanh approximation.
+        approximate: GeluApprox,
+    },
     /// `nn.MaxPool2d`.
     MaxPool2d {
         /// Window size.
@@ -507,6 +520,8 @@ pub enum LayerOp {
         out_features: usize,
         /// Whether a bias is added.
         bias: bool,
+        /// How the weight (and bias) start.
+        init: Init,
     },
     /// Inverted dropout, training only.
     Dropout {
@@ -532,6 +547,8 @@ impl LayerOp {
             LayerOp::Relu => OpKind::Relu,
             LayerOp::Tanh => OpKind::Tanh,
             LayerOp::Sigmoid => OpKind::Sigmoid,
+            LayerOp::Gelu { .. } => OpKind::Gelu,
+            LayerOp::Scale { .. } => OpKind::Scale,
             LayerOp::MaxPool2d { .. } => OpKind::MaxPool2d,
             LayerOp::AvgPool2d { .. } => OpKind::AvgPool2d,
             LayerOp::GlobalAvgPool => OpKind::GlobalAvgPool,
@@ -548,6 +565,40 @@ impl LayerOp {
     /// Whether the op combines two or more inputs.
     pub fn is_multi_input(&self) -> bool {
         matches!(self, LayerOp::Add | LayerOp::Concat)
+    }
+}
+
+/// How a conv or linear layer's parameters start. Every kind first draws PyTorch's default
+/// init, so the layers after it draw the same numbers whatever the kind; `train.init_from`
+/// weights replace all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Init {
+    /// PyTorch's default: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weight and bias.
+    Default,
+    /// airbench's `Conv.reset_parameters`: the default init, the bias zeroed, then
+    /// `torch.nn.init.dirac_(w[:in])`. The first `in` filters become the identity (filter `i`
+    /// is 1 at channel `i`'s kernel centre, 0 elsewhere); the other `out - in` filters keep
+    /// their default init. This is airbench's partial Dirac, not `dirac_` on the whole weight
+    /// (which would zero the other filters). Needs `out >= in` and an odd kernel. On a linear
+    /// layer the same with `eye_`: the first `in` rows are the identity.
+    Dirac,
+    /// airbench's `init_whitening_conv` (see [`crate::model`]'s whitening): the weight is
+    /// `cat(V / sqrt(lambda + eps), -V / sqrt(lambda + eps))` for the eigenvalues `lambda`
+    /// (descending) and eigenvectors `V` of the patch covariance of the first `images`
+    /// training images; the bias zeroed. Only on a conv that reads the network input, with
+    /// `out == 2 * in * kernel * kernel`.
+    Whitening {
+        /// Images whose patches give the covariance.
+        images: usize,
+        /// Added to every eigenvalue.
+        eps: f64,
+    },
+}
+
+impl Init {
+    /// Whether the weights depend on the training images.
+    pub fn needs_images(&self) -> bool {
+        matches!(self, Init::Whitening { .. })
     }
 }
 

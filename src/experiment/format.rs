@@ -657,10 +657,16 @@ tagged! {
             kernel: Sp<u64>,
             /// Stride. Default: 1.
             stride: Option<Sp<u64>>,
-            /// Zero padding. Default: 0.
-            padding: Option<Sp<u64>>,
+            /// Zero padding on every side, or `"same"` (PyTorch's string: output as large as
+            /// the input; stride 1 and an odd kernel only, padding `(kernel - 1) / 2`).
+            /// Default: 0.
+            padding: Option<Sp<ConvPadding>>,
             /// Add a bias. Default: true.
             bias: Option<Sp<bool>>,
+            /// Weight initialisation: `"default"` (PyTorch's), `"dirac"` (airbench's partial
+            /// identity) or `{ kind = "whitening", images = 5000, eps = 5e-4 }` (from the
+            /// patch covariance of training images). Default: `"default"`.
+            init: Option<Sp<RawInit>>,
         },
         /// `nn.BatchNorm2d`.
         BatchNorm2d = "batch_norm2d" / "bn" {
@@ -677,6 +683,17 @@ tagged! {
         Tanh = "tanh" {},
         /// Logistic sigmoid.
         Sigmoid = "sigmoid" {},
+        /// Multiply by a constant (airbench's `Mul`); no parameters.
+        Scale = "scale" {
+            /// The factor (finite).
+            factor: Sp<f64>,
+        },
+        /// `nn.GELU(approximate)`: `x * Phi(x)`, `Phi` the standard normal CDF.
+        Gelu = "gelu" {
+            /// `"none"` (exact, with `erf`) or `"tanh"` (PyTorch's tanh approximation).
+            /// Default: `"none"`.
+            approximate: Option<Sp<GeluApprox>>,
+        },
         /// `nn.MaxPool2d`.
         MaxPool2d = "max_pool2d" / "pool" {
             /// Window size.
@@ -707,6 +724,9 @@ tagged! {
             out: Sp<u64>,
             /// Add a bias. Default: true.
             bias: Option<Sp<bool>>,
+            /// Weight initialisation: `"default"` (PyTorch's) or `"dirac"` (identity on the
+            /// first `in` outputs, bias zero). Default: `"default"`.
+            init: Option<Sp<RawInit>>,
         },
         /// Dropout (training only).
         Dropout = "dropout" {
@@ -735,6 +755,130 @@ tagged! {
             /// Values for the block's `params`.
             args: Option<Sp<BlockArgs<'a>>>,
         },
+    }
+}
+
+choice! {
+    /// How `gelu` computes the normal CDF, as PyTorch's `approximate` argument.
+    pub enum GeluApprox as "GELU approximation" {
+        /// Exact: `0.5 * (1 + erf(x / sqrt(2)))` (PyTorch's default).
+        None = "none",
+        /// `0.5 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))`.
+        Tanh = "tanh",
+    }
+}
+
+/// A conv's `padding`: a size, or `"same"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ConvPadding {
+    /// Zeros on every side.
+    Size(u64),
+    /// PyTorch's `padding="same"`.
+    Same,
+}
+
+impl<'a> FormatValue<'a> for ConvPadding {
+    fn expected() -> &'static str {
+        "a size or \"same\""
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::String(s) if s == "same" => Some(ConvPadding::Same),
+            DeValue::Integer(_) => Some(ConvPadding::Size(u64::from_toml(v, cx)?)),
+            _ => {
+                cx.push(
+                    Diagnostic::error(v.span(), "`padding` must be a size or \"same\"")
+                        .label("expected an integer or \"same\""),
+                );
+                None
+            }
+        }
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [u64::schema(s), { "const": "same" }] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        match self {
+            ConvPadding::Size(n) => toml::Value::Integer(*n as i64),
+            ConvPadding::Same => toml::Value::String("same".into()),
+        }
+    }
+}
+
+choice! {
+    /// Weight initialisations of `conv2d` and `linear`.
+    pub enum InitName as "init" {
+        /// PyTorch's default: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weight and bias.
+        Default = "default",
+        /// airbench's `Conv.reset_parameters`: the default init, the bias zeroed, then
+        /// `torch.nn.init.dirac_(w[:in])`: the first `in` filters are the identity, the others
+        /// keep their default init.
+        Dirac = "dirac",
+        /// airbench's `init_whitening_conv`: the eigenvectors of the patch covariance of the
+        /// first `images` training images, scaled by `1 / sqrt(eigenvalue + eps)`, and their
+        /// negatives; the bias zeroed.
+        Whitening = "whitening",
+    }
+}
+
+table! {
+    /// `init` as a table.
+    pub struct RawInitTable as "`init`" {
+        /// `default`, `dirac` or `whitening`. Required.
+        kind: Sp<InitName>,
+        /// Whitening: how many training images (the first ones, in file order, after the
+        /// test-time transforms) give the patches. Default: 5000.
+        images: Option<Sp<u64>>,
+        /// Whitening: added to every eigenvalue before the square root (> 0). Default: 5e-4.
+        eps: Option<Sp<f64>>,
+    }
+}
+
+/// `init` as written: a name, or a table with the whitening settings.
+#[derive(Debug, Clone)]
+pub struct RawInit {
+    /// Which initialisation.
+    pub kind: Sp<InitName>,
+    /// Whitening's image count.
+    pub images: Option<Sp<u64>>,
+    /// Whitening's eps.
+    pub eps: Option<Sp<f64>>,
+}
+
+impl<'a> FormatValue<'a> for RawInit {
+    fn expected() -> &'static str {
+        "an init name or table"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        if v.get_ref().is_str() {
+            let kind = Sp::new(InitName::from_toml(v, cx)?, v.span());
+            return Some(RawInit {
+                kind,
+                images: None,
+                eps: None,
+            });
+        }
+        let t = RawInitTable::from_toml(v, cx)?;
+        Some(RawInit {
+            kind: t.kind,
+            images: t.images,
+            eps: t.eps,
+        })
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [InitName::schema(s), RawInitTable::schema(s)] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        if self.images.is_none() && self.eps.is_none() {
+            return self.kind.to_toml();
+        }
+        RawInitTable {
+            kind: self.kind.clone(),
+            images: self.images.clone(),
+            eps: self.eps.clone(),
+            failed: Vec::new(),
+        }
+        .to_toml()
     }
 }
 

@@ -6,10 +6,10 @@
 
 use super::decl::Section;
 use super::format::{
-    Epochs, LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawCsv, RawData,
-    RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInitFrom, RawLayer, RawLoss,
-    RawMixup, RawModel, RawOp, RawOptimizer, RawParamGroup, RawParamMatch, RawSchedule,
-    RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
+    ConvPadding, Epochs, InitName, LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad,
+    RawCsv, RawData, RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInit, RawInitFrom,
+    RawLayer, RawLoss, RawMixup, RawModel, RawOp, RawOptimizer, RawParamGroup, RawParamMatch,
+    RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;
@@ -151,6 +151,24 @@ fn data(d: &DataSpec) -> RawData {
     }
 }
 
+/// `init`, left out when it is the default.
+fn init(i: &Init) -> Option<Sp<RawInit>> {
+    let (kind, images, eps) = match *i {
+        Init::Default => return None,
+        Init::Dirac => (InitName::Dirac, None, None),
+        Init::Whitening { images, eps } => (
+            InitName::Whitening,
+            Some(Sp::bare(images as u64)),
+            Some(Sp::bare(eps)),
+        ),
+    };
+    Some(Sp::bare(RawInit {
+        kind: Sp::bare(kind),
+        images,
+        eps,
+    }))
+}
+
 fn op(op: &LayerOp) -> RawOp<'static> {
     match op {
         LayerOp::Conv2d {
@@ -160,13 +178,15 @@ fn op(op: &LayerOp) -> RawOp<'static> {
             stride,
             padding,
             bias,
+            init: init_spec,
         } => RawOp::Conv2d {
             in_channels: in_channels.map(n),
             out: n(*out_channels),
             kernel: n(*kernel),
             stride: Some(n(*stride)),
-            padding: Some(n(*padding)),
+            padding: Some(Sp::bare(ConvPadding::Size(*padding as u64))),
             bias: some(*bias),
+            init: init(init_spec),
         },
         LayerOp::BatchNorm2d {
             features,
@@ -180,6 +200,9 @@ fn op(op: &LayerOp) -> RawOp<'static> {
         LayerOp::Relu => RawOp::Relu {},
         LayerOp::Tanh => RawOp::Tanh {},
         LayerOp::Sigmoid => RawOp::Sigmoid {},
+        LayerOp::Gelu { approximate } => RawOp::Gelu {
+            approximate: some(*approximate),
+        },
         LayerOp::MaxPool2d {
             kernel,
             stride,
@@ -204,10 +227,15 @@ fn op(op: &LayerOp) -> RawOp<'static> {
             in_features,
             out_features,
             bias,
+            init: init_spec,
         } => RawOp::Linear {
             in_features: in_features.map(n),
             out: n(*out_features),
             bias: some(*bias),
+            init: init(init_spec),
+        },
+        LayerOp::Scale { factor } => RawOp::Scale {
+            factor: Sp::bare(*factor),
         },
         LayerOp::Dropout { p } => RawOp::Dropout { p: some(*p) },
         LayerOp::LogSoftmax => RawOp::LogSoftmax {},
@@ -543,6 +571,32 @@ optimizer = { kind = "sgd", lr = 0.1 }
             ]
         );
         let printed = to_toml(e);
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        let (e2, _) = again.result.as_ref().unwrap_or_else(|| {
+            panic!("reprint invalid: {:?}\n{printed}", again.diagnostics);
+        });
+        assert_eq!(e, e2, "round trip changed the experiment:\n{printed}");
+    }
+
+    /// The layer keys of airbench94's network (`gelu`, `scale`, `padding = "same"`, the init
+    /// specs) print and read back unchanged; `"same"` prints as the padding it resolves to.
+    #[test]
+    fn layer_init_and_same_padding_round_trip() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/models/airbench94_net.toml");
+        let first = load_file_with(&path, &[]).swap_remove(0);
+        let (e, _) = first.result.as_ref().unwrap_or_else(|| {
+            panic!("invalid: {:?}", first.diagnostics);
+        });
+        let printed = to_toml(e);
+        for line in [
+            "init = { kind = \"whitening\", images = 5000, eps = 0.0005 }",
+            "init = \"dirac\"",
+            "op = \"gelu\", approximate = \"none\"",
+            "factor = 0.1111111111111111",
+        ] {
+            assert!(printed.contains(line), "no `{line}` in:\n{printed}");
+        }
         let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
         let (e2, _) = again.result.as_ref().unwrap_or_else(|| {
             panic!("reprint invalid: {:?}\n{printed}", again.diagnostics);

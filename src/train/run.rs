@@ -17,7 +17,7 @@ use crate::data::{self, epoch_batches_upto, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
 use crate::interrupt::Signal;
-use crate::model::Model;
+use crate::model::{InitImages, Model};
 use crate::report::tensorboard::{EventLog, StepScalars};
 use crate::report::{EpochMetrics, Progress, ReportError, RunDir, RunState, RunStatus, Summary};
 
@@ -276,7 +276,12 @@ fn train_and_report(
     }
     let model = {
         let _span = tracing::info_span!("build_model", params).entered();
-        let model = Model::new(graph, exp.seed(), &device)?;
+        // A whitening init reads training images; weights from `init_from` or a checkpoint
+        // replace it, so then it is not computed.
+        let first_images = |n: usize| first_images(&train, &test_pipe, n);
+        let fresh = exp.train().init_from.is_none() && resume_from.is_none();
+        let images: Option<&InitImages<'_>> = fresh.then_some(&first_images);
+        let model = Model::with_images(graph, exp.seed(), &device, images)?;
         // A checkpoint, when there is one, holds the weights instead.
         if let (Some(init), None) = (&exp.train().init_from, &resume_from) {
             model.load_init(&init.path, init.sha256.as_deref())?;
@@ -691,6 +696,23 @@ fn train_and_report(
         );
     }
     Ok(summary)
+}
+
+/// The first `n` images of `train` (fewer if it is smaller), in file order, through the
+/// test-time transforms (deterministic), as one `[n, C, H, W]` CPU tensor: what a whitening
+/// init reads (airbench: `normalize(images[:5000])`).
+fn first_images(train: &data::Dataset, pipe: &Pipeline, n: usize) -> candle_core::Result<Tensor> {
+    use rand::SeedableRng;
+    let n = n.min(train.len());
+    let len = pipe.output_len();
+    let mut out = vec![0f32; n * len];
+    // Test-time transforms draw nothing; the generator is only what `apply` asks for.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    for (i, o) in out.chunks_exact_mut(len).enumerate() {
+        pipe.apply(train.image(i), &mut rng, o);
+    }
+    let [c, h, w] = pipe.output_shape();
+    Tensor::from_vec(out, (n, c, h, w), &Device::Cpu)
 }
 
 #[cfg(test)]
