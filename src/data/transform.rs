@@ -13,6 +13,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::experiment::{PaddingMode, Transform};
 
+// Used by `color_jitter` and the augmentation policies, which land next.
+#[allow(dead_code)]
+mod color;
 mod erase;
 mod pad;
 
