@@ -256,6 +256,43 @@ pub(crate) fn equalize(image: &mut [f32], [_, h, w]: [usize; 3]) {
     }
 }
 
+/// `ColorJitter.make_params` with runner's generator: a random order of the four adjustments
+/// (brightness 0, contrast 1, saturation 2, hue 3; a Fisher-Yates shuffle where torch uses
+/// `randperm`), then a factor uniform in each present range, in that fixed order.
+pub(crate) fn draw_jitter(
+    ranges: &[Option<[f32; 2]>; 4],
+    rng: &mut impl rand::Rng,
+) -> ([usize; 4], [Option<f64>; 4]) {
+    let mut order = [0, 1, 2, 3];
+    crate::data::fisher_yates(&mut order, rng);
+    let mut factors = [None; 4];
+    for (f, r) in factors.iter_mut().zip(ranges) {
+        if let Some([lo, hi]) = r {
+            let u = f64::from(rng.random::<f32>());
+            *f = Some(f64::from(*lo) + f64::from(hi - lo) * u);
+        }
+    }
+    (order, factors)
+}
+
+/// `ColorJitter.transform`: the adjustments in `order`, each with its factor where present.
+pub(crate) fn jitter(
+    image: &mut [f32],
+    shape: [usize; 3],
+    order: [usize; 4],
+    factors: [Option<f64>; 4],
+) {
+    for i in order {
+        let Some(f) = factors[i] else { continue };
+        match i {
+            0 => adjust_brightness(image, f),
+            1 => adjust_contrast(image, shape, f),
+            2 => adjust_saturation(image, shape, f),
+            _ => adjust_hue(image, shape, f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,5 +483,72 @@ mod tests {
             assert_eq!(got.len(), want.len());
         }
         eprintln!("largest difference from torchvision: {worst:e}");
+    }
+
+    /// Every `color_jitter` case of the fixture (`ColorJitter().transform` with explicit orders
+    /// and factors, some absent): the composition in torchvision's order, to within 2e-6: the
+    /// kernels' one-ulp differences compound through four ops, and hue divides by the
+    /// channel range (the largest difference seen is 7e-7).
+    #[test]
+    fn color_jitter_goldens() {
+        let doc = golden_doc();
+        let images = golden_images(&doc);
+        let cases = doc["color_jitter"].as_array().expect("color_jitter cases");
+        assert_eq!(cases.len(), 8);
+        for case in cases {
+            let name = case["image"].as_str().unwrap();
+            let (_, shape, img) = images.iter().find(|(n, ..)| n == name).unwrap();
+            let order: Vec<usize> = serde_json::from_value(case["order"].clone()).unwrap();
+            let f = |k: &str| case[k].as_f64();
+            let mut got = img.clone();
+            jitter(
+                &mut got,
+                *shape,
+                [order[0], order[1], order[2], order[3]],
+                [f("brightness"), f("contrast"), f("saturation"), f("hue")],
+            );
+            let want: Vec<f32> = serde_json::from_value(case["out"].clone()).unwrap();
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let what = format!("{name} {order:?}");
+                assert!((g - w).abs() <= 2e-6, "{what}: value {i}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn jitter_draws_cover_ranges_and_orders() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let ranges = [Some([0.6, 1.4]), None, Some([0.0, 2.0]), Some([-0.1, 0.1])];
+        let mut orders = std::collections::HashMap::new();
+        let (mut lo, mut hi) = ([f64::MAX; 4], [f64::MIN; 4]);
+        let n = 24_000;
+        for _ in 0..n {
+            let (order, factors) = draw_jitter(&ranges, &mut rng);
+            let mut sorted = order;
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2, 3], "a permutation: {order:?}");
+            *orders.entry(order).or_insert(0usize) += 1;
+            assert!(factors[1].is_none(), "an absent range draws nothing");
+            for i in [0, 2, 3] {
+                let x = factors[i].unwrap();
+                let [a, b] = ranges[i].unwrap();
+                assert!((f64::from(a)..=f64::from(b)).contains(&x), "{i}: {x}");
+                lo[i] = lo[i].min(x);
+                hi[i] = hi[i].max(x);
+            }
+        }
+        assert_eq!(orders.len(), 24, "all 24 orders occur");
+        // each about n / 24 = 1000 times
+        assert!(
+            orders.values().all(|&k| (850..1150).contains(&k)),
+            "{orders:?}"
+        );
+        for i in [0, 2, 3] {
+            let [a, b] = ranges[i].unwrap();
+            let w = f64::from(b - a);
+            assert!(lo[i] < f64::from(a) + 0.01 * w && hi[i] > f64::from(b) - 0.01 * w);
+        }
     }
 }
