@@ -18,6 +18,10 @@ use crate::experiment::{PaddingMode, Transform};
 #[allow(dead_code)]
 mod color;
 mod erase;
+// Not called by a pipeline stage yet: random_rotation/random_affine and the colour policies
+// (TrivialAugment, RandAugment) build on it.
+#[allow(dead_code)]
+pub(crate) mod geometric;
 mod pad;
 
 /// One compiled transform, with the shape of its input.
