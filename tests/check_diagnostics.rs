@@ -249,6 +249,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "flip_translate TTA of 1x1 test images",
     ),
     (
+        "color_jitter_channels",
+        Errors(1),
+        "color_jitter on 2-channel images",
+    ),
+    (
         "random_crop_padding_mode",
         Errors(2),
         "reflect padding as large as the image; fill with edge padding",

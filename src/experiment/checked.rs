@@ -386,6 +386,18 @@ pub enum Transform {
         /// The fill value.
         value: f32,
     },
+    /// torchvision's `ColorJitter`: per image, the four adjustments in a random order, each
+    /// factor uniform in its `[min, max]`; `None` is not applied.
+    ColorJitter {
+        /// Brightness factors.
+        brightness: Option<[f32; 2]>,
+        /// Contrast factors.
+        contrast: Option<[f32; 2]>,
+        /// Saturation factors.
+        saturation: Option<[f32; 2]>,
+        /// Hue shifts, within `[-0.5, 0.5]`.
+        hue: Option<[f32; 2]>,
+    },
     /// A fixed permutation of the `H*W` pixel positions (same for every channel and image),
     /// drawn from its own seed.
     PixelPermutation {

@@ -285,6 +285,26 @@ tagged! {
             /// The fill value. Default: 0.
             value: Option<Sp<f64>>,
         },
+        /// Random brightness, contrast, saturation and hue (torchvision `ColorJitter`): per
+        /// image, the four in a random order, each with a factor drawn uniformly from its
+        /// range; a key left out (or a range of only its neutral value) is not applied. For
+        /// `[0, 1]` images of 1 or 3 channels (put it before `normalize`); saturation and hue
+        /// leave 1-channel images alone.
+        ColorJitter = "color_jitter" {
+            /// A number `b` >= 0 for `[max(0, 1 - b), 1 + b]`, or a `[min, max]` factor range,
+            /// 0 <= min <= max. Default: none.
+            brightness: Option<Sp<JitterRange>>,
+            /// Contrast factors, as `brightness` (a blend with the mean grey value). Default:
+            /// none.
+            contrast: Option<Sp<JitterRange>>,
+            /// Saturation factors, as `brightness` (a blend with each pixel's grey value).
+            /// Default: none.
+            saturation: Option<Sp<JitterRange>>,
+            /// A number `h` in `[0, 0.5]` for `[-h, h]`, or a `[min, max]` range with
+            /// -0.5 <= min <= max <= 0.5: the hue shift, a fraction of the colour circle.
+            /// Default: none.
+            hue: Option<Sp<JitterRange>>,
+        },
         /// A fixed random permutation of the pixel positions, drawn from its own `seed`. Put the
         /// same transform in `train_transforms` and `test_transforms`.
         PixelPermutation = "pixel_permutation" {
@@ -298,6 +318,58 @@ tagged! {
         },
         /// RGB to one luminance channel (torchvision `Grayscale`); needs 3-channel images.
         Grayscale = "grayscale" {},
+    }
+}
+
+/// `color_jitter`'s ranges as written: one number (a spread around the neutral value) or a
+/// `[min, max]` pair. Checked against torchvision's bounds in validation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JitterRange {
+    /// A spread `x`: `[center - x, center + x]`.
+    Spread(f64),
+    /// An explicit `[min, max]`, with the span of the pair.
+    Range(Vec<Sp<f64>>),
+}
+
+impl<'a> FormatValue<'a> for JitterRange {
+    fn expected() -> &'static str {
+        "a number or a [min, max] pair"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::Integer(_) | DeValue::Float(_) => {
+                f64::from_toml(v, cx).map(JitterRange::Spread)
+            }
+            DeValue::Array(_) => {
+                let pair = Vec::<Sp<f64>>::from_toml(v, cx)?;
+                if pair.len() != 2 {
+                    cx.push(
+                        Diagnostic::error(
+                            v.span(),
+                            format!("a range has 2 numbers, found {}", pair.len()),
+                        )
+                        .label("expected [min, max]"),
+                    );
+                    return None;
+                }
+                Some(JitterRange::Range(pair))
+            }
+            _ => super::read::type_error(v, cx, Self::expected()),
+        }
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [
+            { "type": "number" },
+            { "type": "array", "items": { "type": "number" }, "minItems": 2, "maxItems": 2 },
+        ] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        match self {
+            JitterRange::Spread(x) => toml::Value::Float(*x),
+            JitterRange::Range(p) => {
+                toml::Value::Array(p.iter().map(|x| toml::Value::Float(x.value)).collect())
+            }
+        }
     }
 }
 

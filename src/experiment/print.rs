@@ -6,7 +6,7 @@
 
 use super::decl::Section;
 use super::format::{
-    ConvPadding, Epochs, InitName, LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad,
+    ConvPadding, Epochs, InitName, JitterRange, LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad,
     RawCsv, RawData, RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInit, RawInitFrom,
     RawLayer, RawLoss, RawMixup, RawModel, RawOp, RawOptimizer, RawParamGroup, RawParamMatch,
     RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
@@ -68,6 +68,21 @@ fn transform(t: &Transform) -> Sp<RawTransform> {
             ratio: Some(reals(ratio)),
             value: reals(&[*value]).value.pop(),
         },
+        Transform::ColorJitter {
+            brightness,
+            contrast,
+            saturation,
+            hue,
+        } => {
+            let range =
+                |r: &Option<[f32; 2]>| r.map(|r| Sp::bare(JitterRange::Range(reals(&r).value)));
+            RawTransformOp::ColorJitter {
+                brightness: range(brightness),
+                contrast: range(contrast),
+                saturation: range(saturation),
+                hue: range(hue),
+            }
+        }
         Transform::PixelPermutation { seed } => RawTransformOp::PixelPermutation {
             seed: some(Seed(*seed)),
         },
@@ -754,6 +769,29 @@ optimizer = { kind = "sgd", lr = 0.1 }
             }]
         );
         let printed = to_toml(e);
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{printed}");
+    }
+
+    #[test]
+    fn color_jitter_prints_and_reads_back() {
+        let text = "[data]\ndataset = \"synthetic\"\nsynthetic = { shape = [3, 8, 8] }\ntrain_transforms = [{ op = \"color_jitter\", brightness = 0.4, contrast = [0.5, 1.5], saturation = 0, hue = 0.1 }]\n[model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 4 }]\n";
+        let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
+        assert!(first.diagnostics.is_empty(), "{:?}", first.diagnostics);
+        let (e, _) = first.result.as_ref().expect("valid");
+        assert_eq!(
+            e.data().train_transforms,
+            vec![Transform::ColorJitter {
+                brightness: Some([0.6, 1.4]),
+                contrast: Some([0.5, 1.5]),
+                saturation: None,
+                hue: Some([-0.1, 0.1]),
+            }],
+            "spreads become ranges; saturation 0 is [1, 1], not applied"
+        );
+        let printed = to_toml(e);
+        assert!(printed.contains("contrast = [0.5, 1.5]"), "{printed}");
         let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
         assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
         assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{printed}");
