@@ -32,6 +32,9 @@ const MI_COMPRESSED: u32 = 15;
 const MAX_DIMS: u64 = 32;
 /// The longest array name accepted (MATLAB's limit is 63 characters).
 const MAX_NAME: u64 = 4096;
+/// The most bytes reserved for an element's data before they are read (SVHN's training `X`,
+/// 225 MB, fits at once).
+const INITIAL_CAPACITY: u64 = 256 << 20;
 
 /// Why a MAT-file cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -367,8 +370,14 @@ fn read_sub(
             format!("{len} bytes, more than the {max} it can hold"),
         ));
     }
-    let mut bytes = vec![0u8; len as usize];
-    if fill(r, &mut bytes, what)? < bytes.len() {
+    // The buffer grows with the bytes actually there, so a short file that declares a large
+    // array costs no more memory than its contents.
+    let mut bytes = Vec::with_capacity(len.min(INITIAL_CAPACITY) as usize);
+    r.by_ref()
+        .take(len)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(e, what))?;
+    if (bytes.len() as u64) < len {
         return Err(truncated(what));
     }
     // The last sub-element of a compressed stream may end without its padding.
