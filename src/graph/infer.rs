@@ -32,6 +32,8 @@ struct At<'s> {
     inputs: Option<Range<usize>>,
     declared: Range<usize>,
     init: Option<Range<usize>>,
+    /// Whether the layer's one input is the network input.
+    reads_input: bool,
 }
 
 /// Infers the graph of `model` in `order` (see [`super::order`]).
@@ -84,6 +86,7 @@ pub fn infer(
             inputs: s.inputs,
             declared: declared_span(spans, i),
             init: spans.and_then(|s| s.init.get(i).cloned().flatten()),
+            reads_input: l.inputs == [NodeRef::Input],
         };
         let Some((op, shape, params, macs)) = layer(diags, &at, &l.op, &in_shapes, &sources) else {
             continue;
@@ -235,7 +238,7 @@ fn check_init(
         }
         Init::Dirac => {}
         Init::Whitening { .. } => {
-            if src != "the input" {
+            if !at.reads_input {
                 diags.push(
                     Diagnostic::error(
                         span,

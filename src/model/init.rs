@@ -54,9 +54,8 @@ const COV_CHUNK: usize = 64;
 /// eigenvalues `lambda` are put in descending order with their eigenvectors `v`, and the weight
 /// is `cat(v / sqrt(lambda + eps), -v / sqrt(lambda + eps))`. An eigenvector's sign is
 /// arbitrary and may differ from LAPACK's: flipping it swaps filter `i` with filter
-/// `i + c * k * k` (its negative), a permutation of the output channels between the two halves
-/// and nothing else (what the next layer sees differs only by that permutation, which training
-/// from the default init of the next layer does not care about).
+/// `i + c * k * k` (its negative): a permutation of the output channels between the two halves
+/// and nothing else.
 pub(crate) fn whitening_weight(
     images: &[f32],
     [n, c, h, w]: [usize; 4],
