@@ -6,10 +6,10 @@
 
 use super::decl::Section;
 use super::format::{
-    ConvPadding, Epochs, InitName, JitterRange, LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad,
-    RawCsv, RawData, RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInit, RawInitFrom,
-    RawLayer, RawLoss, RawMixup, RawModel, RawOp, RawOptimizer, RawParamGroup, RawParamMatch,
-    RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
+    ConvPadding, Epochs, InitName, JitterRange, LossName, NormType, OptimizerName, RawCheckpoint,
+    RawClipGrad, RawCsv, RawData, RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInit,
+    RawInitFrom, RawLayer, RawLoss, RawMixup, RawModel, RawOp, RawOptimizer, RawParamGroup,
+    RawParamMatch, RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;

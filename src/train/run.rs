@@ -753,11 +753,10 @@ mod tests {
     ) -> (Experiment, Graph) {
         let checkpoint = train;
         // `train` may set the length itself (`epochs = 3.5`, `steps = 10`).
-        let epochs = if train.contains("epochs =") || train.contains("steps =") {
-            ""
-        } else {
-            "epochs = 4"
-        };
+        let sets_length = train
+            .lines()
+            .any(|l| l.starts_with("epochs =") || l.starts_with("steps ="));
+        let epochs = if sets_length { "" } else { "epochs = 4" };
         let synthetic = if data.contains("synthetic") {
             ""
         } else {
