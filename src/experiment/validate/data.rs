@@ -112,7 +112,9 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
             );
         }
     }
-    if let Some(when) = &d.tta_when {
+    // The resolved config prints the default `every_epoch` with `tta = "none"`: only `end`
+    // says something that cannot happen.
+    if let Some(when) = d.tta_when.as_ref().filter(|w| w.value == TtaWhen::End) {
         if d.tta.as_ref().is_none_or(|t| t.value == Tta::None) {
             cx.push(
                 Diagnostic::warning(
