@@ -7,8 +7,8 @@
 use super::decl::Section;
 use super::format::{
     LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawCsv, RawData,
-    RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInitFrom, RawLayer, RawLoss,
-    RawMixup, RawModel, RawOp, RawOptimizer, RawParamGroup, RawParamMatch, RawSchedule,
+    RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInitFrom, RawLayer, RawLookahead,
+    RawLoss, RawMixup, RawModel, RawOp, RawOptimizer, RawParamGroup, RawParamMatch, RawSchedule,
     RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
@@ -387,6 +387,14 @@ fn train(t: &TrainSpec) -> RawTrain {
     let param_groups: Vec<_> = param_groups.collect();
     RawTrain {
         param_groups: (!param_groups.is_empty()).then(|| Sp::bare(param_groups)),
+        lookahead: t.lookahead.map(|l| {
+            Sp::bare(RawLookahead {
+                every: Some(n(l.every)),
+                alpha: some(l.alpha),
+                power: some(l.power),
+                failed: Vec::new(),
+            })
+        }),
         epochs: Some(n(t.epochs)),
         loss: some(loss),
         optimizer: some(optimizer),
@@ -779,6 +787,9 @@ layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
              [[train.param_groups]]\nmatch = { name = \"*.weight\" }\nfrozen = true\n\
              [[train.param_groups]]\nmatch = { name = \"fc?.*\" }\nfreeze_after_epochs = 3",
             "freeze_after_epochs = 3",
+        ), (
+            "lookahead = { every = 5 }",
+            "lookahead = { every = 5, alpha = 0.7737809375, power = 3.0 }",
         )];
         for (keys, want) in cases {
             let text = format!("{base}{keys}\n");

@@ -299,6 +299,11 @@ fn train_and_report(
         epochs,
         steps_per_epoch,
     );
+    let mut lookahead = exp
+        .train()
+        .lookahead
+        .map(|spec| average::Lookahead::new(spec, &model, epochs.saturating_mul(steps_per_epoch)))
+        .transpose()?;
 
     let mut rows: Vec<EpochMetrics> = Vec::with_capacity(epochs);
     let mut train_seconds_total = 0f64;
@@ -313,7 +318,7 @@ fn train_and_report(
             manifest,
             &model,
             optimizer.as_mut(),
-            average.as_deref(),
+            &average::carried(average.as_deref(), lookahead.as_ref()),
         )?;
         let m = restored.manifest;
         crate::ewriteln!(
@@ -437,6 +442,9 @@ fn train_and_report(
                 };
                 if out.stepped {
                     global_step += 1;
+                    if let Some(lookahead) = lookahead.as_mut() {
+                        lookahead.after_step(global_step)?;
+                    }
                     if let Some(average) = average.as_mut() {
                         average.update(&model, global_step)?;
                     }
@@ -541,7 +549,7 @@ fn train_and_report(
             let snapshot = checkpoint::Snapshot::take(
                 &model,
                 optimizer.as_ref(),
-                average.as_deref(),
+                &average::carried(average.as_deref(), lookahead.as_ref()),
                 epoch,
                 epochs,
                 global_step,
@@ -955,6 +963,20 @@ freeze_after_epochs = 1
         // Step 6 of 16 is in epoch 2: the run resumes from epoch 1's checkpoint, and the conv
         // bias, trained in epoch 1 only, is frozen in the resumed epochs as in the whole run.
         assert_resume_is_exact(&exp, &graph, 6, Some(1));
+    }
+
+    #[test]
+    fn lookahead_with_the_piecewise_schedule_resumes_bit_exactly() {
+        // Lookahead every 3 optimizer steps, so its updates fall across epoch boundaries (4
+        // steps an epoch); the stop at step 10 resumes from epoch 2's checkpoint.
+        let (exp, graph) = experiment(
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.85, nesterov = true, weight_decay = 5e-4 }"#,
+            r#"{ kind = "piecewise_linear", points = [[0, 0.2], [0.23, 1], [1, 0.07]] }"#,
+            &format!(
+                "lookahead = {{ every = 3, alpha = 0.7737809375, power = 3 }}\n{PARAM_GROUPS}"
+            ),
+        );
+        assert_resume_is_exact(&exp, &graph, 10, Some(2));
     }
 
     #[test]
