@@ -14,6 +14,20 @@ a dimension still smaller than `size` (one pad, not two); `top`/`left` are in pa
 
 grayscale: `F.rgb_to_grayscale` (weights 0.2989, 0.587, 0.114) of the float image `x / 255`,
 compared to within 1e-6 (float sums in another order; far below one uint8 level, 1/255).
+
+affine / rotate: `F.affine` and `F.rotate` (no expand) of the float image `x / 255` with explicit
+parameters, each rounded to float32 first (runner's parameters are f32), fill given as a float (as
+`RandomAffine`/`RandomRotation` always pass one). Compared in `src/data/transform/geometric.rs`:
+nearest exactly, bilinear to within 1e-6.
+
+color: the functional colour ops (`F.adjust_brightness`, `adjust_contrast`, `adjust_saturation`,
+`adjust_hue`, `adjust_sharpness`, `posterize`, `solarize`, `autocontrast`, `equalize`) with explicit
+factors on the float images `x / 255` (key `color_images`, which adds a dim copy of the RGB image
+for the histogram ops), 1-channel included; compared in `src/data/transform/color.rs` to within
+5e-7 (fused multiply-adds and sums in another order), exactly for `posterize` and `equalize`.
+
+color_jitter: `ColorJitter().transform(img, params)` with explicit `fn_idx` orders and factors
+(some `None`), so the composition order is checked, not only the kernels.
 """
 
 import json
@@ -34,6 +48,8 @@ def images():
     return {
         "rgb": torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8, generator=g),
         "gray": torch.randint(0, 256, (1, 7, 9), dtype=torch.uint8, generator=g),
+        # Drawn after the others, so adding it left their pixels as they were.
+        "tall": torch.randint(0, 256, (3, 11, 6), dtype=torch.uint8, generator=g),
     }
 
 
@@ -45,9 +61,10 @@ def random_crop_cases(imgs):
     }
     modes = [("constant", 0), ("constant", 127), ("edge", 0), ("reflect", 0), ("symmetric", 0)]
     cases = []
-    for name, img in imgs.items():
+    for name, geometry in geometries.items():
+        img = imgs[name]
         _, h, w = img.shape
-        for size, padding, pad_if_needed in geometries[name]:
+        for size, padding, pad_if_needed in geometry:
             ph = padding + (max(0, size - (h + 2 * padding)) if pad_if_needed else 0)
             pw = padding + (max(0, size - (w + 2 * padding)) if pad_if_needed else 0)
             max_top, max_left = h + 2 * ph - size, w + 2 * pw - size
@@ -71,6 +88,121 @@ def random_crop_cases(imgs):
     return cases
 
 
+def f32(x):
+    """`x` rounded to float32, as runner holds its parameters."""
+    return torch.tensor(x, dtype=torch.float32).item()
+
+
+AFFINE_PARAMS = [
+    # (angle, translate, scale, shear, center)
+    (90, (0, 0), 1.0, (0, 0), None),
+    (45, (0, 0), 1.0, (0, 0), None),
+    (-30, (0, 0), 1.0, (0, 0), None),
+    (180, (0, 0), 1.0, (0, 0), None),
+    (12.5, (0, 0), 1.0, (0, 0), None),
+    (0, (2, -1), 1.0, (0, 0), None),
+    (0, (0.5, 1.25), 1.0, (0, 0), None),
+    (0, (0, 0), 0.7, (0, 0), None),
+    (0, (0, 0), 1.4, (0, 0), None),
+    (0, (0, 0), 1.0, (15, 0), None),
+    (0, (0, 0), 1.0, (0, -20), None),
+    (0, (0, 0), 1.0, (10, 25), None),
+    (33.3, (1, 2), 1.2, (5, -8), None),
+    (-71, (-3, 1), 0.85, (-12, 4), None),
+    # TrivialAugment's shears turn about the top-left corner.
+    (0, (0, 0), 1.0, (16.7, 0), (0, 0)),
+    (20, (0, 0), 1.1, (0, 0), (2.5, 3)),
+]
+
+ROTATE_ANGLES = [0, 90, 180, 270, -90, 450, 45, 33.3, -127.6]
+
+
+def affine_cases(imgs):
+    cases = []
+    for name, img in imgs.items():
+        x = img.float() / 255
+        for i, (angle, translate, scale, shear, center) in enumerate(AFFINE_PARAMS):
+            for interp in ["nearest", "bilinear"]:
+                fill = [0.0, 0.5, 1.0][i % 3]
+                p = dict(angle=f32(angle), translate=[f32(t) for t in translate], scale=f32(scale),
+                         shear=[f32(s) for s in shear],
+                         center=None if center is None else [f32(c) for c in center])
+                out = F.affine(x, **p, interpolation=F.InterpolationMode(interp), fill=fill)
+                cases.append({"image": name, **p, "interpolation": interp, "fill": fill,
+                              "out": out.flatten().tolist()})
+    return cases
+
+
+def rotate_cases(imgs):
+    cases = []
+    for name, img in imgs.items():
+        x = img.float() / 255
+        for i, angle in enumerate(ROTATE_ANGLES):
+            for interp in ["nearest", "bilinear"]:
+                fill = [0.0, 0.25][i % 2]
+                out = F.rotate(x, f32(angle), interpolation=F.InterpolationMode(interp), fill=fill)
+                cases.append({"image": name, "angle": f32(angle), "interpolation": interp,
+                              "fill": fill, "out": out.flatten().tolist()})
+    return cases
+
+
+def color_images(imgs):
+    """The pinned images on runner's `[0, 1]` scale, plus a dim, low-contrast copy of the RGB one
+    (`x // 3 + 60`) so that `autocontrast` and `equalize` have something to stretch."""
+    out = {k: v.float() / 255 for k, v in imgs.items()}
+    out["dim"] = (imgs["rgb"] // 3 + 60).float() / 255
+    return out
+
+
+# (op, factors): the functional colour ops of torchvision v2 with explicit parameters.
+COLOR_OPS = [
+    ("adjust_brightness", [0.0, 0.5, 1.3, 2.0]),
+    ("adjust_contrast", [0.0, 0.4, 1.7]),
+    ("adjust_saturation", [0.0, 0.6, 1.8]),
+    ("adjust_hue", [-0.5, -0.2, 0.1, 0.45]),
+    ("adjust_sharpness", [0.0, 0.3, 1.9]),
+    ("posterize", [0, 1, 2, 4, 6, 8]),
+    ("solarize", [0.0, 0.3, 0.75, 1.0]),
+    ("autocontrast", [None]),
+    ("equalize", [None]),
+]
+
+
+def color_cases(cimgs):
+    """Every colour op at each factor on each image (1-channel ones as torchvision takes them)."""
+    cases = []
+    for name, img in cimgs.items():
+        for op, factors in COLOR_OPS:
+            for factor in factors:
+                fn = getattr(F, op)
+                out = fn(img) if factor is None else fn(img, factor)
+                cases.append({"image": name, "op": op, "factor": factor,
+                              "out": out.flatten().tolist()})
+    return cases
+
+
+def color_jitter_cases(cimgs):
+    """`ColorJitter.transform` with explicit params: the four ops in a given order, some absent."""
+    from torchvision.transforms.v2 import ColorJitter
+
+    params = [
+        ([0, 1, 2, 3], 1.2, 0.7, 1.4, 0.1),
+        ([3, 2, 1, 0], 0.8, 1.3, 0.5, -0.25),
+        ([2, 0, 3, 1], 1.5, None, 0.0, 0.4),
+        ([1, 3, 0, 2], None, 0.6, None, None),
+    ]
+    cj = ColorJitter()
+    cases = []
+    for name in ["rgb", "gray"]:
+        for order, b, c, s, h in params:
+            p = dict(fn_idx=torch.tensor(order), brightness_factor=b, contrast_factor=c,
+                     saturation_factor=s, hue_factor=h)
+            out = cj.transform(cimgs[name], p)
+            cases.append({"image": name, "order": order, "brightness": b, "contrast": c,
+                          "saturation": s, "hue": h, "out": out.flatten().tolist()})
+    return cases
+
+
 def main():
     imgs = images()
     doc = {
@@ -78,7 +210,7 @@ def main():
             "torch": torch.__version__,
             "torchvision": torchvision.__version__,
             "command": COMMAND,
-            "inputs": "torch.Generator().manual_seed(17); randint(0, 256) uint8 of 3x8x8 then 1x7x9",
+            "inputs": "torch.Generator().manual_seed(17); randint(0, 256) uint8 of 3x8x8, 1x7x9, 3x11x6",
         },
         "images": {
             k: {"shape": list(v.shape), "data": v.flatten().tolist()} for k, v in imgs.items()
@@ -90,7 +222,15 @@ def main():
             "image": "rgb",
             "out": F.rgb_to_grayscale(imgs["rgb"].float() / 255).flatten().tolist(),
         },
+        "color_images": {
+            k: {"shape": list(v.shape), "data": v.flatten().tolist()}
+            for k, v in color_images(imgs).items()
+        },
+        "color": color_cases(color_images(imgs)),
+        "color_jitter": color_jitter_cases(color_images(imgs)),
     }
+    doc["affine"] = affine_cases(imgs)
+    doc["rotate"] = rotate_cases(imgs)
     json.dump(doc, sys.stdout, separators=(",", ":"))
     sys.stdout.write("\n")
 

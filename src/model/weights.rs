@@ -91,6 +91,7 @@ pub fn state_layout(graph: &Graph) -> Vec<Slot> {
                 in_features,
                 out_features,
                 bias,
+                ..
             } => {
                 param("weight", &[out_features, in_features]);
                 if bias {
@@ -111,6 +112,8 @@ pub fn state_layout(graph: &Graph) -> Vec<Slot> {
             Op::Relu
             | Op::Tanh
             | Op::Sigmoid
+            | Op::Gelu { .. }
+            | Op::Scale { .. }
             | Op::MaxPool2d { .. }
             | Op::AvgPool2d { .. }
             | Op::GlobalAvgPool

@@ -15,6 +15,9 @@ use crate::diagnostic::Diagnostic;
 /// Largest batch size, epoch count and synthetic data size accepted.
 const MAX_COUNT: u64 = 1 << 24;
 
+/// The largest `train.epochs`.
+pub const MAX_EPOCHS: u64 = MAX_COUNT;
+
 fn count(
     cx: &mut Cx<'_>,
     v: &Option<Sp<u64>>,

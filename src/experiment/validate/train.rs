@@ -10,16 +10,17 @@ use super::super::read::{int_in, Cx, Sp};
 use super::super::{
     CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, Freeze, InitFrom, LookaheadSpec,
     LossSpec, MixupSpec, OptimizerSpec, ParamGroup, ParamSelector, ScheduleKind, ScheduleSpec,
-    TrainSpec,
+    TrainLength, TrainSpec,
 };
 use super::model::MAX_WIDTH;
-use super::{count, real, MAX_COUNT};
+use super::{count, real, MAX_COUNT, MAX_EPOCHS};
 use crate::diagnostic::Diagnostic;
 
 /// Returns the checked training spec and where its cross-table checks point.
 pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, TrainSpans)> {
     let t = t.unwrap_or(RawTrain {
         epochs: None,
+        steps: None,
         loss: None,
         optimizer: None,
         schedule: None,
@@ -34,7 +35,7 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         lookahead: None,
         failed: Vec::new(),
     });
-    let epochs = count(cx, &t.epochs, 1, 1, "epochs");
+    let length = length(cx, &t);
     let loss_span = t.loss.as_ref().map_or(0..0, |l| l.span.clone());
     let loss = match &t.loss {
         None => Some(LossSpec::CrossEntropy {
@@ -71,9 +72,9 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
     } else {
         validate_optimizer(cx, t.optimizer.map(|o| o.value))
     };
-    let schedule = match (&optimizer, &epochs) {
-        (Some(o), Some(e)) if !t.failed.contains(&"schedule") => {
-            validate_schedule(cx, t.schedule.map(|s| s.value), o.lr(), *e)
+    let schedule = match (&optimizer, &length) {
+        (Some(o), Some(l)) if !t.failed.contains(&"schedule") => {
+            validate_schedule(cx, t.schedule.map(|s| s.value), o.lr(), l.known_epochs())
         }
         _ => None,
     };
@@ -189,7 +190,7 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
             ema: ema?,
             checkpoint: checkpoint?,
             early_stopping: early_stopping?,
-            epochs: epochs?,
+            length: length?,
             loss: loss?,
             optimizer: optimizer?,
             schedule: schedule?,
@@ -646,6 +647,37 @@ fn validate_optimizer(cx: &mut Cx<'_>, o: Option<RawOptimizer>) -> Option<Optimi
     })
 }
 
+/// `epochs` or `steps`, not both; neither is one epoch.
+fn length(cx: &mut Cx<'_>, t: &RawTrain) -> Option<TrainLength> {
+    match (&t.epochs, &t.steps) {
+        (Some(_), Some(s)) => {
+            cx.push(
+                Diagnostic::error(
+                    s.span.clone(),
+                    "`steps` and `epochs` both set the training length",
+                )
+                .label("given with `epochs`")
+                .help("keep one of `epochs` and `steps`"),
+            );
+            None
+        }
+        (None, Some(_)) => count(cx, &t.steps, 1, 1, "steps").map(TrainLength::Steps),
+        (None, None) => Some(TrainLength::Epochs(1.0)),
+        (Some(e), None) => {
+            let x = e.value.0;
+            if x > 0.0 && x <= MAX_EPOCHS as f64 {
+                Some(TrainLength::Epochs(x))
+            } else {
+                cx.push(
+                    Diagnostic::error(e.span.clone(), format!("a training length of {x} epochs"))
+                        .label(format!("expected 0 < epochs <= {MAX_EPOCHS}")),
+                );
+                None
+            }
+        }
+    }
+}
+
 /// The largest factor a `piecewise_linear` knot may give.
 const MAX_FACTOR: f64 = 1e6;
 
@@ -713,11 +745,12 @@ fn validate_points(cx: &mut Cx<'_>, s: &RawSchedule) -> Option<Vec<(f64, f64)>> 
     Some(out)
 }
 
+/// The schedule, its epoch counts defaulting to `epochs` (`None`: known only with the data).
 fn validate_schedule(
     cx: &mut Cx<'_>,
     s: Option<RawSchedule>,
     lr: f64,
-    epochs: usize,
+    epochs: Option<usize>,
 ) -> Option<ScheduleSpec> {
     let Some(s) = s else {
         return Some(ScheduleSpec {
@@ -829,7 +862,10 @@ fn validate_schedule(
             }
         }
         ScheduleName::Cosine => ScheduleKind::Cosine {
-            t_max: count(cx, &s.t_max, epochs as u64, 1, "t_max")?,
+            t_max: match (&s.t_max, epochs) {
+                (None, None) => None,
+                (t, e) => Some(count(cx, t, e.unwrap_or(1) as u64, 1, "t_max")?),
+            },
             eta_min: real(
                 cx,
                 &s.eta_min,

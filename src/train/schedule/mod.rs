@@ -49,15 +49,18 @@ fn per_epoch<S: EpochSchedule + 'static>(inner: S, steps_per_epoch: usize) -> Bo
 }
 
 /// Builds the schedule `spec` describes for an optimizer whose rate is `base_lr`, over
-/// `epochs` epochs of `steps_per_epoch` optimizer steps.
+/// `total_steps` optimizer steps in epochs of `steps_per_epoch` (the last one perhaps partial:
+/// [`crate::experiment::TrainLength`]).
 pub fn build_schedule(
     spec: &ScheduleSpec,
     base_lr: f64,
-    epochs: usize,
+    total_steps: usize,
     steps_per_epoch: usize,
 ) -> Box<dyn Schedule> {
     // An empty epoch has no steps to schedule; one keeps the step -> epoch division defined.
     let steps_per_epoch = steps_per_epoch.max(1);
+    // `cosine`'s default period: the epochs the run starts.
+    let epochs = total_steps.div_ceil(steps_per_epoch);
     let base: Box<dyn Schedule> = match spec.kind {
         ScheduleKind::Constant => per_epoch(constant::Constant { lr: base_lr }, steps_per_epoch),
         ScheduleKind::Step { step_size, gamma } => per_epoch(
@@ -82,7 +85,7 @@ pub fn build_schedule(
         ScheduleKind::Cosine { t_max, eta_min } => per_epoch(
             cosine::Cosine {
                 base_lr,
-                t_max,
+                t_max: t_max.unwrap_or(epochs),
                 eta_min,
             },
             steps_per_epoch,
@@ -94,7 +97,7 @@ pub fn build_schedule(
             final_div_factor,
         } => Box::new(one_cycle::OneCycle::new(
             max_lr,
-            epochs.saturating_mul(steps_per_epoch),
+            total_steps,
             pct_start,
             div_factor,
             final_div_factor,
@@ -174,7 +177,7 @@ mod tests {
             step_size: 2,
             gamma: 0.5,
         };
-        let s = build_schedule(&spec(kind, 0, 1.0), 0.1, 7, 3);
+        let s = build_schedule(&spec(kind, 0, 1.0), 0.1, 7 * 3, 3);
         let want = [
             0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.025,
         ];
@@ -208,7 +211,7 @@ mod tests {
             step_size: 1,
             gamma: 0.5,
         };
-        let s = build_schedule(&spec(kind, 5, 0.25), 0.1, 4, 3);
+        let s = build_schedule(&spec(kind, 5, 0.25), 0.1, 4 * 3, 3);
         assert_rates(s.as_ref(), &want, "LinearLR(0.25, 5) x StepLR(1, 0.5)");
     }
 
@@ -222,8 +225,8 @@ mod tests {
             div_factor: 25.0,
             final_div_factor: 1e4,
         };
-        let plain = build_schedule(&spec(kind.clone(), 0, 1.0), 0.1, 3, 4);
-        let warm = build_schedule(&spec(kind, 4, 0.5), 0.1, 3, 4);
+        let plain = build_schedule(&spec(kind.clone(), 0, 1.0), 0.1, 3 * 4, 4);
+        let warm = build_schedule(&spec(kind, 4, 0.5), 0.1, 3 * 4, 4);
         for (step, factor) in [
             (0, 0.5),
             (1, 0.625),
@@ -250,7 +253,11 @@ mod tests {
                 gamma: 0.1,
             },
             ScheduleKind::Cosine {
-                t_max: 3,
+                t_max: Some(3),
+                eta_min: 0.0,
+            },
+            ScheduleKind::Cosine {
+                t_max: None,
                 eta_min: 0.0,
             },
             ScheduleKind::OneCycle {
@@ -265,7 +272,8 @@ mod tests {
         ];
         for kind in kinds {
             for (epochs, steps_per_epoch) in [(3, 5), (1, 1), (0, 0)] {
-                let s = build_schedule(&spec(kind.clone(), 2, 0.1), 0.1, epochs, steps_per_epoch);
+                let total = epochs * steps_per_epoch;
+                let s = build_schedule(&spec(kind.clone(), 2, 0.1), 0.1, total, steps_per_epoch);
                 for step in 0..20 {
                     let lr = s.lr(step);
                     assert!(
