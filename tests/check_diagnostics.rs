@@ -321,6 +321,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "a name pattern that matches nothing, and a group earlier groups leave nothing to",
     ),
     (
+        "lookahead_out_of_range",
+        Errors(2),
+        "`every = 0` and `alpha = 1.5` in `[train.lookahead]`",
+    ),
+    (
         "unknown_device",
         Errors(1),
         "`cdua` suggests `cuda` (a transposition)",

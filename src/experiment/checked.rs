@@ -655,6 +655,19 @@ pub struct TrainSpec {
     pub mixup: Option<MixupSpec>,
     /// Optimizer settings for chosen parameters, in file order (the first match wins).
     pub param_groups: Vec<ParamGroup>,
+    /// airbench's Lookahead, if any.
+    pub lookahead: Option<LookaheadSpec>,
+}
+
+/// `[train.lookahead]`: airbench94's `LookaheadState`, driven as its training loop does.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LookaheadSpec {
+    /// Update after every this many optimizer steps (>= 1).
+    pub every: usize,
+    /// The decay at the last step, in [0, 1].
+    pub alpha: f64,
+    /// The decay at step t is `alpha * (t / total)^power`; >= 0.
+    pub power: f64,
 }
 
 /// One `[[train.param_groups]]`: PyTorch's per-group `lr` and `weight_decay` as multiples of the

@@ -1093,6 +1093,26 @@ table! {
         /// `lr` and `weight_decay` for them, or freezes them. The first group that matches a
         /// parameter is its group; the others keep the optimizer's own settings. Default: none.
         param_groups: Option<Sp<Vec<Sp<RawParamGroup>>>>,
+        /// airbench94's Lookahead: a slow copy of the weights that the model is pulled back to
+        /// every few optimizer steps. It changes the trained model itself. Default: none.
+        lookahead: Option<Sp<RawLookahead>>,
+    }
+}
+
+table! {
+    /// `[train.lookahead]`: airbench94's `LookaheadState`. After every `every`-th optimizer
+    /// step t of the run's `total`, with `decay = alpha * (t / total)^power`, every
+    /// floating-point tensor of the `state_dict` (parameters and BatchNorm running statistics)
+    /// becomes `slow = lerp(slow, w, 1 - decay)` and the model takes `w = slow`; after the
+    /// last step the model takes `slow` once more (decay 1). `slow` starts as the initial
+    /// weights.
+    pub struct RawLookahead as "`[train.lookahead]`" {
+        /// Update after every N-th optimizer step (>= 1). Default: 5 (airbench's).
+        every: Option<Sp<u64>>,
+        /// The decay at the last step, in [0, 1]. Default: 0.7737809375 (0.95^5, airbench's).
+        alpha: Option<Sp<f64>>,
+        /// The power of `t / total` in the decay, >= 0. Default: 3 (airbench's).
+        power: Option<Sp<f64>>,
     }
 }
 

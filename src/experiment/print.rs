@@ -8,8 +8,9 @@ use super::decl::Section;
 use super::format::{
     ConvPadding, Epochs, InitName, JitterRange, LossName, NormType, OptimizerName, RawCheckpoint,
     RawClipGrad, RawCsv, RawData, RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInit,
-    RawInitFrom, RawLayer, RawLoss, RawMixup, RawModel, RawOp, RawOptimizer, RawParamGroup,
-    RawParamMatch, RawSchedule, RawSynthetic, RawTrain, RawTransform, RawTransformOp, ScheduleName,
+    RawInitFrom, RawLayer, RawLookahead, RawLoss, RawMixup, RawModel, RawOp, RawOptimizer,
+    RawParamGroup, RawParamMatch, RawSchedule, RawSynthetic, RawTrain, RawTransform,
+    RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;
@@ -445,6 +446,14 @@ fn train(t: &TrainSpec) -> RawTrain {
             TrainLength::Steps(s) => Some(n(s)),
         },
         param_groups: (!param_groups.is_empty()).then(|| Sp::bare(param_groups)),
+        lookahead: t.lookahead.map(|l| {
+            Sp::bare(RawLookahead {
+                every: Some(n(l.every)),
+                alpha: some(l.alpha),
+                power: some(l.power),
+                failed: Vec::new(),
+            })
+        }),
         loss: some(loss),
         optimizer: some(optimizer),
         schedule: some(schedule),
@@ -926,6 +935,9 @@ layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
              [[train.param_groups]]\nmatch = { name = \"*.weight\" }\nfrozen = true\n\
              [[train.param_groups]]\nmatch = { name = \"fc?.*\" }\nfreeze_after_epochs = 3",
             "freeze_after_epochs = 3",
+        ), (
+            "lookahead = { every = 5 }",
+            "lookahead = { every = 5, alpha = 0.7737809375, power = 3.0 }",
         )];
         for (keys, want) in cases {
             let text = format!("{base}{keys}\n");

@@ -6,7 +6,7 @@
 
 use candle_core::{DType, Device, Result, Var};
 
-use crate::experiment::{EmaSpec, TrainSpec};
+use crate::experiment::{EmaSpec, LookaheadSpec, TrainSpec};
 use crate::graph::Graph;
 use crate::model::Model;
 
@@ -29,6 +29,109 @@ pub trait WeightAverage: Send {
     /// checkpoint copies them, and restoring sets them, after which the next
     /// [`WeightAverage::update`] is the one that would have followed.
     fn state(&self) -> Vec<(String, Var)>;
+}
+
+/// State a checkpoint carries beside the model and the optimizer: a tensor-name prefix and the
+/// variables, which restoring sets.
+pub type Carried = (&'static str, Vec<(String, Var)>);
+
+/// The state of the weight average and of Lookahead, whichever the run keeps.
+pub fn carried(average: Option<&dyn WeightAverage>, lookahead: Option<&Lookahead>) -> Vec<Carried> {
+    let mut out = Vec::new();
+    if let Some(a) = average {
+        out.push((a.name(), a.state()));
+    }
+    if let Some(l) = lookahead {
+        out.push(("lookahead", l.state()));
+    }
+    out
+}
+
+/// airbench94's `LookaheadState` (`legacy/airbench94.py`, KellerJordan/cifar10-airbench at
+/// f1c599c4af24) as its training loop drives it: a slow copy of every floating-point tensor of
+/// the `state_dict` (parameters and BatchNorm running statistics), and after optimizer step `t`
+/// (counted from 1 over the run) of `total`:
+///
+/// ```text
+/// every `every`-th step:  decay = alpha * (t / total)^power      (float32, as torch computes
+///                                                                 airbench's alpha_schedule)
+///                         slow = lerp(slow, w, 1 - decay); w = slow   for every tensor
+/// at step total:          slow = lerp(slow, w, 0); w = slow       (airbench's final
+///                                                                 `update(decay=1.0)`)
+/// ```
+///
+/// Unlike [`WeightAverage`] it writes into the trained model, so it is not one: it is neither
+/// evaluated nor saved apart from the model, and it runs after the optimizer step, before the
+/// averages read the weights. Its slow copy starts as the model's weights when the run starts.
+pub struct Lookahead {
+    spec: LookaheadSpec,
+    total_steps: usize,
+    /// The model's float tensors beside their slow copies.
+    slow: Vec<(String, Var, Var)>,
+}
+
+impl Lookahead {
+    /// Lookahead with `spec` over `model`, for a run of `total_steps` optimizer steps.
+    pub fn new(spec: LookaheadSpec, model: &Model, total_steps: usize) -> Result<Lookahead> {
+        let all = model.named_parameters().iter().chain(model.named_buffers());
+        let slow = all
+            .filter(|(_, v)| v.dtype().is_float())
+            .map(|(n, v)| {
+                Ok((
+                    n.clone(),
+                    v.clone(),
+                    Var::from_tensor(&v.as_tensor().copy()?)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Lookahead {
+            spec,
+            total_steps,
+            slow,
+        })
+    }
+
+    /// airbench's `alpha_schedule[t]`, `alpha * (torch.arange(total+1) / total)**power`, in
+    /// float32 as torch computes it (its `pow` by a scalar 2, 3 or 0.5 is `x * x`, `x * x * x`,
+    /// `sqrt(x)`), read back with `.item()`.
+    pub fn decay_at(spec: &LookaheadSpec, step: usize, total_steps: usize) -> f64 {
+        let frac = step as f32 / total_steps.max(1) as f32;
+        let p = match spec.power {
+            2.0 => frac * frac,
+            3.0 => frac * frac * frac,
+            0.5 => frac.sqrt(),
+            power => frac.powf(power as f32),
+        };
+        f64::from(spec.alpha as f32 * p)
+    }
+
+    /// After optimizer step `step` (from 1 over the run): the update, when one is due.
+    pub fn after_step(&mut self, step: usize) -> Result<()> {
+        if step > 0 && step.is_multiple_of(self.spec.every) {
+            self.update(Self::decay_at(&self.spec, step, self.total_steps))?;
+        }
+        if step == self.total_steps {
+            self.update(1.0)?;
+        }
+        Ok(())
+    }
+
+    /// `LookaheadState.update(net, decay)`.
+    fn update(&mut self, decay: f64) -> Result<()> {
+        for (_, w, slow) in &self.slow {
+            lerp(slow, w, 1.0 - decay)?;
+            w.set(slow.as_tensor())?;
+        }
+        Ok(())
+    }
+
+    /// The slow copies, named by their tensors' `state_dict` names.
+    pub fn state(&self) -> Vec<(String, Var)> {
+        self.slow
+            .iter()
+            .map(|(n, _, s)| (n.clone(), s.clone()))
+            .collect()
+    }
 }
 
 /// The average `train` asks for over `model` (built from `graph` with `seed` on `device`), if
@@ -340,6 +443,82 @@ layers = [
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn lookahead_decay_is_airbench_alpha_schedule() {
+        // airbench94's own expression, torch 2.15.0:
+        // a = 0.95**5 * (torch.arange(476 + 1) / 476)**3
+        // [a[t].item() for t in (5, 240, 475, 476)]
+        let spec = LookaheadSpec {
+            every: 5,
+            alpha: 0.95f64.powi(5),
+            power: 3.0,
+        };
+        let want = [
+            (5, 8.968240194917598e-07),
+            (240, 0.09918157011270523),
+            (475, 0.7689144611358643),
+            (476, 0.7737809419631958),
+        ];
+        for (t, d) in want {
+            assert_eq!(Lookahead::decay_at(&spec, t, 476), d, "step {t}");
+        }
+    }
+
+    #[test]
+    fn lookahead_pulls_the_model_to_its_slow_copy() {
+        // By hand, every = 1, alpha = 0.5, power = 1, 2 steps; a tensor starts at 0 (the slow
+        // copy too), and the "optimizer" moves it by +1 before each update:
+        //   step 1: w = 1,    decay = 0.5 * 1/2 = 0.25: slow = 0 + 0.75 * (1 - 0) = 0.75, w = 0.75
+        //   step 2: w = 1.75, decay = 0.5 * 2/2 = 0.5:  slow = 1.75 - (1.75 - 0.75) * 0.5 = 1.25
+        //   last step, decay 1: slow = 1.25 + 0 * (1.25 - 1.25); w = 1.25
+        let model = Model::new(&graph(), 0, &Device::Cpu).expect("model");
+        let floats: Vec<&Var> = model
+            .named_parameters()
+            .iter()
+            .chain(model.named_buffers())
+            .map(|(_, v)| v)
+            .filter(|v| v.dtype().is_float())
+            .collect();
+        for v in &floats {
+            v.set(&v.zeros_like().expect("zeros")).expect("set");
+        }
+        let spec = LookaheadSpec {
+            every: 1,
+            alpha: 0.5,
+            power: 1.0,
+        };
+        let mut la = Lookahead::new(spec, &model, 2).expect("lookahead");
+        let mut seen = Vec::new();
+        for step in 1..=2 {
+            for v in &floats {
+                v.set(&v.affine(1.0, 1.0).expect("+1")).expect("set");
+            }
+            la.after_step(step).expect("update");
+            seen.push(values(&model));
+        }
+        for (step, want) in [(1, 0.75f32), (2, 1.25)] {
+            for (i, t) in seen[step - 1].iter().enumerate() {
+                assert!(
+                    t.iter().all(|&x| x == want),
+                    "step {step}, tensor {i}: {t:?}"
+                );
+            }
+        }
+        let state = la.state();
+        assert_eq!(
+            state.len(),
+            floats.len(),
+            "every float tensor has a slow copy"
+        );
+        for (name, slow) in state {
+            let slow = slow
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect(&name);
+            assert!(slow.iter().all(|&x| x == 1.25), "{name}: {slow:?}");
         }
     }
 }

@@ -6,8 +6,9 @@
 //!   - `model.<name>`: every parameter and BatchNorm buffer, under its `state_dict` name;
 //!   - `optim.<name>.<slot>`: the optimizer's buffers of that parameter (`momentum_buffer`;
 //!     `exp_avg`, `exp_avg_sq`), for the parameters that have taken a step;
-//!   - `<average>.<name>`: the state of the weight average, if the run keeps one
-//!     (`ema.<state_dict name>`, see [`super::average::WeightAverage::state`]);
+//!   - `<average>.<name>`: the state of the weight average and of Lookahead, if the run keeps
+//!     them (`ema.<state_dict name>`, `lookahead.<state_dict name>`, see
+//!     [`super::average::carried`]);
 //!   - `metrics`: the finished epochs' `metrics.csv` rows, `f64`, one row per epoch in the
 //!     column order of [`crate::report::METRICS_HEADER`] (exact, where the CSV rounds; an
 //!     empty cell is NaN). A checkpoint from before the `ema_` columns has 9 columns.
@@ -31,7 +32,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::average::WeightAverage;
+use super::average::Carried;
 use super::optim::{Optimizer, ParamState};
 use crate::model::{Model, RngState};
 use crate::report::{write_atomic, EpochMetrics, ReportError};
@@ -163,13 +164,14 @@ pub struct Restored {
 }
 
 impl Snapshot {
-    /// Copies the state of `model`, `optimizer` and the weight average after `epoch` of
+    /// Copies the state of `model`, `optimizer` and the `carried` state (the weight average,
+    /// Lookahead) after `epoch` of
     /// `epochs`, with the metrics so far.
     #[allow(clippy::too_many_arguments)]
     pub fn take(
         model: &Model,
         optimizer: &dyn Optimizer,
-        average: Option<&dyn WeightAverage>,
+        carried: &[Carried],
         epoch: usize,
         epochs: usize,
         steps: usize,
@@ -190,12 +192,9 @@ impl Snapshot {
                 tensors.push((format!("optim.{name}.{slot}"), b));
             }
         }
-        if let Some(average) = average {
-            for (name, var) in average.state() {
-                tensors.push((
-                    format!("{}.{name}", average.name()),
-                    var.as_tensor().copy()?,
-                ));
+        for (prefix, state) in carried {
+            for (name, var) in state {
+                tensors.push((format!("{prefix}.{name}"), var.as_tensor().copy()?));
             }
         }
         let rows: Vec<f64> = metrics.iter().flat_map(metric_row).collect();
@@ -352,7 +351,7 @@ pub fn last(run_dir: &Path) -> Result<Option<Manifest>, CheckpointError> {
     read_manifest(&run_dir.join(CHECKPOINT_DIR).join(LAST))
 }
 
-/// Restores `model`, `optimizer` and the weight average from the checkpoint `manifest` (read
+/// Restores `model`, `optimizer` and the `carried` state from the checkpoint `manifest` (read
 /// from `run_dir`'s `last.json`) and returns the metrics it holds. Every tensor must be present
 /// with the model's shape; nothing is left half-restored on a mismatch that is found before
 /// the first `set`.
@@ -361,7 +360,7 @@ pub fn restore(
     manifest: Manifest,
     model: &Model,
     optimizer: &mut dyn Optimizer,
-    average: Option<&dyn WeightAverage>,
+    carried: &[Carried],
 ) -> Result<Restored, CheckpointError> {
     let path = run_dir.join(CHECKPOINT_DIR).join(&manifest.tensors);
     let mismatch = |message: String| CheckpointError::Mismatch {
@@ -409,8 +408,7 @@ pub fn restore(
         };
         model_tensors.push((t, var));
     }
-    let average_state = average.map(|a| (a.name(), a.state()));
-    if let Some((prefix, state)) = &average_state {
+    for (prefix, state) in carried {
         for (name, var) in state {
             let t = take(&format!("{prefix}.{name}"), var.dims())?;
             model_tensors.push((t, var));

@@ -328,6 +328,13 @@ fn train_and_report(
         plan.total_steps,
         steps_per_epoch,
     );
+    let mut lookahead = exp
+        .train()
+        .lookahead
+        // `T` of the decay ramp is the run's optimizer steps, airbench's `total_train_steps`
+        // (`ceil(steps_per_epoch * epochs)` with a fractional last epoch).
+        .map(|spec| average::Lookahead::new(spec, &model, plan.total_steps))
+        .transpose()?;
 
     let mut rows: Vec<EpochMetrics> = Vec::with_capacity(epochs);
     let mut train_seconds_total = 0f64;
@@ -342,7 +349,7 @@ fn train_and_report(
             manifest,
             &model,
             optimizer.as_mut(),
-            average.as_deref(),
+            &average::carried(average.as_deref(), lookahead.as_ref()),
         )?;
         let m = restored.manifest;
         crate::ewriteln!(
@@ -476,6 +483,9 @@ fn train_and_report(
                 };
                 if out.stepped {
                     global_step += 1;
+                    if let Some(lookahead) = lookahead.as_mut() {
+                        lookahead.after_step(global_step)?;
+                    }
                     if let Some(average) = average.as_mut() {
                         average.update(&model, global_step)?;
                     }
@@ -600,7 +610,7 @@ fn train_and_report(
             let snapshot = checkpoint::Snapshot::take(
                 &model,
                 optimizer.as_ref(),
-                average.as_deref(),
+                &average::carried(average.as_deref(), lookahead.as_ref()),
                 epoch,
                 epochs,
                 global_step,
@@ -1054,6 +1064,38 @@ freeze_after_epochs = 1
         // Step 6 of 16 is in epoch 2: the run resumes from epoch 1's checkpoint, and the conv
         // bias, trained in epoch 1 only, is frozen in the resumed epochs as in the whole run.
         assert_resume_is_exact(&exp, &graph, 6, Some(1));
+    }
+
+    #[test]
+    fn lookahead_with_the_piecewise_schedule_resumes_bit_exactly() {
+        // 3.5 epochs of 4 steps (14): Lookahead every 3 steps, so its updates (3, 6, 9, 12)
+        // fall across epoch boundaries, and its final update comes at step 14, inside the
+        // partial epoch 4; the stop at step 10 resumes from epoch 2's checkpoint.
+        let optimizer =
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.85, nesterov = true, weight_decay = 5e-4 }"#;
+        let schedule =
+            r#"{ kind = "piecewise_linear", points = [[0, 0.2], [0.23, 1], [1, 0.07]] }"#;
+        let lookahead = "lookahead = { every = 3, alpha = 0.7737809375, power = 3 }\n";
+        let (exp, graph) = experiment(
+            optimizer,
+            schedule,
+            &format!("epochs = 3.5\n{lookahead}{PARAM_GROUPS}"),
+        );
+        assert_eq!(exp.plan(64).total_steps, 14);
+        assert_resume_is_exact(&exp, &graph, 10, Some(2));
+
+        // The run is driven by it: without it the same run ends with other weights.
+        let final_weights = |train: &str| {
+            let (exp, graph) = experiment(optimizer, schedule, train);
+            let root = tempfile::tempdir().expect("tempdir");
+            let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+            run(&exp, &graph, &to_toml(&exp), &dir, &options(None), false).expect("run");
+            std::fs::read(dir.file(MODEL_FILE)).expect("weights")
+        };
+        assert_ne!(
+            final_weights(&format!("epochs = 3.5\n{lookahead}{PARAM_GROUPS}")),
+            final_weights(&format!("epochs = 3.5\n{PARAM_GROUPS}")),
+        );
     }
 
     #[test]

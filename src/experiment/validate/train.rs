@@ -8,9 +8,9 @@ use super::super::format::{
 };
 use super::super::read::{int_in, Cx, Sp};
 use super::super::{
-    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, Freeze, InitFrom, LossSpec,
-    MixupSpec, OptimizerSpec, ParamGroup, ParamSelector, ScheduleKind, ScheduleSpec, TrainLength,
-    TrainSpec,
+    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, Freeze, InitFrom, LookaheadSpec,
+    LossSpec, MixupSpec, OptimizerSpec, ParamGroup, ParamSelector, ScheduleKind, ScheduleSpec,
+    TrainLength, TrainSpec,
 };
 use super::model::MAX_WIDTH;
 use super::{count, real, MAX_COUNT, MAX_EPOCHS};
@@ -32,6 +32,7 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         init_from: None,
         early_stopping: None,
         param_groups: None,
+        lookahead: None,
         failed: Vec::new(),
     });
     let length = length(cx, &t);
@@ -139,6 +140,37 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         None => Some(None),
         Some(m) => validate_mixup(cx, m).map(Some),
     };
+    let lookahead = match t.lookahead {
+        None => Some(None),
+        Some(l) => {
+            let l = l.value;
+            let every = int_in(cx, l.every.as_ref(), 5, 1, MAX_COUNT, "every");
+            let alpha = real(
+                cx,
+                &l.alpha,
+                0.7737809375,
+                |a| (0.0..=1.0).contains(&a),
+                "alpha",
+                "0 <= alpha <= 1",
+            );
+            let power = real(
+                cx,
+                &l.power,
+                3.0,
+                |p| (0.0..=1e3).contains(&p),
+                "power",
+                "0 <= power <= 1000",
+            );
+            match (every, alpha, power) {
+                (Some(every), Some(alpha), Some(power)) => Some(Some(LookaheadSpec {
+                    every,
+                    alpha,
+                    power,
+                })),
+                _ => None,
+            }
+        }
+    };
     let raw_groups = t.param_groups.map_or_else(Vec::new, |g| g.value);
     let group_spans = raw_groups
         .iter()
@@ -164,6 +196,7 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
             schedule: schedule?,
             init_from: init_from?,
             param_groups: param_groups?,
+            lookahead: lookahead?,
         },
         TrainSpans {
             loss: loss_span,
