@@ -17,6 +17,9 @@ use crate::experiment::{PaddingMode, Transform};
 // `rand_augment`, which land next.
 #[allow(dead_code)]
 mod color;
+// `trivial_augment_wide` and `rand_augment`'s kernels and draws; the format keys come next.
+#[allow(dead_code)]
+mod augment;
 mod erase;
 // Not called by a pipeline stage yet: random_rotation/random_affine and the colour policies
 // (TrivialAugment, RandAugment) build on it.
