@@ -188,6 +188,82 @@ fn sign(op: AugOp, m: f64, rng: &mut impl Rng) -> f64 {
     }
 }
 
+/// How many ops a policy draws per image, and at which bins.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Draws {
+    /// One op at a random bin.
+    Trivial,
+    /// `num_ops` ops, each at bin `magnitude`.
+    Rand { num_ops: usize, magnitude: usize },
+}
+
+/// A compiled `trivial_augment_wide` or `rand_augment` for images of one shape.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Augment {
+    space: Space,
+    draws: Draws,
+    interp: Interpolation,
+    /// Outside the image after a geometric op, on the `[0, 1]` scale.
+    fill: f32,
+}
+
+impl Augment {
+    /// `TrivialAugmentWide(num_magnitude_bins=bins, interpolation, fill)` for `[c, h, w]` images.
+    pub(crate) fn trivial(
+        bins: usize,
+        [_, h, w]: [usize; 3],
+        interp: Interpolation,
+        fill: f32,
+    ) -> Augment {
+        Augment {
+            space: Space::new(Policy::TrivialAugmentWide, bins, h, w),
+            draws: Draws::Trivial,
+            interp,
+            fill,
+        }
+    }
+
+    /// `RandAugment(num_ops, magnitude, num_magnitude_bins=bins, interpolation, fill)`, with
+    /// `magnitude < bins`.
+    pub(crate) fn rand(
+        num_ops: usize,
+        magnitude: usize,
+        bins: usize,
+        [_, h, w]: [usize; 3],
+        interp: Interpolation,
+        fill: f32,
+    ) -> Augment {
+        Augment {
+            space: Space::new(Policy::RandAugment, bins, h, w),
+            draws: Draws::Rand { num_ops, magnitude },
+            interp,
+            fill,
+        }
+    }
+
+    /// The policy's `forward` on one image: its draws from `rng`, each op applied in turn. The
+    /// result is in `image`; `scratch` is working space.
+    pub(crate) fn apply(
+        &self,
+        image: &mut Vec<f32>,
+        shape: [usize; 3],
+        scratch: &mut Vec<f32>,
+        rng: &mut impl Rng,
+    ) {
+        let (n, bin) = match self.draws {
+            Draws::Trivial => (1, None),
+            Draws::Rand { num_ops, magnitude } => (num_ops, Some(magnitude)),
+        };
+        for _ in 0..n {
+            let (op, m) = match bin {
+                None => self.space.draw_trivial(rng),
+                Some(b) => self.space.draw_rand(b, rng),
+            };
+            apply_op(image, shape, op, m, self.interp, self.fill, scratch);
+        }
+    }
+}
+
 /// `_apply_image_or_video_transform(image, op, magnitude, interpolation, fill)` on a float
 /// image in `[0, 1]` (`fill` on that scale, always given). Writes the result back into `image`;
 /// `scratch` is working space.
