@@ -41,7 +41,7 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
     {
         return (None, None);
     }
-    if d.failed.contains(&"labels") {
+    if d.failed.contains(&"labels") || d.failed.contains(&"extra") {
         return (None, None);
     }
     let Some(dataset) = dataset_kind(cx, ds, &d) else {
@@ -74,6 +74,17 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
                     "`labels` is ignored unless `dataset = \"cifar100\"`",
                 )
                 .label("not cifar100"),
+            );
+        }
+    }
+    if let Some(e) = &d.extra {
+        if !matches!(dataset, DatasetKind::Svhn { .. }) {
+            cx.push(
+                Diagnostic::warning(
+                    e.span.clone(),
+                    "`extra` is ignored unless `dataset = \"svhn\"`",
+                )
+                .label("not svhn"),
             );
         }
     }
@@ -164,6 +175,7 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
             batch_size,
             test_batch_size,
             shuffle: d.shuffle.as_ref().is_none_or(|s| s.value),
+            drop_last: d.drop_last.as_ref().is_some_and(|s| s.value),
             train_limit,
             validation,
             train_transforms: train,
@@ -172,6 +184,22 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
         }),
         _ => None,
     };
+    if let (Some(spec), Some(drop)) = (&spec, &d.drop_last) {
+        if let Some(n) = spec
+            .known_train_images()
+            .filter(|&n| drop.value && n < spec.batch_size)
+        {
+            cx.push(
+                Diagnostic::error(drop.span.clone(), "`drop_last` leaves no training batch")
+                    .label(format!(
+                        "{n} training images are fewer than one batch of {}",
+                        spec.batch_size
+                    ))
+                    .help("lower `batch_size`, or set `drop_last = false`"),
+            );
+            return (None, images);
+        }
+    }
     (spec, images)
 }
 
@@ -407,6 +435,9 @@ fn dataset_kind(cx: &mut Cx<'_>, ds: &Sp<DatasetName>, d: &RawData) -> Option<Da
         DatasetName::Cifar10 => DatasetKind::Cifar10,
         DatasetName::Cifar100 => DatasetKind::Cifar100(labels.unwrap_or(Cifar100Labels::Fine)),
         DatasetName::Stl10 => DatasetKind::Stl10,
+        DatasetName::Svhn => DatasetKind::Svhn {
+            extra: d.extra.as_ref().is_some_and(|e| e.value),
+        },
         DatasetName::Synthetic => {
             let s = synthetic;
             let none = None;
