@@ -47,6 +47,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "`labels` on a data set other than cifar100 is ignored",
     ),
     (
+        "tta_when_without_tta",
+        Warnings(1),
+        "`tta_when` without `tta` has no effect",
+    ),
+    (
         "extra_not_svhn",
         Warnings(1),
         "`extra` on a data set other than svhn is ignored",

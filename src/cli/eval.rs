@@ -78,6 +78,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
             &pipe,
             &device,
             exp.train().length.known_epochs().unwrap_or(1),
+            true,
             &|| None,
         )
     };

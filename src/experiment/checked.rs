@@ -9,7 +9,9 @@
 use serde::Serialize;
 
 pub use super::format::GeluApprox;
-use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, ParamRole, StopMetric, Tta};
+use super::format::{
+    Cifar100Labels, DatasetName, OnCorrupt, OpKind, ParamRole, StopMetric, Tta, TtaWhen,
+};
 pub use super::format::{Interpolation, PaddingMode};
 
 /// A fully validated experiment.
@@ -302,9 +304,21 @@ pub struct DataSpec {
     pub test_transforms: Vec<Transform>,
     /// Test-time augmentation of every evaluation.
     pub tta: Tta,
+    /// Whether `tta` applies to every evaluation or only the final one.
+    pub tta_when: TtaWhen,
 }
 
 impl DataSpec {
+    /// The test-time augmentation of an evaluation: the final one (the last epoch's, one after
+    /// an early stop, `runner eval`) or one after an earlier epoch.
+    pub fn tta_for(&self, final_eval: bool) -> Tta {
+        match self.tta_when {
+            TtaWhen::EveryEpoch => self.tta,
+            TtaWhen::End if final_eval => self.tta,
+            TtaWhen::End => Tta::None,
+        }
+    }
+
     /// Training batches in an epoch over `n` images: the last one partial, or dropped with
     /// `drop_last`.
     pub fn batches_per_epoch(&self, n: usize) -> usize {

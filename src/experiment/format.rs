@@ -88,6 +88,18 @@ choice! {
 }
 
 choice! {
+    /// Which evaluations `tta` applies to.
+    pub enum TtaWhen as "tta_when" {
+        /// Every evaluation: each epoch's test and validation numbers, and `runner eval`.
+        EveryEpoch = "every_epoch",
+        /// Only the final one: the last epoch's row (and so the summary), a final evaluation
+        /// after an early stop, and `runner eval`; the epochs before evaluate the plain image.
+        /// airbench's choice: `tta_level = 0` after every epoch, its TTA once at the end.
+        End = "end",
+    }
+}
+
+choice! {
     /// What to do with an image file that cannot be decoded.
     pub enum OnCorrupt as "on_corrupt" {
         /// Stop with an error that names the file.
@@ -143,6 +155,9 @@ table! {
         /// `flip` or `flip_translate`; the loss and accuracy are those of the averaged logits.
         /// Default: `none`.
         tta: Option<Sp<Tta>>,
+        /// `every_epoch` or `end`: whether `tta` applies to every evaluation or only to the
+        /// final one (see the choices). Default: `every_epoch`.
+        tta_when: Option<Sp<TtaWhen>>,
     }
 }
 

@@ -184,6 +184,7 @@ fn data(d: &DataSpec) -> RawData {
         train_transforms: some(d.train_transforms.iter().map(transform).collect()),
         test_transforms: some(d.test_transforms.iter().map(transform).collect()),
         tta: some(d.tta),
+        tta_when: some(d.tta_when),
         failed: Vec::new(),
     }
 }
@@ -767,7 +768,7 @@ optimizer = { kind = "sgd", lr = 0.1 }
 
     #[test]
     fn mixup_and_tta_print_and_read_back() {
-        let text = "[data]\ndataset = \"synthetic\"\ntta = \"flip\"\ntrain_transforms = [{ op = \"random_erasing\", p = 0.25, scale = [0.1, 0.2], value = -0.5 }]\n[model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 4 }]\n[train]\nmixup = { cutmix_alpha = 1.0, prob = 0.5, correct_lam = false }\n";
+        let text = "[data]\ndataset = \"synthetic\"\ntta = \"flip\"\ntta_when = \"end\"\ntrain_transforms = [{ op = \"random_erasing\", p = 0.25, scale = [0.1, 0.2], value = -0.5 }]\n[model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 4 }]\n[train]\nmixup = { cutmix_alpha = 1.0, prob = 0.5, correct_lam = false }\n";
         let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
         let (e, _) = first.result.as_ref().expect("valid");
         assert_eq!(

@@ -57,8 +57,10 @@ pub(crate) fn class_names(exp: &Experiment, data: &Dataset) -> Vec<String> {
 
 /// Runs `model` over every image of `data` (a split of the experiment's data set, through the
 /// test transforms `pipe`) in batches of `test_batch_size`, in data set order: the one
-/// evaluation both a training run (after every epoch) and `runner eval` use. `stop` is asked
-/// before every batch.
+/// evaluation both a training run (after every epoch) and `runner eval` use. `final_eval`
+/// says whether it is the run's final evaluation (which `tta_when = "end"` augments); `stop`
+/// is asked before every batch.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn evaluate(
     model: &Model,
     exp: &Experiment,
@@ -66,9 +68,11 @@ pub(crate) fn evaluate(
     pipe: &Arc<Pipeline>,
     device: &Device,
     epoch: usize,
+    final_eval: bool,
     stop: &dyn Fn() -> Option<Signal>,
 ) -> Result<Eval, Stop> {
-    evaluate_with(model, exp, data, pipe, device, epoch, stop, false)
+    let tta = exp.data().tta_for(final_eval);
+    evaluate_with(model, exp, data, pipe, device, epoch, tta, stop, false)
 }
 
 /// [`evaluate`], also keeping the network's output for every image ([`Eval::outputs`]): what
@@ -90,6 +94,7 @@ pub(crate) fn evaluate_keeping_outputs(
         // The test pipeline's draws are those of the run's last epoch (with `steps`, where
         // the count needs the data, of epoch 1).
         exp.train().length.known_epochs().unwrap_or(1),
+        exp.data().tta_for(true),
         stop,
         true,
     )
@@ -104,6 +109,7 @@ fn evaluate_with(
     pipe: &Arc<Pipeline>,
     device: &Device,
     epoch: usize,
+    tta: Tta,
     stop: &dyn Fn() -> Option<Signal>,
     keep_outputs: bool,
 ) -> Result<Eval, Stop> {
@@ -132,7 +138,7 @@ fn evaluate_with(
         let y = Tensor::from_vec(batch.labels.clone(), b, device)?;
         let loss_spec = exp.train().loss;
         let (batch_loss, preds) = crate::runtime::in_pool(|| -> candle_core::Result<_> {
-            let out = tta_logits(model, &x, exp.data().tta)?;
+            let out = tta_logits(model, &x, tta)?;
             let l = loss(loss_spec, &out, &y)?
                 .to_dtype(DType::F64)?
                 .to_scalar::<f64>()?;
@@ -242,11 +248,12 @@ pub(crate) fn evaluate_with_average(
     pipe: &Arc<Pipeline>,
     device: &Device,
     epoch: usize,
+    final_eval: bool,
     stop: &dyn Fn() -> Option<Signal>,
 ) -> Result<(Eval, Option<Eval>), Stop> {
-    let eval = evaluate(model, exp, data, pipe, device, epoch, stop)?;
+    let eval = evaluate(model, exp, data, pipe, device, epoch, final_eval, stop)?;
     let averaged = average
-        .map(|a| evaluate(a.model(), exp, data, pipe, device, epoch, stop))
+        .map(|a| evaluate(a.model(), exp, data, pipe, device, epoch, final_eval, stop))
         .transpose()?;
     Ok((eval, averaged))
 }

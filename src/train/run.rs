@@ -525,9 +525,20 @@ fn train_and_report(
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
         let stop = || stop_requested(global_step);
+        // `tta_when = "end"` augments the last epoch's evaluation only.
+        let final_epoch = epoch == epochs;
         let val_eval = match &val {
             None => None,
-            Some(val) => match evaluate(&model, exp, val, &test_pipe, &device, epoch, &stop) {
+            Some(val) => match evaluate(
+                &model,
+                exp,
+                val,
+                &test_pipe,
+                &device,
+                epoch,
+                final_epoch,
+                &stop,
+            ) {
                 Ok(eval) => Some(eval),
                 Err(Stop::Signal(signal)) => {
                     progress.finish();
@@ -538,8 +549,17 @@ fn train_and_report(
             },
         };
         let avg = average.as_deref();
-        let evals =
-            evaluate_with_average(&model, avg, exp, &test, &test_pipe, &device, epoch, &stop);
+        let evals = evaluate_with_average(
+            &model,
+            avg,
+            exp,
+            &test,
+            &test_pipe,
+            &device,
+            epoch,
+            final_epoch,
+            &stop,
+        );
         let (eval, averaged) = match evals {
             Ok(evals) => evals,
             Err(Stop::Signal(signal)) => {
@@ -574,7 +594,7 @@ fn train_and_report(
             .early_stopping
             .and_then(|rule| select::early_stop(&rule, &rows));
         run.write_metrics(&rows)?;
-        last_eval = Some(eval);
+        last_eval = Some((eval, final_epoch));
         {
             let _span = tracing::info_span!("checkpoint", epoch).entered();
             let snapshot = checkpoint::Snapshot::take(
@@ -625,11 +645,23 @@ fn train_and_report(
         .sum();
     // A run resumed from the checkpoint of its last epoch has every row but not the last
     // evaluation's details; evaluating again gives the same numbers.
+    // After an early stop the last evaluation was not the final one: with `tta_when = "end"`
+    // the final numbers are evaluated again, with the test-time augmentation.
+    let last_eval = last_eval
+        .filter(|(_, final_epoch)| *final_epoch || exp.data().tta_for(false) == exp.data().tta)
+        .map(|(eval, _)| eval);
     let eval = match last_eval {
         Some(eval) => eval,
-        None => match evaluate(&model, exp, &test, &test_pipe, &device, trained, &|| {
-            stop_requested(global_step)
-        }) {
+        None => match evaluate(
+            &model,
+            exp,
+            &test,
+            &test_pipe,
+            &device,
+            trained,
+            true,
+            &|| stop_requested(global_step),
+        ) {
             Ok(eval) => eval,
             Err(Stop::Error(e)) => return Err(e),
             Err(Stop::Signal(signal)) => {
@@ -1190,7 +1222,7 @@ freeze_after_epochs = 1
         let test = Arc::new(splits.expect("data").test);
         let shape = exp.data().dataset.image_shape();
         let pipe = Arc::new(Pipeline::new(&exp.data().test_transforms, shape));
-        let Ok(eval) = evaluate(&model, &exp, &test, &pipe, &Device::Cpu, 4, &|| None) else {
+        let Ok(eval) = evaluate(&model, &exp, &test, &pipe, &Device::Cpu, 4, true, &|| None) else {
             panic!("evaluation failed")
         };
         let last = rows.last().expect("a row");
@@ -1227,6 +1259,44 @@ freeze_after_epochs = 1
             "early_stopping = { metric = \"val_loss\", patience = 2 }",
         );
         assert_resume_is_exact(&exp, &graph, 7, Some(1));
+    }
+
+    /// `tta_when = "end"`: the epochs before the last evaluate as without TTA, the last one as
+    /// with TTA every epoch; the training itself is the same in all three runs.
+    #[test]
+    fn tta_when_end_augments_only_the_last_epochs_evaluation() {
+        let rows_of = |data: &str| {
+            let (exp, graph) = experiment_with(
+                4,
+                data,
+                r#"{ kind = "sgd", lr = 0.05 }"#,
+                r#"{ kind = "constant" }"#,
+                "epochs = 3",
+            );
+            let root = tempfile::tempdir().expect("tempdir");
+            let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+            let mut opts = options(None);
+            opts.tensorboard = false;
+            let summary = run(&exp, &graph, &to_toml(&exp), &dir, &opts, false).expect("run");
+            let rows = read_metrics(&dir.file(METRICS_FILE)).expect("metrics");
+            assert_eq!(summary.test_acc, rows[2].test_acc, "{data}");
+            rows.iter()
+                .map(|r| (r.train_loss, r.test_loss, r.test_acc))
+                .collect::<Vec<_>>()
+        };
+        let plain = rows_of("");
+        let every = rows_of("tta = \"flip\"");
+        let end = rows_of("tta = \"flip\"\ntta_when = \"end\"");
+        for e in 0..3 {
+            assert_eq!(plain[e].0, end[e].0, "epoch {}: the same training", e + 1);
+            assert_eq!(every[e].0, end[e].0, "epoch {}: the same training", e + 1);
+        }
+        assert_eq!(&end[..2], &plain[..2], "epochs 1 and 2 without TTA");
+        assert_eq!(end[2], every[2], "epoch 3 with TTA");
+        assert_ne!(
+            plain[2].1, every[2].1,
+            "flip TTA changes this net's test loss"
+        );
     }
 
     /// The run's summary.

@@ -9,7 +9,7 @@ use super::super::format::{
 use super::super::read::{int_in, Cx, Seed, Sp};
 use super::super::{
     DataSpec, DatasetKind, FolderSpec, Interpolation, PaddingMode, SyntheticSpec, TestSource,
-    Transform, Tta, ValidationSize,
+    Transform, Tta, TtaWhen, ValidationSize,
 };
 use super::{count, real};
 use crate::diagnostic::Diagnostic;
@@ -112,6 +112,22 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
             );
         }
     }
+    // The resolved config prints the default `every_epoch` with `tta = "none"`: only `end`
+    // says something that cannot happen.
+    if let Some(when) = d.tta_when.as_ref().filter(|w| w.value == TtaWhen::End) {
+        if d.tta.as_ref().is_none_or(|t| t.value == Tta::None) {
+            cx.push(
+                Diagnostic::warning(
+                    when.span.clone(),
+                    "`tta_when` without test-time augmentation",
+                )
+                .label("has no effect")
+                .help(
+                    "set `tta = \"flip\"` or `tta = \"flip_translate\"`, or leave `tta_when` out",
+                ),
+            );
+        }
+    }
     if let (Some((train, tr_shape)), Some((test, te_shape))) = (&train, &test) {
         // Train/test disagreements point at the test list (else the train list, else the dataset).
         let span = d
@@ -181,6 +197,7 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
             train_transforms: train,
             test_transforms: test,
             tta: d.tta.as_ref().map_or(Tta::None, |t| t.value),
+            tta_when: d.tta_when.as_ref().map_or(TtaWhen::EveryEpoch, |t| t.value),
         }),
         _ => None,
     };
