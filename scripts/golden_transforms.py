@@ -28,6 +28,13 @@ for the histogram ops), 1-channel included; compared in `src/data/transform/colo
 
 color_jitter: `ColorJitter().transform(img, params)` with explicit `fn_idx` orders and factors
 (some `None`), so the composition order is checked, not only the kernels.
+
+policy_tables / policy_ops: `TrivialAugmentWide`'s and `RandAugment`'s `_AUGMENTATION_SPACE`
+magnitude tables (float32 `linspace`s, posterize bits), and `_apply_image_or_video_transform` (their
+`_apply_op`) for every op name at several magnitudes and both signs, with `fill` given; compared in
+`src/data/transform/augment.rs` (tables exactly, colour ops to 5e-7, geometric ones as
+`geometric.rs`: nearest exactly, bilinear to 1e-6, 2e-6 for the shears, whose angle runner rounds
+to f32).
 """
 
 import json
@@ -203,6 +210,54 @@ def color_jitter_cases(cimgs):
     return cases
 
 
+POLICY_OPS = ["Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
+              "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize"]
+
+
+def policy_tables(imgs):
+    """Both policies' magnitude tables (`_AUGMENTATION_SPACE`) for a few bin counts and sizes."""
+    from torchvision.transforms.v2 import RandAugment, TrivialAugmentWide
+
+    out = []
+    for policy, cls in [("trivial_augment_wide", TrivialAugmentWide), ("rand_augment", RandAugment)]:
+        for bins in [31, 10, 2]:
+            for h, w in [(8, 8), (7, 9), (11, 6), (32, 32)]:
+                for op in POLICY_OPS:
+                    fn, signed = cls._AUGMENTATION_SPACE[op]
+                    m = fn(bins, h, w)
+                    out.append({"policy": policy, "op": op, "bins": bins, "height": h, "width": w,
+                                "signed": signed,
+                                "values": None if m is None else [float(v) for v in m]})
+    return out
+
+
+def policy_op_cases(cimgs):
+    """`_apply_image_or_video_transform` (the policies' `_apply_op`) for every op name at a few
+    magnitudes of its TrivialAugmentWide table (both signs where signed), nearest and bilinear,
+    fill 0 and 0.5 given explicitly (runner always passes its fill)."""
+    from torchvision.transforms.v2 import TrivialAugmentWide
+
+    cases = []
+    for name in ["rgb", "gray", "tall"]:
+        img = cimgs[name]
+        _, h, w = img.shape
+        for op in POLICY_OPS:
+            fn, signed = TrivialAugmentWide._AUGMENTATION_SPACE[op]
+            table = fn(31, h, w)
+            mags = [0.0] if table is None else [float(table[i]) for i in [1, 12, 30]]
+            if signed:
+                mags += [-m for m in mags]
+            for i, mag in enumerate(mags):
+                for interp in ["nearest", "bilinear"]:
+                    fill = [0.0, 0.5][i % 2]
+                    t = TrivialAugmentWide(interpolation=interp, fill=fill)
+                    out = t._apply_image_or_video_transform(img, op, mag, t.interpolation, t._fill)
+                    cases.append({"image": name, "op": op, "magnitude": mag,
+                                  "interpolation": interp, "fill": fill,
+                                  "out": out.flatten().tolist()})
+    return cases
+
+
 def main():
     imgs = images()
     doc = {
@@ -228,6 +283,8 @@ def main():
         },
         "color": color_cases(color_images(imgs)),
         "color_jitter": color_jitter_cases(color_images(imgs)),
+        "policy_tables": policy_tables(imgs),
+        "policy_ops": policy_op_cases(color_images(imgs)),
     }
     doc["affine"] = affine_cases(imgs)
     doc["rotate"] = rotate_cases(imgs)

@@ -259,6 +259,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "color_jitter on 2-channel images",
     ),
     (
+        "rand_augment_magnitude",
+        Errors(1),
+        "rand_augment magnitude beyond its bins",
+    ),
+    (
         "random_crop_padding_mode",
         Errors(2),
         "reflect padding as large as the image; fill with edge padding",

@@ -11,15 +11,13 @@ use std::cell::RefCell;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::experiment::{PaddingMode, Transform};
+use crate::experiment::{Interpolation, PaddingMode, Transform};
 
-// The policy ops (sharpness, posterize, ...) are used by `trivial_augment_wide` and
-// `rand_augment`, which land next.
-#[allow(dead_code)]
+mod augment;
 mod color;
 mod erase;
-// Not called by a pipeline stage yet: random_rotation/random_affine and the colour policies
-// (TrivialAugment, RandAugment) build on it.
+// `Affine`'s fields beyond the policies' shears and translations are for
+// random_rotation/random_affine.
 #[allow(dead_code)]
 pub(crate) mod geometric;
 mod pad;
@@ -46,6 +44,8 @@ enum Op {
     ColorJitter {
         ranges: [Option<[f32; 2]>; 4],
     },
+    /// `trivial_augment_wide` or `rand_augment`.
+    Augment(augment::Augment),
     /// `out[i] = in[perm[i]]` within every channel plane.
     Permute {
         perm: Vec<u32>,
@@ -132,6 +132,30 @@ impl Pipeline {
                 } => Op::ColorJitter {
                     ranges: [*brightness, *contrast, *saturation, *hue],
                 },
+                Transform::TrivialAugmentWide {
+                    num_magnitude_bins,
+                    interpolation,
+                    fill,
+                } => Op::Augment(augment::Augment::trivial(
+                    *num_magnitude_bins,
+                    shape,
+                    kernel_interpolation(*interpolation),
+                    fill / 255.0,
+                )),
+                Transform::RandAugment {
+                    num_ops,
+                    magnitude,
+                    num_magnitude_bins,
+                    interpolation,
+                    fill,
+                } => Op::Augment(augment::Augment::rand(
+                    *num_ops,
+                    *magnitude,
+                    *num_magnitude_bins,
+                    shape,
+                    kernel_interpolation(*interpolation),
+                    fill / 255.0,
+                )),
                 Transform::PixelPermutation { seed } => Op::Permute {
                     perm: pixel_permutation(shape[1] * shape[2], *seed),
                 },
@@ -271,7 +295,7 @@ impl Stage {
     }
 
     /// Applies the stage to `cur`, in place or into `next`; returns whether it wrote `next`.
-    fn run(&self, cur: &mut [f32], next: &mut Vec<f32>, rng: &mut impl Rng) -> bool {
+    fn run(&self, cur: &mut Vec<f32>, next: &mut Vec<f32>, rng: &mut impl Rng) -> bool {
         let [c, h, w] = self.input;
         match &self.op {
             Op::Normalize { mean, std } => {
@@ -331,6 +355,11 @@ impl Stage {
                 color::jitter(cur, self.input, order, factors);
                 false
             }
+            Op::Augment(a) => {
+                // The result ends in `cur`; `next` is the geometric ops' other buffer.
+                a.apply(cur, self.input, next, rng);
+                false
+            }
             Op::Permute { perm } => {
                 next.resize(cur.len(), 0.0);
                 let hw = h * w;
@@ -343,6 +372,14 @@ impl Stage {
                 true
             }
         }
+    }
+}
+
+/// The experiment's interpolation choice as the geometric kernels take it.
+fn kernel_interpolation(i: Interpolation) -> geometric::Interpolation {
+    match i {
+        Interpolation::Nearest => geometric::Interpolation::Nearest,
+        Interpolation::Bilinear => geometric::Interpolation::Bilinear,
     }
 }
 
@@ -782,6 +819,54 @@ mod tests {
 
     /// `grayscale` against torchvision's `F.rgb_to_grayscale` of the float image (fixture as in
     /// `torchvision_goldens`), to within 1e-6: torch sums in its own order.
+    /// The policies in a pipeline are the draws of `augment.rs` from the pipeline's generator,
+    /// applied in turn, with `fill` scaled from a uint8 value to `[0, 1]` and the interpolation
+    /// passed on: replayed here by hand from a clone of the generator.
+    #[test]
+    fn augmentation_policies_draw_from_the_pipeline_rng() {
+        let shape = [3, 8, 8];
+        let image: Vec<u8> = (0..192u32).map(|i| (i * 37 % 256) as u8).collect();
+        let p = Pipeline::new(
+            &[
+                Transform::TrivialAugmentWide {
+                    num_magnitude_bins: 31,
+                    interpolation: Interpolation::Nearest,
+                    fill: 0.0,
+                },
+                Transform::RandAugment {
+                    num_ops: 3,
+                    magnitude: 20,
+                    num_magnitude_bins: 31,
+                    interpolation: Interpolation::Bilinear,
+                    fill: 127.5,
+                },
+            ],
+            shape,
+        );
+        let wide = augment::Space::new(augment::Policy::TrivialAugmentWide, 31, 8, 8);
+        let rand = augment::Space::new(augment::Policy::RandAugment, 31, 8, 8);
+        let unit: Vec<f32> = image.iter().map(|&b| f32::from(b) / 255.0).collect();
+        let mut scratch = Vec::new();
+        let mut changed = 0;
+        for seed in 0..100 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut out = vec![0.0; 192];
+            p.apply(&image, &mut rng.clone(), &mut out);
+            let mut want = unit.clone();
+            let (op, m) = wide.draw_trivial(&mut rng);
+            let nearest = geometric::Interpolation::Nearest;
+            augment::apply_op(&mut want, shape, op, m, nearest, 0.0, &mut scratch);
+            for _ in 0..3 {
+                let (op, m) = rand.draw_rand(20, &mut rng);
+                let bilinear = geometric::Interpolation::Bilinear;
+                augment::apply_op(&mut want, shape, op, m, bilinear, 0.5, &mut scratch);
+            }
+            assert_eq!(out, want, "seed {seed}");
+            changed += usize::from(out != unit);
+        }
+        assert!(changed > 90, "almost every image changes: {changed}");
+    }
+
     #[test]
     fn grayscale_matches_torchvision() {
         let path = concat!(

@@ -9,10 +9,10 @@
 use serde::Serialize;
 
 pub use super::format::GeluApprox;
-pub use super::format::PaddingMode;
 use super::format::{
     Cifar100Labels, DatasetName, OnCorrupt, OpKind, ParamRole, StopMetric, Tta, TtaWhen,
 };
+pub use super::format::{Interpolation, PaddingMode};
 
 /// A fully validated experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -411,6 +411,28 @@ pub enum Transform {
         saturation: Option<[f32; 2]>,
         /// Hue shifts, within `[-0.5, 0.5]`.
         hue: Option<[f32; 2]>,
+    },
+    /// torchvision v2's `TrivialAugmentWide`: one op per image at a random bin.
+    TrivialAugmentWide {
+        /// Bins of each magnitude table, at least 2.
+        num_magnitude_bins: usize,
+        /// How the geometric ops sample.
+        interpolation: Interpolation,
+        /// Value outside the image, in uint8 pixel units (0 to 255).
+        fill: f32,
+    },
+    /// torchvision v2's `RandAugment`: `num_ops` ops per image, all at bin `magnitude`.
+    RandAugment {
+        /// Ops per image.
+        num_ops: usize,
+        /// The bin, `< num_magnitude_bins`.
+        magnitude: usize,
+        /// Bins of each magnitude table, at least 2.
+        num_magnitude_bins: usize,
+        /// How the geometric ops sample.
+        interpolation: Interpolation,
+        /// Value outside the image, in uint8 pixel units (0 to 255).
+        fill: f32,
     },
     /// A fixed permutation of the `H*W` pixel positions (same for every channel and image),
     /// drawn from its own seed.

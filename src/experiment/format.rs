@@ -255,6 +255,18 @@ choice! {
     }
 }
 
+choice! {
+    /// How a transform that moves pixels by a fraction samples the image (torchvision's
+    /// `interpolation`).
+    pub enum Interpolation as "interpolation" {
+        /// The nearest pixel (torchvision's default for rotations, affine maps and the
+        /// augmentation policies).
+        Nearest = "nearest",
+        /// Bilinear between the four neighbouring pixels.
+        Bilinear = "bilinear",
+    }
+}
+
 tagged! {
     /// One image transform, selected by `op`.
     pub enum RawTransformOp by "op" as "transform", kinds TransformKind {
@@ -319,6 +331,37 @@ tagged! {
             /// -0.5 <= min <= max <= 0.5: the hue shift, a fraction of the colour circle.
             /// Default: none.
             hue: Option<Sp<JitterRange>>,
+        },
+        /// TrivialAugment Wide (torchvision v2 `TrivialAugmentWide`): per image, one of 14 ops
+        /// (identity, shear x/y, translate x/y, rotate, brightness, colour, contrast,
+        /// sharpness, posterize, solarize, autocontrast, equalize) uniformly, at a uniform bin
+        /// of its magnitude table, with a random sign where the op has one. For `[0, 1]` images
+        /// of 1 or 3 channels (put it before `normalize`); colour leaves grey images alone.
+        TrivialAugmentWide = "trivial_augment_wide" {
+            /// The number of bins of each magnitude table, at least 2. Default: 31.
+            num_magnitude_bins: Option<Sp<u64>>,
+            /// How the shears, translations and rotations sample: `nearest` or `bilinear`.
+            /// Default: `nearest`.
+            interpolation: Option<Sp<Interpolation>>,
+            /// The pixel value (0 to 255, as in the uint8 image) where a shear, translation or
+            /// rotation leaves the image. Default: 0.
+            fill: Option<Sp<f64>>,
+        },
+        /// RandAugment (torchvision v2 `RandAugment`): per image, `num_ops` ops drawn uniformly
+        /// (with repetition) from `trivial_augment_wide`'s 14, all at bin `magnitude` of
+        /// RandAugment's own tables (milder, translations relative to the image size), each
+        /// with a random sign where the op has one.
+        RandAugment = "rand_augment" {
+            /// Ops per image, 0 to 64. Default: 2.
+            num_ops: Option<Sp<u64>>,
+            /// The bin of every table, 0 to `num_magnitude_bins - 1`. Default: 9.
+            magnitude: Option<Sp<u64>>,
+            /// The number of bins of each magnitude table, at least 2. Default: 31.
+            num_magnitude_bins: Option<Sp<u64>>,
+            /// As `trivial_augment_wide`'s. Default: `nearest`.
+            interpolation: Option<Sp<Interpolation>>,
+            /// As `trivial_augment_wide`'s. Default: 0.
+            fill: Option<Sp<f64>>,
         },
         /// A fixed random permutation of the pixel positions, drawn from its own `seed`. Put the
         /// same transform in `train_transforms` and `test_transforms`.

@@ -84,6 +84,28 @@ fn transform(t: &Transform) -> Sp<RawTransform> {
                 hue: range(hue),
             }
         }
+        Transform::TrivialAugmentWide {
+            num_magnitude_bins,
+            interpolation,
+            fill,
+        } => RawTransformOp::TrivialAugmentWide {
+            num_magnitude_bins: Some(n(*num_magnitude_bins)),
+            interpolation: some(*interpolation),
+            fill: reals(&[*fill]).value.pop(),
+        },
+        Transform::RandAugment {
+            num_ops,
+            magnitude,
+            num_magnitude_bins,
+            interpolation,
+            fill,
+        } => RawTransformOp::RandAugment {
+            num_ops: Some(n(*num_ops)),
+            magnitude: Some(n(*magnitude)),
+            num_magnitude_bins: Some(n(*num_magnitude_bins)),
+            interpolation: some(*interpolation),
+            fill: reals(&[*fill]).value.pop(),
+        },
         Transform::PixelPermutation { seed } => RawTransformOp::PixelPermutation {
             seed: some(Seed(*seed)),
         },
@@ -802,6 +824,37 @@ optimizer = { kind = "sgd", lr = 0.1 }
         );
         let printed = to_toml(e);
         assert!(printed.contains("contrast = [0.5, 1.5]"), "{printed}");
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{printed}");
+    }
+
+    #[test]
+    fn augmentation_policies_print_and_read_back() {
+        let text = "[data]\ndataset = \"synthetic\"\nsynthetic = { shape = [3, 8, 8] }\ntrain_transforms = [{ op = \"trivial_augment_wide\" }, { op = \"rand_augment\", num_ops = 3, magnitude = 4, num_magnitude_bins = 5, interpolation = \"bilinear\", fill = 127.5 }]\n[model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 4 }]\n";
+        let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
+        assert!(first.diagnostics.is_empty(), "{:?}", first.diagnostics);
+        let (e, _) = first.result.as_ref().expect("valid");
+        assert_eq!(
+            e.data().train_transforms,
+            vec![
+                Transform::TrivialAugmentWide {
+                    num_magnitude_bins: 31,
+                    interpolation: Interpolation::Nearest,
+                    fill: 0.0,
+                },
+                Transform::RandAugment {
+                    num_ops: 3,
+                    magnitude: 4,
+                    num_magnitude_bins: 5,
+                    interpolation: Interpolation::Bilinear,
+                    fill: 127.5,
+                },
+            ],
+            "torchvision's defaults, and every key given"
+        );
+        let printed = to_toml(e);
+        assert!(printed.contains("num_magnitude_bins = 31"), "{printed}");
         let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
         assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
         assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{printed}");

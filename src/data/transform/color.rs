@@ -294,7 +294,7 @@ pub(crate) fn jitter(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn close(a: &[f32], b: &[f32], tol: f32) -> bool {

@@ -6,10 +6,10 @@ use super::super::format::{
     Cifar100Labels, DatasetName, JitterRange, OnCorrupt, RawCsv, RawData, RawImageFolder,
     RawTransform, RawTransformOp,
 };
-use super::super::read::{Cx, Seed, Sp};
+use super::super::read::{int_in, Cx, Seed, Sp};
 use super::super::{
-    DataSpec, DatasetKind, FolderSpec, PaddingMode, SyntheticSpec, TestSource, Transform, Tta,
-    TtaWhen, ValidationSize,
+    DataSpec, DatasetKind, FolderSpec, Interpolation, PaddingMode, SyntheticSpec, TestSource,
+    Transform, Tta, TtaWhen, ValidationSize,
 };
 use super::{count, real};
 use crate::diagnostic::Diagnostic;
@@ -796,6 +796,75 @@ fn transform(
             })
             .filter(|_| channels)
         }
+        RawTransformOp::TrivialAugmentWide {
+            num_magnitude_bins,
+            interpolation,
+            fill,
+        } => {
+            let (bins, fill) = policy_keys(cx, num_magnitude_bins, fill);
+            let channels = color_channels(cx, span, c, "trivial_augment_wide");
+            Some(Transform::TrivialAugmentWide {
+                num_magnitude_bins: bins?,
+                interpolation: interpolation
+                    .as_ref()
+                    .map_or(Interpolation::Nearest, |i| i.value),
+                fill: fill?,
+            })
+            .filter(|_| channels)
+        }
+        RawTransformOp::RandAugment {
+            num_ops,
+            magnitude,
+            num_magnitude_bins,
+            interpolation,
+            fill,
+        } => {
+            let (bins, fill) = policy_keys(cx, num_magnitude_bins, fill);
+            let num_ops = int_in(cx, num_ops.as_ref(), 2, 0, MAX_POLICY_OPS, "num_ops");
+            // torchvision indexes the table with it (`magnitudes[self.magnitude]`).
+            let magnitude = match (magnitude, bins) {
+                (Some(m), Some(bins)) if m.value >= bins as u64 => {
+                    cx.push(
+                        Diagnostic::error(
+                            m.span.clone(),
+                            format!(
+                                "magnitude = {} is not a bin of num_magnitude_bins = {bins}",
+                                m.value
+                            ),
+                        )
+                        .label(format!("expected 0 to {}", bins - 1))
+                        .help(format!("set num_magnitude_bins = {} or more", m.value + 1)),
+                    );
+                    None
+                }
+                (None, Some(bins)) if bins <= 9 => {
+                    let at = num_magnitude_bins
+                        .as_ref()
+                        .map_or(span.clone(), |b| b.span.clone());
+                    cx.push(
+                        Diagnostic::error(
+                            at,
+                            format!("the default magnitude 9 is not a bin of num_magnitude_bins = {bins}"),
+                        )
+                        .label("expected 10 or more bins")
+                        .help(format!("set a magnitude from 0 to {}", bins - 1)),
+                    );
+                    None
+                }
+                (m, _) => Some(m.as_ref().map_or(9, |m| m.value as usize)),
+            };
+            let channels = color_channels(cx, span, c, "rand_augment");
+            Some(Transform::RandAugment {
+                num_ops: num_ops?,
+                magnitude: magnitude?,
+                num_magnitude_bins: bins?,
+                interpolation: interpolation
+                    .as_ref()
+                    .map_or(Interpolation::Nearest, |i| i.value),
+                fill: fill?,
+            })
+            .filter(|_| channels)
+        }
         RawTransformOp::PixelPermutation { seed } => Some(Transform::PixelPermutation {
             seed: seed.as_ref().map_or(0, |s| s.value.0),
         }),
@@ -822,6 +891,40 @@ fn transform(
             })
         }
     }
+}
+
+/// Most ops `rand_augment` applies per image: each is a pass over the image, and more than a
+/// few dozen turn any image into noise.
+const MAX_POLICY_OPS: u64 = 64;
+
+/// Most magnitude bins: the table entries are float32 `linspace`s indexed by an f32 bin number,
+/// exact up to 2^24.
+const MAX_MAGNITUDE_BINS: u64 = 1 << 24;
+
+/// The keys both augmentation policies share: `num_magnitude_bins` (at least 2, as posterize's
+/// table divides by `bins - 1`) and `fill` (a uint8 pixel value, 0 to 255).
+fn policy_keys(
+    cx: &mut Cx<'_>,
+    bins: &Option<Sp<u64>>,
+    fill: &Option<Sp<f64>>,
+) -> (Option<usize>, Option<f32>) {
+    let bins = int_in(
+        cx,
+        bins.as_ref(),
+        31,
+        2,
+        MAX_MAGNITUDE_BINS,
+        "num_magnitude_bins",
+    );
+    let fill = real(
+        cx,
+        fill,
+        0.0,
+        |x| (0.0..=255.0).contains(&x),
+        "fill",
+        "0 to 255",
+    );
+    (bins, fill.map(|f| f as f32))
 }
 
 /// Whether images of `c` channels suit a colour transform (torchvision's colour kernels take
@@ -947,6 +1050,86 @@ optimizer = {{ kind = "sgd", lr = 0.1 }}
                 ),
             }
         }
+    }
+
+    #[test]
+    fn augmentation_policy_keys() {
+        // (transform, expected error or None, why); images are 1x7x9 (grey is accepted).
+        let cases: [(&str, Option<&str>, &str); 10] = [
+            (r#"{ op = "trivial_augment_wide" }"#, None, "defaults"),
+            (
+                r#"{ op = "rand_augment", num_ops = 0, magnitude = 1, num_magnitude_bins = 2 }"#,
+                None,
+                "no ops, the smallest table",
+            ),
+            (
+                r#"{ op = "trivial_augment_wide", num_magnitude_bins = 1 }"#,
+                Some("num_magnitude_bins = 1 is out of range"),
+                "posterize's table needs 2 bins",
+            ),
+            (
+                r#"{ op = "trivial_augment_wide", fill = 256 }"#,
+                Some("fill = 256 is out of range"),
+                "fill is a uint8 value",
+            ),
+            (
+                r#"{ op = "trivial_augment_wide", interpolation = "bicubic" }"#,
+                Some("bicubic"),
+                "only nearest and bilinear",
+            ),
+            (
+                r#"{ op = "rand_augment", magnitude = 31 }"#,
+                Some("magnitude = 31 is not a bin of num_magnitude_bins = 31"),
+                "magnitude indexes the table",
+            ),
+            (
+                r#"{ op = "rand_augment", magnitude = 30 }"#,
+                None,
+                "the last bin",
+            ),
+            (
+                r#"{ op = "rand_augment", num_magnitude_bins = 9 }"#,
+                Some("the default magnitude 9 is not a bin"),
+                "the default magnitude needs 10 bins",
+            ),
+            (
+                r#"{ op = "rand_augment", num_ops = 65 }"#,
+                Some("num_ops = 65 is out of range"),
+                "num_ops is bounded",
+            ),
+            (
+                r#"{ op = "rand_augment", num_ops = -1 }"#,
+                Some(""),
+                "negative num_ops",
+            ),
+        ];
+        for (transform, want, why) in cases {
+            let got = messages(transform);
+            match want {
+                None => assert!(got.is_empty(), "{why}: {transform}: {got:?}"),
+                Some(w) => assert!(
+                    got.len() == 1 && got[0].contains(w),
+                    "{why}: {transform}: want one error with {w:?}, got {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn augmentation_policies_need_grey_or_rgb() {
+        let text = r#"
+[data]
+dataset = "synthetic"
+synthetic = { shape = [2, 8, 8], classes = 2 }
+train_transforms = [{ op = "trivial_augment_wide" }, { op = "rand_augment" }]
+[model]
+layers = [{ op = "flatten" }, { op = "linear", out = 2 }]
+"#;
+        let loaded = load_str_with("config.toml", text, "x", &[]).swap_remove(0);
+        let got: Vec<_> = loaded.diagnostics.iter().map(|d| &d.message).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].contains("`trivial_augment_wide` works on 1- or 3-channel images"));
+        assert!(got[1].contains("`rand_augment` works on 1- or 3-channel images"));
     }
 
     #[test]
