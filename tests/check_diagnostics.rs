@@ -229,6 +229,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "flip_translate TTA of 1x1 test images",
     ),
     (
+        "random_affine_ranges",
+        Errors(3),
+        "rotation degrees backwards, a 90-degree shear, a translation of 2 widths",
+    ),
+    (
         "random_crop_padding_mode",
         Errors(2),
         "reflect padding as large as the image; fill with edge padding",

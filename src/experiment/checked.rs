@@ -8,8 +8,8 @@
 
 use serde::Serialize;
 
-pub use super::format::PaddingMode;
 use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, StopMetric, Tta};
+pub use super::format::{Interpolation, PaddingMode};
 
 /// A fully validated experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -336,6 +336,31 @@ pub enum Transform {
         ratio: [f32; 2],
         /// The fill value.
         value: f32,
+    },
+    /// torchvision's `RandomRotation` (no expand): an angle uniform in `degrees`,
+    /// counter-clockwise.
+    RandomRotation {
+        /// `[min, max]` angle in degrees.
+        degrees: [f32; 2],
+        /// How pixels are sampled.
+        interpolation: Interpolation,
+        /// Value outside the image, in uint8 pixel units (0 to 255).
+        fill: f32,
+    },
+    /// torchvision's `RandomAffine`: angle, translation, scale and shear drawn per image.
+    RandomAffine {
+        /// `[min, max]` angle in degrees (`F.affine`'s sign).
+        degrees: [f32; 2],
+        /// `[fx, fy]` largest shifts as fractions of the width and height (0 for none).
+        translate: [f32; 2],
+        /// `[min, max]` scale factor.
+        scale: [f32; 2],
+        /// `[xmin, xmax, ymin, ymax]` shear in degrees.
+        shear: [f32; 4],
+        /// How pixels are sampled.
+        interpolation: Interpolation,
+        /// Value outside the image, in uint8 pixel units (0 to 255).
+        fill: f32,
     },
     /// A fixed permutation of the `H*W` pixel positions (same for every channel and image),
     /// drawn from its own seed.

@@ -228,6 +228,49 @@ choice! {
     }
 }
 
+choice! {
+    /// How `random_rotation` and `random_affine` sample the image (torchvision's
+    /// `interpolation`).
+    pub enum Interpolation as "interpolation" {
+        /// The nearest pixel (torchvision's default for rotations and affine maps).
+        Nearest = "nearest",
+        /// Bilinear between the four neighbouring pixels.
+        Bilinear = "bilinear",
+    }
+}
+
+/// A number, or an array of numbers: `degrees = 10` or `degrees = [-5, 20]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Numbers(pub Vec<f64>);
+
+impl<'a> FormatValue<'a> for Numbers {
+    fn expected() -> &'static str {
+        "a number or an array of numbers"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::Array(_) => {
+                let xs = Vec::<Sp<f64>>::from_toml(v, cx)?;
+                Some(Numbers(xs.into_iter().map(|x| x.value).collect()))
+            }
+            DeValue::Float(_) | DeValue::Integer(_) => Some(Numbers(vec![f64::from_toml(v, cx)?])),
+            _ => super::read::type_error(v, cx, Self::expected()),
+        }
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [
+            { "type": "number" },
+            { "type": "array", "items": { "type": "number" } },
+        ] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        match self.0.as_slice() {
+            [x] => toml::Value::Float(*x),
+            xs => toml::Value::Array(xs.iter().map(|x| toml::Value::Float(*x)).collect()),
+        }
+    }
+}
+
 tagged! {
     /// One image transform, selected by `op`.
     pub enum RawTransformOp by "op" as "transform", kinds TransformKind {
@@ -272,6 +315,38 @@ tagged! {
             ratio: Option<Sp<Vec<Sp<f64>>>>,
             /// The fill value. Default: 0.
             value: Option<Sp<f64>>,
+        },
+        /// Rotate by an angle drawn uniformly from `degrees`, counter-clockwise, about the centre,
+        /// keeping the size (torchvision `RandomRotation`, `expand=False`); corners outside the
+        /// image take `fill`.
+        RandomRotation = "random_rotation" {
+            /// `d` (the range `[-d, d]`, d >= 0) or `[min, max]`, in degrees. Required.
+            degrees: Sp<Numbers>,
+            /// `nearest` or `bilinear`. Default: `nearest`.
+            interpolation: Option<Sp<Interpolation>>,
+            /// The pixel value (0 to 255, as in the uint8 image) outside the image. Default: 0.
+            fill: Option<Sp<f64>>,
+        },
+        /// A random affine map about the centre, keeping the size (torchvision `RandomAffine`):
+        /// rotation angle, whole-pixel translation, scale and shear drawn uniformly from their
+        /// ranges; corners outside the image take `fill`.
+        RandomAffine = "random_affine" {
+            /// `d` (the range `[-d, d]`, d >= 0) or `[min, max]`, in degrees (torchvision
+            /// `F.affine`'s angle: positive turns the picture clockwise). Required.
+            degrees: Sp<Numbers>,
+            /// `[fx, fy]`: the largest shifts, as fractions (0 to 1) of the width and height;
+            /// each shift is drawn in `[-fx * w, fx * w]` and rounded to whole pixels. Default:
+            /// none.
+            translate: Option<Sp<Vec<Sp<f64>>>>,
+            /// `[min, max]` scale factor, 0 < min <= max. Default: 1.
+            scale: Option<Sp<Vec<Sp<f64>>>>,
+            /// Shear in degrees: `s` (x shear in `[-s, s]`), `[min, max]` (x shear), or
+            /// `[xmin, xmax, ymin, ymax]`. Default: none.
+            shear: Option<Sp<Numbers>>,
+            /// `nearest` or `bilinear`. Default: `nearest`.
+            interpolation: Option<Sp<Interpolation>>,
+            /// The pixel value (0 to 255, as in the uint8 image) outside the image. Default: 0.
+            fill: Option<Sp<f64>>,
         },
         /// A fixed random permutation of the pixel positions, drawn from its own `seed`. Put the
         /// same transform in `train_transforms` and `test_transforms`.

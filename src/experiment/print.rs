@@ -6,7 +6,7 @@
 
 use super::decl::Section;
 use super::format::{
-    LossName, NormType, OptimizerName, RawCheckpoint, RawClipGrad, RawCsv, RawData,
+    LossName, NormType, Numbers, OptimizerName, RawCheckpoint, RawClipGrad, RawCsv, RawData,
     RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInitFrom, RawLayer, RawLoss,
     RawMixup, RawModel, RawOp, RawOptimizer, RawSchedule, RawSynthetic, RawTrain, RawTransform,
     RawTransformOp, ScheduleName,
@@ -30,6 +30,10 @@ fn reals(xs: &[f32]) -> Sp<Vec<Sp<f64>>> {
             .map(|x| Sp::bare(format!("{x:?}").parse::<f64>().unwrap_or(f64::from(*x))))
             .collect(),
     )
+}
+
+fn numbers(xs: &[f32]) -> Numbers {
+    Numbers(reals(xs).value.into_iter().map(|x| x.value).collect())
 }
 
 fn transform(t: &Transform) -> Sp<RawTransform> {
@@ -67,6 +71,30 @@ fn transform(t: &Transform) -> Sp<RawTransform> {
             scale: Some(reals(scale)),
             ratio: Some(reals(ratio)),
             value: reals(&[*value]).value.pop(),
+        },
+        Transform::RandomRotation {
+            degrees,
+            interpolation,
+            fill,
+        } => RawTransformOp::RandomRotation {
+            degrees: Sp::bare(numbers(degrees)),
+            interpolation: some(*interpolation),
+            fill: reals(&[*fill]).value.pop(),
+        },
+        Transform::RandomAffine {
+            degrees,
+            translate,
+            scale,
+            shear,
+            interpolation,
+            fill,
+        } => RawTransformOp::RandomAffine {
+            degrees: Sp::bare(numbers(degrees)),
+            translate: Some(reals(translate)),
+            scale: Some(reals(scale)),
+            shear: some(numbers(shear)),
+            interpolation: some(*interpolation),
+            fill: reals(&[*fill]).value.pop(),
         },
         Transform::PixelPermutation { seed } => RawTransformOp::PixelPermutation {
             seed: some(Seed(*seed)),
@@ -650,6 +678,60 @@ optimizer = { kind = "sgd", lr = 0.1 }
                 ratio: [0.3, 3.3],
                 value: -0.5,
             }]
+        );
+        let printed = to_toml(e);
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{printed}");
+    }
+
+    #[test]
+    fn rotations_and_affine_maps_print_and_read_back() {
+        let text = r#"
+[data]
+dataset = "synthetic"
+train_transforms = [
+  { op = "random_rotation", degrees = 15 },
+  { op = "random_rotation", degrees = [-5, 40.5], interpolation = "bilinear", fill = 128 },
+  { op = "random_affine", degrees = 0, translate = [0.1, 0.2], scale = [0.9, 1.1], shear = 8 },
+  { op = "random_affine", degrees = [-3, 3], shear = [1, 2, -4, 4], interpolation = "bilinear" },
+]
+[model]
+layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
+"#;
+        let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
+        assert!(first.diagnostics.is_empty(), "{:?}", first.diagnostics);
+        let (e, _) = first.result.as_ref().expect("valid");
+        assert_eq!(
+            e.data().train_transforms,
+            vec![
+                Transform::RandomRotation {
+                    degrees: [-15.0, 15.0],
+                    interpolation: Interpolation::Nearest,
+                    fill: 0.0,
+                },
+                Transform::RandomRotation {
+                    degrees: [-5.0, 40.5],
+                    interpolation: Interpolation::Bilinear,
+                    fill: 128.0,
+                },
+                Transform::RandomAffine {
+                    degrees: [0.0, 0.0],
+                    translate: [0.1, 0.2],
+                    scale: [0.9, 1.1],
+                    shear: [-8.0, 8.0, 0.0, 0.0],
+                    interpolation: Interpolation::Nearest,
+                    fill: 0.0,
+                },
+                Transform::RandomAffine {
+                    degrees: [-3.0, 3.0],
+                    translate: [0.0, 0.0],
+                    scale: [1.0, 1.0],
+                    shear: [1.0, 2.0, -4.0, 4.0],
+                    interpolation: Interpolation::Bilinear,
+                    fill: 0.0,
+                },
+            ]
         );
         let printed = to_toml(e);
         let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
