@@ -19,6 +19,15 @@ affine / rotate: `F.affine` and `F.rotate` (no expand) of the float image `x / 2
 parameters, each rounded to float32 first (runner's parameters are f32), fill given as a float (as
 `RandomAffine`/`RandomRotation` always pass one). Compared in `src/data/transform/geometric.rs`:
 nearest exactly, bilinear to within 1e-6.
+
+color: the functional colour ops (`F.adjust_brightness`, `adjust_contrast`, `adjust_saturation`,
+`adjust_hue`, `adjust_sharpness`, `posterize`, `solarize`, `autocontrast`, `equalize`) with explicit
+factors on the float images `x / 255` (key `color_images`, which adds a dim copy of the RGB image
+for the histogram ops), 1-channel included; compared in `src/data/transform/color.rs` to within
+5e-7 (fused multiply-adds and sums in another order), exactly for `posterize` and `equalize`.
+
+color_jitter: `ColorJitter().transform(img, params)` with explicit `fn_idx` orders and factors
+(some `None`), so the composition order is checked, not only the kernels.
 """
 
 import json
@@ -137,6 +146,63 @@ def rotate_cases(imgs):
     return cases
 
 
+def color_images(imgs):
+    """The pinned images on runner's `[0, 1]` scale, plus a dim, low-contrast copy of the RGB one
+    (`x // 3 + 60`) so that `autocontrast` and `equalize` have something to stretch."""
+    out = {k: v.float() / 255 for k, v in imgs.items()}
+    out["dim"] = (imgs["rgb"] // 3 + 60).float() / 255
+    return out
+
+
+# (op, factors): the functional colour ops of torchvision v2 with explicit parameters.
+COLOR_OPS = [
+    ("adjust_brightness", [0.0, 0.5, 1.3, 2.0]),
+    ("adjust_contrast", [0.0, 0.4, 1.7]),
+    ("adjust_saturation", [0.0, 0.6, 1.8]),
+    ("adjust_hue", [-0.5, -0.2, 0.1, 0.45]),
+    ("adjust_sharpness", [0.0, 0.3, 1.9]),
+    ("posterize", [0, 1, 2, 4, 6, 8]),
+    ("solarize", [0.0, 0.3, 0.75, 1.0]),
+    ("autocontrast", [None]),
+    ("equalize", [None]),
+]
+
+
+def color_cases(cimgs):
+    """Every colour op at each factor on each image (1-channel ones as torchvision takes them)."""
+    cases = []
+    for name, img in cimgs.items():
+        for op, factors in COLOR_OPS:
+            for factor in factors:
+                fn = getattr(F, op)
+                out = fn(img) if factor is None else fn(img, factor)
+                cases.append({"image": name, "op": op, "factor": factor,
+                              "out": out.flatten().tolist()})
+    return cases
+
+
+def color_jitter_cases(cimgs):
+    """`ColorJitter.transform` with explicit params: the four ops in a given order, some absent."""
+    from torchvision.transforms.v2 import ColorJitter
+
+    params = [
+        ([0, 1, 2, 3], 1.2, 0.7, 1.4, 0.1),
+        ([3, 2, 1, 0], 0.8, 1.3, 0.5, -0.25),
+        ([2, 0, 3, 1], 1.5, None, 0.0, 0.4),
+        ([1, 3, 0, 2], None, 0.6, None, None),
+    ]
+    cj = ColorJitter()
+    cases = []
+    for name in ["rgb", "gray"]:
+        for order, b, c, s, h in params:
+            p = dict(fn_idx=torch.tensor(order), brightness_factor=b, contrast_factor=c,
+                     saturation_factor=s, hue_factor=h)
+            out = cj.transform(cimgs[name], p)
+            cases.append({"image": name, "order": order, "brightness": b, "contrast": c,
+                          "saturation": s, "hue": h, "out": out.flatten().tolist()})
+    return cases
+
+
 def main():
     imgs = images()
     doc = {
@@ -156,6 +222,12 @@ def main():
             "image": "rgb",
             "out": F.rgb_to_grayscale(imgs["rgb"].float() / 255).flatten().tolist(),
         },
+        "color_images": {
+            k: {"shape": list(v.shape), "data": v.flatten().tolist()}
+            for k, v in color_images(imgs).items()
+        },
+        "color": color_cases(color_images(imgs)),
+        "color_jitter": color_jitter_cases(color_images(imgs)),
     }
     doc["affine"] = affine_cases(imgs)
     doc["rotate"] = rotate_cases(imgs)

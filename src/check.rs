@@ -75,6 +75,9 @@ fn with_graph(l: Loaded, weights: Weights, data_dir: Option<&Path>) -> Checked {
                 return None;
             }
         }
+        if !check_groups(&e, &g, &spans.param_groups, &mut diagnostics) {
+            return None;
+        }
         if let Some(dir) = data_dir {
             let (ok, note) = check_folder(&e, &g, dir, &spans, &mut diagnostics);
             data = note;
@@ -218,6 +221,70 @@ fn check_init(
         diags.push(Diagnostic::error(span.clone(), p).label("these weights do not fit the model"));
     }
     None
+}
+
+/// Reports, at its `match`, each `[[train.param_groups]]` that takes no parameter of the model
+/// (none matches, or earlier groups took every one that does). Returns whether every group
+/// takes one.
+fn check_groups(
+    e: &Experiment,
+    g: &Graph,
+    spans: &[Range<usize>],
+    diags: &mut Vec<Diagnostic>,
+) -> bool {
+    let groups = &e.train().param_groups;
+    let assigned = weights::parameter_groups(g, groups);
+    let mut ok = true;
+    for (i, group) in groups.iter().enumerate() {
+        if assigned.iter().any(|(_, a)| *a == Some(i)) {
+            continue;
+        }
+        ok = false;
+        let matching = assigned
+            .iter()
+            .filter(|(p, _)| group.selector.matches(p.op, &p.slot.name))
+            .count();
+        let span = spans.get(i).cloned().unwrap_or(0..0);
+        let names: Vec<&str> = assigned.iter().map(|(p, _)| p.slot.name.as_str()).collect();
+        let mut d = if matching > 0 {
+            Diagnostic::error(span, "this parameter group takes no parameter")
+                .label(format!("earlier groups take all {matching} it matches"))
+                .help("the first group that matches a parameter is its group: put this one first, or narrow the earlier one")
+        } else {
+            Diagnostic::error(
+                span,
+                "this parameter group matches no parameter of the model",
+            )
+            .label("no parameter matches")
+        };
+        d = d.note(if names.is_empty() {
+            "the model has no parameters".to_string()
+        } else if names.len() <= 8 {
+            format!("the parameters are: {}", names.join(", "))
+        } else {
+            format!(
+                "the parameters are: {}, ... ({} in all)",
+                names[..8].join(", "),
+                names.len()
+            )
+        });
+        diags.push(d);
+    }
+    ok
+}
+
+/// Per `[[train.param_groups]]` of `e`, in file order: how many parameter tensors it takes and
+/// how many scalars they hold; then the same for the parameters no group takes.
+pub fn group_counts(e: &Experiment, g: &Graph) -> (Vec<(usize, usize)>, (usize, usize)) {
+    let groups = &e.train().param_groups;
+    let mut counts = vec![(0, 0); groups.len()];
+    let mut rest = (0, 0);
+    for (p, group) in weights::parameter_groups(g, groups) {
+        let c = group.map_or(&mut rest, |i| &mut counts[i]);
+        c.0 += 1;
+        c.1 += p.slot.dims.iter().product::<usize>();
+    }
+    (counts, rest)
 }
 
 fn first(mut all: Vec<Checked>) -> Checked {

@@ -47,6 +47,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "`labels` on a data set other than cifar100 is ignored",
     ),
     (
+        "extra_not_svhn",
+        Warnings(1),
+        "`extra` on a data set other than svhn is ignored",
+    ),
+    (
         "cifar100_coarse_output_mismatch",
         Errors(1),
         "100 outputs for CIFAR-100's 20 coarse classes",
@@ -62,6 +67,21 @@ const CASES: &[(&str, Expect, &str)] = &[
         "weights whose conv1 and fc tensors have other shapes, named by layer",
     ),
     ("init_from_missing", Errors(1), "`init_from` names no file"),
+    (
+        "conv_padding_same",
+        Errors(2),
+        "`padding = \"same\"` with stride 2, and with an even kernel",
+    ),
+    (
+        "init_spec_settings",
+        Errors(4),
+        "dirac on an even kernel, `images` on dirac, whitening eps 0, whitening on linear",
+    ),
+    (
+        "init_spec_shapes",
+        Errors(3),
+        "whitening not on the input, dirac with out < in, whitening of the wrong width",
+    ),
     (
         "init_from_not_safetensors",
         Errors(1),
@@ -188,7 +208,7 @@ const CASES: &[(&str, Expect, &str)] = &[
     ("dangling_input", Errors(1), "`stm` suggests `stem`"),
     ("cycle", Errors(1), "two layers reading each other"),
     ("unused_layer", Warnings(1), "a branch nothing reads"),
-    ("negative_integer", Errors(1), "epochs = -3"),
+    ("negative_integer", Errors(1), "steps = -3"),
     ("width_too_large", Errors(1), "a width of 10^15"),
     ("batch_size_zero", Errors(1), "batch_size = 0"),
     ("validation_fraction", Errors(1), "validation = 1.5"),
@@ -227,6 +247,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "tta_translate_too_small",
         Errors(1),
         "flip_translate TTA of 1x1 test images",
+    ),
+    (
+        "color_jitter_channels",
+        Errors(1),
+        "color_jitter on 2-channel images",
     ),
     (
         "random_affine_ranges",
@@ -276,11 +301,37 @@ const CASES: &[(&str, Expect, &str)] = &[
         "`milestones` with `cosine`",
     ),
     (
+        "piecewise_linear_points",
+        Errors(2),
+        "a `piecewise_linear` knot of three numbers, and a negative factor",
+    ),
+    (
+        "param_groups_invalid",
+        Errors(2),
+        "`batchnorm2d` suggests `batch_norm2d`, `bais` suggests `bias`",
+    ),
+    (
+        "param_group_settings",
+        Errors(3),
+        "two negative scales, `freeze_after_epochs` with `frozen = true`",
+    ),
+    (
+        "param_group_matches_nothing",
+        Errors(2),
+        "a name pattern that matches nothing, and a group earlier groups leave nothing to",
+    ),
+    (
         "unknown_device",
         Errors(1),
         "`cdua` suggests `cuda` (a transposition)",
     ),
     ("seed_out_of_range", Errors(1), "2^64 does not fit a seed"),
+    (
+        "training_length",
+        Errors(2),
+        "`epochs` with `steps`, and `drop_last` with fewer images than a batch",
+    ),
+    ("epochs_not_positive", Errors(1), "`epochs = -0.5`"),
     (
         "accumulate_zero",
         Errors(1),

@@ -89,7 +89,8 @@ fn vgg_parameters_add_up_layer_by_layer() {
             Op::Linear {
                 in_features: 512,
                 out_features: 10,
-                bias: true
+                bias: true,
+                ..
             }
         ),
         "{:?}",
@@ -175,5 +176,47 @@ fn the_seed_vgg_mistake_points_at_the_classifier() {
     assert!(
         d.help.as_deref().is_some_and(|h| h.contains("in = 512")),
         "{d:?}"
+    );
+}
+
+/// airbench94's `make_net()` (`tests/fixtures/models/airbench94_net.toml`): PyTorch counts
+/// 1,972,792 parameters, the frozen whitening weight and BatchNorm weights included:
+///
+/// ```text
+/// git -C /work/.mirror/KellerJordan+cifar10-airbench/repo show \
+///   f1c599c4af24aca803e3e65a6a7e52a502e09d0e:legacy/airbench94.py | sed -n '1,236p' \
+///   | sed 's/net = net.half().cuda()/pass/' > /tmp/ab_net.py
+/// .venv-torch/bin/python -c "exec(open('/tmp/ab_net.py').read()); \
+///   print(sum(p.numel() for p in make_net().parameters()))"   # 1972792
+/// ```
+///
+/// By hand: whitening 24*3*2*2 + 24; per group c_in*w*9 + 2w + w*w*9 + 2w; fc 256*10.
+#[test]
+fn airbench94_network_counts_as_pytorch() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/airbench94_net.toml");
+    let c = check_file(&path);
+    assert!(c.ok(), "{}", c.render());
+    let (_, g) = c.result.as_ref().expect("valid");
+    let group = |cin: usize, w: usize| cin * w * 9 + 2 * w + w * w * 9 + 2 * w;
+    let by_hand = 24 * 3 * 4 + 24 + group(24, 64) + group(64, 256) + group(256, 256) + 2560;
+    assert_eq!(by_hand, 1_972_792, "the formula itself");
+    assert_eq!(g.params(), 1_972_792);
+    assert_eq!(g.output_shape(), [10]);
+    // `padding = "same"` keeps the size: 31 -> 15 -> 7 -> 3 after the pools, then pool 3 -> 1.
+    let shapes: Vec<(&str, Vec<usize>)> = g
+        .layers
+        .iter()
+        .filter(|l| l.name.ends_with("conv2") || l.name == "whiten")
+        .map(|l| (l.name.as_str(), l.shape.clone()))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("whiten", vec![24, 31, 31]),
+            ("group1.conv2", vec![64, 15, 15]),
+            ("group2.conv2", vec![256, 7, 7]),
+            ("group3.conv2", vec![256, 3, 3]),
+        ]
     );
 }

@@ -524,3 +524,63 @@ fn mnist_fc2layer_learns_on_real_data() {
         "header + 10 digits:\n{per_class}"
     );
 }
+
+/// A whitening conv reads the training images when the run builds the model (through the
+/// test-time transforms), and a count larger than the training set is one clear error.
+#[test]
+fn a_run_with_a_whitening_conv_trains_and_too_many_images_is_an_error() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let body = |images: usize| {
+        format!(
+            r#"name = "whiten"
+seed = 0
+[data]
+dataset = "synthetic"
+batch_size = 32
+synthetic = {{ shape = [1, 12, 12], classes = 4, train_size = 64, test_size = 32 }}
+test_transforms = [{{ op = "normalize", mean = [0.5], std = [0.25] }}]
+train_transforms = [{{ op = "normalize", mean = [0.5], std = [0.25] }}]
+[model]
+layers = [
+  {{ op = "conv2d", name = "whiten", out = 8, kernel = 2, init = {{ kind = "whitening", images = {images} }} }},
+  {{ op = "gelu" }},
+  {{ op = "conv2d", out = 8, kernel = 3, padding = "same", bias = false, init = "dirac" }},
+  {{ op = "flatten" }},
+  {{ op = "linear", out = 4, bias = false }},
+  {{ op = "scale", factor = 0.5 }},
+]
+[train]
+epochs = 1
+optimizer = {{ kind = "sgd", lr = 0.01 }}
+"#
+        )
+    };
+    let ok = write_experiment(out.path(), "whiten", &body(48));
+    let root = out.path().join("runs");
+    let o = runner(&[
+        ok.to_str().expect("utf8"),
+        "--out",
+        root.to_str().expect("utf8"),
+        "--plain",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let config =
+        std::fs::read_to_string(run_dir(&root, "whiten").join("config.toml")).expect("config.toml");
+    assert!(
+        config.contains("init = { kind = \"whitening\", images = 48, eps = 0.0005 }"),
+        "{config}"
+    );
+    let too_many = write_experiment(out.path(), "whiten_many", &body(1000));
+    let o = runner(&[
+        too_many.to_str().expect("utf8"),
+        "--out",
+        out.path().join("runs2").to_str().expect("utf8"),
+        "--plain",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("reads 1000 training images, but the training set has 64"),
+        "{}",
+        text(&o)
+    );
+}

@@ -623,7 +623,9 @@ fn measure_file(file: &Path, args: &BenchArgs) -> anyhow::Result<Measured> {
         _ => Device::Cpu,
     };
     let model = Model::new(&graph, exp.seed(), &device)?;
-    let mut optimizer = optim::build(&exp.train().optimizer, model.trainable_vars())?;
+    let groups = optim::ParamGroups::new(exp.train(), &graph, &model);
+    let mut optimizer = optim::build_grouped(&exp.train().optimizer, groups.vars())?;
+    model.freeze(&groups.frozen_in(1));
     let batch = exp.data().batch_size;
     let [c, h, w] = exp.model().input;
     let classes = exp.data().dataset.classes().max(1);

@@ -63,6 +63,9 @@ struct JsonFile<'a> {
     macs: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a str>,
+    /// Optimizer steps of the run, where the data set fixes its size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_steps: Option<usize>,
 }
 
 fn json_file(c: &Checked) -> JsonFile<'_> {
@@ -100,6 +103,10 @@ fn json_file(c: &Checked) -> JsonFile<'_> {
         params,
         macs,
         data: c.data.as_deref(),
+        total_steps: c.result.as_ref().and_then(|(e, _)| {
+            let n = e.data().known_train_images()?;
+            Some(e.plan(n).total_steps)
+        }),
     }
 }
 
@@ -124,9 +131,11 @@ pub fn text_report(c: &Checked, quiet: bool) -> String {
                 thousands(g.params() as u64),
                 thousands(g.macs())
             );
+            out += &format!("{}\n", length_line(e));
             if let Some(d) = &c.data {
                 out += &format!("{d}\n");
             }
+            out += &groups_report(e, g);
             if !quiet {
                 out += &table(g);
             }
@@ -141,6 +150,96 @@ pub fn text_report(c: &Checked, quiet: bool) -> String {
             };
         }
     }
+    out
+}
+
+/// How long the experiment trains: the optimizer steps where the data set fixes its size.
+fn length_line(e: &crate::experiment::Experiment) -> String {
+    let length = e.train().length;
+    let Some(n) = e.data().known_train_images() else {
+        return format!("  training: {length} (the steps depend on the data set's size)");
+    };
+    let plan = e.plan(n);
+    let batches = plan.batches_per_epoch;
+    let dropped = if e.data().drop_last && n % e.data().batch_size.max(1) != 0 {
+        ", the partial batch dropped"
+    } else {
+        ""
+    };
+    let grouped = match e.train().accumulate {
+        1 => String::new(),
+        k => format!(" in groups of {k}"),
+    };
+    let partial = if plan.total_steps < plan.epochs * plan.steps_per_epoch {
+        format!(" ({length}), the last one partial")
+    } else {
+        String::new()
+    };
+    format!(
+        "  training: {} optimizer steps in {} epoch{}{partial}; {} steps per epoch: {batches} batch{} of {} images{grouped}{dropped}",
+        thousands(plan.total_steps as u64),
+        plan.epochs,
+        if plan.epochs == 1 { "" } else { "s" },
+        plan.steps_per_epoch,
+        if batches == 1 { "" } else { "es" },
+        e.data().batch_size,
+    )
+}
+
+/// One line per `[[train.param_groups]]` (what it matches, what it takes, its settings), then
+/// the parameters no group takes; nothing without groups.
+fn groups_report(e: &crate::experiment::Experiment, g: &crate::graph::Graph) -> String {
+    use crate::experiment::Freeze;
+    let groups = &e.train().param_groups;
+    if groups.is_empty() {
+        return String::new();
+    }
+    let (counts, rest) = crate::check::group_counts(e, g);
+    let taken = |(tensors, scalars): (usize, usize)| {
+        let s = if tensors == 1 { "" } else { "s" };
+        format!(
+            "{tensors} tensor{s}, {} parameters",
+            thousands(scalars as u64)
+        )
+    };
+    let mut out = String::new();
+    for (i, (group, count)) in groups.iter().zip(counts).enumerate() {
+        let sel = &group.selector;
+        let keys: Vec<String> = [
+            sel.op.map(|o| format!("op = \"{}\"", o.name())),
+            sel.role.map(|r| format!("role = \"{}\"", r.name())),
+            sel.name.as_ref().map(|n| format!("name = {n:?}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut settings = Vec::new();
+        if group.lr_scale != 1.0 {
+            settings.push(format!("lr x{}", group.lr_scale));
+        }
+        if group.weight_decay_scale != 1.0 {
+            settings.push(format!("weight_decay x{}", group.weight_decay_scale));
+        }
+        match group.freeze {
+            Freeze::Never => {}
+            Freeze::Always => settings.push("frozen".into()),
+            Freeze::AfterEpochs(n) => settings.push(format!("frozen after epoch {n}")),
+        }
+        if settings.is_empty() {
+            settings.push("the optimizer's settings".into());
+        }
+        out += &format!(
+            "param group {}: {{ {} }}: {}; {}\n",
+            i + 1,
+            keys.join(", "),
+            taken(count),
+            settings.join(", ")
+        );
+    }
+    out += &format!(
+        "other parameters: {}; the optimizer's settings\n",
+        taken(rest)
+    );
     out
 }
 

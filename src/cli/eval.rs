@@ -77,7 +77,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
             &data,
             &pipe,
             &device,
-            exp.train().epochs,
+            exp.train().length.known_epochs().unwrap_or(1),
             &|| None,
         )
     };

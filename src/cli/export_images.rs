@@ -11,7 +11,8 @@ use crate::experiment::{Cifar100Labels, DatasetKind, DatasetName, SyntheticSpec}
 /// Options of `runner export-images`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExportImagesArgs {
-    /// A data set name (`mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `stl10`, `synthetic`)
+    /// A data set name (`mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `stl10`, `svhn`,
+    /// `synthetic`)
     /// or an experiment file, whose data set (with its seed) is exported.
     pub source: String,
     /// The folder to write `train/<class>/<index>.png` and `test/<class>/<index>.png` into
@@ -37,6 +38,7 @@ fn source(args: &ExportImagesArgs) -> anyhow::Result<Option<(DatasetKind, u64)>>
             DatasetName::Cifar10 => DatasetKind::Cifar10,
             DatasetName::Cifar100 => DatasetKind::Cifar100(Cifar100Labels::Fine),
             DatasetName::Stl10 => DatasetKind::Stl10,
+            DatasetName::Svhn => DatasetKind::Svhn { extra: false },
             DatasetName::Synthetic => DatasetKind::Synthetic(SyntheticSpec {
                 shape: [1, 8, 8],
                 classes: 4,

@@ -353,12 +353,11 @@ pub(crate) fn train_in(
 ) -> Result<Summary, TrainError> {
     let params = graph.params();
     crate::ewriteln!(
-        "runner: training `{}` on {} ({} parameters, {} epoch{}) -> {}",
+        "runner: training `{}` on {} ({} parameters, {}) -> {}",
         for_terminal(exp.name()),
         train::run::device_name(device),
         thousands(params as u64),
-        exp.train().epochs,
-        if exp.train().epochs == 1 { "" } else { "s" },
+        exp.train().length,
         run_dir.path.display()
     );
     let result = train::run(exp, graph, &to_toml(exp), run_dir, opts, resume);

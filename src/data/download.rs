@@ -237,6 +237,31 @@ pub const STL10_TARBALL: RemoteFile = RemoteFile::new(
     None,
 );
 
+/// SVHN's official location.
+const SVHN_MIRRORS: &[&str] = &["http://ufldl.stanford.edu/housenumbers/"];
+/// SVHN's cropped-digit files (train, test, extra), with torchvision's MD5s
+/// (`SVHN.split_list`) and the sizes the release serves; extra only for `extra = true`.
+pub const SVHN_FILES: [RemoteFile; 3] = [
+    RemoteFile::new(
+        super::svhn::TRAIN_FILE,
+        SVHN_MIRRORS,
+        Checksum::Md5(Cow::Borrowed("e26dedcc434d2e4c54c9b2d4a06d8373")),
+        Some(182_040_794),
+    ),
+    RemoteFile::new(
+        super::svhn::TEST_FILE,
+        SVHN_MIRRORS,
+        Checksum::Md5(Cow::Borrowed("eb5a983be6a315427106f1b164d9cef3")),
+        Some(64_275_384),
+    ),
+    RemoteFile::new(
+        super::svhn::EXTRA_FILE,
+        SVHN_MIRRORS,
+        Checksum::Md5(Cow::Borrowed("a93ce644f1a588dc4d68dda5feec44a7")),
+        Some(1_329_278_602),
+    ),
+];
+
 /// Why missing files could not be downloaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -381,7 +406,7 @@ impl Downloader {
         };
         let dir = data_dir.join(folder);
         create_dir(&dir)?;
-        let files = match kind {
+        let files: &[RemoteFile] = match kind {
             DatasetKind::Mnist => &MNIST_FILES,
             DatasetKind::FashionMnist => &FASHION_MNIST_FILES,
             DatasetKind::Cifar10 => {
@@ -406,6 +431,8 @@ impl Downloader {
                 let _ = std::fs::remove_file(&tarball);
                 return Ok(());
             }
+            DatasetKind::Svhn { extra: false } => &SVHN_FILES[..2],
+            DatasetKind::Svhn { extra: true } => &SVHN_FILES,
             DatasetKind::Cifar100(_) => {
                 let tarball = data_dir.join(CIFAR100_TARBALL.name());
                 self.download(&CIFAR100_TARBALL, &tarball)?;
@@ -1479,6 +1506,43 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn svhn_files_are_fetched_one_by_one_against_their_published_md5s() {
+        use crate::data::svhn;
+        // A file in the official format, but not the release's: its MD5 cannot match.
+        let body = svhn::tests::file(2);
+        let server = Server::start(
+            &[(svhn::TRAIN_FILE, &body[..]), (svhn::TEST_FILE, &body[..])],
+            &[],
+        );
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join(svhn::FOLDER);
+        let err = quick(&server)
+            .fetch(&DatasetKind::Svhn { extra: false }, tmp.path())
+            .expect_err("not the published file");
+        let text = err.to_string();
+        assert!(
+            text.contains("train_32x32.mat") && text.contains("e26dedcc434d2e4c54c9b2d4a06d8373"),
+            "{text}"
+        );
+        assert!(!dir.join(svhn::TRAIN_FILE).exists() && leftovers(&dir).is_empty());
+        // With the training file in place, only the test file is asked for.
+        std::fs::write(dir.join(svhn::TRAIN_FILE), &body).expect("write");
+        let err = quick(&server)
+            .fetch(&DatasetKind::Svhn { extra: false }, tmp.path())
+            .expect_err("not the published file");
+        assert!(
+            err.to_string().contains("eb5a983be6a315427106f1b164d9cef3"),
+            "{err}"
+        );
+        let paths: Vec<String> = server.seen().into_iter().map(|s| s.path).collect();
+        assert_eq!(
+            paths,
+            ["/files/train_32x32.mat", "/files/test_32x32.mat"],
+            "one request per missing file"
+        );
     }
 
     #[test]

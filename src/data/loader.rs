@@ -73,6 +73,32 @@ pub fn epoch_batches(
     epoch: usize,
     limit: Option<usize>,
 ) -> EpochBatches {
+    epoch_batches_upto(
+        data,
+        pipeline,
+        batch_size,
+        shuffle,
+        seed,
+        epoch,
+        limit,
+        usize::MAX,
+    )
+}
+
+/// [`epoch_batches`], yielding (and preparing) only the first `max_batches` batches: an epoch
+/// without its partial last batch (`drop_last`), or the part of the last epoch a run trains on.
+/// The batches it yields are those [`epoch_batches`] yields first.
+#[allow(clippy::too_many_arguments)]
+pub fn epoch_batches_upto(
+    data: Arc<Dataset>,
+    pipeline: Arc<Pipeline>,
+    batch_size: usize,
+    shuffle: bool,
+    seed: u64,
+    epoch: usize,
+    limit: Option<usize>,
+    max_batches: usize,
+) -> EpochBatches {
     let n = limit.map_or(data.len(), |l| l.min(data.len()));
     let batch_size = batch_size.max(1);
     let producer = Producer {
@@ -83,7 +109,7 @@ pub fn epoch_batches(
         seed,
         epoch,
     };
-    let total = batch_count(n, batch_size);
+    let total = batch_count(n, batch_size).min(max_batches);
     EpochBatches::start(producer, total)
 }
 

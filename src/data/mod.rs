@@ -13,8 +13,10 @@ pub mod folder;
 pub mod idx;
 pub mod image_file;
 pub mod loader;
+pub mod mat;
 pub mod split;
 pub mod stl10;
+pub mod svhn;
 pub mod synthetic;
 pub mod transform;
 
@@ -27,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::experiment::DatasetKind;
 
 pub use download::{DownloadError, Downloader};
-pub use loader::{epoch_batches, Batch, EpochBatches};
+pub use loader::{epoch_batches, epoch_batches_upto, Batch, EpochBatches};
 pub use split::{load_experiment, split_validation, ExperimentData, Split};
 pub use transform::Pipeline;
 
@@ -150,6 +152,14 @@ impl ExpectedFile {
 /// Errors of the data stage.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// `data.drop_last` drops the only, partial batch of every epoch.
+    #[error("`data.drop_last` leaves no training batch: {images} training images are fewer than one batch of {batch_size} (lower `data.batch_size` or set `drop_last = false`)")]
+    TooFewForDropLast {
+        /// Training images per epoch.
+        images: usize,
+        /// `data.batch_size`.
+        batch_size: usize,
+    },
     /// `data.validation` asks for no image, or for every training image.
     #[error("`data.validation` asks for {wanted} of the {train} training images: the split must hold at least one and leave at least one to train on")]
     ValidationSize {
@@ -346,6 +356,65 @@ pub enum DataError {
         /// The label found.
         label: u8,
     },
+    /// A MAT-file cannot be read ([`mat`]).
+    #[error("{}: {source}", path.display())]
+    Mat {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: mat::MatError,
+    },
+    /// A variable of a MAT-file has the wrong dimensions.
+    #[error(
+        "{}: `{name}` has dimensions {}, expected {expected}",
+        path.display(),
+        found.iter().map(usize::to_string).collect::<Vec<_>>().join("x")
+    )]
+    MatShape {
+        /// The file.
+        path: PathBuf,
+        /// The variable.
+        name: &'static str,
+        /// The dimensions it must have.
+        expected: &'static str,
+        /// Its dimensions.
+        found: Vec<usize>,
+    },
+    /// A variable of a MAT-file has the wrong class.
+    #[error("{}: `{name}` is {found}, expected {expected}", path.display())]
+    MatType {
+        /// The file.
+        path: PathBuf,
+        /// The variable.
+        name: &'static str,
+        /// The class it must have.
+        expected: &'static str,
+        /// Its class.
+        found: &'static str,
+    },
+    /// An SVHN file's `X` and `y` disagree on the number of images.
+    #[error("{}: `X` holds {images} images but `y` holds {labels} labels", path.display())]
+    MatCount {
+        /// The file.
+        path: PathBuf,
+        /// Images in `X`.
+        images: usize,
+        /// Labels in `y`.
+        labels: usize,
+    },
+    /// An SVHN label is not one of 1..=10 (10 is the digit 0).
+    #[error(
+        "{}: label {value} of sample {index} is out of range (SVHN labels are 1 to 10)",
+        path.display()
+    )]
+    SvhnLabel {
+        /// The file.
+        path: PathBuf,
+        /// Sample index within the file.
+        index: usize,
+        /// The label found.
+        value: f64,
+    },
     /// The synthetic data set cannot be generated with these parameters.
     #[error("synthetic data set: {reason}")]
     InvalidSynthetic {
@@ -411,8 +480,8 @@ fn resolve_data_dir_from(cli: Option<&Path>, env: Option<std::ffi::OsString>) ->
 
 /// Loads (or generates) the training and test sets of `kind`.
 ///
-/// `data_dir` is the folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/` and
-/// `cifar-100-binary/`.
+/// `data_dir` is the folder holding `mnist/`, `fashion-mnist/`, `cifar-10-batches-bin/`,
+/// `cifar-100-binary/`, `stl10_binary/` and `svhn/`.
 /// Missing files are downloaded when possible (see [`Downloader::from_env`]); `seed` only
 /// matters for the synthetic data set.
 #[tracing::instrument(skip_all, fields(dataset = kind.name()))]
@@ -435,6 +504,7 @@ pub fn load_with(
         DatasetKind::Cifar10 => cifar::load(data_dir, downloader),
         DatasetKind::Cifar100(labels) => cifar100::load(data_dir, *labels, downloader),
         DatasetKind::Stl10 => stl10::load(data_dir, downloader),
+        DatasetKind::Svhn { extra } => svhn::load(data_dir, *extra, downloader),
         DatasetKind::Synthetic(spec) => synthetic::generate(spec, seed),
         DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => folder::load(kind, data_dir, seed),
     }
@@ -456,6 +526,7 @@ pub fn class_names(kind: &DatasetKind, data_dir: &Path) -> Vec<String> {
             cifar100::read_classes(&data_dir.join(cifar100::FOLDER), *labels)
         }
         DatasetKind::Stl10 => stl10::read_classes(&data_dir.join(stl10::FOLDER)),
+        DatasetKind::Svhn { .. } => svhn::class_names(),
         DatasetKind::Synthetic(spec) => synthetic::class_names(spec.classes),
         DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => folder::probe(kind, data_dir)
             .map(|p| p.train.classes)
@@ -471,6 +542,7 @@ pub fn dataset_folder(kind: &DatasetKind) -> Option<&'static str> {
         DatasetKind::Cifar10 => Some("cifar-10-batches-bin"),
         DatasetKind::Cifar100(_) => Some(cifar100::FOLDER),
         DatasetKind::Stl10 => Some(stl10::FOLDER),
+        DatasetKind::Svhn { .. } => Some(svhn::FOLDER),
         DatasetKind::Synthetic(_) | DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => None,
     }
 }

@@ -15,6 +15,10 @@ use crate::experiment::{Interpolation, PaddingMode, Transform};
 
 use geometric::Affine;
 
+// The policy ops (sharpness, posterize, ...) are used by `trivial_augment_wide` and
+// `rand_augment`, which land next.
+#[allow(dead_code)]
+mod color;
 mod erase;
 pub(crate) mod geometric;
 mod pad;
@@ -36,6 +40,10 @@ enum Op {
     },
     Flip {
         p: f32,
+    },
+    /// torchvision's `ColorJitter`: brightness, contrast, saturation and hue factor ranges.
+    ColorJitter {
+        ranges: [Option<[f32; 2]>; 4],
     },
     /// `out[i] = in[perm[i]]` within every channel plane.
     Permute {
@@ -130,6 +138,14 @@ impl Pipeline {
                     }
                 }
                 Transform::RandomHorizontalFlip { p } => Op::Flip { p: *p },
+                Transform::ColorJitter {
+                    brightness,
+                    contrast,
+                    saturation,
+                    hue,
+                } => Op::ColorJitter {
+                    ranges: [*brightness, *contrast, *saturation, *hue],
+                },
                 Transform::PixelPermutation { seed } => Op::Permute {
                     perm: pixel_permutation(shape[1] * shape[2], *seed),
                 },
@@ -366,6 +382,12 @@ impl Stage {
                         erase::erase(cur, self.input, b, *value);
                     }
                 }
+                false
+            }
+            Op::ColorJitter { ranges } => {
+                // In place: nothing is written to `next`.
+                let (order, factors) = color::draw_jitter(ranges, rng);
+                color::jitter(cur, self.input, order, factors);
                 false
             }
             Op::Permute { perm } => {

@@ -8,7 +8,8 @@
 
 use serde::Serialize;
 
-use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, StopMetric, Tta};
+pub use super::format::GeluApprox;
+use super::format::{Cifar100Labels, DatasetName, OnCorrupt, OpKind, ParamRole, StopMetric, Tta};
 pub use super::format::{Interpolation, PaddingMode};
 
 /// A fully validated experiment.
@@ -72,6 +73,21 @@ impl Experiment {
         &self.train
     }
 
+    /// The run's length in batches and steps with `n_train` training images per epoch.
+    pub fn plan(&self, n_train: usize) -> Plan {
+        let batches_per_epoch = self.data.batches_per_epoch(n_train);
+        let accumulate = self.train.accumulate.max(1);
+        let steps_per_epoch = batches_per_epoch.div_ceil(accumulate);
+        let length = self.train.length;
+        Plan {
+            batches_per_epoch,
+            steps_per_epoch,
+            total_steps: length.total_steps(steps_per_epoch),
+            epochs: length.epochs(steps_per_epoch),
+            accumulate,
+        }
+    }
+
     /// Records the SHA-256 of the `init_from` file as the check of the weights found it
     /// ([`crate::check`] reads the file; the front end reads no file but the experiment), so
     /// that the resolved `config.toml` names the exact weights a run starts from. An experiment
@@ -133,6 +149,11 @@ pub enum DatasetKind {
     Cifar100(Cifar100Labels),
     /// STL-10's labelled images, 3x96x96, 10 classes.
     Stl10,
+    /// SVHN's cropped digits, 3x32x32, 10 classes.
+    Svhn {
+        /// Whether `extra_32x32.mat` is appended to the training set.
+        extra: bool,
+    },
     /// Generated data for tests and demos: learnable, deterministic given the experiment seed.
     Synthetic(SyntheticSpec),
     /// The user's images, one folder per class.
@@ -189,7 +210,9 @@ impl DatasetKind {
     pub fn image_shape(&self) -> [usize; 3] {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist => [1, 28, 28],
-            DatasetKind::Cifar10 | DatasetKind::Cifar100(_) => [3, 32, 32],
+            DatasetKind::Cifar10 | DatasetKind::Cifar100(_) | DatasetKind::Svhn { .. } => {
+                [3, 32, 32]
+            }
             DatasetKind::Stl10 => [3, 96, 96],
             DatasetKind::Synthetic(s) => s.shape,
             DatasetKind::ImageFolder(f) | DatasetKind::Csv(f) => f.shape,
@@ -228,6 +251,8 @@ impl DatasetKind {
             DatasetKind::Mnist | DatasetKind::FashionMnist => Some(60_000),
             DatasetKind::Cifar10 | DatasetKind::Cifar100(_) => Some(50_000),
             DatasetKind::Stl10 => Some(5_000),
+            DatasetKind::Svhn { extra: false } => Some(73_257),
+            DatasetKind::Svhn { extra: true } => Some(73_257 + 531_131),
             DatasetKind::Synthetic(s) => Some(s.train_size),
             DatasetKind::ImageFolder(_) | DatasetKind::Csv(_) => None,
         }
@@ -241,6 +266,7 @@ impl DatasetKind {
             DatasetKind::Cifar10 => DatasetName::Cifar10,
             DatasetKind::Cifar100(_) => DatasetName::Cifar100,
             DatasetKind::Stl10 => DatasetName::Stl10,
+            DatasetKind::Svhn { .. } => DatasetName::Svhn,
             DatasetKind::Synthetic(_) => DatasetName::Synthetic,
             DatasetKind::ImageFolder(_) => DatasetName::ImageFolder,
             DatasetKind::Csv(_) => DatasetName::Csv,
@@ -264,6 +290,8 @@ pub struct DataSpec {
     pub test_batch_size: usize,
     /// Reshuffle the training set every epoch.
     pub shuffle: bool,
+    /// Drop each epoch's last training batch when it is partial.
+    pub drop_last: bool,
     /// Train on the first N training images only.
     pub train_limit: Option<usize>,
     /// The validation split carved from the training set, if any.
@@ -274,6 +302,27 @@ pub struct DataSpec {
     pub test_transforms: Vec<Transform>,
     /// Test-time augmentation of every evaluation.
     pub tta: Tta,
+}
+
+impl DataSpec {
+    /// Training batches in an epoch over `n` images: the last one partial, or dropped with
+    /// `drop_last`.
+    pub fn batches_per_epoch(&self, n: usize) -> usize {
+        let batch_size = self.batch_size.max(1);
+        if self.drop_last {
+            n / batch_size
+        } else {
+            n.div_ceil(batch_size)
+        }
+    }
+
+    /// Training images per epoch where the data set fixes their number: after the
+    /// validation split and `train_limit`, before `drop_last`.
+    pub fn known_train_images(&self) -> Option<usize> {
+        let n = self.dataset.train_images()?;
+        let n = n - self.validation.map_or(0, |v| v.images(n)).min(n);
+        Some(self.train_limit.map_or(n, |l| l.min(n)))
+    }
 }
 
 /// The size of the validation split (`data.validation`).
@@ -362,6 +411,18 @@ pub enum Transform {
         /// Value outside the image, in uint8 pixel units (0 to 255).
         fill: f32,
     },
+    /// torchvision's `ColorJitter`: per image, the four adjustments in a random order, each
+    /// factor uniform in its `[min, max]`; `None` is not applied.
+    ColorJitter {
+        /// Brightness factors.
+        brightness: Option<[f32; 2]>,
+        /// Contrast factors.
+        contrast: Option<[f32; 2]>,
+        /// Saturation factors.
+        saturation: Option<[f32; 2]>,
+        /// Hue shifts, within `[-0.5, 0.5]`.
+        hue: Option<[f32; 2]>,
+    },
     /// A fixed permutation of the `H*W` pixel positions (same for every channel and image),
     /// drawn from its own seed.
     PixelPermutation {
@@ -434,10 +495,12 @@ pub enum LayerOp {
         kernel: usize,
         /// Stride.
         stride: usize,
-        /// Zero padding on every side.
+        /// Zero padding on every side (`"same"` is resolved to `(kernel - 1) / 2`).
         padding: usize,
         /// Whether a bias is added.
         bias: bool,
+        /// How the weight (and bias) start.
+        init: Init,
     },
     /// `nn.BatchNorm2d`.
     BatchNorm2d {
@@ -454,6 +517,16 @@ pub enum LayerOp {
     Tanh,
     /// Logistic sigmoid.
     Sigmoid,
+    /// Multiplication by a constant (airbench's `Mul`).
+    Scale {
+        /// The factor, finite.
+        factor: f64,
+    },
+    /// `nn.GELU(approximate)`.
+    Gelu {
+        /// Exact (`erf`) or the tanh approximation.
+        approximate: GeluApprox,
+    },
     /// `nn.MaxPool2d`.
     MaxPool2d {
         /// Window size.
@@ -484,6 +557,8 @@ pub enum LayerOp {
         out_features: usize,
         /// Whether a bias is added.
         bias: bool,
+        /// How the weight (and bias) start.
+        init: Init,
     },
     /// Inverted dropout, training only.
     Dropout {
@@ -509,6 +584,8 @@ impl LayerOp {
             LayerOp::Relu => OpKind::Relu,
             LayerOp::Tanh => OpKind::Tanh,
             LayerOp::Sigmoid => OpKind::Sigmoid,
+            LayerOp::Gelu { .. } => OpKind::Gelu,
+            LayerOp::Scale { .. } => OpKind::Scale,
             LayerOp::MaxPool2d { .. } => OpKind::MaxPool2d,
             LayerOp::AvgPool2d { .. } => OpKind::AvgPool2d,
             LayerOp::GlobalAvgPool => OpKind::GlobalAvgPool,
@@ -528,11 +605,45 @@ impl LayerOp {
     }
 }
 
+/// How a conv or linear layer's parameters start. Every kind first draws PyTorch's default
+/// init, so the layers after it draw the same numbers whatever the kind; `train.init_from`
+/// weights replace all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Init {
+    /// PyTorch's default: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weight and bias.
+    Default,
+    /// airbench's `Conv.reset_parameters`: the default init, the bias zeroed, then
+    /// `torch.nn.init.dirac_(w[:in])`. The first `in` filters become the identity (filter `i`
+    /// is 1 at channel `i`'s kernel centre, 0 elsewhere); the other `out - in` filters keep
+    /// their default init. This is airbench's partial Dirac, not `dirac_` on the whole weight
+    /// (which would zero the other filters). Needs `out >= in` and an odd kernel. On a linear
+    /// layer the same with `eye_`: the first `in` rows are the identity.
+    Dirac,
+    /// airbench's `init_whitening_conv` (see [`crate::model`]'s whitening): the weight is
+    /// `cat(V / sqrt(lambda + eps), -V / sqrt(lambda + eps))` for the eigenvalues `lambda`
+    /// (descending) and eigenvectors `V` of the patch covariance of the first `images`
+    /// training images; the bias zeroed. Only on a conv that reads the network input, with
+    /// `out == 2 * in * kernel * kernel`.
+    Whitening {
+        /// Images whose patches give the covariance.
+        images: usize,
+        /// Added to every eigenvalue.
+        eps: f64,
+    },
+}
+
+impl Init {
+    /// Whether the weights depend on the training images.
+    pub fn needs_images(&self) -> bool {
+        matches!(self, Init::Whitening { .. })
+    }
+}
+
 /// Loss, optimizer, schedule and epochs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainSpec {
-    /// Number of epochs.
-    pub epochs: usize,
+    /// How long to train: epochs (perhaps fractional) or optimizer steps.
+    pub length: TrainLength,
     /// Loss function.
     pub loss: LossSpec,
     /// Optimizer and its hyper-parameters.
@@ -553,6 +664,163 @@ pub struct TrainSpec {
     pub ema: Option<EmaSpec>,
     /// Batch-level mixup / cutmix, if any.
     pub mixup: Option<MixupSpec>,
+    /// Optimizer settings for chosen parameters, in file order (the first match wins).
+    pub param_groups: Vec<ParamGroup>,
+}
+
+/// One `[[train.param_groups]]`: PyTorch's per-group `lr` and `weight_decay` as multiples of the
+/// optimizer's, and freezing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamGroup {
+    /// The parameters it takes (those no earlier group took).
+    pub selector: ParamSelector,
+    /// Multiplies the learning rate (after the schedule), >= 0.
+    pub lr_scale: f64,
+    /// Multiplies the weight decay, >= 0.
+    pub weight_decay_scale: f64,
+    /// When the parameters stop being trained.
+    pub freeze: Freeze,
+}
+
+/// When a group's parameters stop being trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Freeze {
+    /// Trained throughout.
+    Never,
+    /// Never trained (`frozen = true`).
+    Always,
+    /// Trained in epochs `1..=n`, frozen after (`freeze_after_epochs = n`, n >= 1).
+    AfterEpochs(usize),
+}
+
+impl Freeze {
+    /// Whether the parameters are frozen during epoch `epoch` (1-based).
+    pub fn frozen_in(self, epoch: usize) -> bool {
+        match self {
+            Freeze::Never => false,
+            Freeze::Always => true,
+            Freeze::AfterEpochs(n) => epoch > n,
+        }
+    }
+}
+
+/// Which parameters a group takes: every part given must hold (at least one is given).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamSelector {
+    /// The op of the parameter's layer.
+    pub op: Option<OpKind>,
+    /// `weight` or `bias`.
+    pub role: Option<ParamRole>,
+    /// A `state_dict` name or a glob pattern of one (checked to compile).
+    pub name: Option<String>,
+}
+
+impl ParamSelector {
+    /// Whether the parameter `name` (`<layer>.<weight|bias>`) of a layer with op `op` is
+    /// selected.
+    pub fn matches(&self, op: OpKind, name: &str) -> bool {
+        let role = name.rsplit_once('.').map_or(name, |(_, r)| r);
+        self.op.is_none_or(|o| o == op)
+            && self.role.is_none_or(|r| r.name() == role)
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|p| glob::Pattern::new(p).is_ok_and(|p| p.matches(name)))
+    }
+}
+
+/// The group of each parameter, `(layer op, state_dict name)`, as an index into `groups`:
+/// the first group that matches, or `None` for the optimizer's own settings.
+pub fn assign_groups<'n>(
+    groups: &[ParamGroup],
+    params: impl IntoIterator<Item = (OpKind, &'n str)>,
+) -> Vec<Option<usize>> {
+    params
+        .into_iter()
+        .map(|(op, name)| groups.iter().position(|g| g.selector.matches(op, name)))
+        .collect()
+}
+
+/// How long training runs (`train.epochs` or `train.steps`), as airbench counts it: a run of
+/// `epochs` epochs takes `ceil(steps_per_epoch * epochs)` optimizer steps in `ceil(epochs)`
+/// epochs, the last one stopping after the step that completes the count.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum TrainLength {
+    /// A number of epochs, > 0, possibly fractional (`9.9`).
+    Epochs(f64),
+    /// A number of optimizer steps, >= 1.
+    Steps(usize),
+}
+
+impl TrainLength {
+    /// Optimizer steps of the whole run, with `steps_per_epoch` steps in a full epoch.
+    pub fn total_steps(self, steps_per_epoch: usize) -> usize {
+        match self {
+            // A whole number of epochs multiplies exactly, whatever the float rounding.
+            TrainLength::Epochs(e) if e.fract() == 0.0 => steps_per_epoch * e as usize,
+            TrainLength::Epochs(e) => (steps_per_epoch as f64 * e).ceil() as usize,
+            TrainLength::Steps(n) => n,
+        }
+    }
+
+    /// Epochs the run starts (the last one perhaps partial), with `steps_per_epoch` steps in a
+    /// full epoch. An empty epoch (no step) is counted as one step, so the count stays finite.
+    pub fn epochs(self, steps_per_epoch: usize) -> usize {
+        match self {
+            TrainLength::Epochs(e) => e.ceil() as usize,
+            TrainLength::Steps(n) => n.div_ceil(steps_per_epoch.max(1)),
+        }
+    }
+
+    /// The number of epochs when it does not depend on the data: `None` for `steps`.
+    pub fn known_epochs(self) -> Option<usize> {
+        match self {
+            TrainLength::Epochs(e) => Some(e.ceil() as usize),
+            TrainLength::Steps(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TrainLength {
+    /// `10 epochs`, `9.9 epochs`, `1 epoch`, `500 steps`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            TrainLength::Epochs(1.0) => write!(f, "1 epoch"),
+            TrainLength::Epochs(e) => write!(f, "{e} epochs"),
+            TrainLength::Steps(1) => write!(f, "1 step"),
+            TrainLength::Steps(n) => write!(f, "{n} steps"),
+        }
+    }
+}
+
+/// A run's length in batches and optimizer steps, for a training set of known size: what the
+/// training loop, the schedules, the checkpoints and `runner check` all count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Batches in a full epoch (`data.drop_last` applied).
+    pub batches_per_epoch: usize,
+    /// Optimizer steps in a full epoch (`train.accumulate` batches each, the last one taking
+    /// what is left).
+    pub steps_per_epoch: usize,
+    /// Optimizer steps of the run.
+    pub total_steps: usize,
+    /// Epochs the run starts; only the last may be partial.
+    pub epochs: usize,
+    accumulate: usize,
+}
+
+impl Plan {
+    /// Batches epoch `epoch` (1-based) trains on: all of them but in a partial last epoch,
+    /// which stops after the batch that completes the run's last optimizer step.
+    pub fn batches_in(&self, epoch: usize) -> usize {
+        if epoch < self.epochs {
+            return self.batches_per_epoch;
+        }
+        let earlier = (epoch.max(1) - 1) * self.steps_per_epoch;
+        let steps = self.total_steps.saturating_sub(earlier);
+        self.batches_per_epoch
+            .min(steps.saturating_mul(self.accumulate))
+    }
 }
 
 /// Batch-level mixup and cutmix (`[train.mixup]`), as timm's `Mixup` in batch mode.
@@ -764,8 +1032,8 @@ pub enum ScheduleKind {
     },
     /// `CosineAnnealingLR` over `t_max` epochs down to `eta_min`.
     Cosine {
-        /// Period in epochs (defaults to the number of epochs).
-        t_max: usize,
+        /// Period in epochs; `None` (with `train.steps` only): the epochs the run starts.
+        t_max: Option<usize>,
         /// Minimum learning rate.
         eta_min: f64,
     },
@@ -779,5 +1047,13 @@ pub enum ScheduleKind {
         div_factor: f64,
         /// `min_lr = initial_lr / final_div_factor`.
         final_div_factor: f64,
+    },
+    /// The optimizer's `lr` times a factor linear between knots over all optimizer steps
+    /// (airbench's `get_lr`): knot `(fraction, factor)` sits at step
+    /// `floor(fraction * total_steps)`.
+    PiecewiseLinear {
+        /// `(fraction, factor)` knots: at least two, fractions increasing from 0 to 1,
+        /// factors >= 0.
+        points: Vec<(f64, f64)>,
     },
 }

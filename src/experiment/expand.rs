@@ -258,8 +258,9 @@ impl<'a, 'b> Expander<'a, 'b> {
                         out: sp(width),
                         kernel: sp(3),
                         stride: None,
-                        padding: Some(sp(1)),
+                        padding: Some(Sp::new(super::format::ConvPadding::Size(1), s.clone())),
                         bias: None,
+                        init: None,
                     };
                     push(
                         self,

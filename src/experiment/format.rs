@@ -61,6 +61,9 @@ choice! {
         Cifar100 = "cifar100",
         /// STL-10's labelled images, 3x96x96, 10 classes (5,000 training, 8,000 test).
         Stl10 = "stl10",
+        /// SVHN's cropped digits, 3x32x32, 10 classes (73,257 training, 26,032 test), from the
+        /// official `.mat` files; label 10 of the files is the digit 0.
+        Svhn = "svhn",
         /// Generated, learnable data for tests and demos (see `[data.synthetic]`).
         Synthetic = "synthetic",
         /// Your own images, one folder per class (see `[data.image_folder]`).
@@ -97,11 +100,15 @@ choice! {
 table! {
     /// `[data]`: the data set and how batches are made.
     pub struct RawData as "`[data]`" {
-        /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `stl10`, `synthetic`, `image_folder` or `csv`. Required.
+        /// `mnist`, `fashion-mnist`, `cifar10`, `cifar100`, `stl10`, `svhn`, `synthetic`, `image_folder` or `csv`. Required.
         dataset: Sp<DatasetName>,
         /// CIFAR-100's labels: `fine` (100 classes) or `coarse` (20). Only for
         /// `dataset = "cifar100"`. Default: `fine`.
         labels: Option<Sp<Cifar100Labels>>,
+        /// SVHN's `extra_32x32.mat` (531,131 more digits, 1.3 GB to download) appended to the
+        /// training set, as in the papers' "train+extra". Only for `dataset = "svhn"`. Default:
+        /// false.
+        extra: Option<Sp<bool>>,
         /// Shape and size of the `synthetic` data set (only for `dataset = "synthetic"`).
         synthetic: Option<Sp<RawSynthetic>>,
         /// Where the `image_folder` data set is and how its images are decoded (only for
@@ -116,6 +123,11 @@ table! {
         test_batch_size: Option<Sp<u64>>,
         /// Reshuffle the training set every epoch. Default: true.
         shuffle: Option<Sp<bool>>,
+        /// Drop the last, partial training batch of every epoch (PyTorch's `drop_last`; the
+        /// images it would hold are trained on in other epochs when `shuffle` is on). With
+        /// `train.accumulate`, the optimizer steps group the full batches that remain.
+        /// Evaluation batches are never dropped. Default: false.
+        drop_last: Option<Sp<bool>>,
         /// Train on the first N training images only (quick runs). Default: all.
         train_limit: Option<Sp<u64>>,
         /// A validation split carved from the training set before `train_limit` applies: a
@@ -239,7 +251,9 @@ choice! {
     }
 }
 
-/// A number, or an array of numbers: `degrees = 10` or `degrees = [-5, 20]`.
+/// A number, or an array of numbers: `random_affine`'s `shear = 8`, `[-5, 20]` or
+/// `[xmin, xmax, ymin, ymax]` (torchvision's 1, 2 or 4 shear angles). A spread or one `[min,
+/// max]` range alone is a [`JitterRange`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Numbers(pub Vec<f64>);
 
@@ -321,7 +335,7 @@ tagged! {
         /// image take `fill`.
         RandomRotation = "random_rotation" {
             /// `d` (the range `[-d, d]`, d >= 0) or `[min, max]`, in degrees. Required.
-            degrees: Sp<Numbers>,
+            degrees: Sp<JitterRange>,
             /// `nearest` or `bilinear`. Default: `nearest`.
             interpolation: Option<Sp<Interpolation>>,
             /// The pixel value (0 to 255, as in the uint8 image) outside the image. Default: 0.
@@ -333,7 +347,7 @@ tagged! {
         RandomAffine = "random_affine" {
             /// `d` (the range `[-d, d]`, d >= 0) or `[min, max]`, in degrees (torchvision
             /// `F.affine`'s angle: positive turns the picture clockwise). Required.
-            degrees: Sp<Numbers>,
+            degrees: Sp<JitterRange>,
             /// `[fx, fy]`: the largest shifts, as fractions (0 to 1) of the width and height;
             /// each shift is drawn in `[-fx * w, fx * w]` and rounded to whole pixels. Default:
             /// none.
@@ -348,6 +362,26 @@ tagged! {
             /// The pixel value (0 to 255, as in the uint8 image) outside the image. Default: 0.
             fill: Option<Sp<f64>>,
         },
+        /// Random brightness, contrast, saturation and hue (torchvision `ColorJitter`): per
+        /// image, the four in a random order, each with a factor drawn uniformly from its
+        /// range; a key left out (or a range of only its neutral value) is not applied. For
+        /// `[0, 1]` images of 1 or 3 channels (put it before `normalize`); saturation and hue
+        /// leave 1-channel images alone.
+        ColorJitter = "color_jitter" {
+            /// A number `b` >= 0 for `[max(0, 1 - b), 1 + b]`, or a `[min, max]` factor range,
+            /// 0 <= min <= max. Default: none.
+            brightness: Option<Sp<JitterRange>>,
+            /// Contrast factors, as `brightness` (a blend with the mean grey value). Default:
+            /// none.
+            contrast: Option<Sp<JitterRange>>,
+            /// Saturation factors, as `brightness` (a blend with each pixel's grey value).
+            /// Default: none.
+            saturation: Option<Sp<JitterRange>>,
+            /// A number `h` in `[0, 0.5]` for `[-h, h]`, or a `[min, max]` range with
+            /// -0.5 <= min <= max <= 0.5: the hue shift, a fraction of the colour circle.
+            /// Default: none.
+            hue: Option<Sp<JitterRange>>,
+        },
         /// A fixed random permutation of the pixel positions, drawn from its own `seed`. Put the
         /// same transform in `train_transforms` and `test_transforms`.
         PixelPermutation = "pixel_permutation" {
@@ -361,6 +395,60 @@ tagged! {
         },
         /// RGB to one luminance channel (torchvision `Grayscale`); needs 3-channel images.
         Grayscale = "grayscale" {},
+    }
+}
+
+/// A range as written: one number (a spread around the neutral value) or a `[min, max]` pair,
+/// as torchvision accepts them: `color_jitter`'s factors and the `degrees` of
+/// `random_rotation` and `random_affine` (`d` for `[-d, d]`). Checked against each key's bounds
+/// in validation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JitterRange {
+    /// A spread `x`: `[center - x, center + x]`.
+    Spread(f64),
+    /// An explicit `[min, max]`, with the span of the pair.
+    Range(Vec<Sp<f64>>),
+}
+
+impl<'a> FormatValue<'a> for JitterRange {
+    fn expected() -> &'static str {
+        "a number or a [min, max] pair"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::Integer(_) | DeValue::Float(_) => {
+                f64::from_toml(v, cx).map(JitterRange::Spread)
+            }
+            DeValue::Array(_) => {
+                let pair = Vec::<Sp<f64>>::from_toml(v, cx)?;
+                if pair.len() != 2 {
+                    cx.push(
+                        Diagnostic::error(
+                            v.span(),
+                            format!("a range has 2 numbers, found {}", pair.len()),
+                        )
+                        .label("expected [min, max]"),
+                    );
+                    return None;
+                }
+                Some(JitterRange::Range(pair))
+            }
+            _ => super::read::type_error(v, cx, Self::expected()),
+        }
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [
+            { "type": "number" },
+            { "type": "array", "items": { "type": "number" }, "minItems": 2, "maxItems": 2 },
+        ] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        match self {
+            JitterRange::Spread(x) => toml::Value::Float(*x),
+            JitterRange::Range(p) => {
+                toml::Value::Array(p.iter().map(|x| toml::Value::Float(x.value)).collect())
+            }
+        }
     }
 }
 
@@ -720,10 +808,16 @@ tagged! {
             kernel: Sp<u64>,
             /// Stride. Default: 1.
             stride: Option<Sp<u64>>,
-            /// Zero padding. Default: 0.
-            padding: Option<Sp<u64>>,
+            /// Zero padding on every side, or `"same"` (PyTorch's string: output as large as
+            /// the input; stride 1 and an odd kernel only, padding `(kernel - 1) / 2`).
+            /// Default: 0.
+            padding: Option<Sp<ConvPadding>>,
             /// Add a bias. Default: true.
             bias: Option<Sp<bool>>,
+            /// Weight initialisation: `"default"` (PyTorch's), `"dirac"` (airbench's partial
+            /// identity) or `{ kind = "whitening", images = 5000, eps = 5e-4 }` (from the
+            /// patch covariance of training images). Default: `"default"`.
+            init: Option<Sp<RawInit>>,
         },
         /// `nn.BatchNorm2d`.
         BatchNorm2d = "batch_norm2d" / "bn" {
@@ -740,6 +834,17 @@ tagged! {
         Tanh = "tanh" {},
         /// Logistic sigmoid.
         Sigmoid = "sigmoid" {},
+        /// Multiply by a constant (airbench's `Mul`); no parameters.
+        Scale = "scale" {
+            /// The factor (finite).
+            factor: Sp<f64>,
+        },
+        /// `nn.GELU(approximate)`: `x * Phi(x)`, `Phi` the standard normal CDF.
+        Gelu = "gelu" {
+            /// `"none"` (exact, with `erf`) or `"tanh"` (PyTorch's tanh approximation).
+            /// Default: `"none"`.
+            approximate: Option<Sp<GeluApprox>>,
+        },
         /// `nn.MaxPool2d`.
         MaxPool2d = "max_pool2d" / "pool" {
             /// Window size.
@@ -770,6 +875,9 @@ tagged! {
             out: Sp<u64>,
             /// Add a bias. Default: true.
             bias: Option<Sp<bool>>,
+            /// Weight initialisation: `"default"` (PyTorch's) or `"dirac"` (identity on the
+            /// first `in` outputs, bias zero). Default: `"default"`.
+            init: Option<Sp<RawInit>>,
         },
         /// Dropout (training only).
         Dropout = "dropout" {
@@ -798,6 +906,130 @@ tagged! {
             /// Values for the block's `params`.
             args: Option<Sp<BlockArgs<'a>>>,
         },
+    }
+}
+
+choice! {
+    /// How `gelu` computes the normal CDF, as PyTorch's `approximate` argument.
+    pub enum GeluApprox as "GELU approximation" {
+        /// Exact: `0.5 * (1 + erf(x / sqrt(2)))` (PyTorch's default).
+        None = "none",
+        /// `0.5 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))`.
+        Tanh = "tanh",
+    }
+}
+
+/// A conv's `padding`: a size, or `"same"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ConvPadding {
+    /// Zeros on every side.
+    Size(u64),
+    /// PyTorch's `padding="same"`.
+    Same,
+}
+
+impl<'a> FormatValue<'a> for ConvPadding {
+    fn expected() -> &'static str {
+        "a size or \"same\""
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::String(s) if s == "same" => Some(ConvPadding::Same),
+            DeValue::Integer(_) => Some(ConvPadding::Size(u64::from_toml(v, cx)?)),
+            _ => {
+                cx.push(
+                    Diagnostic::error(v.span(), "`padding` must be a size or \"same\"")
+                        .label("expected an integer or \"same\""),
+                );
+                None
+            }
+        }
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [u64::schema(s), { "const": "same" }] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        match self {
+            ConvPadding::Size(n) => toml::Value::Integer(*n as i64),
+            ConvPadding::Same => toml::Value::String("same".into()),
+        }
+    }
+}
+
+choice! {
+    /// Weight initialisations of `conv2d` and `linear`.
+    pub enum InitName as "init" {
+        /// PyTorch's default: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weight and bias.
+        Default = "default",
+        /// airbench's `Conv.reset_parameters`: the default init, the bias zeroed, then
+        /// `torch.nn.init.dirac_(w[:in])`: the first `in` filters are the identity, the others
+        /// keep their default init.
+        Dirac = "dirac",
+        /// airbench's `init_whitening_conv`: the eigenvectors of the patch covariance of the
+        /// first `images` training images, scaled by `1 / sqrt(eigenvalue + eps)`, and their
+        /// negatives; the bias zeroed.
+        Whitening = "whitening",
+    }
+}
+
+table! {
+    /// `init` as a table.
+    pub struct RawInitTable as "`init`" {
+        /// `default`, `dirac` or `whitening`. Required.
+        kind: Sp<InitName>,
+        /// Whitening: how many training images (the first ones, in file order, after the
+        /// test-time transforms) give the patches. Default: 5000.
+        images: Option<Sp<u64>>,
+        /// Whitening: added to every eigenvalue before the square root (> 0). Default: 5e-4.
+        eps: Option<Sp<f64>>,
+    }
+}
+
+/// `init` as written: a name, or a table with the whitening settings.
+#[derive(Debug, Clone)]
+pub struct RawInit {
+    /// Which initialisation.
+    pub kind: Sp<InitName>,
+    /// Whitening's image count.
+    pub images: Option<Sp<u64>>,
+    /// Whitening's eps.
+    pub eps: Option<Sp<f64>>,
+}
+
+impl<'a> FormatValue<'a> for RawInit {
+    fn expected() -> &'static str {
+        "an init name or table"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        if v.get_ref().is_str() {
+            let kind = Sp::new(InitName::from_toml(v, cx)?, v.span());
+            return Some(RawInit {
+                kind,
+                images: None,
+                eps: None,
+            });
+        }
+        let t = RawInitTable::from_toml(v, cx)?;
+        Some(RawInit {
+            kind: t.kind,
+            images: t.images,
+            eps: t.eps,
+        })
+    }
+    fn schema(s: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [InitName::schema(s), RawInitTable::schema(s)] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        if self.images.is_none() && self.eps.is_none() {
+            return self.kind.to_toml();
+        }
+        RawInitTable {
+            kind: self.kind.clone(),
+            images: self.images.clone(),
+            eps: self.eps.clone(),
+            failed: Vec::new(),
+        }
+        .to_toml()
     }
 }
 
@@ -879,8 +1111,14 @@ impl<'a> FormatValue<'a> for BlockArgs<'a> {
 table! {
     /// `[train]`: loss, optimizer, schedule and epochs.
     pub struct RawTrain as "`[train]`" {
-        /// Number of epochs. Default: 1.
-        epochs: Option<Sp<u64>>,
+        /// Number of epochs, > 0; a fraction (`9.9`) ends training inside the last epoch,
+        /// after `ceil(steps_per_epoch * epochs)` optimizer steps in all (airbench's count).
+        /// Give this or `steps`. Default: 1.
+        epochs: Option<Sp<Epochs>>,
+        /// Train for this many optimizer steps instead of a number of epochs: the epochs run
+        /// whole until the one in which the count is reached, which ends after that step.
+        /// Give this or `epochs`.
+        steps: Option<Sp<u64>>,
         /// `"cross_entropy"` (default), `"nll"`, or a table `{ kind = "cross_entropy", label_smoothing = 0.1 }`.
         loss: Option<Sp<RawLoss>>,
         /// The optimizer. Default: `{ kind = "sgd", lr = 0.01 }`.
@@ -914,6 +1152,54 @@ table! {
         /// Stop when a metric has not improved for `patience` epochs. Default: train every
         /// epoch.
         early_stopping: Option<Sp<RawEarlyStopping>>,
+        /// Optimizer settings for chosen parameters, PyTorch's parameter groups: each
+        /// `[[train.param_groups]]` selects parameters with `match` and scales the optimizer's
+        /// `lr` and `weight_decay` for them, or freezes them. The first group that matches a
+        /// parameter is its group; the others keep the optimizer's own settings. Default: none.
+        param_groups: Option<Sp<Vec<Sp<RawParamGroup>>>>,
+    }
+}
+
+choice! {
+    /// What a parameter is within its layer.
+    pub enum ParamRole as "role" {
+        /// The `weight`: a conv kernel, a linear matrix, a BatchNorm scale.
+        Weight = "weight",
+        /// The `bias`.
+        Bias = "bias",
+    }
+}
+
+table! {
+    /// The `match` of a `[[train.param_groups]]`: every key given must hold, at least one key.
+    pub struct RawParamMatch as "`match`" {
+        /// The parameter's layer op, e.g. `batch_norm2d`.
+        op: Option<Sp<OpKind>>,
+        /// `weight` or `bias`.
+        role: Option<Sp<ParamRole>>,
+        /// The parameter's `state_dict` name, or a pattern of it where `*` stands for any
+        /// characters (`?` for one, `[ab]` for one of a set): `layers.0.bias`, `*.bias`.
+        name: Option<Sp<String>>,
+    }
+}
+
+table! {
+    /// `[[train.param_groups]]`: the parameters `match` selects and their settings.
+    pub struct RawParamGroup as "`[[train.param_groups]]`" {
+        /// Which parameters, e.g. `{ op = "batch_norm2d", role = "bias" }` or
+        /// `{ name = "*.bias" }`. Required.
+        selector as "match": Sp<RawParamMatch>,
+        /// Multiplies the optimizer's `lr` for these parameters (the schedule scales it like
+        /// every group's), >= 0. Default: 1.
+        lr_scale: Option<Sp<f64>>,
+        /// Multiplies the optimizer's `weight_decay` for these parameters, >= 0. Default: 1.
+        weight_decay_scale: Option<Sp<f64>>,
+        /// Never update these parameters (PyTorch's `requires_grad = False`): no gradient, no
+        /// weight decay, no optimizer state. They still count as parameters. Default: false.
+        frozen: Option<Sp<bool>>,
+        /// Train these parameters in epochs 1 to N only, then freeze them (>= 1). Default:
+        /// never frozen.
+        freeze_after_epochs: Option<Sp<u64>>,
     }
 }
 
@@ -956,6 +1242,33 @@ table! {
         norm_type: Option<Sp<NormType>>,
         /// Clamp every gradient element to [-value, value] (> 0): `torch.nn.utils.clip_grad_value_`.
         value: Option<Sp<f64>>,
+    }
+}
+
+/// `train.epochs`: a whole or fractional number of epochs, written back as it was read (a
+/// whole number as an integer, so `epochs = 10` prints as it did before fractions existed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Epochs(pub f64);
+
+impl<'a> FormatValue<'a> for Epochs {
+    fn expected() -> &'static str {
+        "a number of epochs"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::Float(_) | DeValue::Integer(_) => f64::from_toml(v, cx).map(Epochs),
+            _ => super::read::type_error(v, cx, Self::expected()),
+        }
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "type": "number", "exclusiveMinimum": 0, "maximum": super::validate::MAX_EPOCHS })
+    }
+    fn to_toml(&self) -> toml::Value {
+        if self.0.fract() == 0.0 && self.0.abs() < 9e15 {
+            toml::Value::Integer(self.0 as i64)
+        } else {
+            toml::Value::Float(self.0)
+        }
     }
 }
 
@@ -1214,13 +1527,17 @@ choice! {
         Cosine = "cosine",
         /// `OneCycleLR` (cosine annealing) over all optimizer steps.
         OneCycle = "one_cycle",
+        /// The `lr` times a factor that is linear between `points`, over all optimizer steps
+        /// (airbench's `get_lr`).
+        PiecewiseLinear = "piecewise_linear",
     }
 }
 
 table! {
     /// `[train.schedule]`.
     pub struct RawSchedule as "`[train.schedule]`" {
-        /// `constant` (default), `step`, `multistep`, `cosine` or `one_cycle`.
+        /// `constant` (default), `step`, `multistep`, `cosine`, `one_cycle` or
+        /// `piecewise_linear`.
         kind: Option<Sp<ScheduleName>>,
         /// `step`: epochs between decays.
         step_size: Option<Sp<u64>>,
@@ -1228,7 +1545,8 @@ table! {
         gamma: Option<Sp<f64>>,
         /// `multistep`: epochs at which to decay.
         milestones: Option<Sp<Vec<Sp<u64>>>>,
-        /// `cosine`: period in epochs. Default: the number of epochs.
+        /// `cosine`: period in epochs. Default: the number of epochs (rounded up when
+        /// `epochs` is fractional; with `steps`, the epochs those steps start).
         t_max: Option<Sp<u64>>,
         /// `cosine`: minimum rate. Default: 0.
         eta_min: Option<Sp<f64>>,
@@ -1240,6 +1558,11 @@ table! {
         div_factor: Option<Sp<f64>>,
         /// `one_cycle`: final rate = initial / final_div_factor. Default: 1e4.
         final_div_factor: Option<Sp<f64>>,
+        /// `piecewise_linear`: `[fraction, factor]` knots, e.g. `[[0.0, 0.2], [0.23, 1.0],
+        /// [1.0, 0.07]]`: fractions of the total optimizer steps, increasing from 0 to 1, and
+        /// factors (>= 0) of `lr`, linear in between. A knot's step is
+        /// `floor(fraction * total_steps)` (the last one's is `total_steps`). Required.
+        points: Option<Sp<Vec<Sp<Vec<Sp<f64>>>>>>,
         /// Optimizer steps of linear warm-up in front of the schedule. Default: 0.
         warmup_steps: Option<Sp<u64>>,
         /// Warm-up factor at step 0. Default: 0.1.

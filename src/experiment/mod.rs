@@ -24,7 +24,7 @@ pub mod validate;
 
 pub use checked::*;
 pub use expand::LayerSpans;
-pub use format::{Cifar100Labels, DatasetName, OnCorrupt, Tta};
+pub use format::{Cifar100Labels, DatasetName, OnCorrupt, ParamRole, Tta};
 pub use validate::ModelSpans;
 
 use std::path::Path;

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::{declared_span, spans_of, Graph, Layer, NodeRef, Op};
+use super::{declared_span, spans_of, Graph, Init, Layer, NodeRef, Op};
 use crate::diagnostic::shape_str;
 use crate::diagnostic::Diagnostic;
 use crate::experiment::{LayerOp, ModelSpans, ModelSpec};
@@ -31,6 +31,9 @@ struct At<'s> {
     op: Range<usize>,
     inputs: Option<Range<usize>>,
     declared: Range<usize>,
+    init: Option<Range<usize>>,
+    /// Whether the layer's one input is the network input.
+    reads_input: bool,
 }
 
 /// Infers the graph of `model` in `order` (see [`super::order`]).
@@ -82,6 +85,8 @@ pub fn infer(
             op: s.op,
             inputs: s.inputs,
             declared: declared_span(spans, i),
+            init: spans.and_then(|s| s.init.get(i).cloned().flatten()),
+            reads_input: l.inputs == [NodeRef::Input],
         };
         let Some((op, shape, params, macs)) = layer(diags, &at, &l.op, &in_shapes, &sources) else {
             continue;
@@ -202,6 +207,71 @@ fn layer_params(
     usize::try_from(n).ok()
 }
 
+/// The checks of a conv's or linear layer's `init` that need the inferred input size `c`
+/// (channels or features): Dirac needs `out >= in`; whitening needs the network input and
+/// `out == 2 * in * k * k`.
+fn check_init(
+    diags: &mut Vec<Diagnostic>,
+    at: &At<'_>,
+    init: &Init,
+    c: usize,
+    out: usize,
+    k: usize,
+    src: &str,
+) -> Option<()> {
+    let span = at.init.clone().unwrap_or(at.op.clone());
+    match init {
+        Init::Default => {}
+        Init::Dirac if out < c => {
+            diags.push(
+                Diagnostic::error(
+                    span,
+                    format!(
+                        "the dirac init of `{}` needs at least as many outputs as inputs, but it maps {c} to {out}",
+                        at.name
+                    ),
+                )
+                .label("no identity fits")
+                .help(format!("use `out >= {c}`, or `init = \"default\"`")),
+            );
+            return None;
+        }
+        Init::Dirac => {}
+        Init::Whitening { .. } => {
+            if !at.reads_input {
+                diags.push(
+                    Diagnostic::error(
+                        span,
+                        format!(
+                            "the whitening init of `{}` needs the network input, but the conv reads {src}",
+                            at.name
+                        ),
+                    )
+                    .label("the patches are of the training images")
+                    .help("put the whitening conv first, reading `\"input\"`"),
+                );
+                return None;
+            }
+            let want = 2 * c * k * k;
+            if out != want {
+                diags.push(
+                    Diagnostic::error(
+                        span,
+                        format!(
+                            "the whitening init of `{}` makes 2 * {c} * {k} * {k} = {want} filters, but the conv has out = {out}",
+                            at.name
+                        ),
+                    )
+                    .label("one filter per eigenvector and its negative")
+                    .help(format!("set `out = {want}`")),
+                );
+                return None;
+            }
+        }
+    }
+    Some(())
+}
+
 /// One layer's output shape and resolved op.
 fn layer(
     diags: &mut Vec<Diagnostic>,
@@ -247,6 +317,7 @@ fn layer(
             stride,
             padding,
             bias,
+            init,
         } => {
             let (c, h, w) = spatial(diags, at, s, src)?;
             if let Some(decl) = in_channels {
@@ -271,6 +342,7 @@ fn layer(
                 out_size(diags, at, h, k, st, p, s)?,
                 out_size(diags, at, w, k, st, p, s)?,
             );
+            check_init(diags, at, init, c, out_c, k, src)?;
             let params =
                 layer_params(diags, at, product(&[out_c, c, k, k]), bias.then_some(out_c))?;
             (
@@ -281,6 +353,7 @@ fn layer(
                     stride: st,
                     padding: p,
                     bias: *bias,
+                    init: *init,
                 },
                 vec![out_c, oh, ow],
                 params,
@@ -360,6 +433,7 @@ fn layer(
             in_features,
             out_features,
             bias,
+            init,
         } => {
             if s.len() != 1 {
                 diags.push(
@@ -396,11 +470,13 @@ fn layer(
                 }
             }
             let out_f = *out_features;
+            check_init(diags, at, init, feat, out_f, 1, src)?;
             (
                 Op::Linear {
                     in_features: feat,
                     out_features: out_f,
                     bias: *bias,
+                    init: *init,
                 },
                 vec![out_f],
                 layer_params(diags, at, product(&[feat, out_f]), bias.then_some(out_f))?,
@@ -428,6 +504,15 @@ fn layer(
         LayerOp::Relu => (Op::Relu, s.clone(), 0, 0),
         LayerOp::Tanh => (Op::Tanh, s.clone(), 0, 0),
         LayerOp::Sigmoid => (Op::Sigmoid, s.clone(), 0, 0),
+        LayerOp::Scale { factor } => (Op::Scale { factor: *factor }, s.clone(), 0, 0),
+        LayerOp::Gelu { approximate } => (
+            Op::Gelu {
+                approximate: *approximate,
+            },
+            s.clone(),
+            0,
+            0,
+        ),
         LayerOp::Identity => (Op::Identity, s.clone(), 0, 0),
         LayerOp::Add => {
             for (other, osrc) in ins.iter().zip(sources).skip(1) {
@@ -500,6 +585,7 @@ mod tests {
             stride: s,
             padding: p,
             bias: true,
+            init: Init::Default,
         }
     }
 
@@ -532,6 +618,7 @@ mod tests {
                         in_features: None,
                         out_features: 5,
                         bias: false,
+                        init: Init::Default,
                     },
                 ],
                 vec![5],
@@ -557,6 +644,7 @@ mod tests {
                 stride: 1,
                 padding: 0,
                 bias: true,
+                init: Init::Default,
             }],
         );
         assert!(g.is_none());

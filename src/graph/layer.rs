@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::experiment::format::OpKind;
 pub use crate::experiment::NodeRef;
+pub use crate::experiment::{GeluApprox, Init};
 
 /// One checked layer of the network.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,6 +42,8 @@ pub enum Op {
         padding: usize,
         /// Whether a bias is added.
         bias: bool,
+        /// How the parameters start.
+        init: Init,
     },
     /// `nn.BatchNorm2d(features, eps, momentum)` with affine weight and bias.
     BatchNorm2d {
@@ -57,6 +60,16 @@ pub enum Op {
     Tanh,
     /// Logistic sigmoid.
     Sigmoid,
+    /// Multiplication by a constant; no parameters.
+    Scale {
+        /// The factor.
+        factor: f64,
+    },
+    /// `nn.GELU(approximate)`.
+    Gelu {
+        /// Exact (`erf`) or the tanh approximation.
+        approximate: GeluApprox,
+    },
     /// `nn.MaxPool2d(kernel, stride, padding)`; padding counts as -inf.
     MaxPool2d {
         /// Window size.
@@ -87,6 +100,8 @@ pub enum Op {
         out_features: usize,
         /// Whether a bias is added.
         bias: bool,
+        /// How the parameters start.
+        init: Init,
     },
     /// Inverted dropout with probability `p`, active in training only.
     Dropout {
@@ -112,6 +127,8 @@ impl Op {
             Op::Relu => OpKind::Relu,
             Op::Tanh => OpKind::Tanh,
             Op::Sigmoid => OpKind::Sigmoid,
+            Op::Gelu { .. } => OpKind::Gelu,
+            Op::Scale { .. } => OpKind::Scale,
             Op::MaxPool2d { .. } => OpKind::MaxPool2d,
             Op::AvgPool2d { .. } => OpKind::AvgPool2d,
             Op::GlobalAvgPool => OpKind::GlobalAvgPool,

@@ -7,7 +7,7 @@ pub mod layer;
 pub mod order;
 pub mod summary;
 
-pub use layer::{Layer, NodeRef, Op};
+pub use layer::{GeluApprox, Init, Layer, NodeRef, Op};
 
 use std::ops::Range;
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{Graph, NodeRef, Op};
+use super::{GeluApprox, Graph, Init, NodeRef, Op};
 use crate::diagnostic::shape_str;
 
 /// One row of the table.
@@ -56,6 +56,14 @@ pub fn rows(g: &Graph) -> Vec<Row> {
         .collect()
 }
 
+fn init_note(init: &Init) -> &'static str {
+    match init {
+        Init::Default => "",
+        Init::Dirac => " dirac",
+        Init::Whitening { .. } => " whitening",
+    }
+}
+
 fn describe(op: &Op) -> String {
     match op {
         Op::Conv2d {
@@ -65,6 +73,7 @@ fn describe(op: &Op) -> String {
             stride,
             padding,
             bias,
+            init,
         } => {
             let mut s = format!("conv2d {in_channels}->{out_channels} k{kernel}");
             if *stride != 1 {
@@ -76,13 +85,18 @@ fn describe(op: &Op) -> String {
             if !bias {
                 s += " nobias";
             }
-            s
+            s + init_note(init)
         }
         Op::Linear {
             in_features,
             out_features,
+            init,
             ..
-        } => format!("linear {in_features}->{out_features}"),
+        } => format!("linear {in_features}->{out_features}{}", init_note(init)),
+        Op::Scale { factor } => format!("scale {factor}"),
+        Op::Gelu {
+            approximate: GeluApprox::Tanh,
+        } => "gelu tanh".to_string(),
         Op::MaxPool2d { kernel, stride, .. } => format!("max_pool2d k{kernel} s{stride}"),
         Op::AvgPool2d { kernel, stride, .. } => format!("avg_pool2d k{kernel} s{stride}"),
         Op::Dropout { p } => format!("dropout {p}"),

@@ -51,6 +51,13 @@ const CASES: &[Case] = &[
   { op = "concat", name = "both", inputs = ["same", "a"] },
   { op = "dropout", p = 0.25 }, { op = "flatten" }, { op = "linear", out = 4 }"#,
     },
+    Case {
+        name: "gelu (erf and tanh), scale, conv2d padding same with dirac init",
+        input: [3, 7, 7],
+        layers: r#"{ op = "conv2d", out = 4, kernel = 3, padding = "same", init = "dirac" },
+  { op = "gelu" }, { op = "conv2d", out = 5, kernel = 3 }, { op = "gelu", approximate = "tanh" },
+  { op = "scale", factor = 0.25 }, { op = "flatten" }, { op = "linear", out = 4 }"#,
+    },
 ];
 
 /// How one case compared.

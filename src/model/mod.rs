@@ -13,16 +13,16 @@ pub(crate) mod kernels;
 mod ops;
 pub mod weights;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
-use candle_core::{bail, Device, Result, Tensor, Var};
+use candle_core::{bail, Device, Result, Tensor, TensorId, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::graph::Graph;
-use crate::graph::{Layer, NodeRef, Op};
+use crate::graph::{GeluApprox, Init, Layer, NodeRef, Op};
 
 /// A network built from a checked [`Graph`]: parameters, buffers and a forward pass.
 ///
@@ -37,6 +37,8 @@ pub struct Model {
     buffers: Vec<(String, Var)>,
     /// Dropout masks; seeded from the model seed so that runs repeat exactly.
     dropout_rng: Mutex<ChaCha8Rng>,
+    /// The parameters [`Model::freeze`] froze: they enter the forward pass detached.
+    frozen: Mutex<HashSet<TensorId>>,
 }
 
 /// The position of the model's dropout generator (ChaCha8: seed, stream, word position).
@@ -79,6 +81,12 @@ enum Module {
     Relu,
     Tanh,
     Sigmoid,
+    Gelu {
+        approximate: GeluApprox,
+    },
+    Scale {
+        factor: f64,
+    },
     MaxPool2d {
         kernel: usize,
         stride: usize,
@@ -104,6 +112,60 @@ enum Module {
     Identity,
 }
 
+/// The source of the training images a whitening init reads (see [`Model::with_images`]).
+pub type InitImages<'a> = dyn Fn(usize) -> Result<Tensor> + 'a;
+
+/// The starting values of a conv's or linear layer's weight (`shape`, `[out, in, k, k]` or
+/// `[out, in]`) and bias (`bias` outputs): PyTorch's default init drawn from `rng` (always, so
+/// the next layers draw the same numbers whatever `init` is), then `init` applied.
+fn start(
+    rng: &mut ChaCha8Rng,
+    shape: &[usize],
+    bias: Option<usize>,
+    fan_in: usize,
+    init: Init,
+    images: Option<&InitImages<'_>>,
+    name: &str,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    let mut w = init::fan_in_values(rng, shape, fan_in);
+    let mut b = bias.map(|n| init::fan_in_values(rng, &[n], fan_in));
+    let (out, inp) = (shape[0], shape[1]);
+    let k = shape.get(2).copied().unwrap_or(1);
+    match init {
+        Init::Default => {}
+        Init::Dirac => {
+            if let Some(b) = &mut b {
+                b.fill(0.0);
+            }
+            init::partial_dirac(&mut w, out, inp, k);
+        }
+        Init::Whitening { images: n, eps } => {
+            let Some(source) = images else {
+                return Ok((w, b));
+            };
+            let x = source(n)?.to_dtype(candle_core::DType::F32)?;
+            let dims = match x.dims() {
+                &[got, c, h, wd] if c == inp => {
+                    if got < n {
+                        bail!(
+                            "layer {name}: the whitening init reads {n} training images, but the training set has {got}; lower `images`"
+                        );
+                    }
+                    [n, c, h, wd]
+                }
+                d => bail!("layer {name}: the whitening init got images of shape {d:?}"),
+            };
+            let values = x.flatten_all()?.to_vec1::<f32>()?;
+            w = init::whitening_weight(&values, dims, k, eps)
+                .map_err(|e| candle_core::Error::Msg(format!("layer {name}: {e}")))?;
+            if let Some(b) = &mut b {
+                b.fill(0.0);
+            }
+        }
+    }
+    Ok((w, b))
+}
+
 /// Dropout draws from this ChaCha stream of the model seed; initialisation uses stream 0.
 const DROPOUT_STREAM: u64 = 1;
 
@@ -116,8 +178,24 @@ impl Model {
     /// in layer order from a ChaCha8 generator seeded with `seed`: conv and linear weights and
     /// biases `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (`kaiming_uniform_(a=sqrt(5))` for weights);
     /// BatchNorm weight 1, bias 0, running mean 0, running variance 1, count 0.
-    #[tracing::instrument(skip_all, fields(layers = spec.layers.len()))]
+    ///
+    /// A conv's or linear layer's `init` spec then applies ([`crate::graph::Init`]). A
+    /// whitening conv needs training images, which only [`Model::with_images`] gives: here it
+    /// keeps the default init, for a model whose weights are loaded next.
     pub fn new(spec: &Graph, seed: u64, device: &Device) -> Result<Model> {
+        Model::with_images(spec, seed, device, None)
+    }
+
+    /// [`Model::new`] with the training images a whitening conv reads: `images(n)` yields the
+    /// first `n` training images (fewer if the set is smaller), in file order after the
+    /// test-time transforms, as one `f32` `[n, C, H, W]` tensor.
+    #[tracing::instrument(skip_all, fields(layers = spec.layers.len()))]
+    pub fn with_images(
+        spec: &Graph,
+        seed: u64,
+        device: &Device,
+        images: Option<&InitImages<'_>>,
+    ) -> Result<Model> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut params = Vec::new();
         let mut buffers = Vec::new();
@@ -136,16 +214,23 @@ impl Model {
                     stride,
                     padding,
                     bias,
+                    init,
                 } => {
                     let fan_in = in_channels * kernel * kernel;
                     let shape = [out_channels, in_channels, kernel, kernel];
-                    let weight = init::fan_in_uniform(&mut rng, &shape, fan_in, device)?;
-                    let weight = param("weight", weight);
-                    let bias = if bias {
-                        let b = init::fan_in_uniform(&mut rng, &[out_channels], fan_in, device)?;
-                        Some(param("bias", b))
-                    } else {
-                        None
+                    let (w, b) = start(
+                        &mut rng,
+                        &shape,
+                        bias.then_some(out_channels),
+                        fan_in,
+                        init,
+                        images,
+                        &layer.name,
+                    )?;
+                    let weight = param("weight", init::var(w, &shape, device)?);
+                    let bias = match b {
+                        Some(b) => Some(param("bias", init::var(b, &[out_channels], device)?)),
+                        None => None,
                     };
                     Module::Conv2d {
                         weight,
@@ -186,22 +271,30 @@ impl Model {
                     in_features,
                     out_features,
                     bias,
+                    init,
                 } => {
                     let shape = [out_features, in_features];
-                    let weight = init::fan_in_uniform(&mut rng, &shape, in_features, device)?;
-                    let weight = param("weight", weight);
-                    let bias = if bias {
-                        let b =
-                            init::fan_in_uniform(&mut rng, &[out_features], in_features, device)?;
-                        Some(param("bias", b))
-                    } else {
-                        None
+                    let (w, b) = start(
+                        &mut rng,
+                        &shape,
+                        bias.then_some(out_features),
+                        in_features,
+                        init,
+                        images,
+                        &layer.name,
+                    )?;
+                    let weight = param("weight", init::var(w, &shape, device)?);
+                    let bias = match b {
+                        Some(b) => Some(param("bias", init::var(b, &[out_features], device)?)),
+                        None => None,
                     };
                     Module::Linear { weight, bias }
                 }
                 Op::Relu => Module::Relu,
                 Op::Tanh => Module::Tanh,
                 Op::Sigmoid => Module::Sigmoid,
+                Op::Gelu { approximate } => Module::Gelu { approximate },
+                Op::Scale { factor } => Module::Scale { factor },
                 Op::MaxPool2d {
                     kernel,
                     stride,
@@ -242,6 +335,7 @@ impl Model {
             params,
             buffers,
             dropout_rng: Mutex::new(dropout_rng),
+            frozen: Mutex::new(HashSet::new()),
         })
     }
 
@@ -274,6 +368,18 @@ impl Model {
     /// Every trainable parameter, in a fixed order (layer order, weight before bias).
     pub fn trainable_vars(&self) -> Vec<Var> {
         self.params.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Freezes the parameters whose entry in `frozen` ([`Model::named_parameters`] order) is
+    /// true and unfreezes the others. A frozen parameter enters the forward pass detached, so
+    /// the backward pass gives it no gradient (and computes none for it where candle can skip
+    /// it): the optimizer leaves it, its weight decay and its state alone, as PyTorch does for
+    /// `requires_grad = False`.
+    pub fn freeze(&self, frozen: &[bool]) {
+        let mut set = self.frozen.lock().unwrap_or_else(|e| e.into_inner());
+        set.clear();
+        let params = self.params.iter().zip(frozen);
+        set.extend(params.filter(|(_, &f)| f).map(|((_, v), _)| v.id()));
     }
 
     /// Trainable parameters with their `state_dict` names, in [`Model::trainable_vars`] order.
@@ -441,8 +547,9 @@ impl Model {
     /// One layer on its inputs. Without `grad`, parameters enter detached (see [`Model::infer`]).
     fn apply(&self, module: &Module, ins: &[Tensor], train: bool, grad: bool) -> Result<Tensor> {
         let x = &ins[0];
+        let frozen = self.frozen.lock().unwrap_or_else(|e| e.into_inner());
         let param = |v: &Var| {
-            if grad {
+            if grad && !frozen.contains(&v.id()) {
                 v.as_tensor().clone()
             } else {
                 v.as_tensor().detach()
@@ -489,6 +596,16 @@ impl Model {
             Module::Relu => x.relu(),
             Module::Tanh => x.tanh(),
             Module::Sigmoid => candle_nn::ops::sigmoid(x),
+            Module::Scale { factor } => x.affine(*factor, 0.0),
+            Module::Gelu { approximate } if kernels::supported(x) => {
+                kernels::gelu::gelu(x, *approximate)
+            }
+            Module::Gelu {
+                approximate: GeluApprox::None,
+            } => x.gelu_erf(),
+            Module::Gelu {
+                approximate: GeluApprox::Tanh,
+            } => x.gelu(),
             Module::MaxPool2d {
                 kernel,
                 stride,

@@ -22,6 +22,7 @@ fn conv(cin: usize, cout: usize, kernel: usize, stride: usize, padding: usize, b
         stride,
         padding,
         bias,
+        init: Init::Default,
     }
 }
 
@@ -30,6 +31,7 @@ fn linear(fin: usize, fout: usize) -> Op {
         in_features: fin,
         out_features: fout,
         bias: true,
+        init: Init::Default,
     }
 }
 
@@ -636,4 +638,257 @@ fn infer_equals_eval_forward_and_records_no_graph() {
     assert_eq!(flat(&inferred), flat(&eval), "same values, bit for bit");
     assert!(eval.track_op(), "forward(x, false) keeps gradients flowing");
     assert!(!inferred.track_op(), "infer builds no backward graph");
+}
+
+fn conv_init(cin: usize, cout: usize, kernel: usize, padding: usize, init: Init) -> Op {
+    Op::Conv2d {
+        in_channels: cin,
+        out_channels: cout,
+        kernel,
+        stride: 1,
+        padding,
+        bias: true,
+        init,
+    }
+}
+
+/// airbench's partial Dirac: the first `in` filters pass their channel through (so with
+/// `padding = 1` the first outputs equal the input), the bias is zero, the other filters keep
+/// the default init drawn for them.
+#[test]
+fn dirac_init_is_the_identity_on_the_first_filters_only() {
+    let spec = |init| Graph {
+        input: [4, 5, 5],
+        layers: vec![layer(
+            "conv",
+            conv_init(4, 6, 3, 1, init),
+            &[Input],
+            &[6, 5, 5],
+            6 * 4 * 9 + 6,
+        )],
+    };
+    let dirac = Model::new(&spec(Init::Dirac), 7, &Device::Cpu).unwrap();
+    let default = Model::new(&spec(Init::Default), 7, &Device::Cpu).unwrap();
+    let w = |m: &Model, i: usize| -> Vec<f32> {
+        m.named_parameters()[i]
+            .1
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let (wd, wp) = (w(&dirac, 0), w(&default, 0));
+    let filter = 4 * 9;
+    for o in 0..4 {
+        for j in 0..filter {
+            let want = if j == o * 9 + 4 { 1.0 } else { 0.0 };
+            assert_eq!(wd[o * filter + j], want, "filter {o}, value {j}");
+        }
+    }
+    assert_eq!(
+        wd[4 * filter..],
+        wp[4 * filter..],
+        "filters 4 and 5 keep the default init"
+    );
+    assert!(w(&dirac, 1).iter().all(|b| *b == 0.0), "bias zeroed");
+    let x = Tensor::randn(0f32, 1.0, (2, 4, 5, 5), &Device::Cpu).unwrap();
+    let y = dirac.forward(&x, false).unwrap();
+    let first = y.narrow(1, 0, 4).unwrap();
+    let diff = (first - &x).unwrap().abs().unwrap().max_all().unwrap();
+    assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+}
+
+/// `{ op = "scale" }` multiplies by its factor, forward and backward.
+#[test]
+fn scale_multiplies_by_its_factor() {
+    let spec = Graph {
+        input: [1, 2, 2],
+        layers: vec![layer(
+            "s",
+            Op::Scale { factor: 1.0 / 9.0 },
+            &[Input],
+            &[1, 2, 2],
+            0,
+        )],
+    };
+    let model = Model::new(&spec, 0, &Device::Cpu).unwrap();
+    let x = Var::from_vec(vec![9f32, -18.0, 4.5, 0.0], (1, 1, 2, 2), &Device::Cpu).unwrap();
+    let y = model.forward(x.as_tensor(), true).unwrap();
+    let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(v, [1.0, -2.0, 0.5, 0.0]);
+    let g = y.sum_all().unwrap().backward().unwrap();
+    let gx: Vec<f32> = g.get(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert!(gx.iter().all(|d| (d - 1.0 / 9.0).abs() < 1e-7), "{gx:?}");
+}
+
+fn whitening_model(images: &Tensor, eps: f64) -> Model {
+    let (_, c, h, w) = images.dims4().unwrap();
+    let d = c * 4;
+    let spec = Graph {
+        input: [c, h, w],
+        layers: vec![layer(
+            "whiten",
+            conv_init(
+                c,
+                2 * d,
+                2,
+                0,
+                Init::Whitening {
+                    images: images.dims()[0],
+                    eps,
+                },
+            ),
+            &[Input],
+            &[2 * d, h - 1, w - 1],
+            2 * d * d + 2 * d,
+        )],
+    };
+    let source = |n: usize| images.narrow(0, 0, n);
+    Model::with_images(&spec, 0, &Device::Cpu, Some(&source)).unwrap()
+}
+
+/// The whitened patches of the images the init read have covariance
+/// `diag(lambda / (lambda + eps))`: no correlation left, and with a tiny eps the identity.
+#[test]
+fn whitening_decorrelates_the_patches() {
+    // Channels mixed so that the raw patches are strongly correlated.
+    let raw = Tensor::randn(0f32, 1.0, (40, 3, 6, 7), &Device::Cpu).unwrap();
+    let c0 = raw.narrow(1, 0, 1).unwrap();
+    let c1 = ((&c0 * 0.9).unwrap() + (raw.narrow(1, 1, 1).unwrap() * 0.1).unwrap()).unwrap();
+    let c2 = ((raw.narrow(1, 2, 1).unwrap() * 3.0).unwrap() + 0.5).unwrap();
+    let images = Tensor::cat(&[c0, c1, c2], 1).unwrap();
+    for (eps, diag_tol) in [(1e-9, 1e-4), (0.05, f64::INFINITY)] {
+        let model = whitening_model(&images, eps);
+        assert!(
+            model.named_parameters()[1]
+                .1
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .all(|b| *b == 0.0),
+            "bias zeroed"
+        );
+        let y = model.forward(&images, false).unwrap(); // [n, 24, 5, 6]
+        let y = y.narrow(1, 0, 12).unwrap().to_dtype(DType::F64).unwrap();
+        let flat = y.permute((0, 2, 3, 1)).unwrap().reshape(((), 12)).unwrap();
+        let n = flat.dims()[0] as f64;
+        let cov: Vec<Vec<f64>> = (flat.t().unwrap().matmul(&flat).unwrap() / n)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        for i in 0..12 {
+            for (j, v) in cov[i].iter().enumerate() {
+                if i != j {
+                    assert!(v.abs() < 1e-4, "eps {eps}: cov[{i}][{j}] = {v}");
+                }
+            }
+            assert!(
+                cov[i][i] <= 1.0 + 1e-6,
+                "eps {eps}: cov[{i}][{i}] = {}",
+                cov[i][i]
+            );
+            assert!(
+                (cov[i][i] - 1.0).abs() < diag_tol,
+                "eps {eps}: cov[{i}][{i}] = {}",
+                cov[i][i]
+            );
+            // lambda / (lambda + eps) falls with lambda: the eigenvalues are descending.
+            if i > 0 && eps > 0.01 {
+                assert!(
+                    cov[i][i] <= cov[i - 1][i - 1] + 1e-9,
+                    "eps {eps}: order at {i}"
+                );
+            }
+        }
+    }
+}
+
+/// airbench's own whitening weight (`tests/fixtures/whitening_golden.json`, written by
+/// `scripts/golden_whitening.py`) agrees with runner's up to the sign of each eigenvector,
+/// that is element by element in absolute value.
+#[test]
+fn whitening_matches_airbench_up_to_sign() {
+    let text = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/whitening_golden.json"
+    ));
+    let golden: serde_json::Value = serde_json::from_str(text).unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let images = Tensor::from_vec(
+        floats(&golden["images"]["data"]),
+        (6, 3, 5, 5),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let eps = golden["eps"].as_f64().unwrap();
+    let model = whitening_model(&images, eps);
+    let ours: Vec<f32> = model.named_parameters()[0]
+        .1
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let theirs = floats(&golden["weight"]["data"]);
+    assert_eq!(ours.len(), theirs.len());
+    for (row, (a, b)) in ours.chunks(12).zip(theirs.chunks(12)).enumerate() {
+        // One sign per row: the eigenvector's.
+        let sign = if a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() < 0.0 {
+            -1.0
+        } else {
+            1.0
+        };
+        for (j, (x, y)) in a.iter().zip(b).enumerate() {
+            let scale = 1f32.max(y.abs());
+            assert!(
+                (sign * x - y).abs() <= 1e-3 * scale,
+                "row {row}, value {j}: {x} vs {y}"
+            );
+        }
+    }
+}
+
+/// A model with a whitening conv built without images keeps the default init (its weights are
+/// to be loaded); with too few images it is an error that says so.
+#[test]
+fn whitening_without_enough_images_is_an_error() {
+    let images = Tensor::randn(0f32, 1.0, (3, 1, 4, 4), &Device::Cpu).unwrap();
+    let spec = Graph {
+        input: [1, 4, 4],
+        layers: vec![layer(
+            "whiten",
+            conv_init(
+                1,
+                8,
+                2,
+                0,
+                Init::Whitening {
+                    images: 5,
+                    eps: 5e-4,
+                },
+            ),
+            &[Input],
+            &[8, 3, 3],
+            40,
+        )],
+    };
+    assert!(Model::new(&spec, 0, &Device::Cpu).is_ok());
+    let source = |n: usize| images.narrow(0, 0, n.min(3));
+    let err = Model::with_images(&spec, 0, &Device::Cpu, Some(&source))
+        .expect_err("too few images")
+        .to_string();
+    assert!(
+        err.contains("reads 5 training images, but the training set has 3"),
+        "{err}"
+    );
 }

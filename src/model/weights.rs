@@ -12,6 +12,8 @@ use safetensors::Dtype;
 use sha2::{Digest, Sha256};
 
 use crate::bounded::{ReadError, WEIGHTS_LIMIT};
+use crate::experiment::format::OpKind;
+use crate::experiment::{assign_groups, ParamGroup};
 use crate::graph::{Graph, Op};
 
 /// What a tensor of a model's state is.
@@ -89,6 +91,7 @@ pub fn state_layout(graph: &Graph) -> Vec<Slot> {
                 in_features,
                 out_features,
                 bias,
+                ..
             } => {
                 param("weight", &[out_features, in_features]);
                 if bias {
@@ -109,6 +112,8 @@ pub fn state_layout(graph: &Graph) -> Vec<Slot> {
             Op::Relu
             | Op::Tanh
             | Op::Sigmoid
+            | Op::Gelu { .. }
+            | Op::Scale { .. }
             | Op::MaxPool2d { .. }
             | Op::AvgPool2d { .. }
             | Op::GlobalAvgPool
@@ -122,6 +127,37 @@ pub fn state_layout(graph: &Graph) -> Vec<Slot> {
     }
     params.extend(buffers);
     params
+}
+
+/// A parameter of the model with what a `[[train.param_groups]]` selects it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSlot {
+    /// Its `state_dict` name and shape.
+    pub slot: Slot,
+    /// The op of its layer.
+    pub op: OpKind,
+}
+
+/// The parameters of [`state_layout`] (in [`super::Model::named_parameters`] order), each with
+/// its layer's op.
+pub fn parameter_layout(graph: &Graph) -> Vec<ParamSlot> {
+    state_layout(graph)
+        .into_iter()
+        .filter(|s| s.kind == SlotKind::Parameter)
+        .filter_map(|slot| {
+            let layer = slot.parts().0;
+            let op = graph.layers.iter().find(|l| l.name == layer)?.op.kind();
+            Some(ParamSlot { slot, op })
+        })
+        .collect()
+}
+
+/// Each parameter's group in `groups` (see [`crate::experiment::assign_groups`]), in
+/// [`parameter_layout`] order.
+pub fn parameter_groups(graph: &Graph, groups: &[ParamGroup]) -> Vec<(ParamSlot, Option<usize>)> {
+    let layout = parameter_layout(graph);
+    let assigned = assign_groups(groups, layout.iter().map(|p| (p.op, p.slot.name.as_str())));
+    layout.into_iter().zip(assigned).collect()
 }
 
 /// A weights file read whole (at most [`WEIGHTS_LIMIT`] bytes), with its SHA-256.

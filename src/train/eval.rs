@@ -87,7 +87,9 @@ pub(crate) fn evaluate_keeping_outputs(
         data,
         pipe,
         device,
-        exp.train().epochs,
+        // The test pipeline's draws are those of the run's last epoch (with `steps`, where
+        // the count needs the data, of epoch 1).
+        exp.train().length.known_epochs().unwrap_or(1),
         stop,
         true,
     )

@@ -13,11 +13,11 @@ use super::schedule::build_schedule;
 use super::select;
 use super::step::{GradientSteps, StepOutcome, Targets};
 use super::{average, optim};
-use crate::data::{self, epoch_batches, Pipeline};
+use crate::data::{self, epoch_batches_upto, Pipeline};
 use crate::experiment::{DeviceSpec, Experiment};
 use crate::graph::Graph;
 use crate::interrupt::Signal;
-use crate::model::Model;
+use crate::model::{InitImages, Model};
 use crate::report::tensorboard::{EventLog, StepScalars};
 use crate::report::{EpochMetrics, Progress, ReportError, RunDir, RunState, RunStatus, Summary};
 
@@ -177,8 +177,9 @@ pub fn run(
     opts: &RunOptions,
     resume: bool,
 ) -> Result<Summary, TrainError> {
-    let epochs = exp.train().epochs;
-    let result = train_and_report(exp, graph, config_text, run, opts, resume);
+    // Filled in once the data tell how many epochs `train.steps` make.
+    let mut epochs = exp.train().length.known_epochs().unwrap_or(0);
+    let result = train_and_report(exp, graph, config_text, run, opts, resume, &mut epochs);
     let status = match &result {
         Ok(summary) => RunStatus::new(RunState::Finished, summary.epochs, epochs),
         Err(TrainError::Interrupted {
@@ -216,10 +217,11 @@ fn train_and_report(
     run: &RunDir,
     opts: &RunOptions,
     resume: bool,
+    epochs_out: &mut usize,
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let device = select_device(exp.device())?;
-    let epochs = exp.train().epochs;
+    let epochs = *epochs_out;
     if !resume {
         run.write_config(config_text)?;
     }
@@ -274,14 +276,20 @@ fn train_and_report(
     }
     let model = {
         let _span = tracing::info_span!("build_model", params).entered();
-        let model = Model::new(graph, exp.seed(), &device)?;
+        // A whitening init reads training images; weights from `init_from` or a checkpoint
+        // replace it, so then it is not computed.
+        let first_images = |n: usize| first_images(&train, &test_pipe, n);
+        let fresh = exp.train().init_from.is_none() && resume_from.is_none();
+        let images: Option<&InitImages<'_>> = fresh.then_some(&first_images);
+        let model = Model::with_images(graph, exp.seed(), &device, images)?;
         // A checkpoint, when there is one, holds the weights instead.
         if let (Some(init), None) = (&exp.train().init_from, &resume_from) {
             model.load_init(&init.path, init.sha256.as_deref())?;
         }
         model
     };
-    let mut optimizer = optim::build(&exp.train().optimizer, model.trainable_vars())?;
+    let param_groups = optim::ParamGroups::new(exp.train(), graph, &model);
+    let mut optimizer = optim::build_grouped(&exp.train().optimizer, param_groups.vars())?;
     let mut gradient_steps = GradientSteps::new(exp.train(), &model);
     let mut average = average::build(exp.train(), graph, exp.seed(), &device, &model)?;
     let n_train = exp
@@ -289,13 +297,35 @@ fn train_and_report(
         .train_limit
         .map_or(train.len(), |l| l.min(train.len()));
     let batch_size = exp.data().batch_size;
-    let batches_per_epoch = n_train.div_ceil(batch_size);
+    let plan = exp.plan(n_train);
+    if plan.batches_per_epoch == 0 {
+        return Err(TrainError::Data(data::DataError::TooFewForDropLast {
+            images: n_train,
+            batch_size,
+        }));
+    }
+    let batches_per_epoch = plan.batches_per_epoch;
     // Optimizer steps: what the schedule and the step count of a checkpoint count.
-    let steps_per_epoch = gradient_steps.steps_per_epoch(batches_per_epoch);
+    let steps_per_epoch = plan.steps_per_epoch;
+    debug_assert_eq!(
+        steps_per_epoch,
+        gradient_steps.steps_per_epoch(batches_per_epoch)
+    );
+    let epochs = plan.epochs;
+    *epochs_out = epochs;
+    if exp.train().length.known_epochs().is_none() {
+        // `steps`: the status written before the data were read could not count the epochs.
+        RunStatus::new(
+            RunState::Running,
+            resume_from.as_ref().map_or(0, |m| m.epoch),
+            epochs,
+        )
+        .write(&run.path)?;
+    }
     let schedule = build_schedule(
         &exp.train().schedule,
         exp.train().optimizer.lr(),
-        epochs,
+        plan.total_steps,
         steps_per_epoch,
     );
 
@@ -362,13 +392,23 @@ fn train_and_report(
             break;
         }
         let epoch_started = Instant::now();
-        let mut progress =
-            Progress::new(n_train, epoch, epochs, opts.log_every, opts.plain_progress);
+        model.freeze(&param_groups.frozen_in(epoch));
+        // All batches but in a partial last epoch (`train.steps`, fractional `epochs`), and
+        // without the partial one with `drop_last`.
+        let epoch_batch_count = plan.batches_in(epoch);
+        let epoch_images = n_train.min(epoch_batch_count * batch_size);
+        let mut progress = Progress::new(
+            epoch_images,
+            epoch,
+            epochs,
+            opts.log_every,
+            opts.plain_progress,
+        );
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
         let mut lr = exp.train().optimizer.lr();
         {
             let _train_span = tracing::info_span!("train", epoch).entered();
-            let batches = epoch_batches(
+            let batches = epoch_batches_upto(
                 train.clone(),
                 train_pipe.clone(),
                 batch_size,
@@ -376,6 +416,7 @@ fn train_and_report(
                 exp.seed(),
                 epoch,
                 exp.data().train_limit,
+                epoch_batch_count,
             );
             // Time blocked on the input pipeline against time in the step (which ends with the
             // loss read back, so on a GPU it includes the device's work): the trace shows
@@ -417,7 +458,7 @@ fn train_and_report(
                     },
                     _ => Targets::Labels(&y),
                 };
-                let last = step + 1 == batches_per_epoch;
+                let last = step + 1 == epoch_batch_count;
                 let (opt, loss) = (optimizer.as_mut(), exp.train().loss);
                 let outcome = gradient_steps.batch(&model, opt, loss, &x, targets, lr, last)?;
                 let out = match outcome {
@@ -579,6 +620,9 @@ fn train_and_report(
         crate::ewriteln!("runner: {stop}");
     }
     let trained = rows.len();
+    let trained_images: usize = (1..=trained)
+        .map(|e| n_train.min(plan.batches_in(e) * batch_size))
+        .sum();
     // A run resumed from the checkpoint of its last epoch has every row but not the last
     // evaluation's details; evaluating again gives the same numbers.
     let eval = match last_eval {
@@ -633,7 +677,7 @@ fn train_and_report(
         final_train_loss: last.train_loss,
         final_test_loss: last.test_loss,
         seconds: earlier_seconds + started.elapsed().as_secs_f64(),
-        train_images_per_sec: (n_train * trained) as f64 / train_seconds_total.max(1e-9),
+        train_images_per_sec: trained_images as f64 / train_seconds_total.max(1e-9),
         flags: flags.cell(),
         selected_on: select::Selection::of(&rows).name().into(),
         best_val_acc: best.val_acc,
@@ -652,6 +696,23 @@ fn train_and_report(
         );
     }
     Ok(summary)
+}
+
+/// The first `n` images of `train` (fewer if it is smaller), in file order, through the
+/// test-time transforms (deterministic), as one `[n, C, H, W]` CPU tensor: what a whitening
+/// init reads (airbench: `normalize(images[:5000])`).
+fn first_images(train: &data::Dataset, pipe: &Pipeline, n: usize) -> candle_core::Result<Tensor> {
+    use rand::SeedableRng;
+    let n = n.min(train.len());
+    let len = pipe.output_len();
+    let mut out = vec![0f32; n * len];
+    // Test-time transforms draw nothing; the generator is only what `apply` asks for.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    for (i, o) in out.chunks_exact_mut(len).enumerate() {
+        pipe.apply(train.image(i), &mut rng, o);
+    }
+    let [c, h, w] = pipe.output_shape();
+    Tensor::from_vec(out, (n, c, h, w), &Device::Cpu)
 }
 
 #[cfg(test)]
@@ -691,6 +752,11 @@ mod tests {
         train: &str,
     ) -> (Experiment, Graph) {
         let checkpoint = train;
+        // `train` may set the length itself (`epochs = 3.5`, `steps = 10`).
+        let sets_length = train
+            .lines()
+            .any(|l| l.starts_with("epochs =") || l.starts_with("steps ="));
+        let epochs = if sets_length { "" } else { "epochs = 4" };
         let synthetic = if data.contains("synthetic") {
             ""
         } else {
@@ -724,7 +790,7 @@ layers = [
 ]
 
 [train]
-epochs = 4
+{epochs}
 optimizer = {optimizer}
 schedule = {schedule}
 {checkpoint}
@@ -819,6 +885,8 @@ schedule = {schedule}
         );
         // 4 batches an epoch, an optimizer step every `accumulate` of them (or on the last).
         let per_epoch = 4usize.div_ceil(exp.train().accumulate) as i64;
+        let plan = exp.plan(64);
+        assert_eq!(plan.steps_per_epoch as i64, per_epoch);
         let resumed_at = per_epoch * want_checkpoint.unwrap_or(0) as i64 + 1;
         // Plain progress lines (and `batch/*` scalars) every 2 steps: the first session logged
         // a step after its checkpoint when it stopped at an even one.
@@ -827,7 +895,9 @@ schedule = {schedule}
         let trained = read_metrics(&parted.file(METRICS_FILE))
             .expect("metrics")
             .len();
-        assert_events_match_metrics(&parted.path, trained as i64, per_epoch, resumed_at, orphans);
+        // The last step: of the last epoch that ran (an early stop), or of the run.
+        let last_step = (per_epoch * trained as i64).min(plan.total_steps as i64);
+        assert_events_match_metrics(&parted.path, last_step, per_epoch, resumed_at, orphans);
         let comparable = |d: &RunDir| {
             let mut s = crate::report::tensorboard::read_scalars(&d.path).expect("scalars");
             s.retain(|tag, _| !tag.contains("seconds") && !tag.contains("per_sec"));
@@ -859,7 +929,8 @@ schedule = {schedule}
             .expect("a status");
         assert_eq!(status.state, RunState::Finished);
         if exp.train().early_stopping.is_none() {
-            assert_eq!(trained, exp.train().epochs);
+            assert_eq!(trained, plan.epochs);
+            assert_eq!(status.epochs, plan.epochs);
         }
         assert!(temporaries(&parted.path).is_empty());
     }
@@ -867,11 +938,11 @@ schedule = {schedule}
     /// The run in `dir` was interrupted once and resumed, its second session starting at
     /// global step `resumed_at`: two event files, the second with a `session_log` START at
     /// that step, and the scalars TensorBoard shows are metrics.csv's, once per epoch, at the
-    /// step that ended it (`per_epoch` optimizer steps an epoch), though the first session
-    /// wrote steps and maybe epochs past its checkpoint.
+    /// step that ended it (`per_epoch` optimizer steps a full epoch, `last_step` in all),
+    /// though the first session wrote steps and maybe epochs past its checkpoint.
     fn assert_events_match_metrics(
         dir: &std::path::Path,
-        epochs: i64,
+        last_step: i64,
         per_epoch: i64,
         resumed_at: i64,
         orphans: bool,
@@ -891,9 +962,7 @@ schedule = {schedule}
         let steps: Vec<i64> = scalars[BATCH_LOSS].iter().map(|p| p.step).collect();
         assert_eq!(
             steps,
-            (1..=per_epoch * epochs)
-                .filter(|s| s % 2 == 0)
-                .collect::<Vec<_>>()
+            (1..=last_step).filter(|s| s % 2 == 0).collect::<Vec<_>>()
         );
         assert!(
             read_event_file(&files[0])
@@ -915,7 +984,7 @@ schedule = {schedule}
                 .iter()
                 .map(|m| {
                     let cell: f64 = metrics_cells(m)[i].parse().expect("a number");
-                    (per_epoch * m.epoch as i64, cell as f32)
+                    ((per_epoch * m.epoch as i64).min(last_step), cell as f32)
                 })
                 .collect();
             let got: Vec<(i64, f32)> = scalars[&epoch_tag(column)]
@@ -926,15 +995,71 @@ schedule = {schedule}
         }
     }
 
+    /// airbench-style parameter groups: BatchNorm biases at 64 times the rate and 1/64 the
+    /// decay, the conv weight frozen, the conv bias frozen after epoch 1.
+    const PARAM_GROUPS: &str = r#"
+[[train.param_groups]]
+match = { op = "batch_norm2d", role = "bias" }
+lr_scale = 64.0
+weight_decay_scale = 0.015625
+
+[[train.param_groups]]
+match = { name = "conv1.weight" }
+frozen = true
+
+[[train.param_groups]]
+match = { name = "*1.bias", op = "conv2d" }
+freeze_after_epochs = 1
+"#;
+
     #[test]
-    fn sgd_with_momentum_resumes_bit_exactly_from_the_middle_of_an_epoch() {
+    fn sgd_with_momentum_and_param_groups_resumes_bit_exactly_from_the_middle_of_an_epoch() {
         let (exp, graph) = experiment(
             r#"{ kind = "sgd", lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 5e-4 }"#,
             r#"{ kind = "cosine" }"#,
-            "",
+            PARAM_GROUPS,
         );
-        // Step 6 of 16 is in epoch 2: the run resumes from epoch 1's checkpoint.
+        // Step 6 of 16 is in epoch 2: the run resumes from epoch 1's checkpoint, and the conv
+        // bias, trained in epoch 1 only, is frozen in the resumed epochs as in the whole run.
         assert_resume_is_exact(&exp, &graph, 6, Some(1));
+    }
+
+    #[test]
+    fn frozen_parameters_keep_their_values_and_freeze_after_their_epochs() {
+        // (`[train]` keys, whether conv1.weight and conv1.bias end where they started)
+        let cases = [
+            ("", false, false),
+            (PARAM_GROUPS, true, false),
+            (
+                "[[train.param_groups]]\nmatch = { op = \"conv2d\" }\nfrozen = true",
+                true,
+                true,
+            ),
+        ];
+        for (keys, weight_fixed, bias_fixed) in cases {
+            let (exp, graph) = experiment(
+                r#"{ kind = "sgd", lr = 0.05, momentum = 0.9, weight_decay = 5e-4 }"#,
+                r#"{ kind = "piecewise_linear", points = [[0, 0.2], [0.23, 1], [1, 0.07]] }"#,
+                keys,
+            );
+            let root = tempfile::tempdir().expect("tempdir");
+            let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+            run(&exp, &graph, &to_toml(&exp), &dir, &options(None), false).expect("run");
+            let start = Model::new(&graph, exp.seed(), &Device::Cpu).expect("initial model");
+            let trained = candle_core::safetensors::load(dir.file(MODEL_FILE), &Device::Cpu)
+                .expect("model.safetensors");
+            for (name, fixed) in [("conv1.weight", weight_fixed), ("conv1.bias", bias_fixed)] {
+                let (_, init) = start
+                    .named_parameters()
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .expect(name);
+                let init = init.flatten_all().and_then(|t| t.to_vec1::<f32>());
+                let end = trained[name].flatten_all().and_then(|t| t.to_vec1::<f32>());
+                let same = init.expect("init") == end.expect("trained");
+                assert_eq!(same, fixed, "{keys:?}: {name} unchanged");
+            }
+        }
     }
 
     #[test]
@@ -957,6 +1082,63 @@ schedule = {schedule}
             "checkpoint = { every = 3, best = false }",
         );
         assert_resume_is_exact(&exp, &graph, 10, Some(2));
+    }
+
+    #[test]
+    fn a_fractional_last_epoch_is_a_row_and_resumes_bit_exactly() {
+        // 3.5 epochs of 4 steps: ceil(14) steps, epoch 4 stops after 2 batches (32 images).
+        let (exp, graph) = experiment(
+            r#"{ kind = "sgd", lr = 0.05, momentum = 0.9 }"#,
+            r#"{ kind = "one_cycle", max_lr = 0.1 }"#,
+            "epochs = 3.5",
+        );
+        assert_eq!(exp.plan(64).total_steps, 14);
+        assert_eq!(exp.plan(64).batches_in(4), 2);
+        // Step 13 is in the partial epoch 4: the run resumes from epoch 3's checkpoint.
+        assert_resume_is_exact(&exp, &graph, 13, Some(3));
+    }
+
+    #[test]
+    fn a_run_of_steps_ends_inside_its_last_epoch_and_resumes_bit_exactly() {
+        // 9 steps of 3-batch groups (2 steps an epoch, of 3 and 1 batches): 5 epochs, the last
+        // one a single step.
+        let (exp, graph) = experiment(
+            r#"{ kind = "adam", lr = 0.01 }"#,
+            r#"{ kind = "cosine" }"#,
+            "steps = 9\naccumulate = 3",
+        );
+        let plan = exp.plan(64);
+        assert_eq!((plan.epochs, plan.total_steps), (5, 9));
+        // Epoch 5 takes one step: its first 3 batches.
+        assert_eq!(plan.batches_in(5), 3);
+        // Stopped on the run's last step, inside epoch 5: it resumes from epoch 4's checkpoint.
+        assert_resume_is_exact(&exp, &graph, 9, Some(4));
+    }
+
+    #[test]
+    fn drop_last_trains_on_whole_batches_only() {
+        // 64 images in batches of 24: 2 whole batches (48 images) an epoch, 2 steps.
+        let (exp, graph) = experiment_with(
+            4,
+            "drop_last = true",
+            r#"{ kind = "sgd", lr = 0.05 }"#,
+            r#"{ kind = "constant" }"#,
+            "epochs = 2",
+        );
+        let text = to_toml(&exp).replace("batch_size = 16", "batch_size = 24");
+        let checked = crate::check::check_str("x.toml", &text, "x");
+        let (exp, _) = checked.result.expect("valid");
+        assert_eq!(exp.plan(64).batches_per_epoch, 2);
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = RunDir::create(root.path(), exp.name()).expect("run dir");
+        let mut opts = options(None);
+        opts.tensorboard = false;
+        let summary = run(&exp, &graph, &to_toml(&exp), &dir, &opts, false).expect("run");
+        assert_eq!(summary.epochs, 2);
+        let rows = read_metrics(&dir.file(METRICS_FILE)).expect("metrics");
+        assert_eq!(rows.len(), 2);
+        let manifest = checkpoint::last(&dir.path).expect("manifest").expect("one");
+        assert_eq!(manifest.steps, 4, "2 steps an epoch");
     }
 
     /// The `[train]` keys of the accumulation, clipping and averaging tests: 4 batches an

@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use super::super::format::{
-    Cifar100Labels, DatasetName, Interpolation, Numbers, OnCorrupt, RawCsv, RawData,
+    Cifar100Labels, DatasetName, Interpolation, JitterRange, Numbers, OnCorrupt, RawCsv, RawData,
     RawImageFolder, RawTransform, RawTransformOp,
 };
 use super::super::read::{Cx, Seed, Sp};
@@ -41,7 +41,7 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
     {
         return (None, None);
     }
-    if d.failed.contains(&"labels") {
+    if d.failed.contains(&"labels") || d.failed.contains(&"extra") {
         return (None, None);
     }
     let Some(dataset) = dataset_kind(cx, ds, &d) else {
@@ -74,6 +74,17 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
                     "`labels` is ignored unless `dataset = \"cifar100\"`",
                 )
                 .label("not cifar100"),
+            );
+        }
+    }
+    if let Some(e) = &d.extra {
+        if !matches!(dataset, DatasetKind::Svhn { .. }) {
+            cx.push(
+                Diagnostic::warning(
+                    e.span.clone(),
+                    "`extra` is ignored unless `dataset = \"svhn\"`",
+                )
+                .label("not svhn"),
             );
         }
     }
@@ -164,6 +175,7 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
             batch_size,
             test_batch_size,
             shuffle: d.shuffle.as_ref().is_none_or(|s| s.value),
+            drop_last: d.drop_last.as_ref().is_some_and(|s| s.value),
             train_limit,
             validation,
             train_transforms: train,
@@ -172,6 +184,22 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
         }),
         _ => None,
     };
+    if let (Some(spec), Some(drop)) = (&spec, &d.drop_last) {
+        if let Some(n) = spec
+            .known_train_images()
+            .filter(|&n| drop.value && n < spec.batch_size)
+        {
+            cx.push(
+                Diagnostic::error(drop.span.clone(), "`drop_last` leaves no training batch")
+                    .label(format!(
+                        "{n} training images are fewer than one batch of {}",
+                        spec.batch_size
+                    ))
+                    .help("lower `batch_size`, or set `drop_last = false`"),
+            );
+            return (None, images);
+        }
+    }
     (spec, images)
 }
 
@@ -407,6 +435,9 @@ fn dataset_kind(cx: &mut Cx<'_>, ds: &Sp<DatasetName>, d: &RawData) -> Option<Da
         DatasetName::Cifar10 => DatasetKind::Cifar10,
         DatasetName::Cifar100 => DatasetKind::Cifar100(labels.unwrap_or(Cifar100Labels::Fine)),
         DatasetName::Stl10 => DatasetKind::Stl10,
+        DatasetName::Svhn => DatasetKind::Svhn {
+            extra: d.extra.as_ref().is_some_and(|e| e.value),
+        },
         DatasetName::Synthetic => {
             let s = synthetic;
             let none = None;
@@ -440,17 +471,19 @@ fn dataset_kind(cx: &mut Cx<'_>, ds: &Sp<DatasetName>, d: &RawData) -> Option<Da
 }
 
 /// torchvision's `_setup_angle`: `d >= 0` is the range `[-d, d]`; `[min, max]` is as given.
-fn degrees(cx: &mut Cx<'_>, v: &Sp<Numbers>) -> Option<[f32; 2]> {
-    match v.value.0.as_slice() {
-        [d] if *d >= 0.0 => Some([-*d as f32, *d as f32]),
-        [a, b] if a <= b => Some([*a as f32, *b as f32]),
-        _ => {
-            cx.push(
-                Diagnostic::error(v.span.clone(), "`degrees` must be d >= 0 or [min, max]")
-                    .label("expected d >= 0 (the range [-d, d]) or [min, max] with min <= max"),
-            );
-            None
-        }
+fn degrees(cx: &mut Cx<'_>, v: &Sp<JitterRange>) -> Option<[f32; 2]> {
+    let r = match &v.value {
+        JitterRange::Spread(d) => [-*d, *d],
+        JitterRange::Range(p) => [p[0].value, p[1].value],
+    };
+    if r[0] <= r[1] {
+        Some(r.map(|x| x as f32))
+    } else {
+        cx.push(
+            Diagnostic::error(v.span.clone(), "`degrees` must be d >= 0 or [min, max]")
+                .label("expected d >= 0 (the range [-d, d]) or [min, max] with min <= max"),
+        );
+        None
     }
 }
 
@@ -523,6 +556,59 @@ fn pair(
             None
         }
     }
+}
+
+/// One of `color_jitter`'s ranges, checked as torchvision's `ColorJitter._check_input`: a
+/// spread `x >= 0` becomes `[center - x, center + x]` (the lower end clipped at 0 for the
+/// factors, not for hue); the range must lie in `bound` and be increasing. A range of only the
+/// neutral value is `None` (not applied), as torchvision drops it.
+fn jitter_range(
+    cx: &mut Cx<'_>,
+    v: &Option<Sp<JitterRange>>,
+    key: &str,
+    center: f64,
+    bound: [f64; 2],
+) -> Result<Option<[f32; 2]>, ()> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    let hue = center == 0.0;
+    let [lo, hi] = match &v.value {
+        JitterRange::Spread(x) => {
+            if *x < 0.0 || (hue && *x > 0.5) {
+                cx.push(
+                    Diagnostic::error(
+                        v.span.clone(),
+                        format!(
+                            "`{key}` as one number must be {}",
+                            if hue { "0 to 0.5" } else { ">= 0" }
+                        ),
+                    )
+                    .label(format!("found {x}")),
+                );
+                return Err(());
+            }
+            let lo = center - x;
+            [if hue { lo } else { lo.max(0.0) }, center + x]
+        }
+        JitterRange::Range(p) => [p[0].value, p[1].value],
+    };
+    if !(bound[0] <= lo && lo <= hi && hi <= bound[1]) {
+        let upper = if bound[1].is_finite() {
+            format!(" <= {}", bound[1])
+        } else {
+            String::new()
+        };
+        cx.push(
+            Diagnostic::error(
+                v.span.clone(),
+                format!("`{key}` range [{lo}, {hi}] is out of bounds or decreasing"),
+            )
+            .label(format!("expected {} <= min <= max{upper}", bound[0])),
+        );
+        return Err(());
+    }
+    Ok((!(lo == center && hi == center)).then_some([lo as f32, hi as f32]))
 }
 
 fn transforms(
@@ -789,6 +875,26 @@ fn transform(
                 fill: fill? as f32,
             })
         }
+        RawTransformOp::ColorJitter {
+            brightness,
+            contrast,
+            saturation,
+            hue,
+        } => {
+            let inf = f64::INFINITY;
+            let b = jitter_range(cx, brightness, "brightness", 1.0, [0.0, inf]);
+            let k = jitter_range(cx, contrast, "contrast", 1.0, [0.0, inf]);
+            let s = jitter_range(cx, saturation, "saturation", 1.0, [0.0, inf]);
+            let h = jitter_range(cx, hue, "hue", 0.0, [-0.5, 0.5]);
+            let channels = color_channels(cx, span, c, "color_jitter");
+            Some(Transform::ColorJitter {
+                brightness: b.ok()?,
+                contrast: k.ok()?,
+                saturation: s.ok()?,
+                hue: h.ok()?,
+            })
+            .filter(|_| channels)
+        }
         RawTransformOp::PixelPermutation { seed } => Some(Transform::PixelPermutation {
             seed: seed.as_ref().map_or(0, |s| s.value.0),
         }),
@@ -815,6 +921,22 @@ fn transform(
             })
         }
     }
+}
+
+/// Whether images of `c` channels suit a colour transform (torchvision's colour kernels take
+/// 1 or 3); reports it when not.
+fn color_channels(cx: &mut Cx<'_>, span: &Range<usize>, c: usize, op: &str) -> bool {
+    if c == 1 || c == 3 {
+        return true;
+    }
+    cx.push(
+        Diagnostic::error(
+            span.clone(),
+            format!("`{op}` works on 1- or 3-channel images, but images have {c} channels here"),
+        )
+        .label("needs grey or RGB images"),
+    );
+    false
 }
 
 #[cfg(test)]
@@ -912,6 +1034,68 @@ optimizer = {{ kind = "sgd", lr = 0.1 }}
                 r#"{ op = "random_crop", size = 7, padding_mode = "edge", fill = 1 }"#,
                 Some("`fill` has no effect"),
                 "fill without constant",
+            ),
+        ];
+        for (transform, want, why) in cases {
+            let got = messages(transform);
+            match want {
+                None => assert!(got.is_empty(), "{why}: {transform}: {got:?}"),
+                Some(w) => assert!(
+                    got.len() == 1 && got[0].contains(w),
+                    "{why}: {transform}: want one error with {w:?}, got {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn color_jitter_ranges_follow_torchvision() {
+        // (transform, expected error or None, why); images are 1x7x9.
+        let cases: [(&str, Option<&str>, &str); 9] = [
+            (
+                r#"{ op = "color_jitter", brightness = 0.4 }"#,
+                None,
+                "a spread",
+            ),
+            (
+                r#"{ op = "color_jitter", brightness = 2 }"#,
+                None,
+                "lower end clipped at 0",
+            ),
+            (
+                r#"{ op = "color_jitter", contrast = [0.2, 3] }"#,
+                None,
+                "a range",
+            ),
+            (
+                r#"{ op = "color_jitter", saturation = -0.1 }"#,
+                Some("must be >= 0"),
+                "negative spread",
+            ),
+            (
+                r#"{ op = "color_jitter", brightness = [1.5, 0.5] }"#,
+                Some("decreasing"),
+                "decreasing",
+            ),
+            (
+                r#"{ op = "color_jitter", contrast = [-0.5, 1] }"#,
+                Some("out of bounds"),
+                "below 0",
+            ),
+            (
+                r#"{ op = "color_jitter", hue = 0.6 }"#,
+                Some("0 to 0.5"),
+                "hue spread above 0.5",
+            ),
+            (
+                r#"{ op = "color_jitter", hue = [-0.5, 0.6] }"#,
+                Some("out of bounds"),
+                "hue above 0.5",
+            ),
+            (
+                r#"{ op = "color_jitter", hue = [0.1] }"#,
+                Some("2 numbers"),
+                "one number in a list",
             ),
         ];
         for (transform, want, why) in cases {

@@ -15,6 +15,9 @@ use crate::diagnostic::Diagnostic;
 /// Largest batch size, epoch count and synthetic data size accepted.
 const MAX_COUNT: u64 = 1 << 24;
 
+/// The largest `train.epochs`.
+pub const MAX_EPOCHS: u64 = MAX_COUNT;
+
 fn count(
     cx: &mut Cx<'_>,
     v: &Option<Sp<u64>>,
@@ -141,6 +144,7 @@ pub fn validate<'a>(cx: &mut Cx<'a>, raw: RawExperiment<'a>, default_name: &str)
             if cx.error_count() == 0 && spans.all_valid() =>
         {
             spans.init_from = train_spans.init_from;
+            spans.param_groups = train_spans.param_groups;
             spans.dataset = data_span;
             Validated::Ok(
                 Box::new(Experiment::new(name, seed, device, data, model, train)),

@@ -3,9 +3,9 @@
 use std::ops::Range;
 
 use super::super::expand::{self, LayerSpans};
-use super::super::format::{RawModel, RawOp};
+use super::super::format::{ConvPadding, GeluApprox, InitName, RawInit, RawModel, RawOp};
 use super::super::read::{checked, int_in, Cx, Sp};
-use super::super::{LayerOp, LayerSpec, ModelSpec};
+use super::super::{Init, LayerOp, LayerSpec, ModelSpec};
 use crate::diagnostic::Diagnostic;
 
 /// Largest channel/feature width accepted.
@@ -20,6 +20,8 @@ pub struct ModelSpans {
     pub layers: Vec<LayerSpans>,
     /// Per layer: the declared `in` (conv, linear) or `features` (BatchNorm), if any.
     pub declared: Vec<Option<Range<usize>>>,
+    /// Per layer: the `init` value of a conv or linear layer, if written.
+    pub init: Vec<Option<Range<usize>>>,
     /// Per layer: its settings were wrong (reported). The model then holds a placeholder in
     /// its place, from which the graph infers nothing, so that the shapes of the layers before
     /// it are still checked and no layer after it is blamed.
@@ -27,6 +29,9 @@ pub struct ModelSpans {
     /// The `train.init_from` value, where the check of the weights file against the model
     /// ([`crate::check`]) points.
     pub init_from: Option<Range<usize>>,
+    /// The `match` of each `[[train.param_groups]]`, where the check of the groups against
+    /// the model's parameters ([`crate::check`]) points.
+    pub param_groups: Vec<Range<usize>>,
     /// The declared `classes` of an image folder or CSV data set, else the `dataset` key: where
     /// `runner check` points when the images found disagree with the file.
     pub dataset: Option<Range<usize>>,
@@ -79,6 +84,12 @@ pub fn validate<'a>(
     let mut layers = Vec::with_capacity(expanded.len());
     let mut spans = ModelSpans::default();
     for e in expanded {
+        let init = match &e.op {
+            RawOp::Conv2d { init, .. } | RawOp::Linear { init, .. } => {
+                init.as_ref().map(|i| i.span.clone())
+            }
+            _ => None,
+        };
         let (op, declared, failed) = match layer_op(cx, &e.op) {
             Some((op, declared)) => (op, declared, false),
             None => (LayerOp::Identity, None, true),
@@ -90,6 +101,7 @@ pub fn validate<'a>(
         });
         spans.layers.push(e.spans);
         spans.declared.push(declared);
+        spans.init.push(init);
         spans.failed.push(failed);
     }
     Some((
@@ -122,6 +134,118 @@ fn declared(v: &Option<Sp<u64>>) -> (Option<usize>, Option<Range<usize>>) {
     }
 }
 
+/// `padding = "same"` of a conv with kernel `k` and stride `st` (both already checked): PyTorch
+/// allows it only with stride 1, and pads an even kernel's extra row and column at the end,
+/// which a symmetric padding cannot express, so even kernels are refused.
+fn same_padding(
+    cx: &mut Cx<'_>,
+    span: &Range<usize>,
+    k: Option<usize>,
+    st: Option<usize>,
+) -> Option<usize> {
+    let (k, st) = (k?, st?);
+    if st != 1 {
+        cx.push(
+            Diagnostic::error(
+                span.clone(),
+                format!("`padding = \"same\"` needs stride 1, this conv has stride {st}"),
+            )
+            .label("PyTorch rejects this")
+            .help("give the padding as a number"),
+        );
+        return None;
+    }
+    if k.is_multiple_of(2) {
+        cx.push(
+            Diagnostic::error(
+                span.clone(),
+                format!("`padding = \"same\"` needs an odd kernel, this one is {k}"),
+            )
+            .label("an even kernel would need one more row and column at the end")
+            .help("use an odd kernel, or give the padding as a number"),
+        );
+        return None;
+    }
+    Some((k - 1) / 2)
+}
+
+/// Largest `init.images` accepted.
+const MAX_INIT_IMAGES: u64 = 1 << 24;
+
+/// A conv's (`conv = true`) or linear layer's `init`, checked against the kernel `k`. What
+/// depends on the inferred sizes (`out >= in`, the whitening width and input) is checked by
+/// the graph.
+fn init_spec(
+    cx: &mut Cx<'_>,
+    init: Option<&Sp<RawInit>>,
+    k: Option<usize>,
+    conv: bool,
+) -> Option<Init> {
+    let Some(Sp { value: i, span }) = init else {
+        return Some(Init::Default);
+    };
+    let mut ok = true;
+    if i.kind.value != InitName::Whitening {
+        for (key, sp) in [
+            ("images", i.images.as_ref().map(|x| x.span.clone())),
+            ("eps", i.eps.as_ref().map(|x| x.span.clone())),
+        ] {
+            if let Some(sp) = sp {
+                cx.push(
+                    Diagnostic::error(
+                        sp,
+                        format!("`{key}` is a setting of the whitening init only"),
+                    )
+                    .label(format!("`{}` has no `{key}`", i.kind.value.name()))
+                    .help(format!("remove `{key}`")),
+                );
+                ok = false;
+            }
+        }
+    }
+    let init = match i.kind.value {
+        InitName::Default => Init::Default,
+        InitName::Dirac => {
+            if k.is_some_and(|k| k.is_multiple_of(2)) {
+                cx.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        format!("the dirac init needs an odd kernel, this one is {}", k?),
+                    )
+                    .label("an even kernel has no centre")
+                    .help("use an odd kernel, or `init = \"default\"`"),
+                );
+                return None;
+            }
+            Init::Dirac
+        }
+        InitName::Whitening => {
+            if !conv {
+                cx.push(
+                    Diagnostic::error(span.clone(), "the whitening init is for `conv2d` only")
+                        .label("this is a linear layer")
+                        .help("use `init = \"default\"` or `\"dirac\"`"),
+                );
+                return None;
+            }
+            let images = int_in(cx, i.images.as_ref(), 5000, 1, MAX_INIT_IMAGES, "images");
+            let eps = checked(
+                cx,
+                i.eps.as_ref(),
+                5e-4,
+                |x| x > 0.0 && x.is_finite(),
+                "eps",
+                "a finite number > 0",
+            );
+            Init::Whitening {
+                images: images?,
+                eps: eps?,
+            }
+        }
+    };
+    ok.then_some(init)
+}
+
 /// One layer's settings, checked, with the span of a declared input size. Every setting is
 /// checked, so that one pass reports all of a layer's mistakes.
 fn layer_op(cx: &mut Cx<'_>, op: &RawOp<'_>) -> Option<(LayerOp, Option<Range<usize>>)> {
@@ -133,11 +257,23 @@ fn layer_op(cx: &mut Cx<'_>, op: &RawOp<'_>) -> Option<(LayerOp, Option<Range<us
             stride,
             padding,
             bias,
+            init,
         } => {
             let out_c = width(cx, out, "out");
             let k = window(cx, Some(kernel), 1, 1, "kernel");
             let st = window(cx, stride.as_ref(), 1, 1, "stride");
-            let p = window(cx, padding.as_ref(), 0, 0, "padding");
+            let p = match padding {
+                Some(Sp {
+                    value: ConvPadding::Same,
+                    span,
+                }) => same_padding(cx, span, k, st),
+                Some(Sp {
+                    value: ConvPadding::Size(n),
+                    span,
+                }) => window(cx, Some(&Sp::new(*n, span.clone())), 0, 0, "padding"),
+                None => Some(0),
+            };
+            let init = init_spec(cx, init.as_ref(), k, true);
             let (decl, span) = declared(in_channels);
             (
                 LayerOp::Conv2d {
@@ -147,6 +283,7 @@ fn layer_op(cx: &mut Cx<'_>, op: &RawOp<'_>) -> Option<(LayerOp, Option<Range<us
                     stride: st?,
                     padding: p?,
                     bias: bias.as_ref().is_none_or(|b| b.value),
+                    init: init?,
                 },
                 span,
             )
@@ -223,15 +360,37 @@ fn layer_op(cx: &mut Cx<'_>, op: &RawOp<'_>) -> Option<(LayerOp, Option<Range<us
             in_features,
             out,
             bias,
+            init,
         } => {
             let (decl, span) = declared(in_features);
+            let out = width(cx, out, "out");
+            let init = init_spec(cx, init.as_ref(), Some(1), false);
             (
                 LayerOp::Linear {
                     in_features: decl,
-                    out_features: width(cx, out, "out")?,
+                    out_features: out?,
                     bias: bias.as_ref().is_none_or(|b| b.value),
+                    init: init?,
                 },
                 span,
+            )
+        }
+        RawOp::Scale { factor } => {
+            if !factor.value.is_finite() {
+                cx.push(
+                    Diagnostic::error(
+                        factor.span.clone(),
+                        format!("factor = {} is not finite", factor.value),
+                    )
+                    .label("expected a finite number"),
+                );
+                return None;
+            }
+            (
+                LayerOp::Scale {
+                    factor: factor.value,
+                },
+                None,
             )
         }
         RawOp::Dropout { p } => {
@@ -248,6 +407,12 @@ fn layer_op(cx: &mut Cx<'_>, op: &RawOp<'_>) -> Option<(LayerOp, Option<Range<us
         RawOp::Relu {} => (LayerOp::Relu, None),
         RawOp::Tanh {} => (LayerOp::Tanh, None),
         RawOp::Sigmoid {} => (LayerOp::Sigmoid, None),
+        RawOp::Gelu { approximate } => (
+            LayerOp::Gelu {
+                approximate: approximate.as_ref().map_or(GeluApprox::None, |a| a.value),
+            },
+            None,
+        ),
         RawOp::GlobalAvgPool {} => (LayerOp::GlobalAvgPool, None),
         RawOp::Flatten {} => (LayerOp::Flatten, None),
         RawOp::LogSoftmax {} => (LayerOp::LogSoftmax, None),

@@ -3,22 +3,24 @@
 use std::ops::Range;
 
 use super::super::format::{
-    LossName, OptimizerName, RawClipGrad, RawEma, RawInitFrom, RawMixup, RawOptimizer, RawSchedule,
-    RawTrain, ScheduleName, StopMetric,
+    LossName, OptimizerName, RawClipGrad, RawEma, RawInitFrom, RawMixup, RawOptimizer,
+    RawParamGroup, RawSchedule, RawTrain, ScheduleName, StopMetric,
 };
 use super::super::read::{int_in, Cx, Sp};
 use super::super::{
-    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, InitFrom, LossSpec, MixupSpec,
-    OptimizerSpec, ScheduleKind, ScheduleSpec, TrainSpec,
+    CheckpointSpec, ClipGrad, EarlyStopping, EmaSpec, EmaWarmup, Freeze, InitFrom, LossSpec,
+    MixupSpec, OptimizerSpec, ParamGroup, ParamSelector, ScheduleKind, ScheduleSpec, TrainLength,
+    TrainSpec,
 };
 use super::model::MAX_WIDTH;
-use super::{count, real, MAX_COUNT};
+use super::{count, real, MAX_COUNT, MAX_EPOCHS};
 use crate::diagnostic::Diagnostic;
 
 /// Returns the checked training spec and where its cross-table checks point.
 pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, TrainSpans)> {
     let t = t.unwrap_or(RawTrain {
         epochs: None,
+        steps: None,
         loss: None,
         optimizer: None,
         schedule: None,
@@ -29,9 +31,10 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         checkpoint: None,
         init_from: None,
         early_stopping: None,
+        param_groups: None,
         failed: Vec::new(),
     });
-    let epochs = count(cx, &t.epochs, 1, 1, "epochs");
+    let length = length(cx, &t);
     let loss_span = t.loss.as_ref().map_or(0..0, |l| l.span.clone());
     let loss = match &t.loss {
         None => Some(LossSpec::CrossEntropy {
@@ -68,9 +71,9 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
     } else {
         validate_optimizer(cx, t.optimizer.map(|o| o.value))
     };
-    let schedule = match (&optimizer, &epochs) {
-        (Some(o), Some(e)) if !t.failed.contains(&"schedule") => {
-            validate_schedule(cx, t.schedule.map(|s| s.value), o.lr(), *e)
+    let schedule = match (&optimizer, &length) {
+        (Some(o), Some(l)) if !t.failed.contains(&"schedule") => {
+            validate_schedule(cx, t.schedule.map(|s| s.value), o.lr(), l.known_epochs())
         }
         _ => None,
     };
@@ -136,6 +139,17 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
         None => Some(None),
         Some(m) => validate_mixup(cx, m).map(Some),
     };
+    let raw_groups = t.param_groups.map_or_else(Vec::new, |g| g.value);
+    let group_spans = raw_groups
+        .iter()
+        .map(|g| g.value.selector.span.clone())
+        .collect();
+    let param_groups: Option<Vec<ParamGroup>> = raw_groups
+        .into_iter()
+        .map(|g| validate_group(cx, g))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
     Some((
         TrainSpec {
             mixup: mixup?,
@@ -144,16 +158,18 @@ pub fn validate(cx: &mut Cx<'_>, t: Option<RawTrain>) -> Option<(TrainSpec, Trai
             ema: ema?,
             checkpoint: checkpoint?,
             early_stopping: early_stopping?,
-            epochs: epochs?,
+            length: length?,
             loss: loss?,
             optimizer: optimizer?,
             schedule: schedule?,
             init_from: init_from?,
+            param_groups: param_groups?,
         },
         TrainSpans {
             loss: loss_span,
             early_stopping: stop_span,
             init_from: init_span,
+            param_groups: group_spans,
         },
     ))
 }
@@ -375,6 +391,89 @@ pub struct TrainSpans {
     pub early_stopping: Option<Range<usize>>,
     /// The `init_from` value (for the check of the weights file against the model).
     pub init_from: Option<Range<usize>>,
+    /// Each `[[train.param_groups]]`'s `match` (for the check against the model's parameters).
+    pub param_groups: Vec<Range<usize>>,
+}
+
+/// The largest `lr_scale` or `weight_decay_scale`.
+const MAX_SCALE: f64 = 1e6;
+
+fn validate_group(cx: &mut Cx<'_>, g: Sp<RawParamGroup>) -> Option<ParamGroup> {
+    let RawParamGroup {
+        selector,
+        lr_scale,
+        weight_decay_scale,
+        frozen,
+        freeze_after_epochs,
+        failed,
+    } = g.value;
+    let scale = |cx: &mut Cx<'_>, v: &Option<Sp<f64>>, key| {
+        real(
+            cx,
+            v,
+            1.0,
+            |x| (0.0..=MAX_SCALE).contains(&x),
+            key,
+            "0 <= scale <= 1e6",
+        )
+    };
+    let lr_scale = scale(cx, &lr_scale, "lr_scale");
+    let weight_decay_scale = scale(cx, &weight_decay_scale, "weight_decay_scale");
+    let m = &selector.value;
+    let mut selector_ok = selector.value.failed.is_empty();
+    if selector_ok && m.op.is_none() && m.role.is_none() && m.name.is_none() {
+        cx.push(
+            Diagnostic::error(selector.span.clone(), "`match` selects nothing")
+                .label("no `op`, `role` or `name`")
+                .help("e.g. `match = { op = \"batch_norm2d\", role = \"bias\" }` or `match = { name = \"*.bias\" }`"),
+        );
+        selector_ok = false;
+    }
+    if let Some(name) = &m.name {
+        let problem = if name.value.is_empty() {
+            Some("it is empty".to_string())
+        } else {
+            glob::Pattern::new(&name.value)
+                .err()
+                .map(|e| format!("{} (at character {})", e.msg, e.pos + 1))
+        };
+        if let Some(problem) = problem {
+            cx.push(
+                Diagnostic::error(name.span.clone(), "`name` is not a valid pattern")
+                    .label(problem)
+                    .help("`*` stands for any characters, `?` for one, `[ab]` for one of a set"),
+            );
+            selector_ok = false;
+        }
+    }
+    let freeze = match (&frozen, &freeze_after_epochs) {
+        (Some(f), Some(a)) if f.value => {
+            cx.push(
+                Diagnostic::error(a.span.clone(), "`freeze_after_epochs` with `frozen = true`")
+                    .label("these parameters are never trained")
+                    .help("remove one of the two"),
+            );
+            None
+        }
+        (Some(f), None) if f.value => Some(Freeze::Always),
+        (_, Some(_)) => {
+            count(cx, &freeze_after_epochs, 1, 1, "freeze_after_epochs").map(Freeze::AfterEpochs)
+        }
+        _ => Some(Freeze::Never),
+    };
+    if !failed.is_empty() || !selector_ok {
+        return None;
+    }
+    Some(ParamGroup {
+        selector: ParamSelector {
+            op: m.op.as_ref().map(|o| o.value),
+            role: m.role.as_ref().map(|r| r.value),
+            name: m.name.as_ref().map(|n| n.value.clone()),
+        },
+        lr_scale: lr_scale?,
+        weight_decay_scale: weight_decay_scale?,
+        freeze: freeze?,
+    })
 }
 
 fn validate_optimizer(cx: &mut Cx<'_>, o: Option<RawOptimizer>) -> Option<OptimizerSpec> {
@@ -515,11 +614,110 @@ fn validate_optimizer(cx: &mut Cx<'_>, o: Option<RawOptimizer>) -> Option<Optimi
     })
 }
 
+/// `epochs` or `steps`, not both; neither is one epoch.
+fn length(cx: &mut Cx<'_>, t: &RawTrain) -> Option<TrainLength> {
+    match (&t.epochs, &t.steps) {
+        (Some(_), Some(s)) => {
+            cx.push(
+                Diagnostic::error(
+                    s.span.clone(),
+                    "`steps` and `epochs` both set the training length",
+                )
+                .label("given with `epochs`")
+                .help("keep one of `epochs` and `steps`"),
+            );
+            None
+        }
+        (None, Some(_)) => count(cx, &t.steps, 1, 1, "steps").map(TrainLength::Steps),
+        (None, None) => Some(TrainLength::Epochs(1.0)),
+        (Some(e), None) => {
+            let x = e.value.0;
+            if x > 0.0 && x <= MAX_EPOCHS as f64 {
+                Some(TrainLength::Epochs(x))
+            } else {
+                cx.push(
+                    Diagnostic::error(e.span.clone(), format!("a training length of {x} epochs"))
+                        .label(format!("expected 0 < epochs <= {MAX_EPOCHS}")),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The largest factor a `piecewise_linear` knot may give.
+const MAX_FACTOR: f64 = 1e6;
+
+/// `piecewise_linear`'s knots: at least two `[fraction, factor]` pairs, fractions increasing
+/// from exactly 0 to exactly 1, factors in `[0, MAX_FACTOR]`.
+fn validate_points(cx: &mut Cx<'_>, s: &RawSchedule) -> Option<Vec<(f64, f64)>> {
+    let Some(points) = &s.points else {
+        cx.push(
+            Diagnostic::error(
+                s.kind.as_ref()?.span.clone(),
+                "the `piecewise_linear` schedule needs `points`",
+            )
+            .label("missing points")
+            .help("e.g. `points = [[0.0, 0.2], [0.23, 1.0], [1.0, 0.07]]`: [fraction of the steps, lr factor]"),
+        );
+        return None;
+    };
+    let mut out = Vec::with_capacity(points.value.len());
+    let mut ok = true;
+    for p in &points.value {
+        let [f, v] = p.value.as_slice() else {
+            cx.push(
+                Diagnostic::error(p.span.clone(), "a knot is a pair `[fraction, factor]`")
+                    .label(format!("{} numbers", p.value.len())),
+            );
+            ok = false;
+            continue;
+        };
+        if !(0.0..=1.0).contains(&f.value) {
+            cx.push(
+                Diagnostic::error(f.span.clone(), "a knot's fraction must be in [0, 1]")
+                    .label("a fraction of the total optimizer steps"),
+            );
+            ok = false;
+        }
+        if !(0.0..=MAX_FACTOR).contains(&v.value) {
+            cx.push(
+                Diagnostic::error(v.span.clone(), "a knot's factor must be in [0, 1e6]")
+                    .label("multiplies the optimizer's `lr`"),
+            );
+            ok = false;
+        }
+        out.push((f.value, v.value));
+    }
+    if !ok {
+        return None;
+    }
+    let problem = if out.len() < 2 {
+        Some("`points` needs at least two knots")
+    } else if out.windows(2).any(|w| w[0].0 >= w[1].0) {
+        Some("the knots' fractions must increase")
+    } else if out[0].0 != 0.0 || out[out.len() - 1].0 != 1.0 {
+        Some("the first knot's fraction must be 0 and the last one's 1")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        cx.push(
+            Diagnostic::error(points.span.clone(), problem)
+                .label("[fraction of the steps, lr factor] pairs")
+                .help("e.g. `points = [[0.0, 0.2], [0.23, 1.0], [1.0, 0.07]]`"),
+        );
+        return None;
+    }
+    Some(out)
+}
+
+/// The schedule, its epoch counts defaulting to `epochs` (`None`: known only with the data).
 fn validate_schedule(
     cx: &mut Cx<'_>,
     s: Option<RawSchedule>,
     lr: f64,
-    epochs: usize,
+    epochs: Option<usize>,
 ) -> Option<ScheduleSpec> {
     let Some(s) = s else {
         return Some(ScheduleSpec {
@@ -546,9 +744,10 @@ fn validate_schedule(
         ScheduleName::MultiStep => &["milestones", "gamma"],
         ScheduleName::Cosine => &["t_max", "eta_min"],
         ScheduleName::OneCycle => &["max_lr", "pct_start", "div_factor", "final_div_factor"],
+        ScheduleName::PiecewiseLinear => &["points"],
         ScheduleName::Constant => &[],
     };
-    let given: [(&str, Option<Range<usize>>); 9] = [
+    let given: [(&str, Option<Range<usize>>); 10] = [
         ("step_size", s.step_size.as_ref().map(|v| v.span.clone())),
         ("gamma", s.gamma.as_ref().map(|v| v.span.clone())),
         ("milestones", s.milestones.as_ref().map(|v| v.span.clone())),
@@ -561,6 +760,7 @@ fn validate_schedule(
             "final_div_factor",
             s.final_div_factor.as_ref().map(|v| v.span.clone()),
         ),
+        ("points", s.points.as_ref().map(|v| v.span.clone())),
     ];
     for (key, span) in given {
         if let Some(span) = span {
@@ -629,7 +829,10 @@ fn validate_schedule(
             }
         }
         ScheduleName::Cosine => ScheduleKind::Cosine {
-            t_max: count(cx, &s.t_max, epochs as u64, 1, "t_max")?,
+            t_max: match (&s.t_max, epochs) {
+                (None, None) => None,
+                (t, e) => Some(count(cx, t, e.unwrap_or(1) as u64, 1, "t_max")?),
+            },
             eta_min: real(
                 cx,
                 &s.eta_min,
@@ -665,6 +868,9 @@ fn validate_schedule(
                 "final_div_factor",
                 ">= 1",
             )?,
+        },
+        ScheduleName::PiecewiseLinear => ScheduleKind::PiecewiseLinear {
+            points: validate_points(cx, &s)?,
         },
         ScheduleName::Constant => ScheduleKind::Constant,
     };

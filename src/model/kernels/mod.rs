@@ -1,5 +1,5 @@
 //! CPU kernels as candle custom ops, for the layers where candle's own CPU implementation is
-//! slow: convolution (im2col + gemm), max-pooling, ReLU and training-mode BatchNorm.
+//! slow: convolution (im2col + gemm), max-pooling, ReLU, GELU and training-mode BatchNorm.
 //!
 //! Each op has a forward and a backward pass and falls back to candle's ops (through the
 //! callers in [`super::ops`]) for anything but contiguous `f32` tensors on the CPU. Work is
@@ -8,6 +8,7 @@
 
 pub(crate) mod batch_norm;
 pub(crate) mod conv;
+pub(crate) mod gelu;
 pub(crate) mod pool;
 pub(crate) mod relu;
 pub(crate) mod winograd;

@@ -5,7 +5,8 @@ use candle_core::{Result, Tensor, Var};
 
 use super::fused::{self, AdamStep};
 use super::{
-    check_state, host_tensor, host_values, operands, trainable, write, Optimizer, ParamState,
+    check_state, host_tensor, host_values, operands, trainable, write, GroupScale, Optimizer,
+    ParamState,
 };
 
 /// How weight decay enters the update: the only difference between Adam and AdamW.
@@ -53,6 +54,8 @@ pub struct Adam {
 #[derive(Debug)]
 struct Param {
     var: Var,
+    /// Its group's multiples of the rate and the decay.
+    scale: GroupScale,
     moments: Option<Moments>,
     /// The moments of an `f32` CPU parameter, updated in place by [`fused::adam`] (with the
     /// step count); such a parameter never has tensor `moments`.
@@ -73,9 +76,18 @@ struct Moments {
 impl Adam {
     /// An optimizer over the floating-point variables in `vars`.
     pub fn new(vars: Vec<Var>, config: AdamConfig) -> Self {
+        Self::grouped(
+            vars.into_iter().map(|v| (v, GroupScale::ONE)).collect(),
+            config,
+        )
+    }
+
+    /// An optimizer over the floating-point variables in `vars`, each with its group's scales.
+    pub fn grouped(vars: Vec<(Var, GroupScale)>, config: AdamConfig) -> Self {
         let params = trainable(vars)
-            .map(|var| Param {
+            .map(|(var, scale)| Param {
                 var,
+                scale,
                 moments: None,
                 host: None,
             })
@@ -100,6 +112,12 @@ impl Optimizer for Adam {
         for param in &mut self.params {
             let Some(grad) = grads.get(&param.var) else {
                 continue;
+            };
+            // The group's settings; the optimizer's own ones are multiplied by 1, exactly.
+            let lr = lr * param.scale.lr;
+            let weight_decay = match weight_decay {
+                WeightDecay::L2(wd) => WeightDecay::L2(wd * param.scale.weight_decay),
+                WeightDecay::Decoupled(wd) => WeightDecay::Decoupled(wd * param.scale.weight_decay),
             };
             if self.fuse && param.moments.is_none() && fused::applies(&param.var, grad) {
                 let n = param.var.elem_count();

@@ -5,9 +5,11 @@
 
 mod adam;
 mod fused;
+mod groups;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig, WeightDecay};
+pub use groups::ParamGroups;
 pub use sgd::{Sgd, SgdConfig};
 
 use candle_core::backprop::GradStore;
@@ -89,9 +91,41 @@ fn host_values(t: &Tensor) -> Result<Vec<f32>> {
     t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
 }
 
+/// A parameter group's multiples of the optimizer's `lr` and `weight_decay`
+/// (`[[train.param_groups]]`): PyTorch's per-group `lr` and `weight_decay`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GroupScale {
+    /// Multiplies the learning rate (after the schedule).
+    pub lr: f64,
+    /// Multiplies the weight decay.
+    pub weight_decay: f64,
+}
+
+impl GroupScale {
+    /// The optimizer's own settings.
+    pub const ONE: GroupScale = GroupScale {
+        lr: 1.0,
+        weight_decay: 1.0,
+    };
+}
+
 /// Builds the optimizer `spec` describes over `vars`. Variables that are not floating point
 /// are ignored.
 pub fn build(spec: &OptimizerSpec, vars: Vec<Var>) -> Result<Box<dyn Optimizer>> {
+    build_grouped(
+        spec,
+        vars.into_iter().map(|v| (v, GroupScale::ONE)).collect(),
+    )
+}
+
+/// Builds the optimizer `spec` describes over `vars`, each with its group's scales: its rate is
+/// `lr * scale.lr` and its decay `weight_decay * scale.weight_decay`, as a PyTorch parameter
+/// group with those `lr` and `weight_decay` (a schedule's rate is scaled the same way, as
+/// `LambdaLR` scales every group's). Variables that are not floating point are ignored.
+pub fn build_grouped(
+    spec: &OptimizerSpec,
+    vars: Vec<(Var, GroupScale)>,
+) -> Result<Box<dyn Optimizer>> {
     Ok(match *spec {
         OptimizerSpec::Sgd {
             lr,
@@ -99,7 +133,7 @@ pub fn build(spec: &OptimizerSpec, vars: Vec<Var>) -> Result<Box<dyn Optimizer>>
             dampening,
             nesterov,
             weight_decay,
-        } => Box::new(Sgd::new(
+        } => Box::new(Sgd::grouped(
             vars,
             SgdConfig {
                 lr,
@@ -127,7 +161,7 @@ pub fn build(spec: &OptimizerSpec, vars: Vec<Var>) -> Result<Box<dyn Optimizer>>
             } else {
                 WeightDecay::Decoupled(weight_decay)
             };
-            Box::new(Adam::new(
+            Box::new(Adam::grouped(
                 vars,
                 AdamConfig {
                     lr,
@@ -142,8 +176,8 @@ pub fn build(spec: &OptimizerSpec, vars: Vec<Var>) -> Result<Box<dyn Optimizer>>
 }
 
 /// The variables an optimizer can train.
-fn trainable(vars: Vec<Var>) -> impl Iterator<Item = Var> {
-    vars.into_iter().filter(|var| var.dtype().is_float())
+fn trainable(vars: Vec<(Var, GroupScale)>) -> impl Iterator<Item = (Var, GroupScale)> {
+    vars.into_iter().filter(|(var, _)| var.dtype().is_float())
 }
 
 /// The dtype updates and optimizer state are computed in: half-precision parameters are updated
@@ -334,6 +368,95 @@ mod tests {
                 fresh.restore(state).expect("restore");
                 steps(fresh.as_mut(), &copy, 2);
                 assert_eq!(bits(&p), bits(&copy), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_group_steps_as_an_optimizer_with_its_scaled_settings() {
+        // PyTorch's per-group `lr` and `weight_decay`: one optimizer over two groups equals,
+        // bit for bit, one optimizer per group built with that group's settings, also after a
+        // change of the rate (a schedule scales every group's rate).
+        let dev = Device::Cpu;
+        let scale = GroupScale {
+            lr: 64.0,
+            weight_decay: 0.015625,
+        };
+        let scaled = |spec: &OptimizerSpec| match *spec {
+            OptimizerSpec::Sgd {
+                lr,
+                momentum,
+                dampening,
+                nesterov,
+                weight_decay,
+            } => OptimizerSpec::Sgd {
+                lr: lr * scale.lr,
+                momentum,
+                dampening,
+                nesterov,
+                weight_decay: weight_decay * scale.weight_decay,
+            },
+            OptimizerSpec::Adam {
+                lr,
+                betas,
+                eps,
+                weight_decay,
+            } => OptimizerSpec::Adam {
+                lr: lr * scale.lr,
+                betas,
+                eps,
+                weight_decay: weight_decay * scale.weight_decay,
+            },
+            OptimizerSpec::AdamW {
+                lr,
+                betas,
+                eps,
+                weight_decay,
+            } => OptimizerSpec::AdamW {
+                lr: lr * scale.lr,
+                betas,
+                eps,
+                weight_decay: weight_decay * scale.weight_decay,
+            },
+        };
+        for spec in all_specs() {
+            for dtype in [DType::F32, DType::F64] {
+                let what = format!("{spec:?} {dtype:?}");
+                let init = Tensor::new(&[1.0f32, -2.0, 0.5, 3.0], &dev)
+                    .and_then(|t| t.to_dtype(dtype))
+                    .expect("init");
+                let var = || Var::from_tensor(&init.copy().expect("copy")).expect("var");
+                let (a, b) = (var(), var());
+                let mut grouped = build_grouped(
+                    &spec,
+                    vec![(a.clone(), GroupScale::ONE), (b.clone(), scale)],
+                )
+                .expect("build");
+                let (a1, b1) = (var(), var());
+                let mut plain = build(&spec, vec![a1.clone()]).expect("build");
+                let mut group = build(&scaled(&spec), vec![b1.clone()]).expect("build");
+                for k in 0..4 {
+                    if k == 2 {
+                        grouped.set_learning_rate(spec.lr() * 0.5);
+                        plain.set_learning_rate(spec.lr() * 0.5);
+                        group.set_learning_rate(spec.lr() * 0.5 * scale.lr);
+                    }
+                    let loss = |p: &Var| {
+                        let lin = p.affine(0.3 * k as f64 - 0.5, 0.0).expect("k * p");
+                        p.sqr().and_then(|t| t.add(&lin)).and_then(|t| t.sum_all())
+                    };
+                    let both = loss(&a).and_then(|l| l.add(&loss(&b)?)).expect("loss");
+                    grouped
+                        .step(&both.backward().expect("backward"))
+                        .expect("step");
+                    let grads = loss(&a1).and_then(|l| l.backward()).expect("backward");
+                    plain.step(&grads).expect("step");
+                    let grads = loss(&b1).and_then(|l| l.backward()).expect("backward");
+                    group.step(&grads).expect("step");
+                }
+                assert_eq!(bits(&a), bits(&a1), "{what}: the optimizer's own settings");
+                assert_eq!(bits(&b), bits(&b1), "{what}: the scaled group");
+                assert_ne!(bits(&a), bits(&b), "{what}: the scales change the step");
             }
         }
     }

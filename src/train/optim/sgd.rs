@@ -5,7 +5,8 @@ use candle_core::{Result, Tensor, Var};
 
 use super::fused::{self, SgdStep};
 use super::{
-    check_state, host_tensor, host_values, operands, trainable, write, Optimizer, ParamState,
+    check_state, host_tensor, host_values, operands, trainable, write, GroupScale, Optimizer,
+    ParamState,
 };
 
 /// Hyper-parameters of [`Sgd`], named as in `torch.optim.SGD`.
@@ -45,6 +46,8 @@ pub struct Sgd {
 #[derive(Debug)]
 struct Param {
     var: Var,
+    /// Its group's multiples of the rate and the decay.
+    scale: GroupScale,
     momentum_buffer: Option<Tensor>,
     /// The momentum buffer of an `f32` CPU parameter, updated in place by [`fused::sgd`]
     /// (empty without momentum); such a parameter never has a tensor `momentum_buffer`.
@@ -54,9 +57,18 @@ struct Param {
 impl Sgd {
     /// An optimizer over the floating-point variables in `vars`.
     pub fn new(vars: Vec<Var>, config: SgdConfig) -> Self {
+        Self::grouped(
+            vars.into_iter().map(|v| (v, GroupScale::ONE)).collect(),
+            config,
+        )
+    }
+
+    /// An optimizer over the floating-point variables in `vars`, each with its group's scales.
+    pub fn grouped(vars: Vec<(Var, GroupScale)>, config: SgdConfig) -> Self {
         let params = trainable(vars)
-            .map(|var| Param {
+            .map(|(var, scale)| Param {
                 var,
+                scale,
                 momentum_buffer: None,
                 host: None,
             })
@@ -82,6 +94,9 @@ impl Optimizer for Sgd {
             let Some(grad) = grads.get(&param.var) else {
                 continue;
             };
+            // The group's settings; the optimizer's own ones are multiplied by 1, exactly.
+            let lr = lr * param.scale.lr;
+            let weight_decay = weight_decay * param.scale.weight_decay;
             if self.fuse && param.momentum_buffer.is_none() && fused::applies(&param.var, grad) {
                 let first = param.host.is_none();
                 let n = if momentum != 0.0 {

@@ -2,13 +2,15 @@
 //!
 //! Epoch-based schedules ([`ScheduleKind::Constant`], `Step`, `MultiStep`, `Cosine`) give the
 //! rate of epoch `step / steps_per_epoch`, exactly as the PyTorch scheduler stepped once per
-//! epoch; `OneCycle` changes every step like `OneCycleLR`. A linear warm-up multiplies the base
+//! epoch; `OneCycle` changes every step like `OneCycleLR`, and `PiecewiseLinear` every step
+//! like airbench's `LambdaLR(get_lr)`. A linear warm-up multiplies the base
 //! rate during the first steps.
 
 mod constant;
 mod cosine;
 mod multi_step;
 mod one_cycle;
+mod piecewise_linear;
 mod step;
 mod warmup;
 
@@ -47,15 +49,18 @@ fn per_epoch<S: EpochSchedule + 'static>(inner: S, steps_per_epoch: usize) -> Bo
 }
 
 /// Builds the schedule `spec` describes for an optimizer whose rate is `base_lr`, over
-/// `epochs` epochs of `steps_per_epoch` optimizer steps.
+/// `total_steps` optimizer steps in epochs of `steps_per_epoch` (the last one perhaps partial:
+/// [`crate::experiment::TrainLength`]).
 pub fn build_schedule(
     spec: &ScheduleSpec,
     base_lr: f64,
-    epochs: usize,
+    total_steps: usize,
     steps_per_epoch: usize,
 ) -> Box<dyn Schedule> {
     // An empty epoch has no steps to schedule; one keeps the step -> epoch division defined.
     let steps_per_epoch = steps_per_epoch.max(1);
+    // `cosine`'s default period: the epochs the run starts.
+    let epochs = total_steps.div_ceil(steps_per_epoch);
     let base: Box<dyn Schedule> = match spec.kind {
         ScheduleKind::Constant => per_epoch(constant::Constant { lr: base_lr }, steps_per_epoch),
         ScheduleKind::Step { step_size, gamma } => per_epoch(
@@ -80,7 +85,7 @@ pub fn build_schedule(
         ScheduleKind::Cosine { t_max, eta_min } => per_epoch(
             cosine::Cosine {
                 base_lr,
-                t_max,
+                t_max: t_max.unwrap_or(epochs),
                 eta_min,
             },
             steps_per_epoch,
@@ -92,11 +97,18 @@ pub fn build_schedule(
             final_div_factor,
         } => Box::new(one_cycle::OneCycle::new(
             max_lr,
-            epochs.saturating_mul(steps_per_epoch),
+            total_steps,
             pct_start,
             div_factor,
             final_div_factor,
         )),
+        ScheduleKind::PiecewiseLinear { ref points } => {
+            Box::new(piecewise_linear::PiecewiseLinear::new(
+                base_lr,
+                points,
+                epochs.saturating_mul(steps_per_epoch),
+            ))
+        }
     };
     if spec.warmup_steps == 0 {
         base
@@ -165,7 +177,7 @@ mod tests {
             step_size: 2,
             gamma: 0.5,
         };
-        let s = build_schedule(&spec(kind, 0, 1.0), 0.1, 7, 3);
+        let s = build_schedule(&spec(kind, 0, 1.0), 0.1, 7 * 3, 3);
         let want = [
             0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.025,
         ];
@@ -199,7 +211,7 @@ mod tests {
             step_size: 1,
             gamma: 0.5,
         };
-        let s = build_schedule(&spec(kind, 5, 0.25), 0.1, 4, 3);
+        let s = build_schedule(&spec(kind, 5, 0.25), 0.1, 4 * 3, 3);
         assert_rates(s.as_ref(), &want, "LinearLR(0.25, 5) x StepLR(1, 0.5)");
     }
 
@@ -213,8 +225,8 @@ mod tests {
             div_factor: 25.0,
             final_div_factor: 1e4,
         };
-        let plain = build_schedule(&spec(kind.clone(), 0, 1.0), 0.1, 3, 4);
-        let warm = build_schedule(&spec(kind, 4, 0.5), 0.1, 3, 4);
+        let plain = build_schedule(&spec(kind.clone(), 0, 1.0), 0.1, 3 * 4, 4);
+        let warm = build_schedule(&spec(kind, 4, 0.5), 0.1, 3 * 4, 4);
         for (step, factor) in [
             (0, 0.5),
             (1, 0.625),
@@ -241,7 +253,11 @@ mod tests {
                 gamma: 0.1,
             },
             ScheduleKind::Cosine {
-                t_max: 3,
+                t_max: Some(3),
+                eta_min: 0.0,
+            },
+            ScheduleKind::Cosine {
+                t_max: None,
                 eta_min: 0.0,
             },
             ScheduleKind::OneCycle {
@@ -250,10 +266,14 @@ mod tests {
                 div_factor: 25.0,
                 final_div_factor: 1e4,
             },
+            ScheduleKind::PiecewiseLinear {
+                points: vec![(0.0, 0.2), (0.23, 1.0), (1.0, 0.07)],
+            },
         ];
         for kind in kinds {
             for (epochs, steps_per_epoch) in [(3, 5), (1, 1), (0, 0)] {
-                let s = build_schedule(&spec(kind.clone(), 2, 0.1), 0.1, epochs, steps_per_epoch);
+                let total = epochs * steps_per_epoch;
+                let s = build_schedule(&spec(kind.clone(), 2, 0.1), 0.1, total, steps_per_epoch);
                 for step in 0..20 {
                     let lr = s.lr(step);
                     assert!(
