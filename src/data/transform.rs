@@ -22,6 +22,9 @@ mod color;
 mod erase;
 pub(crate) mod geometric;
 mod pad;
+// `resize` and `random_resized_crop` build on it; until they are ops, only its tests call it.
+#[allow(dead_code)]
+pub(crate) mod resize;
 
 /// One compiled transform, with the shape of its input.
 #[derive(Debug, Clone, PartialEq)]
