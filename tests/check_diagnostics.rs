@@ -254,6 +254,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "color_jitter on 2-channel images",
     ),
     (
+        "resize_size",
+        Errors(2),
+        "a resize to 0 pixels, and a size of three numbers",
+    ),
+    (
         "random_affine_ranges",
         Errors(3),
         "rotation degrees backwards, a 90-degree shear, a translation of 2 widths",

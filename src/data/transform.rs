@@ -22,8 +22,6 @@ mod color;
 mod erase;
 pub(crate) mod geometric;
 mod pad;
-// `resize` and `random_resized_crop` build on it; until they are ops, only its tests call it.
-#[allow(dead_code)]
 pub(crate) mod resize;
 
 /// One compiled transform, with the shape of its input.
@@ -54,6 +52,11 @@ enum Op {
     },
     CenterCrop {
         size: usize,
+    },
+    /// torchvision v2's `F.resize` to `size` (`[h, w]`), antialiased when bilinear.
+    Resize {
+        size: [usize; 2],
+        interp: geometric::Interpolation,
     },
     Grayscale,
     /// torchvision's `RandomRotation` (no expand); `fill` on the `[0, 1]` scale.
@@ -154,6 +157,13 @@ impl Pipeline {
                 },
                 Transform::CenterCrop { size } => Op::CenterCrop { size: *size },
                 Transform::Grayscale => Op::Grayscale,
+                Transform::Resize {
+                    size,
+                    interpolation,
+                } => Op::Resize {
+                    size: size.output([shape[1], shape[2]]),
+                    interp: kernel_interpolation(*interpolation),
+                },
                 Transform::RandomRotation {
                     degrees,
                     interpolation,
@@ -334,6 +344,10 @@ impl Stage {
                 let top = rng.random_range(0..=(h + 2 * pad[0]).saturating_sub(*size));
                 let left = rng.random_range(0..=(w + 2 * pad[1]).saturating_sub(*size));
                 self.crop_at(cur, next, top, left);
+                true
+            }
+            Op::Resize { size, interp } => {
+                resize::resize(cur, self.input, next, *size, *interp);
                 true
             }
             Op::CenterCrop { size } => {
@@ -517,6 +531,7 @@ fn crop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiment::ResizeSize;
 
     /// A deterministic RNG for tests that do not care about the random draws.
     fn rng() -> ChaCha8Rng {
@@ -1100,6 +1115,34 @@ mod tests {
                     replay.random::<u64>(),
                     "the stages draw exactly these numbers"
                 );
+            }
+        }
+    }
+
+    /// The `resize` stage sizes its output as torchvision does and runs the kernel the goldens
+    /// of `resize.rs` check.
+    #[test]
+    fn resize_stage_sizes_and_resamples() {
+        let img = positional(2, 7, 9);
+        let mut src = vec![0.0; img.len()];
+        to_unit(&img, &mut src);
+        let cases = [
+            (ResizeSize::Shorter(5), [2, 5, 6], "int(5 * 9 / 7) = 6"),
+            (ResizeSize::Exact([14, 3]), [2, 14, 3], "[h, w] as given"),
+        ];
+        for (size, shape, msg) in cases {
+            for interpolation in [Interpolation::Nearest, Interpolation::Bilinear] {
+                let t = Transform::Resize {
+                    size,
+                    interpolation,
+                };
+                let p = Pipeline::new(std::slice::from_ref(&t), [2, 7, 9]);
+                assert_eq!(p.output_shape(), shape, "{msg}");
+                let got = run(&[t], [2, 7, 9], &img, &mut rng());
+                let mut want = Vec::new();
+                let k = kernel_interpolation(interpolation);
+                resize::resize(&src, [2, 7, 9], &mut want, [shape[1], shape[2]], k);
+                assert_eq!(got, want, "{msg} {interpolation:?}");
             }
         }
     }

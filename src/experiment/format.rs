@@ -388,6 +388,15 @@ tagged! {
             /// Seed of the permutation. Default: 0.
             seed: Option<Sp<Seed>>,
         },
+        /// Resize (torchvision v2 `Resize`): bilinear with antialiasing (torchvision's default
+        /// for tensors) or nearest.
+        Resize = "resize" {
+            /// `s`: the shorter side becomes `s` and the longer one `int(s * long / short)`
+            /// (torchvision's aspect-preserving size); or `[h, w]`. Each 1 to 4096. Required.
+            size: Sp<Numbers>,
+            /// `bilinear` or `nearest`. Default: `bilinear`.
+            interpolation: Option<Sp<Interpolation>>,
+        },
         /// Crop the central `size` x `size` window.
         CenterCrop = "center_crop" {
             /// Output size.

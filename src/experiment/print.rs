@@ -116,6 +116,16 @@ fn transform(t: &Transform) -> Sp<RawTransform> {
             seed: some(Seed(*seed)),
         },
         Transform::CenterCrop { size } => RawTransformOp::CenterCrop { size: n(*size) },
+        Transform::Resize {
+            size,
+            interpolation,
+        } => RawTransformOp::Resize {
+            size: Sp::bare(Numbers(match size {
+                ResizeSize::Shorter(s) => vec![*s as f64],
+                ResizeSize::Exact(hw) => hw.iter().map(|&x| x as f64).collect(),
+            })),
+            interpolation: some(*interpolation),
+        },
         Transform::Grayscale => RawTransformOp::Grayscale {},
     };
     Sp::bare(RawTransform {
@@ -851,6 +861,40 @@ layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
                 },
             ]
         );
+        let printed = to_toml(e);
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{printed}");
+    }
+
+    #[test]
+    fn resize_prints_and_reads_back_and_sets_the_model_input() {
+        let text = r#"
+[data]
+dataset = "synthetic"
+synthetic = { shape = [3, 7, 9] }
+train_transforms = [{ op = "resize", size = 5 }, { op = "resize", size = [4, 6], interpolation = "nearest" }]
+test_transforms = [{ op = "resize", size = [4, 6] }]
+[model]
+layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
+"#;
+        let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
+        assert!(first.diagnostics.is_empty(), "{:?}", first.diagnostics);
+        let (e, _) = first.result.as_ref().expect("valid");
+        assert_eq!(
+            e.data().train_transforms,
+            vec![
+                Transform::Resize {
+                    size: ResizeSize::Shorter(5),
+                    interpolation: Interpolation::Bilinear,
+                },
+                Transform::Resize {
+                    size: ResizeSize::Exact([4, 6]),
+                    interpolation: Interpolation::Nearest,
+                },
+            ]
+        );
+        // Test images are 4x6 as the training ones; `check` refuses sizes that disagree.
         let printed = to_toml(e);
         let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
         assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);

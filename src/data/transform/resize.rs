@@ -7,29 +7,7 @@
 //! `f32` as torch does for float images. Nearest is `interpolate(mode="nearest")`: the source
 //! index `floor(i * in / out)` in `f32`, which is not `nearest-exact`.
 
-/// How `resize` samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ResizeInterpolation {
-    /// `interpolate(mode="nearest")`.
-    Nearest,
-    /// Bilinear with antialiasing (a wider triangle when shrinking).
-    Bilinear,
-}
-
-/// torchvision's `_compute_resized_output_size` for one `size`: the shorter side becomes `size`
-/// and the longer one `int(size * long / short)` (truncated), so the aspect ratio is kept.
-pub(crate) fn shorter_side_to([h, w]: [usize; 2], size: usize) -> [usize; 2] {
-    let (short, long) = if w <= h { (w, h) } else { (h, w) };
-    if short == 0 {
-        return [h, w];
-    }
-    let new_long = (size as f64 * long as f64 / short as f64) as usize;
-    if w <= h {
-        [new_long, size]
-    } else {
-        [size, new_long]
-    }
-}
+use super::geometric::Interpolation;
 
 /// One dimension's taps: for every output index, the first input index and its weights.
 struct Taps {
@@ -92,10 +70,10 @@ fn nearest_taps(input: usize, output: usize) -> Taps {
     }
 }
 
-fn taps(input: usize, output: usize, interp: ResizeInterpolation) -> Taps {
+fn taps(input: usize, output: usize, interp: Interpolation) -> Taps {
     match interp {
-        ResizeInterpolation::Nearest => nearest_taps(input, output),
-        ResizeInterpolation::Bilinear => aa_taps(input, output),
+        Interpolation::Nearest => nearest_taps(input, output),
+        Interpolation::Bilinear => aa_taps(input, output),
     }
 }
 
@@ -106,7 +84,7 @@ pub(crate) fn resize(
     [c, h, w]: [usize; 3],
     dst: &mut Vec<f32>,
     [oh, ow]: [usize; 2],
-    interp: ResizeInterpolation,
+    interp: Interpolation,
 ) {
     dst.clear();
     dst.resize(c * oh * ow, 0.0);
@@ -150,6 +128,7 @@ pub(crate) fn resize(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiment::ResizeSize;
 
     /// Every `resize` case of `tests/fixtures/transform_goldens.json`: torchvision v2's
     /// `F.resize(x / 255, size, interpolation, antialias=True)` (`scripts/golden_transforms.py`,
@@ -175,13 +154,13 @@ mod tests {
                 serde_json::Value::Array(_) => {
                     serde_json::from_value(case["size"].clone()).unwrap()
                 }
-                s => shorter_side_to([shape[1], shape[2]], s.as_u64().unwrap() as usize),
+                s => ResizeSize::Shorter(s.as_u64().unwrap() as usize).output([shape[1], shape[2]]),
             };
             let want_shape: [usize; 3] = serde_json::from_value(case["out_shape"].clone()).unwrap();
             assert_eq!([shape[0], size[0], size[1]], want_shape, "{}", case["size"]);
             let (interp, tol) = match case["interpolation"].as_str().unwrap() {
-                "nearest" => (ResizeInterpolation::Nearest, 0.0),
-                _ => (ResizeInterpolation::Bilinear, 1e-6),
+                "nearest" => (Interpolation::Nearest, 0.0),
+                _ => (Interpolation::Bilinear, 1e-6),
             };
             let want: Vec<f32> = serde_json::from_value(case["out"].clone()).unwrap();
             let mut out = Vec::new();
@@ -208,7 +187,7 @@ mod tests {
             ([0, 6], 4, [0, 6], "empty: unchanged"),
         ];
         for (hw, size, want, msg) in cases {
-            assert_eq!(shorter_side_to(hw, size), want, "{msg}");
+            assert_eq!(ResizeSize::Shorter(size).output(hw), want, "{msg}");
         }
     }
 
@@ -223,7 +202,7 @@ mod tests {
             }
         }
         let img: Vec<f32> = (0..2 * 3 * 4).map(|v| v as f32 / 24.0).collect();
-        for interp in [ResizeInterpolation::Nearest, ResizeInterpolation::Bilinear] {
+        for interp in [Interpolation::Nearest, Interpolation::Bilinear] {
             let mut out = Vec::new();
             resize(&img, [2, 3, 4], &mut out, [3, 4], interp);
             assert_eq!(out, img, "{interp:?}");

@@ -8,8 +8,8 @@ use super::super::format::{
 };
 use super::super::read::{Cx, Seed, Sp};
 use super::super::{
-    DataSpec, DatasetKind, FolderSpec, PaddingMode, SyntheticSpec, TestSource, Transform, Tta,
-    ValidationSize,
+    DataSpec, DatasetKind, FolderSpec, PaddingMode, ResizeSize, SyntheticSpec, TestSource,
+    Transform, Tta, ValidationSize,
 };
 use super::{count, real};
 use crate::diagnostic::Diagnostic;
@@ -913,6 +913,32 @@ fn transform(
                 return None;
             }
             Some(Transform::Grayscale)
+        }
+        RawTransformOp::Resize {
+            size,
+            interpolation,
+        } => {
+            let side =
+                |x: f64| (x.fract() == 0.0 && (1.0..=4096.0).contains(&x)).then_some(x as usize);
+            let checked = match size.value.0.as_slice() {
+                [s] => side(*s).map(ResizeSize::Shorter),
+                [h, w] => side(*h)
+                    .zip(side(*w))
+                    .map(|(h, w)| ResizeSize::Exact([h, w])),
+                _ => None,
+            };
+            if checked.is_none() {
+                cx.push(
+                    Diagnostic::error(size.span.clone(), "`size` must be s or [h, w]")
+                        .label("expected whole numbers from 1 to 4096"),
+                );
+            }
+            Some(Transform::Resize {
+                size: checked?,
+                interpolation: interpolation
+                    .as_ref()
+                    .map_or(Interpolation::Bilinear, |i| i.value),
+            })
         }
         RawTransformOp::CenterCrop { size } => {
             let _ = span;
