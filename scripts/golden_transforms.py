@@ -258,6 +258,22 @@ def policy_op_cases(cimgs):
     return cases
 
 
+RESIZE_SIZES = [[4, 4], [5, 3], [3, 7], [16, 12], [9, 20], [1, 1], 5, 13]
+
+
+def resize_cases(imgs):
+    cases = []
+    for name, img in imgs.items():
+        x = img.float() / 255
+        for size in RESIZE_SIZES:
+            for interp in ["nearest", "bilinear"]:
+                out = F.resize(x, size if isinstance(size, list) else [size],
+                               interpolation=F.InterpolationMode(interp), antialias=True)
+                cases.append({"image": name, "size": size, "interpolation": interp,
+                              "out_shape": list(out.shape), "out": out.flatten().tolist()})
+    return cases
+
+
 def main():
     imgs = images()
     doc = {
@@ -288,6 +304,7 @@ def main():
     }
     doc["affine"] = affine_cases(imgs)
     doc["rotate"] = rotate_cases(imgs)
+    doc["resize"] = resize_cases(imgs)
     json.dump(doc, sys.stdout, separators=(",", ":"))
     sys.stdout.write("\n")
 

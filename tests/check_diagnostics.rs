@@ -264,6 +264,16 @@ const CASES: &[(&str, Expect, &str)] = &[
         "rand_augment magnitude beyond its bins",
     ),
     (
+        "resize_size",
+        Errors(2),
+        "a resize to 0 pixels, and a size of three numbers",
+    ),
+    (
+        "random_affine_ranges",
+        Errors(3),
+        "rotation degrees backwards, a 90-degree shear, a translation of 2 widths",
+    ),
+    (
         "random_crop_padding_mode",
         Errors(2),
         "reflect padding as large as the image; fill with edge padding",

@@ -13,14 +13,14 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::experiment::{Interpolation, PaddingMode, Transform};
 
+use geometric::Affine;
+
 mod augment;
 mod color;
 mod erase;
-// `Affine`'s fields beyond the policies' shears and translations are for
-// random_rotation/random_affine.
-#[allow(dead_code)]
 pub(crate) mod geometric;
 mod pad;
+pub(crate) mod resize;
 
 /// One compiled transform, with the shape of its input.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +53,27 @@ enum Op {
     CenterCrop {
         size: usize,
     },
+    /// torchvision v2's `F.resize` to `size` (`[h, w]`), antialiased when bilinear.
+    Resize {
+        size: [usize; 2],
+        interp: geometric::Interpolation,
+    },
     Grayscale,
+    /// torchvision's `RandomRotation` (no expand); `fill` on the `[0, 1]` scale.
+    Rotate {
+        degrees: [f32; 2],
+        interp: geometric::Interpolation,
+        fill: f32,
+    },
+    /// torchvision's `RandomAffine`; `fill` on the `[0, 1]` scale.
+    Affine {
+        degrees: [f32; 2],
+        translate: [f32; 2],
+        scale: [f32; 2],
+        shear: [f32; 4],
+        interp: geometric::Interpolation,
+        fill: f32,
+    },
     /// torchvision's `RandomErasing`.
     Erase {
         p: f32,
@@ -161,6 +181,37 @@ impl Pipeline {
                 },
                 Transform::CenterCrop { size } => Op::CenterCrop { size: *size },
                 Transform::Grayscale => Op::Grayscale,
+                Transform::Resize {
+                    size,
+                    interpolation,
+                } => Op::Resize {
+                    size: size.output([shape[1], shape[2]]),
+                    interp: kernel_interpolation(*interpolation),
+                },
+                Transform::RandomRotation {
+                    degrees,
+                    interpolation,
+                    fill,
+                } => Op::Rotate {
+                    degrees: *degrees,
+                    interp: kernel_interpolation(*interpolation),
+                    fill: fill / 255.0,
+                },
+                Transform::RandomAffine {
+                    degrees,
+                    translate,
+                    scale,
+                    shear,
+                    interpolation,
+                    fill,
+                } => Op::Affine {
+                    degrees: *degrees,
+                    translate: *translate,
+                    scale: *scale,
+                    shear: *shear,
+                    interp: kernel_interpolation(*interpolation),
+                    fill: fill / 255.0,
+                },
                 Transform::RandomErasing {
                     p,
                     scale,
@@ -319,6 +370,10 @@ impl Stage {
                 self.crop_at(cur, next, top, left);
                 true
             }
+            Op::Resize { size, interp } => {
+                resize::resize(cur, self.input, next, *size, *interp);
+                true
+            }
             Op::CenterCrop { size } => {
                 let top = center_offset(h, *size);
                 let left = center_offset(w, *size);
@@ -334,6 +389,27 @@ impl Stage {
                 for (((o, &r), &g), &b) in next.iter_mut().zip(r).zip(g).zip(&b[..hw]) {
                     *o = 0.2989 * r + 0.587 * g + 0.114 * b;
                 }
+                true
+            }
+            Op::Rotate {
+                degrees,
+                interp,
+                fill,
+            } => {
+                let angle = uniform(rng, *degrees);
+                geometric::rotate(cur, self.input, next, angle, *interp, *fill);
+                true
+            }
+            Op::Affine {
+                degrees,
+                translate,
+                scale,
+                shear,
+                interp,
+                fill,
+            } => {
+                let a = affine_params(*degrees, *translate, *scale, *shear, [h, w], rng);
+                geometric::affine(cur, self.input, next, &a, *interp, *fill);
                 true
             }
             Op::Erase {
@@ -380,6 +456,40 @@ fn kernel_interpolation(i: Interpolation) -> geometric::Interpolation {
     match i {
         Interpolation::Nearest => geometric::Interpolation::Nearest,
         Interpolation::Bilinear => geometric::Interpolation::Bilinear,
+    }
+}
+
+/// A float32 uniform in `[a, b)` (`a` when the range is empty), as torch's `uniform_(a, b)`.
+fn uniform(rng: &mut impl Rng, [a, b]: [f32; 2]) -> f32 {
+    a + (b - a) * rng.random::<f32>()
+}
+
+/// torchvision v2 `RandomAffine.make_params` for an `h x w` image: the angle uniform in
+/// `degrees`; shifts uniform in `[-fx * w, fx * w]` and `[-fy * h, fy * h]`, rounded half to
+/// even to whole pixels (Python's `round`); the scale uniform in `scale`; the x shear uniform in
+/// `shear[0..2]` and the y shear in `shear[2..4]`. Every draw is made, even of an empty range, so
+/// that the stream does not depend on the settings.
+fn affine_params(
+    degrees: [f32; 2],
+    translate: [f32; 2],
+    scale: [f32; 2],
+    shear: [f32; 4],
+    [h, w]: [usize; 2],
+    rng: &mut impl Rng,
+) -> Affine {
+    let angle = uniform(rng, degrees);
+    let (max_dx, max_dy) = (translate[0] * w as f32, translate[1] * h as f32);
+    let tx = uniform(rng, [-max_dx, max_dx]).round_ties_even();
+    let ty = uniform(rng, [-max_dy, max_dy]).round_ties_even();
+    let scale = uniform(rng, scale);
+    let shear_x = uniform(rng, [shear[0], shear[1]]);
+    let shear_y = uniform(rng, [shear[2], shear[3]]);
+    Affine {
+        angle,
+        translate: [tx, ty],
+        scale,
+        shear: [shear_x, shear_y],
+        center: None,
     }
 }
 
@@ -451,6 +561,7 @@ fn crop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiment::ResizeSize;
 
     /// A deterministic RNG for tests that do not care about the random draws.
     fn rng() -> ChaCha8Rng {
@@ -881,6 +992,236 @@ mod tests {
         assert_eq!(out.len(), want.len());
         for (i, (g, w)) in out.iter().zip(&want).enumerate() {
             assert!((g - w).abs() <= 1e-6, "pixel {i}: {g} vs torchvision {w}");
+        }
+    }
+
+    #[test]
+    fn affine_draws_stay_in_their_ranges() {
+        let mut r = rng();
+        let (mut neg_tx, mut pos_tx) = (false, false);
+        for _ in 0..2000 {
+            let a = affine_params(
+                [-10.0, 20.0],
+                [0.1, 0.25],
+                [0.8, 1.2],
+                [-5.0, 5.0, 2.0, 3.0],
+                [12, 30],
+                &mut r,
+            );
+            assert!((-10.0..20.0).contains(&a.angle), "{a:?}");
+            // max shifts: 0.1 * 30 = 3 pixels in x, 0.25 * 12 = 3 in y, whole pixels
+            for t in a.translate {
+                assert!(t.fract() == 0.0 && t.abs() <= 3.0, "{a:?}");
+            }
+            neg_tx |= a.translate[0] == -3.0;
+            pos_tx |= a.translate[0] == 3.0;
+            assert!((0.8..1.2).contains(&a.scale), "{a:?}");
+            assert!((-5.0..5.0).contains(&a.shear[0]), "{a:?}");
+            assert!((2.0..3.0).contains(&a.shear[1]), "{a:?}");
+            assert_eq!(a.center, None);
+        }
+        assert!(neg_tx && pos_tx, "the rounded shifts reach both ends");
+        // Empty ranges are the identity.
+        let a = affine_params([0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0; 4], [5, 5], &mut r);
+        assert_eq!(a, Affine::rotation(0.0));
+    }
+
+    #[test]
+    fn rotation_and_affine_stages_keep_the_shape_and_draw_per_image() {
+        let img: Vec<u8> = positional(3, 6, 5);
+        let ts = [
+            Transform::RandomRotation {
+                degrees: [-30.0, 30.0],
+                interpolation: Interpolation::Bilinear,
+                fill: 255.0,
+            },
+            Transform::RandomAffine {
+                degrees: [-10.0, 10.0],
+                translate: [0.2, 0.2],
+                scale: [0.9, 1.1],
+                shear: [-5.0, 5.0, 0.0, 0.0],
+                interpolation: Interpolation::Nearest,
+                fill: 0.0,
+            },
+        ];
+        for t in ts {
+            let p = Pipeline::new(std::slice::from_ref(&t), [3, 6, 5]);
+            assert_eq!(p.output_shape(), [3, 6, 5], "{t:?}");
+            let mut r = rng();
+            let a = run(std::slice::from_ref(&t), [3, 6, 5], &img, &mut r);
+            let b = run(std::slice::from_ref(&t), [3, 6, 5], &img, &mut r);
+            assert_ne!(a, b, "{t:?}: another image, another draw");
+            assert!(a.iter().all(|x| (0.0..=1.0).contains(x)), "{t:?}: {a:?}");
+        }
+        // A fixed quarter turn of a square image is torch.rot90: exact.
+        let t = Transform::RandomRotation {
+            degrees: [90.0, 90.0],
+            interpolation: Interpolation::Nearest,
+            fill: 0.0,
+        };
+        let img = positional(1, 2, 2);
+        let out = bytes(&run(&[t], [1, 2, 2], &img, &mut rng()));
+        // [[0, 1], [10, 11]] turned counter-clockwise is [[1, 11], [0, 10]].
+        assert_eq!(out, [1, 11, 0, 10]);
+    }
+
+    /// The golden fixture of `scripts/golden_transforms.py` (its header names the versions).
+    fn goldens() -> serde_json::Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/transform_goldens.json"
+        );
+        let text = std::fs::read_to_string(path).expect("golden fixture is committed");
+        serde_json::from_str(&text).expect("valid JSON")
+    }
+
+    /// The ops `random_rotation` and `random_affine`, with every range pinned to one value,
+    /// against the fixture's `F.rotate` and `F.affine` cases (every rotation; the affine cases
+    /// about the centre without translation, which `RandomAffine` cannot pin): the whole stage,
+    /// from the uint8 image through `x / 255`, with `fill` given in pixel units. Nearest exactly,
+    /// bilinear to within 1e-6, as the kernel tests in `geometric.rs`.
+    #[test]
+    fn rotation_and_affine_ops_match_torchvision_at_pinned_parameters() {
+        let doc = goldens();
+        let image = |name: &str| -> ([usize; 3], Vec<u8>) {
+            let im = &doc["images"][name];
+            let shape: Vec<usize> = serde_json::from_value(im["shape"].clone()).unwrap();
+            let data: Vec<u8> = serde_json::from_value(im["data"].clone()).unwrap();
+            ([shape[0], shape[1], shape[2]], data)
+        };
+        let f = |v: &serde_json::Value| v.as_f64().unwrap() as f32;
+        let interp = |v: &serde_json::Value| match v.as_str().unwrap() {
+            "nearest" => Interpolation::Nearest,
+            "bilinear" => Interpolation::Bilinear,
+            other => panic!("unknown interpolation {other}"),
+        };
+        let mut cases = Vec::new();
+        for case in doc["rotate"].as_array().expect("rotate cases") {
+            let a = f(&case["angle"]);
+            let t = Transform::RandomRotation {
+                degrees: [a, a],
+                interpolation: interp(&case["interpolation"]),
+                fill: f(&case["fill"]) * 255.0,
+            };
+            cases.push((case, t));
+        }
+        for case in doc["affine"].as_array().expect("affine cases") {
+            let pinned = case["center"].is_null()
+                && f(&case["translate"][0]) == 0.0
+                && f(&case["translate"][1]) == 0.0;
+            if !pinned {
+                continue;
+            }
+            let (a, s) = (f(&case["angle"]), f(&case["scale"]));
+            let (sx, sy) = (f(&case["shear"][0]), f(&case["shear"][1]));
+            let t = Transform::RandomAffine {
+                degrees: [a, a],
+                translate: [0.0, 0.0],
+                scale: [s, s],
+                shear: [sx, sx, sy, sy],
+                interpolation: interp(&case["interpolation"]),
+                fill: f(&case["fill"]) * 255.0,
+            };
+            cases.push((case, t));
+        }
+        assert!(
+            cases.len() > 80,
+            "the fixture has its cases: {}",
+            cases.len()
+        );
+        for (case, t) in cases {
+            let (shape, img) = image(case["image"].as_str().unwrap());
+            let want: Vec<f32> = serde_json::from_value(case["out"].clone()).unwrap();
+            let got = run(std::slice::from_ref(&t), shape, &img, &mut rng());
+            let tol = match interp(&case["interpolation"]) {
+                Interpolation::Nearest => 0.0,
+                Interpolation::Bilinear => 1e-6,
+            };
+            assert_eq!(got.len(), want.len(), "{t:?}");
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= tol,
+                    "{} {t:?}: value {i}: runner {g}, torchvision {w}",
+                    case["image"]
+                );
+            }
+        }
+    }
+
+    /// The stages apply what they draw, through the kernels the goldens check: the same stream
+    /// replayed through `uniform`/`affine_params` and `geometric::rotate`/`affine` gives the
+    /// stage's output bit for bit, and the stream advances by exactly those draws.
+    #[test]
+    fn rotation_and_affine_stages_apply_their_draws_through_the_kernels() {
+        let shape = [3, 7, 9];
+        let img: Vec<u8> = (0..3 * 7 * 9).map(|i| (i * 37 % 256) as u8).collect();
+        let mut src = vec![0.0; img.len()];
+        to_unit(&img, &mut src);
+        let (degrees, translate, scale) = ([-40.0, 25.0], [0.3, 0.2], [0.7, 1.3]);
+        let shear = [-10.0, 10.0, -5.0, 15.0];
+        let (fill, kfill) = (51.0, 0.2);
+        for interpolation in [Interpolation::Nearest, Interpolation::Bilinear] {
+            let k = kernel_interpolation(interpolation);
+            let rotation = Transform::RandomRotation {
+                degrees,
+                interpolation,
+                fill,
+            };
+            let affine = Transform::RandomAffine {
+                degrees,
+                translate,
+                scale,
+                shear,
+                interpolation,
+                fill,
+            };
+            let mut r = rng();
+            for _ in 0..20 {
+                let mut replay = r.clone();
+                let got = run(std::slice::from_ref(&rotation), shape, &img, &mut r);
+                let mut want = Vec::new();
+                let angle = uniform(&mut replay, degrees);
+                geometric::rotate(&src, shape, &mut want, angle, k, kfill);
+                assert_eq!(got, want, "rotation by {angle}, {interpolation:?}");
+
+                let got = run(std::slice::from_ref(&affine), shape, &img, &mut r);
+                let a = affine_params(degrees, translate, scale, shear, [7, 9], &mut replay);
+                geometric::affine(&src, shape, &mut want, &a, k, kfill);
+                assert_eq!(got, want, "{a:?}, {interpolation:?}");
+                assert_eq!(
+                    r.random::<u64>(),
+                    replay.random::<u64>(),
+                    "the stages draw exactly these numbers"
+                );
+            }
+        }
+    }
+
+    /// The `resize` stage sizes its output as torchvision does and runs the kernel the goldens
+    /// of `resize.rs` check.
+    #[test]
+    fn resize_stage_sizes_and_resamples() {
+        let img = positional(2, 7, 9);
+        let mut src = vec![0.0; img.len()];
+        to_unit(&img, &mut src);
+        let cases = [
+            (ResizeSize::Shorter(5), [2, 5, 6], "int(5 * 9 / 7) = 6"),
+            (ResizeSize::Exact([14, 3]), [2, 14, 3], "[h, w] as given"),
+        ];
+        for (size, shape, msg) in cases {
+            for interpolation in [Interpolation::Nearest, Interpolation::Bilinear] {
+                let t = Transform::Resize {
+                    size,
+                    interpolation,
+                };
+                let p = Pipeline::new(std::slice::from_ref(&t), [2, 7, 9]);
+                assert_eq!(p.output_shape(), shape, "{msg}");
+                let got = run(&[t], [2, 7, 9], &img, &mut rng());
+                let mut want = Vec::new();
+                let k = kernel_interpolation(interpolation);
+                resize::resize(&src, [2, 7, 9], &mut want, [shape[1], shape[2]], k);
+                assert_eq!(got, want, "{msg} {interpolation:?}");
+            }
         }
     }
 

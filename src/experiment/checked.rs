@@ -400,6 +400,31 @@ pub enum Transform {
         /// The fill value.
         value: f32,
     },
+    /// torchvision's `RandomRotation` (no expand): an angle uniform in `degrees`,
+    /// counter-clockwise.
+    RandomRotation {
+        /// `[min, max]` angle in degrees.
+        degrees: [f32; 2],
+        /// How pixels are sampled.
+        interpolation: Interpolation,
+        /// Value outside the image, in uint8 pixel units (0 to 255).
+        fill: f32,
+    },
+    /// torchvision's `RandomAffine`: angle, translation, scale and shear drawn per image.
+    RandomAffine {
+        /// `[min, max]` angle in degrees (`F.affine`'s sign).
+        degrees: [f32; 2],
+        /// `[fx, fy]` largest shifts as fractions of the width and height (0 for none).
+        translate: [f32; 2],
+        /// `[min, max]` scale factor.
+        scale: [f32; 2],
+        /// `[xmin, xmax, ymin, ymax]` shear in degrees.
+        shear: [f32; 4],
+        /// How pixels are sampled.
+        interpolation: Interpolation,
+        /// Value outside the image, in uint8 pixel units (0 to 255).
+        fill: f32,
+    },
     /// torchvision's `ColorJitter`: per image, the four adjustments in a random order, each
     /// factor uniform in its `[min, max]`; `None` is not applied.
     ColorJitter {
@@ -440,6 +465,13 @@ pub enum Transform {
         /// Seed of the permutation.
         seed: u64,
     },
+    /// torchvision v2's `Resize` (antialiased when bilinear).
+    Resize {
+        /// The output size.
+        size: ResizeSize,
+        /// How pixels are sampled.
+        interpolation: Interpolation,
+    },
     /// Crop the central `size` x `size` window.
     CenterCrop {
         /// Output height and width.
@@ -457,7 +489,42 @@ impl Transform {
                 [input[0], *size, *size]
             }
             Transform::Grayscale => [1, input[1], input[2]],
+            Transform::Resize { size, .. } => {
+                let [h, w] = size.output([input[1], input[2]]);
+                [input[0], h, w]
+            }
             _ => input,
+        }
+    }
+}
+
+/// `resize`'s size: a shorter side, or the height and width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ResizeSize {
+    /// The shorter side becomes this; the longer one keeps the aspect ratio.
+    Shorter(usize),
+    /// `[height, width]`.
+    Exact([usize; 2]),
+}
+
+impl ResizeSize {
+    /// The `[h, w]` an `h x w` image is resized to. For a shorter side this is torchvision's
+    /// `_compute_resized_output_size`: the longer side becomes `int(size * long / short)`,
+    /// truncated; an empty image keeps its size.
+    pub fn output(self, [h, w]: [usize; 2]) -> [usize; 2] {
+        let size = match self {
+            ResizeSize::Exact(hw) => return hw,
+            ResizeSize::Shorter(s) => s,
+        };
+        let (short, long) = if w <= h { (w, h) } else { (h, w) };
+        if short == 0 {
+            return [h, w];
+        }
+        let new_long = (size as f64 * long as f64 / short as f64) as usize;
+        if w <= h {
+            [new_long, size]
+        } else {
+            [size, new_long]
         }
     }
 }

@@ -267,6 +267,40 @@ choice! {
     }
 }
 
+/// A number, or an array of numbers: `random_affine`'s `shear = 8`, `[-5, 20]` or
+/// `[xmin, xmax, ymin, ymax]` (torchvision's 1, 2 or 4 shear angles). A spread or one `[min,
+/// max]` range alone is a [`JitterRange`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Numbers(pub Vec<f64>);
+
+impl<'a> FormatValue<'a> for Numbers {
+    fn expected() -> &'static str {
+        "a number or an array of numbers"
+    }
+    fn from_toml(v: &'a Value<'a>, cx: &mut Cx<'a>) -> Option<Self> {
+        match v.get_ref() {
+            DeValue::Array(_) => {
+                let xs = Vec::<Sp<f64>>::from_toml(v, cx)?;
+                Some(Numbers(xs.into_iter().map(|x| x.value).collect()))
+            }
+            DeValue::Float(_) | DeValue::Integer(_) => Some(Numbers(vec![f64::from_toml(v, cx)?])),
+            _ => super::read::type_error(v, cx, Self::expected()),
+        }
+    }
+    fn schema(_: &mut SchemaCx) -> Json {
+        json!({ "anyOf": [
+            { "type": "number" },
+            { "type": "array", "items": { "type": "number" } },
+        ] })
+    }
+    fn to_toml(&self) -> toml::Value {
+        match self.0.as_slice() {
+            [x] => toml::Value::Float(*x),
+            xs => toml::Value::Array(xs.iter().map(|x| toml::Value::Float(*x)).collect()),
+        }
+    }
+}
+
 tagged! {
     /// One image transform, selected by `op`.
     pub enum RawTransformOp by "op" as "transform", kinds TransformKind {
@@ -311,6 +345,38 @@ tagged! {
             ratio: Option<Sp<Vec<Sp<f64>>>>,
             /// The fill value. Default: 0.
             value: Option<Sp<f64>>,
+        },
+        /// Rotate by an angle drawn uniformly from `degrees`, counter-clockwise, about the centre,
+        /// keeping the size (torchvision `RandomRotation`, `expand=False`); corners outside the
+        /// image take `fill`.
+        RandomRotation = "random_rotation" {
+            /// `d` (the range `[-d, d]`, d >= 0) or `[min, max]`, in degrees. Required.
+            degrees: Sp<JitterRange>,
+            /// `nearest` or `bilinear`. Default: `nearest`.
+            interpolation: Option<Sp<Interpolation>>,
+            /// The pixel value (0 to 255, as in the uint8 image) outside the image. Default: 0.
+            fill: Option<Sp<f64>>,
+        },
+        /// A random affine map about the centre, keeping the size (torchvision `RandomAffine`):
+        /// rotation angle, whole-pixel translation, scale and shear drawn uniformly from their
+        /// ranges; corners outside the image take `fill`.
+        RandomAffine = "random_affine" {
+            /// `d` (the range `[-d, d]`, d >= 0) or `[min, max]`, in degrees (torchvision
+            /// `F.affine`'s angle: positive turns the picture clockwise). Required.
+            degrees: Sp<JitterRange>,
+            /// `[fx, fy]`: the largest shifts, as fractions (0 to 1) of the width and height;
+            /// each shift is drawn in `[-fx * w, fx * w]` and rounded to whole pixels. Default:
+            /// none.
+            translate: Option<Sp<Vec<Sp<f64>>>>,
+            /// `[min, max]` scale factor, 0 < min <= max. Default: 1.
+            scale: Option<Sp<Vec<Sp<f64>>>>,
+            /// Shear in degrees: `s` (x shear in `[-s, s]`), `[min, max]` (x shear), or
+            /// `[xmin, xmax, ymin, ymax]`. Default: none.
+            shear: Option<Sp<Numbers>>,
+            /// `nearest` or `bilinear`. Default: `nearest`.
+            interpolation: Option<Sp<Interpolation>>,
+            /// The pixel value (0 to 255, as in the uint8 image) outside the image. Default: 0.
+            fill: Option<Sp<f64>>,
         },
         /// Random brightness, contrast, saturation and hue (torchvision `ColorJitter`): per
         /// image, the four in a random order, each with a factor drawn uniformly from its
@@ -369,6 +435,15 @@ tagged! {
             /// Seed of the permutation. Default: 0.
             seed: Option<Sp<Seed>>,
         },
+        /// Resize (torchvision v2 `Resize`): bilinear with antialiasing (torchvision's default
+        /// for tensors) or nearest.
+        Resize = "resize" {
+            /// `s`: the shorter side becomes `s` and the longer one `int(s * long / short)`
+            /// (torchvision's aspect-preserving size); or `[h, w]`. Each 1 to 4096. Required.
+            size: Sp<Numbers>,
+            /// `bilinear` or `nearest`. Default: `bilinear`.
+            interpolation: Option<Sp<Interpolation>>,
+        },
         /// Crop the central `size` x `size` window.
         CenterCrop = "center_crop" {
             /// Output size.
@@ -379,8 +454,10 @@ tagged! {
     }
 }
 
-/// `color_jitter`'s ranges as written: one number (a spread around the neutral value) or a
-/// `[min, max]` pair. Checked against torchvision's bounds in validation.
+/// A range as written: one number (a spread around the neutral value) or a `[min, max]` pair,
+/// as torchvision accepts them: `color_jitter`'s factors and the `degrees` of
+/// `random_rotation` and `random_affine` (`d` for `[-d, d]`). Checked against each key's bounds
+/// in validation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JitterRange {
     /// A spread `x`: `[center - x, center + x]`.

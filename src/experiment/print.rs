@@ -6,11 +6,11 @@
 
 use super::decl::Section;
 use super::format::{
-    ConvPadding, Epochs, InitName, JitterRange, LossName, NormType, OptimizerName, RawCheckpoint,
-    RawClipGrad, RawCsv, RawData, RawEarlyStopping, RawEma, RawExperiment, RawImageFolder, RawInit,
-    RawInitFrom, RawLayer, RawLookahead, RawLoss, RawMixup, RawModel, RawOp, RawOptimizer,
-    RawParamGroup, RawParamMatch, RawSchedule, RawSynthetic, RawTrain, RawTransform,
-    RawTransformOp, ScheduleName,
+    ConvPadding, Epochs, InitName, JitterRange, LossName, NormType, Numbers, OptimizerName,
+    RawCheckpoint, RawClipGrad, RawCsv, RawData, RawEarlyStopping, RawEma, RawExperiment,
+    RawImageFolder, RawInit, RawInitFrom, RawLayer, RawLookahead, RawLoss, RawMixup, RawModel,
+    RawOp, RawOptimizer, RawParamGroup, RawParamMatch, RawSchedule, RawSynthetic, RawTrain,
+    RawTransform, RawTransformOp, ScheduleName,
 };
 use super::read::{Seed, Sp};
 use super::*;
@@ -31,6 +31,10 @@ fn reals(xs: &[f32]) -> Sp<Vec<Sp<f64>>> {
             .map(|x| Sp::bare(format!("{x:?}").parse::<f64>().unwrap_or(f64::from(*x))))
             .collect(),
     )
+}
+
+fn numbers(xs: &[f32]) -> Numbers {
+    Numbers(reals(xs).value.into_iter().map(|x| x.value).collect())
 }
 
 fn transform(t: &Transform) -> Sp<RawTransform> {
@@ -68,6 +72,30 @@ fn transform(t: &Transform) -> Sp<RawTransform> {
             scale: Some(reals(scale)),
             ratio: Some(reals(ratio)),
             value: reals(&[*value]).value.pop(),
+        },
+        Transform::RandomRotation {
+            degrees,
+            interpolation,
+            fill,
+        } => RawTransformOp::RandomRotation {
+            degrees: Sp::bare(JitterRange::Range(reals(degrees).value)),
+            interpolation: some(*interpolation),
+            fill: reals(&[*fill]).value.pop(),
+        },
+        Transform::RandomAffine {
+            degrees,
+            translate,
+            scale,
+            shear,
+            interpolation,
+            fill,
+        } => RawTransformOp::RandomAffine {
+            degrees: Sp::bare(JitterRange::Range(reals(degrees).value)),
+            translate: Some(reals(translate)),
+            scale: Some(reals(scale)),
+            shear: some(numbers(shear)),
+            interpolation: some(*interpolation),
+            fill: reals(&[*fill]).value.pop(),
         },
         Transform::ColorJitter {
             brightness,
@@ -110,6 +138,16 @@ fn transform(t: &Transform) -> Sp<RawTransform> {
             seed: some(Seed(*seed)),
         },
         Transform::CenterCrop { size } => RawTransformOp::CenterCrop { size: n(*size) },
+        Transform::Resize {
+            size,
+            interpolation,
+        } => RawTransformOp::Resize {
+            size: Sp::bare(Numbers(match size {
+                ResizeSize::Shorter(s) => vec![*s as f64],
+                ResizeSize::Exact(hw) => hw.iter().map(|&x| x as f64).collect(),
+            })),
+            interpolation: some(*interpolation),
+        },
         Transform::Grayscale => RawTransformOp::Grayscale {},
     };
     Sp::bare(RawTransform {
@@ -800,6 +838,94 @@ optimizer = { kind = "sgd", lr = 0.1 }
                 value: -0.5,
             }]
         );
+        let printed = to_toml(e);
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{printed}");
+    }
+
+    #[test]
+    fn rotations_and_affine_maps_print_and_read_back() {
+        let text = r#"
+[data]
+dataset = "synthetic"
+train_transforms = [
+  { op = "random_rotation", degrees = 15 },
+  { op = "random_rotation", degrees = [-5, 40.5], interpolation = "bilinear", fill = 128 },
+  { op = "random_affine", degrees = 0, translate = [0.1, 0.2], scale = [0.9, 1.1], shear = 8 },
+  { op = "random_affine", degrees = [-3, 3], shear = [1, 2, -4, 4], interpolation = "bilinear" },
+]
+[model]
+layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
+"#;
+        let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
+        assert!(first.diagnostics.is_empty(), "{:?}", first.diagnostics);
+        let (e, _) = first.result.as_ref().expect("valid");
+        assert_eq!(
+            e.data().train_transforms,
+            vec![
+                Transform::RandomRotation {
+                    degrees: [-15.0, 15.0],
+                    interpolation: Interpolation::Nearest,
+                    fill: 0.0,
+                },
+                Transform::RandomRotation {
+                    degrees: [-5.0, 40.5],
+                    interpolation: Interpolation::Bilinear,
+                    fill: 128.0,
+                },
+                Transform::RandomAffine {
+                    degrees: [0.0, 0.0],
+                    translate: [0.1, 0.2],
+                    scale: [0.9, 1.1],
+                    shear: [-8.0, 8.0, 0.0, 0.0],
+                    interpolation: Interpolation::Nearest,
+                    fill: 0.0,
+                },
+                Transform::RandomAffine {
+                    degrees: [-3.0, 3.0],
+                    translate: [0.0, 0.0],
+                    scale: [1.0, 1.0],
+                    shear: [1.0, 2.0, -4.0, 4.0],
+                    interpolation: Interpolation::Bilinear,
+                    fill: 0.0,
+                },
+            ]
+        );
+        let printed = to_toml(e);
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{printed}");
+    }
+
+    #[test]
+    fn resize_prints_and_reads_back_and_sets_the_model_input() {
+        let text = r#"
+[data]
+dataset = "synthetic"
+synthetic = { shape = [3, 7, 9] }
+train_transforms = [{ op = "resize", size = 5 }, { op = "resize", size = [4, 6], interpolation = "nearest" }]
+test_transforms = [{ op = "resize", size = [4, 6] }]
+[model]
+layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
+"#;
+        let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
+        assert!(first.diagnostics.is_empty(), "{:?}", first.diagnostics);
+        let (e, _) = first.result.as_ref().expect("valid");
+        assert_eq!(
+            e.data().train_transforms,
+            vec![
+                Transform::Resize {
+                    size: ResizeSize::Shorter(5),
+                    interpolation: Interpolation::Bilinear,
+                },
+                Transform::Resize {
+                    size: ResizeSize::Exact([4, 6]),
+                    interpolation: Interpolation::Nearest,
+                },
+            ]
+        );
+        // Test images are 4x6 as the training ones; `check` refuses sizes that disagree.
         let printed = to_toml(e);
         let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
         assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);

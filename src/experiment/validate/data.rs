@@ -3,12 +3,12 @@
 use std::ops::Range;
 
 use super::super::format::{
-    Cifar100Labels, DatasetName, JitterRange, OnCorrupt, RawCsv, RawData, RawImageFolder,
-    RawTransform, RawTransformOp,
+    Cifar100Labels, DatasetName, Interpolation, JitterRange, Numbers, OnCorrupt, RawCsv, RawData,
+    RawImageFolder, RawTransform, RawTransformOp,
 };
 use super::super::read::{int_in, Cx, Seed, Sp};
 use super::super::{
-    DataSpec, DatasetKind, FolderSpec, Interpolation, PaddingMode, SyntheticSpec, TestSource,
+    DataSpec, DatasetKind, FolderSpec, PaddingMode, ResizeSize, SyntheticSpec, TestSource,
     Transform, Tta, TtaWhen, ValidationSize,
 };
 use super::{count, real};
@@ -487,6 +487,69 @@ fn dataset_kind(cx: &mut Cx<'_>, ds: &Sp<DatasetName>, d: &RawData) -> Option<Da
     })
 }
 
+/// torchvision's `_setup_angle`: `d >= 0` is the range `[-d, d]`; `[min, max]` is as given.
+fn degrees(cx: &mut Cx<'_>, v: &Sp<JitterRange>) -> Option<[f32; 2]> {
+    let r = match &v.value {
+        JitterRange::Spread(d) => [-*d, *d],
+        JitterRange::Range(p) => [p[0].value, p[1].value],
+    };
+    if r[0] <= r[1] {
+        Some(r.map(|x| x as f32))
+    } else {
+        cx.push(
+            Diagnostic::error(v.span.clone(), "`degrees` must be d >= 0 or [min, max]")
+                .label("expected d >= 0 (the range [-d, d]) or [min, max] with min <= max"),
+        );
+        None
+    }
+}
+
+/// `random_affine`'s `shear`, as `[xmin, xmax, ymin, ymax]`: `s >= 0` is `[-s, s, 0, 0]`,
+/// `[min, max]` shears x only. Each angle is kept within (-90, 90), where the shear is finite.
+fn shear(cx: &mut Cx<'_>, v: &Option<Sp<Numbers>>) -> Option<[f32; 4]> {
+    let Some(v) = v else {
+        return Some([0.0; 4]);
+    };
+    let r = match v.value.0.as_slice() {
+        [s] if *s >= 0.0 => Some([-*s, *s, 0.0, 0.0]),
+        [a, b] if a <= b => Some([*a, *b, 0.0, 0.0]),
+        [a, b, c, d] if a <= b && c <= d => Some([*a, *b, *c, *d]),
+        _ => None,
+    };
+    match r {
+        Some(r) if r.iter().all(|x| x.abs() < 90.0) => Some(r.map(|x| x as f32)),
+        _ => {
+            cx.push(
+                Diagnostic::error(
+                    v.span.clone(),
+                    "`shear` must be s >= 0, [min, max] or [xmin, xmax, ymin, ymax]",
+                )
+                .label("expected min <= max, every angle between -90 and 90 degrees"),
+            );
+            None
+        }
+    }
+}
+
+/// `random_affine`'s `translate`: `[fx, fy]`, each 0 to 1.
+fn translate(cx: &mut Cx<'_>, v: &Option<Sp<Vec<Sp<f64>>>>) -> Option<[f32; 2]> {
+    let Some(v) = v else {
+        return Some([0.0; 2]);
+    };
+    match v.value.as_slice() {
+        [x, y] if (0.0..=1.0).contains(&x.value) && (0.0..=1.0).contains(&y.value) => {
+            Some([x.value as f32, y.value as f32])
+        }
+        _ => {
+            cx.push(
+                Diagnostic::error(v.span.clone(), "`translate` must be [fx, fy]")
+                    .label("expected two fractions of the width and height, 0 to 1"),
+            );
+            None
+        }
+    }
+}
+
 /// A `[min, max]` pair with `0 < min <= max <= limit` (`random_erasing`'s `scale` and `ratio`).
 fn pair(
     cx: &mut Cx<'_>,
@@ -776,6 +839,59 @@ fn transform(
                 value: value? as f32,
             })
         }
+        RawTransformOp::RandomRotation {
+            degrees: d,
+            interpolation,
+            fill,
+        } => {
+            let d = degrees(cx, d);
+            let fill = real(
+                cx,
+                fill,
+                0.0,
+                |x| (0.0..=255.0).contains(&x),
+                "fill",
+                "0 to 255",
+            );
+            Some(Transform::RandomRotation {
+                degrees: d?,
+                interpolation: interpolation
+                    .as_ref()
+                    .map_or(Interpolation::Nearest, |i| i.value),
+                fill: fill? as f32,
+            })
+        }
+        RawTransformOp::RandomAffine {
+            degrees: d,
+            translate: t,
+            scale,
+            shear: sh,
+            interpolation,
+            fill,
+        } => {
+            let d = degrees(cx, d);
+            let t = translate(cx, t);
+            let scale = pair(cx, scale, [1.0, 1.0], 1e3, "scale");
+            let sh = shear(cx, sh);
+            let fill = real(
+                cx,
+                fill,
+                0.0,
+                |x| (0.0..=255.0).contains(&x),
+                "fill",
+                "0 to 255",
+            );
+            Some(Transform::RandomAffine {
+                degrees: d?,
+                translate: t?,
+                scale: scale?,
+                shear: sh?,
+                interpolation: interpolation
+                    .as_ref()
+                    .map_or(Interpolation::Nearest, |i| i.value),
+                fill: fill? as f32,
+            })
+        }
         RawTransformOp::ColorJitter {
             brightness,
             contrast,
@@ -883,6 +999,32 @@ fn transform(
                 return None;
             }
             Some(Transform::Grayscale)
+        }
+        RawTransformOp::Resize {
+            size,
+            interpolation,
+        } => {
+            let side =
+                |x: f64| (x.fract() == 0.0 && (1.0..=4096.0).contains(&x)).then_some(x as usize);
+            let checked = match size.value.0.as_slice() {
+                [s] => side(*s).map(ResizeSize::Shorter),
+                [h, w] => side(*h)
+                    .zip(side(*w))
+                    .map(|(h, w)| ResizeSize::Exact([h, w])),
+                _ => None,
+            };
+            if checked.is_none() {
+                cx.push(
+                    Diagnostic::error(size.span.clone(), "`size` must be s or [h, w]")
+                        .label("expected whole numbers from 1 to 4096"),
+                );
+            }
+            Some(Transform::Resize {
+                size: checked?,
+                interpolation: interpolation
+                    .as_ref()
+                    .map_or(Interpolation::Bilinear, |i| i.value),
+            })
         }
         RawTransformOp::CenterCrop { size } => {
             let _ = span;
