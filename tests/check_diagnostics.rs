@@ -27,6 +27,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "an image folder without a test set, with a 1-number size, 4 channels, 300 classes",
     ),
     (
+        "alternating_flip_in_test",
+        Errors(1),
+        "an alternating flip in `test_transforms`",
+    ),
+    (
         "image_folder_test_twice",
         Errors(1),
         "both `test_path` and `test_split`",

@@ -7,7 +7,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::transform::Pipeline;
+use super::transform::{Pipeline, Sample};
 use super::{derived_rng, fisher_yates, Dataset, Stream};
 
 /// Batches prepared ahead of the consumer. Two keep the worker busy during a training step
@@ -134,7 +134,13 @@ impl Producer {
         for (k, &i) in indices.iter().enumerate() {
             let i = i as usize;
             let out = &mut images[k * per_image..(k + 1) * per_image];
-            self.pipeline.apply(self.data.image(i), &mut rng, out);
+            let sample = Sample {
+                seed: self.seed,
+                index: i as u64,
+                epoch: self.epoch as u64,
+            };
+            self.pipeline
+                .apply_sample(self.data.image(i), Some(sample), &mut rng, out);
             labels.push(u32::from(self.data.labels[i]));
         }
         let [c, h, w] = self.pipeline.output_shape();
@@ -394,7 +400,10 @@ mod tests {
                     fill: 0.0,
                     pad_if_needed: false,
                 },
-                Transform::RandomHorizontalFlip { p: 0.5 },
+                Transform::RandomHorizontalFlip {
+                    p: 0.5,
+                    alternate: false,
+                },
             ],
             [3, 8, 8],
         ));

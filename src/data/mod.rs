@@ -595,6 +595,8 @@ pub(crate) enum Stream {
     Validation = 4,
     /// Mixup / cutmix of one training batch.
     Mix = 5,
+    /// An image's alternating flip, drawn once per run.
+    Flip = 6,
 }
 
 /// A ChaCha8 generator determined by `(seed, purpose, a, b)`, independent of any other tuple.

@@ -39,6 +39,9 @@ enum Op {
     },
     Flip {
         p: f32,
+        /// airbench's alternating flip: a flip drawn once per image and run, inverted in even
+        /// epochs.
+        alternate: bool,
     },
     /// torchvision's `ColorJitter`: brightness, contrast, saturation and hue factor ranges.
     ColorJitter {
@@ -81,6 +84,17 @@ enum Op {
         ratio: [f32; 2],
         value: f32,
     },
+}
+
+/// Which training image a pipeline is applied to, and when.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sample {
+    /// The experiment's seed.
+    pub seed: u64,
+    /// The image's index in the training set.
+    pub index: u64,
+    /// The epoch, from 1 (0: none, treated as 1).
+    pub epoch: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -143,7 +157,10 @@ impl Pipeline {
                         fill: fill / 255.0,
                     }
                 }
-                Transform::RandomHorizontalFlip { p } => Op::Flip { p: *p },
+                Transform::RandomHorizontalFlip { p, alternate } => Op::Flip {
+                    p: *p,
+                    alternate: *alternate,
+                },
                 Transform::ColorJitter {
                     brightness,
                     contrast,
@@ -282,6 +299,19 @@ impl Pipeline {
     /// If `image.len()` is not the input size or `out.len()` not [`Pipeline::output_len`]; both
     /// are fixed by the data set and the pipeline, never by file contents.
     pub fn apply(&self, image: &[u8], rng: &mut impl Rng, out: &mut [f32]) {
+        self.apply_sample(image, None, rng, out);
+    }
+
+    /// [`Pipeline::apply`] for training image `sample.index` in epoch `sample.epoch`: what an
+    /// alternating flip needs. Without a sample (outside training) every image flips as
+    /// `Sample::default()`: image 0 of seed 0 in epoch 1.
+    pub fn apply_sample(
+        &self,
+        image: &[u8],
+        sample: Option<Sample>,
+        rng: &mut impl Rng,
+        out: &mut [f32],
+    ) {
         let in_len: usize = self.input.iter().product();
         assert_eq!(
             image.len(),
@@ -303,7 +333,7 @@ impl Pipeline {
             cur.resize(in_len, 0.0);
             to_unit(image, cur);
             for stage in &self.stages {
-                if stage.run(cur, next, rng) {
+                if stage.run(cur, next, rng, sample) {
                     std::mem::swap(cur, next);
                 }
             }
@@ -346,7 +376,13 @@ impl Stage {
     }
 
     /// Applies the stage to `cur`, in place or into `next`; returns whether it wrote `next`.
-    fn run(&self, cur: &mut Vec<f32>, next: &mut Vec<f32>, rng: &mut impl Rng) -> bool {
+    fn run(
+        &self,
+        cur: &mut Vec<f32>,
+        next: &mut Vec<f32>,
+        rng: &mut impl Rng,
+        sample: Option<Sample>,
+    ) -> bool {
         let [c, h, w] = self.input;
         match &self.op {
             Op::Normalize { mean, std } => {
@@ -358,8 +394,17 @@ impl Stage {
                 }
                 false
             }
-            Op::Flip { p } => {
-                if rng.random::<f32>() < *p && w > 0 {
+            Op::Flip { p, alternate } => {
+                let flip = if *alternate {
+                    // The per-batch stream is not drawn from, so other transforms' draws stay
+                    // as they are without the flip.
+                    let s = sample.unwrap_or_default();
+                    let mut bit = super::derived_rng(s.seed, super::Stream::Flip, s.index, 0);
+                    (bit.random::<f32>() < *p) != (s.epoch > 0 && s.epoch.is_multiple_of(2))
+                } else {
+                    rng.random::<f32>() < *p
+                };
+                if flip && w > 0 {
                     cur.chunks_exact_mut(w).for_each(|row| row.reverse());
                 }
                 false
@@ -759,6 +804,53 @@ mod tests {
     }
 
     #[test]
+    fn an_alternating_flip_shows_every_image_both_ways_over_two_epochs() {
+        let pipe = Pipeline::new(
+            &[Transform::RandomHorizontalFlip {
+                p: 0.5,
+                alternate: true,
+            }],
+            [1, 1, 2],
+        );
+        // A 1x2 image [0, 1]: flipped iff its first pixel is 1.
+        let flipped = |seed: u64, index: u64, epoch: u64| {
+            let mut out = [0f32; 2];
+            let sample = Sample { seed, index, epoch };
+            // The per-batch stream does not decide an alternating flip: any generator will do.
+            let mut any = ChaCha8Rng::seed_from_u64(index * 7 + epoch);
+            pipe.apply_sample(&[0, 255], Some(sample), &mut any, &mut out);
+            out[0] == 1.0
+        };
+        let n = 2000u64;
+        for seed in [0, 3] {
+            for epoch in 1..=4 {
+                for i in 0..n {
+                    assert_ne!(
+                        flipped(seed, i, epoch),
+                        flipped(seed, i, epoch + 1),
+                        "seed {seed}: image {i} is flipped in exactly one of epochs {epoch}, {}",
+                        epoch + 1
+                    );
+                    // A pure function of (seed, index, epoch): a resumed run flips the same.
+                    assert_eq!(flipped(seed, i, epoch), flipped(seed, i, epoch + 2));
+                }
+            }
+            let first = (0..n).filter(|&i| flipped(seed, i, 1)).count();
+            // Binomial(2000, 0.5): 4.5 standard deviations is 100.
+            assert!(
+                (900..1100).contains(&first),
+                "seed {seed}: {first} of {n} in epoch 1"
+            );
+        }
+        // Without a sample (outside training) it flips as image 0 of seed 0 in epoch 1.
+        let mut out = [0f32; 2];
+        pipe.apply(&[0, 255], &mut rng(), &mut out);
+        assert_eq!(out[0] == 1.0, flipped(0, 0, 1));
+        // Seeds draw different bits.
+        assert!((0..64).any(|i| flipped(0, i, 1) != flipped(3, i, 1)));
+    }
+
+    #[test]
     fn flip_probabilities() {
         let img = positional(2, 2, 3);
         let mirrored: Vec<u8> = vec![2, 1, 0, 12, 11, 10, 102, 101, 100, 112, 111, 110];
@@ -767,7 +859,10 @@ mod tests {
             (0.0, &img, "p = 0 never flips"),
         ] {
             let out = run(
-                &[Transform::RandomHorizontalFlip { p }],
+                &[Transform::RandomHorizontalFlip {
+                    p,
+                    alternate: false,
+                }],
                 [2, 2, 3],
                 &img,
                 &mut rng(),
@@ -778,7 +873,10 @@ mod tests {
         let flips = (0..1000)
             .filter(|_| {
                 let out = run(
-                    &[Transform::RandomHorizontalFlip { p: 0.5 }],
+                    &[Transform::RandomHorizontalFlip {
+                        p: 0.5,
+                        alternate: false,
+                    }],
                     [2, 2, 3],
                     &img,
                     &mut r,
@@ -832,7 +930,10 @@ mod tests {
                 std: vec![0.5, 0.125],
             },
             Transform::CenterCrop { size: 2 },
-            Transform::RandomHorizontalFlip { p: 1.0 },
+            Transform::RandomHorizontalFlip {
+                p: 1.0,
+                alternate: false,
+            },
             Transform::Normalize {
                 mean: vec![0.1],
                 std: vec![2.0],
@@ -840,7 +941,10 @@ mod tests {
         ];
         let plain = [
             Transform::CenterCrop { size: 2 },
-            Transform::RandomHorizontalFlip { p: 1.0 },
+            Transform::RandomHorizontalFlip {
+                p: 1.0,
+                alternate: false,
+            },
         ];
         let p = Pipeline::new(&ts, shape);
         let mut out = run(&ts, shape, &img, &mut rng());
@@ -861,7 +965,10 @@ mod tests {
         let img = positional(1, 4, 4);
         let ts = [
             Transform::CenterCrop { size: 2 },
-            Transform::RandomHorizontalFlip { p: 1.0 },
+            Transform::RandomHorizontalFlip {
+                p: 1.0,
+                alternate: false,
+            },
             Transform::Normalize {
                 mean: vec![0.0],
                 std: vec![1.0 / 255.0],

@@ -387,6 +387,8 @@ pub enum Transform {
     RandomHorizontalFlip {
         /// Probability of flipping.
         p: f32,
+        /// Draw the flip once per image and run, then alternate it every epoch.
+        alternate: bool,
     },
     /// torchvision's `RandomErasing`: with probability `p`, a box of `scale` of the area and
     /// `ratio` aspect filled with `value`.

@@ -329,6 +329,11 @@ tagged! {
         RandomHorizontalFlip = "random_horizontal_flip" {
             /// Probability. Default: 0.5.
             p: Option<Sp<f64>>,
+            /// airbench's alternating (derandomised) flip: each training image draws one flip
+            /// with probability `p`, once per run (from the seed and its index), and is
+            /// mirrored that way in odd epochs (1, 3, ...) and the other way in even ones, so
+            /// over two epochs it is seen both ways. Only in `train_transforms`. Default: false.
+            alternate: Option<Sp<bool>>,
         },
         /// With probability `p`, fill a random rectangle with `value` (torchvision
         /// `RandomErasing`, "cutout"): its area a uniform fraction in `scale` of the image, its

@@ -59,8 +59,9 @@ fn transform(t: &Transform) -> Sp<RawTransform> {
                 .flatten(),
             pad_if_needed: some(*pad_if_needed),
         },
-        Transform::RandomHorizontalFlip { p } => RawTransformOp::RandomHorizontalFlip {
+        Transform::RandomHorizontalFlip { p, alternate } => RawTransformOp::RandomHorizontalFlip {
             p: reals(&[*p]).value.pop(),
+            alternate: some(*alternate),
         },
         Transform::RandomErasing {
             p,

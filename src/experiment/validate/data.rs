@@ -97,7 +97,23 @@ pub fn validate(cx: &mut Cx<'_>, d: RawData) -> (Option<DataSpec>, Option<Images
     let validation = validation(cx, &d, &dataset);
     let input = dataset.image_shape();
     let train = transforms(cx, d.train_transforms.as_ref(), input);
-    let test = transforms(cx, d.test_transforms.as_ref(), input);
+    let mut test = transforms(cx, d.test_transforms.as_ref(), input);
+    // An alternating flip counts training epochs; a test image has none.
+    for t in d.test_transforms.as_ref().map_or(&[][..], |l| &l.value[..]) {
+        if let RawTransformOp::RandomHorizontalFlip {
+            alternate: Some(a), ..
+        } = &t.value.op
+        {
+            if a.value {
+                cx.push(
+                    Diagnostic::error(a.span.clone(), "an alternating flip in `test_transforms`")
+                        .label("alternates with the training epochs; only for `train_transforms`")
+                        .help("use `tta = \"flip\"` to evaluate on both mirror images"),
+                );
+                test = None;
+            }
+        }
+    }
     if let (Some(t), Some((_, [_, h, w]))) = (&d.tta, &test) {
         if t.value == Tta::FlipTranslate && (*h < 2 || *w < 2) {
             cx.push(
@@ -818,9 +834,12 @@ fn transform(
                 pad_if_needed: needed,
             })
         }
-        RawTransformOp::RandomHorizontalFlip { p } => {
+        RawTransformOp::RandomHorizontalFlip { p, alternate } => {
             let p = real(cx, p, 0.5, |x| (0.0..=1.0).contains(&x), "p", "0 to 1")?;
-            Some(Transform::RandomHorizontalFlip { p: p as f32 })
+            Some(Transform::RandomHorizontalFlip {
+                p: p as f32,
+                alternate: alternate.as_ref().is_some_and(|a| a.value),
+            })
         }
         RawTransformOp::RandomErasing {
             p,
