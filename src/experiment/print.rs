@@ -815,6 +815,25 @@ optimizer = { kind = "sgd", lr = 0.1 }
     }
 
     #[test]
+    fn alternating_flip_prints_and_reads_back() {
+        let text = "[data]\ndataset = \"synthetic\"\ntrain_transforms = [{ op = \"random_horizontal_flip\", alternate = true }]\n[model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 4 }]\n";
+        let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
+        let (e, _) = first.result.as_ref().expect("valid");
+        assert_eq!(
+            e.data().train_transforms,
+            vec![Transform::RandomHorizontalFlip {
+                p: 0.5,
+                alternate: true
+            }]
+        );
+        let printed = to_toml(e);
+        assert!(printed.contains("alternate = true"), "{printed}");
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        assert_eq!(again.result.as_ref().expect("reprint valid").0, *e);
+    }
+
+    #[test]
     fn mixup_and_tta_print_and_read_back() {
         let text = "[data]\ndataset = \"synthetic\"\ntta = \"flip\"\ntta_when = \"end\"\ntrain_transforms = [{ op = \"random_erasing\", p = 0.25, scale = [0.1, 0.2], value = -0.5 }]\n[model]\nlayers = [{ op = \"flatten\" }, { op = \"linear\", out = 4 }]\n[train]\nmixup = { cutmix_alpha = 1.0, prob = 0.5, correct_lam = false }\n";
         let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
