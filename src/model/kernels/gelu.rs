@@ -8,9 +8,8 @@
 
 use candle_core::cpu::erf::erf_f32;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-use super::{slice, tensor, with_values, PAR_MIN};
+use super::{slice, tensor, with_values, zip_map};
 use crate::graph::GeluApprox;
 
 struct Gelu(GeluApprox);
@@ -47,23 +46,6 @@ fn derivative(x: f32, a: GeluApprox) -> f32 {
             let right_d = left * (1.0 - t * t) * inner_d;
             left_d + right_d
         }
-    }
-}
-
-/// `out[i] = f(a[i], b[i])`, in parallel chunks for large tensors.
-fn zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
-    let run = |((o, a), b): ((&mut [f32], &[f32]), &[f32])| {
-        for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
-            *o = f(*a, *b);
-        }
-    };
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(PAR_MIN / 4)
-            .zip(a.par_chunks(PAR_MIN / 4))
-            .zip(b.par_chunks(PAR_MIN / 4))
-            .for_each(run);
-    } else {
-        run(((out, a), b));
     }
 }
 

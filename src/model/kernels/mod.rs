@@ -17,6 +17,7 @@ pub(crate) mod winograd;
 mod tests;
 
 use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
+use rayon::prelude::*;
 
 /// Whether `t` can go through the custom kernels: an `f32` tensor on the CPU.
 pub(crate) fn supported(t: &Tensor) -> bool {
@@ -49,3 +50,20 @@ pub(crate) fn tensor(values: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
 
 /// Elementwise work below this many values stays on one thread.
 pub(crate) const PAR_MIN: usize = 1 << 15;
+
+/// The elementwise kernels' loop (ReLU, GELU): `f` over matching chunks of `a`, `b` and `out`, in parallel for large tensors.
+pub(crate) fn zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    let run = |((o, a), b): ((&mut [f32], &[f32]), &[f32])| {
+        for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
+            *o = f(*a, *b);
+        }
+    };
+    if out.len() >= PAR_MIN {
+        out.par_chunks_mut(PAR_MIN / 4)
+            .zip(a.par_chunks(PAR_MIN / 4))
+            .zip(b.par_chunks(PAR_MIN / 4))
+            .for_each(run);
+    } else {
+        run(((out, a), b));
+    }
+}

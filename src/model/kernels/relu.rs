@@ -1,28 +1,10 @@
 //! ReLU in one pass forward and one pass backward (candle's backward takes three ops).
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-use super::{slice, tensor, with_values, PAR_MIN};
+use super::{slice, tensor, with_values, zip_map};
 
 struct Relu;
-
-/// `f` over matching chunks of `a`, `b` and `out`, in parallel for large tensors.
-fn zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
-    let run = |((o, a), b): ((&mut [f32], &[f32]), &[f32])| {
-        for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
-            *o = f(*a, *b);
-        }
-    };
-    if out.len() >= PAR_MIN {
-        out.par_chunks_mut(PAR_MIN / 4)
-            .zip(a.par_chunks(PAR_MIN / 4))
-            .zip(b.par_chunks(PAR_MIN / 4))
-            .for_each(run);
-    } else {
-        run(((out, a), b));
-    }
-}
 
 impl CustomOp1 for Relu {
     fn name(&self) -> &'static str {
