@@ -274,6 +274,32 @@ def resize_cases(imgs):
     return cases
 
 
+# (image, top, left, height, width, size): boxes inside each pinned image, shrinking and enlarging.
+RESIZED_CROP_BOXES = [
+    ("rgb", 0, 0, 8, 8, [4, 4]),
+    ("rgb", 1, 2, 5, 4, [7, 3]),
+    ("rgb", 3, 3, 2, 2, [6, 6]),
+    ("gray", 2, 1, 4, 7, [3, 5]),
+    ("gray", 0, 4, 7, 5, [10, 9]),
+    ("tall", 5, 0, 6, 6, [4, 4]),
+    ("tall", 1, 1, 9, 3, [2, 8]),
+    ("tall", 0, 5, 1, 1, [3, 2]),
+]
+
+
+def resized_crop_cases(imgs):
+    cases = []
+    for name, top, left, h, w, size in RESIZED_CROP_BOXES:
+        x = imgs[name].float() / 255
+        for interp in ["nearest", "bilinear"]:
+            out = F.resized_crop(x, top, left, h, w, size,
+                                 interpolation=F.InterpolationMode(interp), antialias=True)
+            cases.append({"image": name, "box": [top, left, h, w], "size": size,
+                          "interpolation": interp, "out_shape": list(out.shape),
+                          "out": out.flatten().tolist()})
+    return cases
+
+
 def main():
     imgs = images()
     doc = {
@@ -305,6 +331,7 @@ def main():
     doc["affine"] = affine_cases(imgs)
     doc["rotate"] = rotate_cases(imgs)
     doc["resize"] = resize_cases(imgs)
+    doc["resized_crop"] = resized_crop_cases(imgs)
     json.dump(doc, sys.stdout, separators=(",", ":"))
     sys.stdout.write("\n")
 

@@ -274,6 +274,11 @@ const CASES: &[(&str, Expect, &str)] = &[
         "a resize to 0 pixels, and a size of three numbers",
     ),
     (
+        "random_resized_crop_ranges",
+        Errors(3),
+        "a random_resized_crop to 0 pixels, a backwards scale and a ratio of 0",
+    ),
+    (
         "random_affine_ranges",
         Errors(3),
         "rotation degrees backwards, a 90-degree shear, a translation of 2 widths",

@@ -21,6 +21,7 @@ mod erase;
 pub(crate) mod geometric;
 mod pad;
 pub(crate) mod resize;
+mod resized_crop;
 
 /// One compiled transform, with the shape of its input.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +60,13 @@ enum Op {
     /// torchvision v2's `F.resize` to `size` (`[h, w]`), antialiased when bilinear.
     Resize {
         size: [usize; 2],
+        interp: geometric::Interpolation,
+    },
+    /// torchvision v2's `RandomResizedCrop` to `size` (`[h, w]`).
+    ResizedCrop {
+        size: [usize; 2],
+        scale: [f32; 2],
+        ratio: [f32; 2],
         interp: geometric::Interpolation,
     },
     Grayscale,
@@ -203,6 +211,17 @@ impl Pipeline {
                     interpolation,
                 } => Op::Resize {
                     size: size.output([shape[1], shape[2]]),
+                    interp: kernel_interpolation(*interpolation),
+                },
+                Transform::RandomResizedCrop {
+                    size,
+                    scale,
+                    ratio,
+                    interpolation,
+                } => Op::ResizedCrop {
+                    size: *size,
+                    scale: *scale,
+                    ratio: *ratio,
                     interp: kernel_interpolation(*interpolation),
                 },
                 Transform::RandomRotation {
@@ -418,6 +437,17 @@ impl Stage {
             Op::Resize { size, interp } => {
                 resize::resize(cur, self.input, next, *size, *interp);
                 true
+            }
+            Op::ResizedCrop {
+                size,
+                scale,
+                ratio,
+                interp,
+            } => {
+                let b = resized_crop::draw_box([h, w], *scale, *ratio, rng);
+                // Cut into `next`, then resized back into `cur`: the result ends in `cur`.
+                resized_crop::resized_crop(cur, self.input, next, b, *size, *interp);
+                false
             }
             Op::CenterCrop { size } => {
                 let top = center_offset(h, *size);
@@ -1328,6 +1358,35 @@ mod tests {
                 let k = kernel_interpolation(interpolation);
                 resize::resize(&src, [2, 7, 9], &mut want, [shape[1], shape[2]], k);
                 assert_eq!(got, want, "{msg} {interpolation:?}");
+            }
+        }
+    }
+
+    /// The `random_resized_crop` stage's output is `size`, and it is the kernel (goldens of
+    /// `resized_crop.rs`) on the box `draw_box` gives for the same generator state.
+    #[test]
+    fn random_resized_crop_stage_sizes_and_crops_the_drawn_box() {
+        let img = positional(2, 7, 9);
+        let mut src = vec![0.0; img.len()];
+        to_unit(&img, &mut src);
+        for interpolation in [Interpolation::Nearest, Interpolation::Bilinear] {
+            let t = Transform::RandomResizedCrop {
+                size: [5, 4],
+                scale: [0.08, 1.0],
+                ratio: [0.75, 4.0 / 3.0],
+                interpolation,
+            };
+            let p = Pipeline::new(std::slice::from_ref(&t), [2, 7, 9]);
+            assert_eq!(p.output_shape(), [2, 5, 4], "[h, w] as given");
+            for seed in 0..20 {
+                let mut r = ChaCha8Rng::seed_from_u64(seed);
+                let got = run(std::slice::from_ref(&t), [2, 7, 9], &img, &mut r);
+                let mut r = ChaCha8Rng::seed_from_u64(seed);
+                let b = resized_crop::draw_box([7, 9], [0.08, 1.0], [0.75, 4.0 / 3.0], &mut r);
+                let (mut want, mut scratch) = (src.clone(), Vec::new());
+                let k = kernel_interpolation(interpolation);
+                resized_crop::resized_crop(&mut want, [2, 7, 9], &mut scratch, b, [5, 4], k);
+                assert_eq!(got, want, "seed {seed} {interpolation:?} box {b:?}");
             }
         }
     }

@@ -474,6 +474,18 @@ pub enum Transform {
         /// How pixels are sampled.
         interpolation: Interpolation,
     },
+    /// torchvision v2's `RandomResizedCrop`: a box of `scale` of the area and aspect ratio
+    /// (width / height) in `ratio` is cut, then resized to `size` (antialiased when bilinear).
+    RandomResizedCrop {
+        /// Output `[height, width]`.
+        size: [usize; 2],
+        /// `[min, max]` fraction of the image's area.
+        scale: [f32; 2],
+        /// `[min, max]` aspect ratio, width / height.
+        ratio: [f32; 2],
+        /// How pixels are sampled.
+        interpolation: Interpolation,
+    },
     /// Crop the central `size` x `size` window.
     CenterCrop {
         /// Output height and width.
@@ -495,6 +507,7 @@ impl Transform {
                 let [h, w] = size.output([input[1], input[2]]);
                 [input[0], h, w]
             }
+            Transform::RandomResizedCrop { size, .. } => [input[0], size[0], size[1]],
             _ => input,
         }
     }

@@ -449,6 +449,20 @@ tagged! {
             /// `bilinear` or `nearest`. Default: `bilinear`.
             interpolation: Option<Sp<Interpolation>>,
         },
+        /// Cut a random box and resize it (torchvision v2 `RandomResizedCrop`): up to 10 tries of
+        /// an area uniform in `scale` times the image's and an aspect ratio (width / height)
+        /// log-uniform in `ratio`, else the central box of the whole image with its ratio
+        /// clamped into `ratio`; then resized as `resize`.
+        RandomResizedCrop = "random_resized_crop" {
+            /// `s` for `[s, s]`, or `[h, w]`, each 1 to 4096. Required.
+            size: Sp<Numbers>,
+            /// `[min, max]` fraction of the area, 0 < min <= max. Default: `[0.08, 1.0]`.
+            scale: Option<Sp<Vec<Sp<f64>>>>,
+            /// `[min, max]` aspect ratio, width / height, 0 < min <= max. Default: `[3/4, 4/3]`.
+            ratio: Option<Sp<Vec<Sp<f64>>>>,
+            /// `bilinear` (antialiased) or `nearest`. Default: `bilinear`.
+            interpolation: Option<Sp<Interpolation>>,
+        },
         /// Crop the central `size` x `size` window.
         CenterCrop = "center_crop" {
             /// Output size.

@@ -149,6 +149,17 @@ fn transform(t: &Transform) -> Sp<RawTransform> {
             })),
             interpolation: some(*interpolation),
         },
+        Transform::RandomResizedCrop {
+            size,
+            scale,
+            ratio,
+            interpolation,
+        } => RawTransformOp::RandomResizedCrop {
+            size: Sp::bare(Numbers(size.iter().map(|&x| x as f64).collect())),
+            scale: Some(reals(scale)),
+            ratio: Some(reals(ratio)),
+            interpolation: some(*interpolation),
+        },
         Transform::Grayscale => RawTransformOp::Grayscale {},
     };
     Sp::bare(RawTransform {
@@ -946,6 +957,48 @@ layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
             ]
         );
         // Test images are 4x6 as the training ones; `check` refuses sizes that disagree.
+        let printed = to_toml(e);
+        let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
+        assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);
+        assert_eq!(again.result.as_ref().map(|r| &r.0), Some(e), "{printed}");
+    }
+
+    #[test]
+    fn random_resized_crop_prints_and_reads_back_and_sets_the_model_input() {
+        let text = r#"
+[data]
+dataset = "synthetic"
+synthetic = { shape = [3, 7, 9] }
+train_transforms = [{ op = "random_resized_crop", size = 5 }, { op = "random_resized_crop", size = [4, 6], scale = [0.5, 0.75], ratio = [0.25, 2.0], interpolation = "nearest" }]
+test_transforms = [{ op = "resize", size = [4, 6] }]
+[model]
+layers = [{ op = "flatten" }, { op = "linear", out = 4 }]
+"#;
+        let first = load_str_with("x.toml", text, "x", &[]).swap_remove(0);
+        assert!(first.diagnostics.is_empty(), "{:?}", first.diagnostics);
+        let (e, _) = first.result.as_ref().expect("valid");
+        assert_eq!(
+            e.data().train_transforms,
+            vec![
+                Transform::RandomResizedCrop {
+                    size: [5, 5],
+                    scale: [0.08, 1.0],
+                    ratio: [0.75, 4.0 / 3.0],
+                    interpolation: Interpolation::Bilinear,
+                },
+                Transform::RandomResizedCrop {
+                    size: [4, 6],
+                    scale: [0.5, 0.75],
+                    ratio: [0.25, 2.0],
+                    interpolation: Interpolation::Nearest,
+                },
+            ]
+        );
+        assert_eq!(
+            e.model().input,
+            [3, 4, 6],
+            "the last crop's size is the model input"
+        );
         let printed = to_toml(e);
         let again = load_str_with("config.toml", &printed, "x", &[]).swap_remove(0);
         assert!(again.diagnostics.is_empty(), "{:?}", again.diagnostics);

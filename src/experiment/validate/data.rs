@@ -1045,6 +1045,38 @@ fn transform(
                     .map_or(Interpolation::Bilinear, |i| i.value),
             })
         }
+        RawTransformOp::RandomResizedCrop {
+            size,
+            scale,
+            ratio,
+            interpolation,
+        } => {
+            let side =
+                |x: f64| (x.fract() == 0.0 && (1.0..=4096.0).contains(&x)).then_some(x as usize);
+            let checked = match size.value.0.as_slice() {
+                [s] => side(*s).map(|s| [s, s]),
+                [h, w] => side(*h).zip(side(*w)).map(|(h, w)| [h, w]),
+                _ => None,
+            };
+            if checked.is_none() {
+                cx.push(
+                    Diagnostic::error(size.span.clone(), "`size` must be s or [h, w]")
+                        .label("expected whole numbers from 1 to 4096"),
+                );
+            }
+            // torchvision puts no upper bound on either; these keep `area * scale` and the
+            // log-ratio finite.
+            let scale = pair(cx, scale, [0.08, 1.0], 1e3, "scale");
+            let ratio = pair(cx, ratio, [0.75, 4.0 / 3.0], 1e3, "ratio");
+            Some(Transform::RandomResizedCrop {
+                size: checked?,
+                scale: scale?,
+                ratio: ratio?,
+                interpolation: interpolation
+                    .as_ref()
+                    .map_or(Interpolation::Bilinear, |i| i.value),
+            })
+        }
         RawTransformOp::CenterCrop { size } => {
             let _ = span;
             Some(Transform::CenterCrop {
