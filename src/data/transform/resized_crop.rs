@@ -43,9 +43,10 @@ fn central_box([h, w]: [usize; 2], ratio: [f32; 2]) -> CropBox {
     let in_ratio = w as f64 / h as f64;
     let (lo, hi) = (f64::from(ratio[0]), f64::from(ratio[1]));
     let (ch, cw) = if in_ratio < lo {
-        ((w as f64 / lo).round_ties_even() as usize, w)
+        // At least one pixel: torchvision's box would be empty there (and its resize fail).
+        (((w as f64 / lo).round_ties_even() as usize).max(1), w)
     } else if in_ratio > hi {
-        (h, (h as f64 * hi).round_ties_even() as usize)
+        (h, ((h as f64 * hi).round_ties_even() as usize).max(1))
     } else {
         (h, w)
     };
