@@ -66,19 +66,29 @@ def main(argv):
     epoch_steps = None
     for i, column in enumerate(header):
         tag = epoch_tag(column)
+        # A column may be empty in some rows or in all (val_* without a split, ema_* without
+        # an EMA): runner writes a point only for a cell that holds a value.
+        filled = [j for j, row in enumerate(rows) if i < len(row) and row[i] != ""]
+        if not filled:
+            if tag in tags:
+                problems.append(f"{tag}: a series, but metrics.csv column {column} is empty")
+            else:
+                print(f"  {tag:<22} no points: metrics.csv {column} is empty in every row")
+            continue
         if tag not in tags:
             problems.append(f"{tag}: no such series (metrics.csv column {column})")
             continue
         events = acc.Scalars(tag)
         steps = [e.step for e in events]
         got = [e.value for e in events]
-        want = [f32(float(row[i])) for row in rows]
-        if epoch_steps is None:
+        want = [f32(float(rows[j][i])) for j in filled]
+        if epoch_steps is None and len(filled) == len(rows):
             epoch_steps = steps
+        want_steps = None if epoch_steps is None else [epoch_steps[j] for j in filled]
         if got != want:
             problems.append(f"{tag}: {got} in the event files, {want} in metrics.csv")
-        elif steps != epoch_steps:
-            problems.append(f"{tag}: at steps {steps}, other epoch series at {epoch_steps}")
+        elif want_steps is not None and steps != want_steps:
+            problems.append(f"{tag}: at steps {steps}, other epoch series at {want_steps}")
         else:
             print(f"  {tag:<22} {len(got)} points = metrics.csv {column}, at steps {steps}")
 
