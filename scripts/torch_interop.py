@@ -14,7 +14,8 @@ For every RUN_DIR (a finished run: `config.toml` + `model.safetensors`):
    numpy: 8-byte little-endian header length, JSON header, raw little-endian data) and loads it
    with `load_state_dict(strict=True)`. It reads the test split from DIR (MNIST/Fashion-MNIST
    IDX, CIFAR-10 binary batches), applies the config's `test_transforms` as runner does (bytes /
-   255 in f32, then normalize / center_crop / grayscale), runs the module in eval mode and
+   255 in f32, then normalize / center_crop / grayscale), runs the module in eval mode (with the
+   config's `data.tta`, as `runner eval` applies it: none, flip or flip_translate) and
    compares its outputs with the ones runner computes on the same images
    (`runner eval RUN_DIR --logits FILE`): argmax on every image, and max |difference|.
 2. PyTorch -> runner. Perturbs every floating-point tensor of the module in PyTorch
@@ -50,6 +51,7 @@ import tomllib
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_epoch import _find, read_cifar_bin, read_idx  # noqa: E402  (the same file readers)
@@ -129,6 +131,17 @@ class GlobalAvgPool(nn.Module):
         return x.mean((2, 3))
 
 
+class Scale(nn.Module):
+    """runner's `scale`: multiplies by a constant `factor`."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
 class Add(nn.Module):
     def forward(self, *xs):
         out = xs[0]
@@ -181,6 +194,10 @@ def make_layer(spec, shapes):
               "concat": Concat, "identity": nn.Identity}
     if op in simple:
         return simple[op]()
+    if op == "gelu":
+        return nn.GELU(approximate=spec.get("approximate", "none"))
+    if op == "scale":
+        return Scale(spec["factor"])
     if op == "dropout":
         return nn.Dropout(spec.get("p", 0.5))
     if op == "log_softmax":
@@ -305,12 +322,31 @@ def apply_test_transforms(images, transforms):
 
 # ----------------------------------------------------------------------------- comparison
 
-def torch_outputs(net, x, batch_size):
+def tta_logits(net, x, tta):
+    """The logits `runner eval` reports under the config's `data.tta` (src/experiment/format.rs
+    `Tta`), written from airbench's `infer` (tta_level 1 and 2) rather than from runner's code."""
+    if tta == "none":
+        return net(x)
+
+    def mirror(v):
+        return 0.5 * net(v) + 0.5 * net(v.flip(-1))
+
+    if tta == "flip":
+        return mirror(x)
+    if tta == "flip_translate":
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        shifted = [padded[:, :, 0:h, 0:w], padded[:, :, 2:h + 2, 2:w + 2]]
+        return 0.5 * mirror(x) + 0.5 * torch.stack([mirror(v) for v in shifted]).mean(0)
+    raise Unsupported("data.tta = %r" % tta)
+
+
+def torch_outputs(net, x, batch_size, tta="none"):
     net.eval()
     outs = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            outs.append(net(torch.from_numpy(x[i:i + batch_size])).float().numpy())
+            outs.append(tta_logits(net, torch.from_numpy(x[i:i + batch_size]), tta).float().numpy())
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
@@ -378,10 +414,11 @@ def check_run(run_dir, data_dir, runner, batch_size, tol, work):
         return lines, False
     images, labels = test_images(config["data"]["dataset"], data_dir)
     x = apply_test_transforms(images, config["data"].get("test_transforms", []))
+    tta = config["data"].get("tta", "none")  # runner eval is a final evaluation: TTA applies
     ok = True
 
     # 1. runner -> PyTorch
-    theirs = torch_outputs(net, x, batch_size)
+    theirs = torch_outputs(net, x, batch_size, tta)
     logits = os.path.join(work, name + "_runner_logits.safetensors")
     run_runner(runner, ["eval", run_dir, "--data-dir", data_dir, "--logits", logits,
                         "--out", os.path.join(work, name + "_eval")])
@@ -400,7 +437,7 @@ def check_run(run_dir, data_dir, runner, batch_size, tol, work):
     exported = os.path.join(work, name + "_torch.safetensors")
     write_safetensors(exported, state)
     net.load_state_dict(state, strict=True)
-    theirs = torch_outputs(net, x, batch_size)
+    theirs = torch_outputs(net, x, batch_size, tta)
     config_path = os.path.join(run_dir, "config.toml")
     run_runner(runner, ["check", config_path, "--set", "train.init_from=%s" % json.dumps(exported)])
     logits = os.path.join(work, name + "_runner_on_torch_logits.safetensors")
