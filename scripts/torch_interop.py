@@ -55,6 +55,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_epoch import _find, read_cifar_bin, read_idx  # noqa: E402  (the same file readers)
+from airbench94_reference import Scale  # noqa: E402  (runner's `scale` layer)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -129,17 +130,6 @@ class GlobalAvgPool(nn.Module):
 
     def forward(self, x):
         return x.mean((2, 3))
-
-
-class Scale(nn.Module):
-    """runner's `scale`: multiplies by a constant `factor`."""
-
-    def __init__(self, factor):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x):
-        return x * self.factor
 
 
 class Add(nn.Module):
