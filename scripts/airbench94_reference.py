@@ -234,8 +234,9 @@ def logits_of(net, x, tta):
         return net(x)
     if tta == 1:
         return mirror(x)
+    h, w = x.shape[-2:]
     padded = F.pad(x, (1,) * 4, mode="reflect")
-    shifted = [padded[:, :, 0:32, 0:32], padded[:, :, 2:34, 2:34]]
+    shifted = [padded[:, :, 0:h, 0:w], padded[:, :, 2:h + 2, 2:w + 2]]
     return 0.5 * mirror(x) + 0.5 * torch.stack([mirror(s) for s in shifted]).mean(0)
 
 

@@ -51,11 +51,10 @@ import tomllib
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_epoch import _find, read_cifar_bin, read_idx  # noqa: E402  (the same file readers)
-from airbench94_reference import Scale  # noqa: E402  (runner's `scale` layer)
+from airbench94_reference import Scale, logits_of  # noqa: E402  (`scale`; airbench's TTA)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -312,23 +311,9 @@ def apply_test_transforms(images, transforms):
 
 # ----------------------------------------------------------------------------- comparison
 
-def tta_logits(net, x, tta):
-    """The logits `runner eval` reports under the config's `data.tta` (src/experiment/format.rs
-    `Tta`), written from airbench's `infer` (tta_level 1 and 2) rather than from runner's code."""
-    if tta == "none":
-        return net(x)
-
-    def mirror(v):
-        return 0.5 * net(v) + 0.5 * net(v.flip(-1))
-
-    if tta == "flip":
-        return mirror(x)
-    if tta == "flip_translate":
-        h, w = x.shape[-2:]
-        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        shifted = [padded[:, :, 0:h, 0:w], padded[:, :, 2:h + 2, 2:w + 2]]
-        return 0.5 * mirror(x) + 0.5 * torch.stack([mirror(v) for v in shifted]).mean(0)
-    raise Unsupported("data.tta = %r" % tta)
+# runner's `data.tta` (src/experiment/format.rs `Tta`) as airbench's tta_level, whose `infer` the
+# reference script follows: the PyTorch side is written from airbench, not from runner's code.
+TTA_LEVEL = {"none": 0, "flip": 1, "flip_translate": 2}
 
 
 def torch_outputs(net, x, batch_size, tta="none"):
@@ -336,7 +321,8 @@ def torch_outputs(net, x, batch_size, tta="none"):
     outs = []
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            outs.append(tta_logits(net, torch.from_numpy(x[i:i + batch_size]), tta).float().numpy())
+            chunk = torch.from_numpy(x[i:i + batch_size])
+            outs.append(logits_of(net, chunk, TTA_LEVEL[tta]).float().numpy())
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
@@ -405,6 +391,8 @@ def check_run(run_dir, data_dir, runner, batch_size, tol, work):
     images, labels = test_images(config["data"]["dataset"], data_dir)
     x = apply_test_transforms(images, config["data"].get("test_transforms", []))
     tta = config["data"].get("tta", "none")  # runner eval is a final evaluation: TTA applies
+    if tta not in TTA_LEVEL:
+        raise Unsupported("data.tta = %r" % tta)
     ok = True
 
     # 1. runner -> PyTorch
