@@ -3,6 +3,11 @@
 
 use std::process::ExitCode;
 
+/// mimalloc, tuned in [`runner::runtime::tune_for_training`]: it keeps the large buffers a
+/// step frees for the next step, where glibc returns them to the kernel.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use runner::cli::{
     self,

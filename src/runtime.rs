@@ -1,17 +1,23 @@
 //! Process settings for training, applied once at start-up: the allocator, and how long
 //! candle's own worker threads spin; and [`in_pool`], where every step runs.
 //!
-//! **Allocator.** A step allocates and frees the same large buffers over and over, and glibc's
-//! defaults hand most of them back to the kernel every time.
+//! **Allocator.** A step allocates and frees the same large buffers over and over: the
+//! activations of one layer for a whole batch are tens to hundreds of MiB. The binary's global
+//! allocator is mimalloc (`src/main.rs`), set here never to hand freed memory back to the
+//! kernel (`purge_delay = -1`) and to back its arenas with 2 MiB pages where the kernel allows
+//! (transparent huge pages in `madvise` mode), so that the next step reuses the same pages
+//! without faulting them in again. The resident memory stays at the run's peak, which the run
+//! needs anyway.
 //!
-//! With glibc's defaults, every buffer over 128 KiB (the threshold grows only as such buffers
-//! are freed) is its own `mmap`, and free memory at the top of the heap is trimmed back once it
-//! exceeds 128 KiB; the next step then page-faults all of it in again, zero-filled. Keeping
-//! buffers up to 32 MiB (glibc's largest allowed threshold) in the heap and not trimming it
-//! measured, in one `runner bench --no-torch --baseline-exe` run against the same binary without
-//! these settings (2 threads, idle machine, 2026-11-28): training 9,619 vs 5,767 img/s for
-//! `mnist_cnn`, 4,203 vs 2,706 for `cifar_lenet`, 69.4 vs 61.7 for `vgg16_cifar`; peak resident
-//! memory 713 vs 666 MiB for `vgg16_cifar`.
+//! glibc cannot do this: a buffer over 32 MiB (its largest `mmap` threshold) is always its own
+//! `mmap`, so every large activation was page-faulted in zero-filled and unmapped again with a
+//! TLB shoot-down on every step; `sys` time was a quarter of the CPU time of an `airbench94`
+//! step. Measured (see BENCHMARKS.md, "Allocator") against the same code with glibc and the
+//! earlier `mallopt` settings (buffers up to 32 MiB kept in the heap, no trimming).
+//!
+//! The `mallopt` settings before that measured, in one `runner bench --no-torch --baseline-exe`
+//! run against glibc's defaults (2 threads, idle machine, 2026-11-28): training 9,619 vs 5,767
+//! img/s for `mnist_cnn`, 4,203 vs 2,706 for `cifar_lenet`, 69.4 vs 61.7 for `vgg16_cifar`.
 //!
 //! **Spinning.** candle 0.11 runs its large elementwise ops (gradient sums, for one) on a pool
 //! of its own beside rayon's, whose threads spin 25,000 times after each op before sleeping. On
@@ -24,22 +30,30 @@
 /// Spins of candle's pool threads before they sleep (candle's default: 25,000).
 const CANDLE_SPIN_LIMIT: &str = "1000";
 
+/// `mi_option_purge_delay` of mimalloc 3's `mimalloc.h` (the sys crate names no constant for
+/// it): how many milliseconds freed memory waits before it goes back to the kernel; -1 never.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 /// Applies the settings. Call it at the very start of `main`, before any other thread exists.
 pub fn tune_for_training() {
     if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
         // Sound: no other thread exists yet to read the environment concurrently.
         std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT);
     }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const MIB: libc::c_int = 1 << 20;
-        // SAFETY: `mallopt` only changes allocator parameters; it is called before other
-        // threads exist and with values glibc documents (it returns 0 for any it rejects,
-        // leaving the default, which is harmless).
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * MIB);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * MIB);
-            libc::mallopt(libc::M_TOP_PAD, 64 * MIB);
+    // mimalloc reads `MIMALLOC_<OPTION>` itself; one the user set is left alone.
+    let options = [
+        ("MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, -1),
+        (
+            "MIMALLOC_ALLOW_LARGE_OS_PAGES",
+            libmimalloc_sys::mi_option_large_os_pages,
+            1,
+        ),
+    ];
+    for (env, option, value) in options {
+        if std::env::var_os(env).is_none() {
+            // SAFETY: `mi_option_set` only changes a mimalloc parameter, to a value its header
+            // documents; it applies to whatever mimalloc allocates from then on.
+            unsafe { libmimalloc_sys::mi_option_set(option, value) };
         }
     }
 }
