@@ -41,8 +41,9 @@ pub struct BatchArgs {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Train every variant for N epochs instead of its `train.epochs`.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub epochs: Option<u64>,
+    /// A fraction is allowed, as in the file: `--epochs 0.25` trains a quarter of an epoch.
+    #[arg(long, value_name = "N", value_parser = super::parse_epochs)]
+    pub epochs: Option<f64>,
     /// Train every variant on the first N training images only.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub train_limit: Option<u64>,

@@ -171,7 +171,7 @@ fn length_line(e: &crate::experiment::Experiment) -> String {
         k => format!(" in groups of {k}"),
     };
     let partial = if plan.total_steps < plan.epochs * plan.steps_per_epoch {
-        format!(" ({length}), the last one partial")
+        format!(" ({length}), the last epoch partial")
     } else {
         String::new()
     };

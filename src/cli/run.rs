@@ -26,8 +26,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
     /// Train for N epochs instead of the file's `train.epochs`.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub epochs: Option<u64>,
+    /// A fraction is allowed, as in the file: `--epochs 0.25` trains a quarter of an epoch.
+    #[arg(long, value_name = "N", value_parser = super::parse_epochs)]
+    pub epochs: Option<f64>,
     /// Train on the first N training images only.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub train_limit: Option<u64>,
