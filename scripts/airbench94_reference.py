@@ -46,7 +46,9 @@ The recipe, for the reader comparing it with the TOML file:
   mirror-average(x) + 0.5 * mean over the two 1-px translations (reflect pad 1, crops at (0,0)
   and (2,2)) of the mirror-average.
 
-Usage (one line per seed on stdout as CSV, and the table to --out):
+Usage (one line per seed on stdout as CSV; each finished seed is also merged into the --out table
+at once, replacing an earlier row of the same seed, epochs and threads, so a sweep can be
+gathered one seed at a time):
 
     .venv-torch/bin/python scripts/airbench94_reference.py --data-dir ../shared/data \\
         --seeds 0 1 2 --threads 2 --out results/baselines/airbench94_reference.csv
@@ -366,23 +368,41 @@ def main():
     n_params = sum(p.numel() for p in make_net().parameters())
     log(f"parameters: {n_params}")
     rows = []
-    fields = ["seed", "test_acc", "tta_test_acc", "timed_seconds", "wall_seconds", "steps"]
+    fields = ["seed", "test_acc", "tta_test_acc", "timed_seconds", "wall_seconds", "steps",
+              "epochs", "threads", "torch", "cpu_capability", "finished_utc"]
+    setting = dict(epochs=a.epochs, threads=torch.get_num_threads(), torch=torch.__version__,
+                   cpu_capability=torch.backends.cpu.get_cpu_capability())
     w = csv.DictWriter(sys.stdout, fieldnames=fields)
     w.writeheader()
     for seed in a.seeds:
-        r = run(seed, train, test, log)
+        r = dict(run(seed, train, test, log), **setting,
+                 finished_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         rows.append(r)
+        if a.out:
+            write_table(a.out, fields, r)
         w.writerow(r)
         sys.stdout.flush()
     accs = np.array([r["tta_test_acc"] for r in rows])
     log(f"tta_test_acc mean {accs.mean():.2f} std {accs.std(ddof=1) if len(accs) > 1 else 0:.2f}")
-    if a.out:
-        tmp = a.out + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            wf = csv.DictWriter(f, fieldnames=fields)
-            wf.writeheader()
-            wf.writerows(rows)
-        os.replace(tmp, a.out)
+
+
+def write_table(path, fields, row):
+    """Adds `row` to the CSV table at `path`, replacing an earlier row of the same seed, epochs
+    and threads, so that a sweep can be gathered one seed at a time (and over several sessions).
+    Rows are kept in seed order; the file is replaced atomically."""
+    rows = []
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    key = lambda r: (str(r["seed"]), str(r.get("epochs")), str(r.get("threads")))
+    rows = [r for r in rows if key(r) != key(row)] + [row]
+    rows.sort(key=lambda r: (float(r.get("epochs") or 0), int(r["seed"])))
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, restval="", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
