@@ -51,7 +51,7 @@ at once, replacing an earlier row of the same seed, epochs and threads, so a swe
 gathered one seed at a time):
 
     .venv-torch/bin/python scripts/airbench94_reference.py --data-dir ../shared/data \\
-        --seeds 0 1 2 --threads 2 --out results/baselines/airbench94_reference.csv
+        --seeds 0 1 2 --threads 2 --out results/baselines/airbench94/reference.csv
 """
 
 import argparse
