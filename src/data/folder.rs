@@ -14,13 +14,12 @@
 //!   `<data dir>/.runner-cache/<name>.u8`: a header with a SHA-256 key of the listing (paths,
 //!   labels, sizes, modification times) and of the decode options, a CRC-32 of the payload, then
 //!   the labels, the indices of skipped images and the `N x C x H x W` pixels. A later load lists
-//!   the files again (no decoding), memory-maps the cache file and uses it when key, length and
+//!   the files again (no decoding), reads the cache file and uses it when key, length and
 //!   CRC agree; otherwise it decodes again and replaces the file. A cache that cannot be written
 //!   is a warning, not an error.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -647,15 +646,13 @@ fn read_cache(
     l: &Listing,
     shape: [usize; 3],
 ) -> Result<Option<(Dataset, Vec<u32>)>, String> {
-    let file = match File::open(path) {
-        Ok(f) => f,
+    // Read, not memory-mapped: every byte is copied out anyway, and a map of a file that
+    // something else truncates in place would end the process with SIGBUS instead of an error.
+    let mut bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    // SAFETY: the file is runner's own cache, replaced only by an atomic rename (so the mapped
-    // inode never changes under the map); its contents are checked against the CRC before use.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
-    let bytes: &[u8] = &map;
     if bytes.len() < HEADER || &bytes[..16] != MAGIC {
         return Err("not a runner image cache (or an older layout)".into());
     }
@@ -695,7 +692,9 @@ fn read_cache(
     if labels.iter().any(|&x| usize::from(x) >= l.classes.len()) {
         return Err("damaged: a label out of range".into());
     }
-    let images = body[n + 4 * skipped.len()..].to_vec();
+    // The images are the file's tail: drop the front in place rather than copy the tail.
+    bytes.drain(..HEADER + n + 4 * skipped.len());
+    let images = bytes;
     Ok(Some((
         Dataset {
             images,
@@ -846,7 +845,7 @@ mod tests {
         let changed = tmp.path().join("f/b/001.png");
         save(&changed, [1, 2, 3], 4, 4);
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        File::options()
+        std::fs::File::options()
             .write(true)
             .open(&changed)
             .and_then(|f| f.set_modified(later))
@@ -876,6 +875,35 @@ mod tests {
         ));
         let (_, s5) = load_counting(&small, tmp.path(), 0).expect("loads");
         assert_eq!(s5.decoded, 12, "other decode options decode again");
+    }
+
+    #[test]
+    fn a_truncated_cache_is_decoded_again_not_a_crash() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        folder(&tmp.path().join("f"), &["a", "b"], 3);
+        let kind = DatasetKind::ImageFolder(spec(
+            "f",
+            TestSource::Path("f".into()),
+            [3, 4, 4],
+            OnCorrupt::Error,
+        ));
+        let (first, _) = load_counting(&kind, tmp.path(), 0).expect("loads");
+        let caches: Vec<_> = std::fs::read_dir(tmp.path().join(CACHE_DIR))
+            .expect("the cache folder")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert!(!caches.is_empty(), "a cache was written");
+        for c in &caches {
+            let len = std::fs::metadata(c).expect("metadata").len();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(c)
+                .and_then(|f| f.set_len(len / 2))
+                .expect("truncate in place");
+        }
+        let (again, stats) = load_counting(&kind, tmp.path(), 0).expect("decodes again");
+        assert_eq!((stats.decoded, stats.cached), (12, 0));
+        assert_eq!(first, again);
     }
 
     #[test]
