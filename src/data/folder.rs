@@ -821,8 +821,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_cache_is_hit_then_rebuilt_when_a_file_or_the_cache_changes() {
+    /// A temporary data directory with a folder `f` of two classes of 3 images each (4x4 RGB),
+    /// and the data set that reads it for train and test.
+    fn two_class_folder() -> (tempfile::TempDir, DatasetKind) {
         let tmp = tempfile::tempdir().expect("tempdir");
         folder(&tmp.path().join("f"), &["a", "b"], 3);
         let kind = DatasetKind::ImageFolder(spec(
@@ -831,6 +832,12 @@ mod tests {
             [3, 4, 4],
             OnCorrupt::Error,
         ));
+        (tmp, kind)
+    }
+
+    #[test]
+    fn the_cache_is_hit_then_rebuilt_when_a_file_or_the_cache_changes() {
+        let (tmp, kind) = two_class_folder();
         let (first, s1) = load_counting(&kind, tmp.path(), 0).expect("loads");
         assert_eq!((s1.decoded, s1.cached), (12, 0), "train and test decoded");
         let (second, s2) = load_counting(&kind, tmp.path(), 0).expect("loads");
@@ -879,14 +886,7 @@ mod tests {
 
     #[test]
     fn a_truncated_cache_is_decoded_again_not_a_crash() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        folder(&tmp.path().join("f"), &["a", "b"], 3);
-        let kind = DatasetKind::ImageFolder(spec(
-            "f",
-            TestSource::Path("f".into()),
-            [3, 4, 4],
-            OnCorrupt::Error,
-        ));
+        let (tmp, kind) = two_class_folder();
         let (first, _) = load_counting(&kind, tmp.path(), 0).expect("loads");
         let caches: Vec<_> = std::fs::read_dir(tmp.path().join(CACHE_DIR))
             .expect("the cache folder")
