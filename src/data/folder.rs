@@ -895,7 +895,7 @@ mod tests {
         assert!(!caches.is_empty(), "a cache was written");
         for c in &caches {
             let len = std::fs::metadata(c).expect("metadata").len();
-            std::fs::OpenOptions::new()
+            std::fs::File::options()
                 .write(true)
                 .open(c)
                 .and_then(|f| f.set_len(len / 2))
