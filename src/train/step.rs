@@ -880,4 +880,50 @@ optimizer = { kind = "sgd", lr = 0.1, momentum = 0.9 }
             "the update after a NaN loss is not a first update"
         );
     }
+
+    /// A var of four zeros and a gradient store holding `grad` for it.
+    fn store_with(grad: &[f32]) -> (Var, GradStore) {
+        let var = Var::from_slice(&[0f32; 4], 4, &Device::Cpu).expect("var");
+        let mut grads = GradStore::default();
+        grads.insert(&var, Tensor::new(grad, &Device::Cpu).expect("grad"));
+        (var, grads)
+    }
+
+    #[test]
+    fn clipping_by_value_keeps_a_nan_gradient_nan_as_pytorch_does() {
+        // torch.nn.utils.clip_grad_value_ is clamp_, and torch.clamp(nan) is nan: a NaN
+        // element stays NaN (it does not become a bound), the others are clamped.
+        let (var, mut grads) = store_with(&[f32::NAN, 5.0, -5.0, 0.5]);
+        clip_grads(
+            &mut grads,
+            std::slice::from_ref(&var),
+            ClipGrad::Value { value: 1.0 },
+        )
+        .expect("clip");
+        let g = grads
+            .get(&var)
+            .expect("grad")
+            .to_vec1::<f32>()
+            .expect("read");
+        assert!(g[0].is_nan(), "{g:?}");
+        assert_eq!(g[1..], [1.0, -1.0, 0.5]);
+    }
+
+    #[test]
+    fn clipping_by_norm_spreads_a_nan_gradient_as_pytorch_does() {
+        // clip_grad_norm_(error_if_nonfinite=False): the total norm is NaN, so is the
+        // coefficient, and every element times it.
+        let (var, mut grads) = store_with(&[f32::NAN, 5.0, -5.0, 0.5]);
+        let clip = ClipGrad::Norm {
+            max_norm: 1.0,
+            norm_type: 2.0,
+        };
+        clip_grads(&mut grads, std::slice::from_ref(&var), clip).expect("clip");
+        let g = grads
+            .get(&var)
+            .expect("grad")
+            .to_vec1::<f32>()
+            .expect("read");
+        assert!(g.iter().all(|v| v.is_nan()), "{g:?}");
+    }
 }
