@@ -10,7 +10,7 @@ use super::text::{for_markdown_cell, for_markdown_code};
 use super::{ReportError, Summary};
 
 /// Header line of `batch.csv`.
-pub const BATCH_HEADER: &str = "index,experiment,variant,overrides,status,seed,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_test_loss,seconds,train_images_per_sec,run_dir,flags";
+pub const BATCH_HEADER: &str = "index,experiment,variant,overrides,status,seed,params,epochs,train_images,test_acc,best_test_acc,best_epoch,final_test_loss,seconds,train_images_per_sec,run_dir,flags,selected_on,best_val_acc,stop_reason";
 
 /// File name of the batch table.
 pub const BATCH_CSV: &str = "batch.csv";
@@ -59,6 +59,17 @@ pub struct BatchRow {
     /// from a file written before the column existed.
     #[serde(default)]
     pub flags: String,
+    /// The split the best epoch was chosen on, as in `summary.csv`: `val` or `test`. Empty for
+    /// a failed run, and when read from a file written before the column existed.
+    #[serde(default)]
+    pub selected_on: String,
+    /// Validation accuracy of the best epoch, percent, when the run held out a validation
+    /// split (`data.val_split`).
+    #[serde(default)]
+    pub best_val_acc: Option<f64>,
+    /// Why training stopped before its last epoch (`early_stopping`), empty when it ran them all.
+    #[serde(default)]
+    pub stop_reason: String,
 }
 
 impl BatchRow {
@@ -88,6 +99,9 @@ impl BatchRow {
             train_images_per_sec: Some(s.train_images_per_sec),
             run_dir: run_dir.to_string(),
             flags: s.flags.clone(),
+            selected_on: s.selected_on.clone(),
+            best_val_acc: s.best_val_acc,
+            stop_reason: s.stop_reason.clone(),
         }
     }
 
@@ -117,6 +131,9 @@ impl BatchRow {
             train_images_per_sec: None,
             run_dir: String::new(),
             flags: String::new(),
+            selected_on: String::new(),
+            best_val_acc: None,
+            stop_reason: String::new(),
         }
     }
 
@@ -174,6 +191,9 @@ pub fn batch_csv(rows: &[BatchRow]) -> String {
                 opt(r.train_images_per_sec, |x| format!("{x:.1}")),
                 r.run_dir.clone(),
                 r.flags.clone(),
+                r.selected_on.clone(),
+                opt(r.best_val_acc, |x| format!("{x:.4}")),
+                r.stop_reason.clone(),
             ]
         }),
     )
@@ -202,8 +222,11 @@ pub fn batch_md(rows: &[BatchRow]) -> String {
             [
                 opt(r.params, thousands),
                 opt(r.test_acc, |x| format!("{x:.2}")),
-                match (r.best_test_acc, r.best_epoch) {
-                    (Some(a), Some(e)) => format!("{a:.2} @ {e}"),
+                match (r.best_test_acc, r.best_epoch, r.best_val_acc) {
+                    (Some(a), Some(e), Some(v)) if r.selected_on == "val" => {
+                        format!("{a:.2} @ {e} (val {v:.2})")
+                    }
+                    (Some(a), Some(e), _) => format!("{a:.2} @ {e}"),
                     _ => String::new(),
                 },
                 opt(r.epochs, |x| x.to_string()),
@@ -315,10 +338,35 @@ mod tests {
         let csv = batch_csv(&back);
         assert!(
             csv.lines().nth(3).is_some_and(|l| l.ends_with(
-                ",inf,61.250,930.4,mnist_cnn/std=tiny/20261127-000001,non_finite_test_loss"
+                ",inf,61.250,930.4,mnist_cnn/std=tiny/20261127-000001,non_finite_test_loss,test,,"
             )),
             "{csv}"
         );
+    }
+
+    #[test]
+    fn a_run_selected_on_validation_keeps_its_split_and_stop_in_the_table() {
+        let s = Summary {
+            selected_on: "val".into(),
+            best_val_acc: Some(95.125),
+            best_test_acc: 94.0,
+            best_epoch: 3,
+            stop_reason: "early_stopping: val_acc did not improve for 2 epochs".into(),
+            ..summary()
+        };
+        let rows = vec![BatchRow::done(0, "", &[], &s, "mnist_cnn/20261127-000000")];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(BATCH_CSV);
+        let csv = batch_csv(&rows);
+        assert!(
+            csv.lines().nth(1).is_some_and(|l| l
+                .ends_with(",val,95.1250,early_stopping: val_acc did not improve for 2 epochs")),
+            "{csv}"
+        );
+        std::fs::write(&path, csv).unwrap();
+        assert_eq!(read_batch(&path).unwrap(), rows);
+        let md = batch_md(&rows);
+        assert!(md.contains("| 94.00 @ 3 (val 95.12) |"), "{md}");
     }
 
     #[test]
@@ -333,6 +381,9 @@ mod tests {
             "no column, no flags"
         );
         assert_eq!(rows[0].test_acc, Some(94.46));
-        assert_eq!(BATCH_HEADER.rsplit(',').next(), Some("flags"));
+        assert!(rows
+            .iter()
+            .all(|r| r.selected_on.is_empty() && r.best_val_acc.is_none()));
+        assert!(BATCH_HEADER.contains(",run_dir,flags,selected_on,best_val_acc,stop_reason"));
     }
 }
