@@ -204,6 +204,7 @@ pub fn load_str_with(path: &str, text: &str, default_name: &str, sets: &[String]
         Some(r) => overrides::parse_sets(full, r, &mut early),
         None => Vec::new(),
     };
+    overrides::drop_replaced(&mut table, &sets.iter().collect::<Vec<_>>());
     for ov in &sets {
         overrides::apply(&mut table, ov, &mut early);
     }
@@ -235,6 +236,8 @@ pub fn load_str_with(path: &str, text: &str, default_name: &str, sets: &[String]
             .into_iter()
             .map(|v| {
                 let mut t = table.clone();
+                let all: Vec<_> = sets.iter().chain(&v.overrides).collect();
+                overrides::drop_replaced(&mut t, &all);
                 for ov in &v.overrides {
                     overrides::apply(&mut t, ov, &mut early);
                 }

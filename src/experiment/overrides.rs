@@ -229,6 +229,36 @@ pub(super) fn shown(v: &Value<'_>, text: &str) -> String {
     raw.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Keys of which a file gives at most one, because they set one value (the training length):
+/// an override of one replaces the file's other, so `--set train.steps=500`, or `--epochs 2`,
+/// shortens a file that says `epochs = 10` rather than being refused as giving both. Overrides
+/// that set both are left for the reader to refuse.
+const ONE_OF: &[[&str; 2]] = &[["train.epochs", "train.steps"]];
+
+/// Removes from `doc` the key that `overrides` (all of those about to be applied to it, `--set`
+/// and a sweep variant's) replace by setting its partner in [`ONE_OF`].
+pub fn drop_replaced(doc: &mut DeTable<'_>, overrides: &[&Override<'_>]) {
+    for pair in ONE_OF {
+        let given = pair.map(|k| overrides.iter().any(|o| o.key() == k));
+        for (set, other) in [(0, 1), (1, 0)] {
+            if given[set] && !given[other] {
+                remove_key(doc, pair[other]);
+            }
+        }
+    }
+}
+
+/// Removes `table.key` from `doc` if it is there.
+fn remove_key(doc: &mut DeTable<'_>, path: &str) {
+    let Some((table, key)) = path.split_once('.') else {
+        doc.remove(path);
+        return;
+    };
+    if let Some(DeValue::Table(t)) = doc.get_mut(table).map(Spanned::get_mut) {
+        t.remove(key);
+    }
+}
+
 /// Applies one override to a document table.
 pub fn apply<'a>(doc: &mut DeTable<'a>, ov: &Override<'a>, diags: &mut Vec<Diagnostic>) {
     set_in_table(doc, ov, 0, diags);
@@ -366,6 +396,85 @@ mod tests {
         for (text, set, want) in cases {
             assert_eq!(messages(text, &[set]), [want], "{text} --set {set}");
         }
+    }
+
+    /// A valid experiment whose training length is `length`.
+    fn with_length(length: &str) -> String {
+        format!(
+            "[data]\ndataset = \"synthetic\"\nbatch_size = 8\n\
+             synthetic = {{ shape = [1, 4, 4], classes = 2, train_size = 32, test_size = 8 }}\n\
+             [model]\nlayers = [{{ op = \"flatten\" }}, {{ op = \"linear\", out = 2 }}]\n\
+             [train]\n{length}\n"
+        )
+    }
+
+    /// The training length of `text` with `sets`, or the errors.
+    fn length_of(text: &str, sets: &[&str]) -> Result<Vec<String>, Vec<String>> {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let loaded = super::super::load_str_with("x.toml", text, "x", &sets);
+        let errors: Vec<String> = loaded
+            .iter()
+            .flat_map(|l| &l.diagnostics)
+            .filter(|d| d.is_error())
+            .map(|d| d.message.clone())
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(loaded
+            .iter()
+            .map(|l| {
+                let (e, _) = l.result.as_ref().expect("no errors, so a result");
+                e.train().length.to_string()
+            })
+            .collect())
+    }
+
+    /// The training lengths a case expects, or its one error.
+    type Wanted<'a> = Result<&'a [&'a str], &'a str>;
+
+    #[test]
+    fn an_override_of_the_training_length_replaces_the_files() {
+        let both = "`steps` and `epochs` both set the training length".to_string();
+        let cases: [(&str, &[&str], Wanted); 6] = [
+            ("epochs = 10", &["train.steps=5"], Ok(&["5 steps"][..])),
+            ("steps = 5", &["train.epochs=2"], Ok(&["2 epochs"][..])),
+            (
+                "epochs = 10",
+                &["train.epochs=0.5"],
+                Ok(&["0.5 epochs"][..]),
+            ),
+            ("epochs = 10", &[], Ok(&["10 epochs"][..])),
+            // The command line giving both is still a mistake, and so is the file.
+            (
+                "epochs = 10",
+                &["train.steps=5", "train.epochs=2"],
+                Err(both.as_str()),
+            ),
+            ("epochs = 10\nsteps = 5", &[], Err(both.as_str())),
+        ];
+        for (length, sets, want) in cases {
+            let got = length_of(&with_length(length), sets);
+            match want {
+                Ok(w) => assert_eq!(
+                    got,
+                    Ok(w.iter().map(|s| s.to_string()).collect()),
+                    "{length} {sets:?}"
+                ),
+                Err(w) => assert_eq!(got, Err(vec![w.to_string()]), "{length} {sets:?}"),
+            }
+        }
+        // A sweep over steps in a file that says `epochs`: every variant trains by steps.
+        let swept = format!(
+            "{}[sweep]\n\"train.steps\" = [3, 4]\n",
+            with_length("epochs = 10")
+        );
+        assert_eq!(
+            length_of(&swept, &[]),
+            Ok(vec!["3 steps".into(), "4 steps".into()])
+        );
+        // ... but with `--set train.epochs` as well, each variant gives both.
+        assert!(length_of(&swept, &["train.epochs=2"]).is_err());
     }
 
     #[test]
