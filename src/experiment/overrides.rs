@@ -248,14 +248,12 @@ pub fn drop_replaced(doc: &mut DeTable<'_>, overrides: &[&Override<'_>]) {
     }
 }
 
-/// Removes `table.key` from `doc` if it is there.
+/// Removes `table.key` (every key of [`ONE_OF`] is one) from `doc` if it is there.
 fn remove_key(doc: &mut DeTable<'_>, path: &str) {
-    let Some((table, key)) = path.split_once('.') else {
-        doc.remove(path);
-        return;
-    };
-    if let Some(DeValue::Table(t)) = doc.get_mut(table).map(Spanned::get_mut) {
-        t.remove(key);
+    if let Some((table, key)) = path.split_once('.') {
+        if let Some(DeValue::Table(t)) = doc.get_mut(table).map(Spanned::get_mut) {
+            t.remove(key);
+        }
     }
 }
 
