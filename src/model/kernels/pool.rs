@@ -1,8 +1,9 @@
 //! `nn.MaxPool2d(kernel, stride, padding)` (floor mode; padding never wins) with a backward
 //! pass that routes each output gradient to the first maximum of its window, like PyTorch.
 //!
-//! The forward pass finds every window's argmax and, when the input tracks gradients, keeps
-//! those indices (one `u32` per output) for the backward pass, which then only scatters.
+//! The forward pass finds every window's maximum and, when the input tracks gradients, the
+//! index of its first maximum (one `u32` per output), kept for the backward pass, which then
+//! only scatters. Evaluation computes the values alone.
 
 use std::sync::Mutex;
 
@@ -47,42 +48,48 @@ impl Window {
         (lo, hi.max(lo))
     }
 
-    /// For every output of one plane: the index of the first maximum of its window, into `out`.
-    fn argmax_plane(
+    /// For every output of one plane: the maximum of its window into `y` and, when `idx` is
+    /// given, the index (within the plane) of the window's first maximum.
+    fn pool_plane(
         &self,
         x: &[f32],
         (h, w): (usize, usize),
         (ho, wo): (usize, usize),
-        out: &mut [u32],
+        y: &mut [f32],
+        mut idx: Option<&mut [u32]>,
     ) {
-        let mut idx = out.iter_mut();
-        let mut push = |v: usize| {
-            if let Some(slot) = idx.next() {
-                *slot = v as u32;
-            }
-        };
         if self.kernel == 2 && self.stride == 2 && self.pad == 0 {
-            // The common 2x2 pool: four candidates in scan order, no bounds to check.
+            // The common 2x2 pool: four candidates in scan order, no bounds to check, and no
+            // branch on the data, so the loop over a row vectorises.
             for oy in 0..ho {
-                let top = 2 * oy * w;
-                let bottom = top + w;
-                for ox in 0..wo {
-                    let at = [
-                        top + 2 * ox,
-                        top + 2 * ox + 1,
-                        bottom + 2 * ox,
-                        bottom + 2 * ox + 1,
-                    ];
-                    let mut best = at[0];
-                    for &a in &at[1..] {
-                        if x[best].is_nan() {
-                            break;
-                        }
-                        if x[a] > x[best] || x[a].is_nan() {
-                            best = a;
+                let top = &x[2 * oy * w..2 * oy * w + 2 * wo];
+                let bottom = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * wo];
+                let yr = &mut y[oy * wo..(oy + 1) * wo];
+                match idx.as_deref_mut() {
+                    None => {
+                        for ((o, t), b) in yr
+                            .iter_mut()
+                            .zip(top.chunks_exact(2))
+                            .zip(bottom.chunks_exact(2))
+                        {
+                            *o = first_max([t[0], t[1], b[0], b[1]]).0;
                         }
                     }
-                    push(best);
+                    Some(idx) => {
+                        let ir = &mut idx[oy * wo..(oy + 1) * wo];
+                        let (t0, b0) = (2 * oy * w, (2 * oy + 1) * w);
+                        for (ox, ((o, i), (t, b))) in yr
+                            .iter_mut()
+                            .zip(ir.iter_mut())
+                            .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)))
+                            .enumerate()
+                        {
+                            let (v, k) = first_max([t[0], t[1], b[0], b[1]]);
+                            *o = v;
+                            let at = [t0, t0 + 1, b0, b0 + 1][k] + 2 * ox;
+                            *i = at as u32;
+                        }
+                    }
                 }
             }
             return;
@@ -91,44 +98,102 @@ impl Window {
             let (y0, y1) = self.window(oy, h);
             for ox in 0..wo {
                 let (x0, x1) = self.window(ox, w);
-                let mut best = f32::NEG_INFINITY;
-                let mut at = (y0 * w + x0) as u32;
-                let mut first = true;
+                if y0 == y1 || x0 == x1 {
+                    // Only a padding wider than half the kernel (which `runner check` refuses)
+                    // gives an empty window: its maximum is -inf and it takes no gradient.
+                    y[oy * wo + ox] = f32::NEG_INFINITY;
+                    if let Some(idx) = idx.as_deref_mut() {
+                        idx[oy * wo + ox] = u32::MAX;
+                    }
+                    continue;
+                }
+                let mut best = x[y0 * w + x0];
+                let mut at = y0 * w + x0;
                 for iy in y0..y1 {
                     for ix in x0..x1 {
                         let v = x[iy * w + ix];
-                        // NaN propagates, like PyTorch.
-                        if first || v > best || v.is_nan() {
+                        if wins(best, v) {
                             best = v;
-                            at = (iy * w + ix) as u32;
-                            first = false;
-                            if v.is_nan() {
-                                break;
-                            }
+                            at = iy * w + ix;
                         }
                     }
                 }
-                push(at as usize);
+                y[oy * wo + ox] = best;
+                if let Some(idx) = idx.as_deref_mut() {
+                    idx[oy * wo + ox] = at as u32;
+                }
             }
         }
     }
 
-    /// The argmax indices of every plane of `x` (`[planes, h, w]`), `[planes, ho, wo]`.
-    fn argmax(&self, x: &[f32], (h, w): (usize, usize), (ho, wo): (usize, usize)) -> Vec<u32> {
-        let mut idx = vec![0u32; x.len() / (h * w).max(1) * ho * wo];
-        if ho * wo == 0 {
-            return idx;
+    /// The pooled values of every plane of `x` (`[planes, h, w]`), `[planes, ho, wo]`, and
+    /// with `keep` the index of each window's first maximum within its plane.
+    fn pool(
+        &self,
+        x: &[f32],
+        (h, w): (usize, usize),
+        (ho, wo): (usize, usize),
+        keep: bool,
+    ) -> (Vec<f32>, Option<Vec<u32>>) {
+        let n = x.len() / (h * w).max(1) * ho * wo;
+        let mut y = vec![0f32; n];
+        let mut idx = keep.then(|| vec![0u32; n]);
+        if n == 0 {
+            return (y, idx);
         }
-        let plane = |(ip, xp): (&mut [u32], &[f32])| self.argmax_plane(xp, (h, w), (ho, wo), ip);
-        if idx.len() >= PAR_MIN {
-            idx.par_chunks_mut(ho * wo)
-                .zip(x.par_chunks(h * w))
-                .for_each(plane);
-        } else {
-            idx.chunks_mut(ho * wo).zip(x.chunks(h * w)).for_each(plane);
+        let par = n >= PAR_MIN;
+        match idx.as_mut() {
+            Some(idx) => {
+                let plane = |((yp, ip), xp): ((&mut [f32], &mut [u32]), &[f32])| {
+                    self.pool_plane(xp, (h, w), (ho, wo), yp, Some(ip))
+                };
+                if par {
+                    y.par_chunks_mut(ho * wo)
+                        .zip(idx.par_chunks_mut(ho * wo))
+                        .zip(x.par_chunks(h * w))
+                        .for_each(plane);
+                } else {
+                    y.chunks_mut(ho * wo)
+                        .zip(idx.chunks_mut(ho * wo))
+                        .zip(x.chunks(h * w))
+                        .for_each(plane);
+                }
+            }
+            None => {
+                let plane = |(yp, xp): (&mut [f32], &[f32])| {
+                    self.pool_plane(xp, (h, w), (ho, wo), yp, None)
+                };
+                if par {
+                    y.par_chunks_mut(ho * wo)
+                        .zip(x.par_chunks(h * w))
+                        .for_each(plane);
+                } else {
+                    y.chunks_mut(ho * wo).zip(x.chunks(h * w)).for_each(plane);
+                }
+            }
         }
-        idx
+        (y, idx)
     }
+}
+
+/// Whether `v` takes over from `best` as a window's maximum when it comes later in scan order:
+/// when it is larger, or NaN (which propagates, like PyTorch), unless `best` is already NaN.
+/// Ties (and -0 against +0) keep the first. Written without branches so loops vectorise.
+#[inline(always)]
+fn wins(best: f32, v: f32) -> bool {
+    !best.is_nan() & ((v > best) | v.is_nan())
+}
+
+/// The first maximum of four values in scan order, and its position.
+#[inline(always)]
+fn first_max(v: [f32; 4]) -> (f32, usize) {
+    let (mut best, mut at) = (v[0], 0);
+    for (k, &c) in v.iter().enumerate().skip(1) {
+        let take = wins(best, c);
+        best = if take { c } else { best };
+        at = if take { k } else { at };
+    }
+    (best, at)
 }
 
 impl CustomOp1 for MaxPool {
@@ -143,28 +208,8 @@ impl CustomOp1 for MaxPool {
         let win = self.window;
         let (ho, wo) = (win.out_size(h)?, win.out_size(w)?);
         let x = slice(s, l)?;
-        let idx = win.argmax(x, (h, w), (ho, wo));
-        // Indices are within their plane: offset each by its plane's start.
-        let mut y = vec![0f32; b * c * ho * wo];
-        let gather = |((yp, ip), xp): ((&mut [f32], &[u32]), &[f32])| {
-            for (o, &i) in yp.iter_mut().zip(ip) {
-                *o = xp[i as usize];
-            }
-        };
-        if ho * wo > 0 {
-            if y.len() >= PAR_MIN {
-                y.par_chunks_mut(ho * wo)
-                    .zip(idx.par_chunks(ho * wo))
-                    .zip(x.par_chunks(h * w))
-                    .for_each(gather);
-            } else {
-                y.chunks_mut(ho * wo)
-                    .zip(idx.chunks(ho * wo))
-                    .zip(x.chunks(h * w))
-                    .for_each(gather);
-            }
-        }
-        if self.keep {
+        let (y, idx) = win.pool(x, (h, w), (ho, wo), self.keep);
+        if let Some(idx) = idx {
             // A poisoned lock only means another thread panicked mid-write; the indices are
             // then recomputed in the backward pass.
             if let Ok(mut kept) = self.argmax.lock() {
@@ -182,7 +227,10 @@ impl CustomOp1 for MaxPool {
         let dx = with_values(arg, |x| {
             let idx = match kept {
                 Some(idx) if idx.len() == x.len() / (h * w).max(1) * ho * wo => idx,
-                _ => win.argmax(x, (h, w), (ho, wo)),
+                _ => match win.pool(x, (h, w), (ho, wo), true).1 {
+                    Some(idx) => idx,
+                    None => bail!("max_pool2d: the backward pass found no indices"),
+                },
             };
             with_values(dy, |g| {
                 let mut dx = vec![0f32; x.len()];
@@ -191,7 +239,9 @@ impl CustomOp1 for MaxPool {
                 }
                 let plane = |((dxp, ip), gp): ((&mut [f32], &[u32]), &[f32])| {
                     for (&i, gv) in ip.iter().zip(gp) {
-                        dxp[i as usize] += gv;
+                        if let Some(d) = dxp.get_mut(i as usize) {
+                            *d += gv;
+                        }
                     }
                 };
                 if dx.len() >= PAR_MIN {

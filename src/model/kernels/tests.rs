@@ -259,6 +259,67 @@ fn max_pool_sends_ties_to_the_first_maximum() {
     assert_eq!(flat(g.get(&x).unwrap()), vec![1.0, 0.0, 0.0, 0.0]);
 }
 
+fn bits(x: &Tensor) -> Vec<u32> {
+    flat(x).iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn max_pool_values_agree_with_and_without_kept_indices() {
+    // Evaluation computes the values alone; training also keeps each window's first maximum.
+    // Both must give the same bits, NaN, signed zeros and ties included.
+    let mut x = flat(&random(&[2, 3, 9, 8], 11));
+    for (i, v) in [
+        (0, f32::NAN),
+        (1, -0.0),
+        (8, 0.0),
+        (9, 0.0),
+        (40, f32::NAN),
+        (41, f32::NAN),
+    ] {
+        x[i] = v;
+    }
+    let x = Tensor::from_vec(x, (2, 3, 9, 8), &Device::Cpu).unwrap();
+    for (k, s, p) in [(2, 2, 0), (3, 2, 1), (2, 1, 0), (3, 3, 1)] {
+        let plain = pool::max_pool2d(&x, k, s, p).unwrap();
+        let v = Var::from_tensor(&x).unwrap();
+        let kept = pool::max_pool2d(v.as_tensor(), k, s, p).unwrap();
+        assert_eq!(bits(&plain), bits(&kept), "k{k} s{s} p{p}");
+        // The gradient lands on exactly one input per window, holding the pooled value.
+        let g = kept.sum_all().unwrap().backward().unwrap();
+        let g = flat(g.get(&v).unwrap());
+        let hit: usize = g.iter().map(|&d| d as usize).sum();
+        assert_eq!(hit, kept.elem_count(), "k{k} s{s} p{p}");
+    }
+    // The 2x2 window [NaN, -0; 0, 0] pools to NaN, whose gradient is the first input's.
+    let v = Var::from_tensor(&x).unwrap();
+    let y = pool::max_pool2d(v.as_tensor(), 2, 2, 0).unwrap();
+    let yv = flat(&y);
+    assert!(yv[0].is_nan());
+    let g = flat(y.sum_all().unwrap().backward().unwrap().get(&v).unwrap());
+    assert_eq!(&g[..2], &[1.0, 0.0]);
+    assert_eq!(g[8], 0.0);
+    // x[40] and x[41] are the top row of window (row 5, col 0..1) of a 4-wide output: the
+    // first NaN takes the gradient.
+    assert_eq!((g[40], g[41]), (1.0, 0.0));
+    // Among equal zeros the first wins, sign and gradient both.
+    for (first, second) in [(-0.0f32, 0.0f32), (0.0, -0.0)] {
+        let z = Tensor::from_vec(
+            vec![first, second, second, first],
+            (1, 1, 2, 2),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let zv = Var::from_tensor(&z).unwrap();
+        for t in [&z, zv.as_tensor()] {
+            let y = pool::max_pool2d(t, 2, 2, 0).unwrap();
+            assert_eq!(bits(&y), vec![first.to_bits()]);
+        }
+        let y = pool::max_pool2d(zv.as_tensor(), 2, 2, 0).unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(flat(g.get(&zv).unwrap()), vec![1.0, 0.0, 0.0, 0.0]);
+    }
+}
+
 #[test]
 fn relu_matches_candle() {
     for (i, shape) in [vec![1, 1, 3, 3], vec![2, 3, 5, 7], vec![64, 16, 8, 8]]
