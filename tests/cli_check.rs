@@ -136,6 +136,24 @@ fn json_output_for_a_valid_file_has_the_layer_table() {
 }
 
 #[test]
+fn the_table_shows_the_fused_relus() {
+    // The ReLUs after LeNet's convs run inside them; those after the linear layers do not.
+    let o = check(&["experiments/cifar_lenet.toml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", all_output(&o));
+    let text = stdout(&o);
+    assert!(text.contains("conv2d 3->6 k5 + relu"), "{text}");
+    assert!(text.contains("relu (fused into conv2)"), "{text}");
+    let o = check(&["--json", "experiments/cifar_lenet.toml"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    let layers = v["files"][0]["layers"].as_array().expect("a layer table");
+    let fused: Vec<&str> = layers
+        .iter()
+        .filter_map(|l| l.get("fused_into").and_then(|h| h.as_str()))
+        .collect();
+    assert_eq!(fused, ["conv1", "conv2"]);
+}
+
+#[test]
 fn quiet_prints_the_verdict_without_the_table() {
     let o = check(&["--quiet", "experiments/mnist_cnn.toml"]);
     let out = stdout(&o);

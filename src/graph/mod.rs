@@ -2,11 +2,13 @@
 //! in a stable topological order ([`order`]) with every shape, parameter and MAC count
 //! inferred ([`infer`]). The graph reads no TOML: its problems are located through the
 //! [`ModelSpans`] that validation hands over.
+pub mod fuse;
 pub mod infer;
 pub mod layer;
 pub mod order;
 pub mod summary;
 
+pub use fuse::Fusion;
 pub use layer::{GeluApprox, Init, Layer, NodeRef, Op};
 
 use std::ops::Range;

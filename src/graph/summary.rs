@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{GeluApprox, Graph, Init, NodeRef, Op};
+use super::{Fusion, GeluApprox, Graph, Init, NodeRef, Op};
 use crate::diagnostic::shape_str;
 
 /// One row of the table.
@@ -20,10 +20,14 @@ pub struct Row {
     pub params: usize,
     /// Multiply-accumulates per sample.
     pub macs: u64,
+    /// For a ReLU computed inside the layer before it ([`Fusion`]): that layer's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fused_into: Option<String>,
 }
 
 /// Table rows for a graph.
 pub fn rows(g: &Graph) -> Vec<Row> {
+    let fusion = Fusion::of(g);
     g.layers
         .iter()
         .enumerate()
@@ -44,13 +48,20 @@ pub fn rows(g: &Graph) -> Vec<Row> {
                     })
                     .collect()
             };
+            let fused_into = fusion.host(i).map(|h| g.layers[h].name.clone());
+            let op = match &fused_into {
+                Some(host) => format!("{} (fused into {host})", describe(&l.op)),
+                None if fusion.has_relu(i) => format!("{} + relu", describe(&l.op)),
+                None => describe(&l.op),
+            };
             Row {
                 name: l.name.clone(),
-                op: describe(&l.op),
+                op,
                 inputs,
                 shape: l.shape.clone(),
                 params: l.params,
                 macs: l.macs,
+                fused_into,
             }
         })
         .collect()

@@ -21,7 +21,7 @@ use candle_core::{bail, Device, Result, Tensor, TensorId, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::graph::Graph;
+use crate::graph::{Fusion, Graph};
 use crate::graph::{GeluApprox, Init, Layer, NodeRef, Op};
 
 /// A network built from a checked [`Graph`]: parameters, buffers and a forward pass.
@@ -68,6 +68,8 @@ enum Module {
         bias: Option<Var>,
         stride: usize,
         padding: usize,
+        /// A ReLU fused into the same pass ([`Fusion`]).
+        relu: bool,
     },
     BatchNorm2d {
         weight: Var,
@@ -77,6 +79,8 @@ enum Module {
         num_batches_tracked: Var,
         eps: f64,
         momentum: f64,
+        /// A ReLU fused into the same pass ([`Fusion`]).
+        relu: bool,
     },
     Relu,
     Tanh,
@@ -200,8 +204,10 @@ impl Model {
         let mut params = Vec::new();
         let mut buffers = Vec::new();
         let frees = frees(&spec.layers);
+        let fusion = Fusion::of(spec);
         let mut nodes = Vec::with_capacity(spec.layers.len());
-        for (layer, frees) in spec.layers.iter().zip(frees) {
+        for (i, (layer, frees)) in spec.layers.iter().zip(frees).enumerate() {
+            let relu = fusion.has_relu(i);
             let mut param = |suffix: &str, var: Var| {
                 params.push((format!("{}.{suffix}", layer.name), var.clone()));
                 var
@@ -237,6 +243,7 @@ impl Model {
                         bias,
                         stride,
                         padding,
+                        relu,
                     }
                 }
                 Op::BatchNorm2d {
@@ -265,6 +272,7 @@ impl Model {
                         num_batches_tracked,
                         eps,
                         momentum,
+                        relu,
                     }
                 }
                 Op::Linear {
@@ -290,6 +298,8 @@ impl Model {
                     };
                     Module::Linear { weight, bias }
                 }
+                // Computed by the layer it reads, which already returns the ReLU's output.
+                Op::Relu if fusion.host(i).is_some() => Module::Identity,
                 Op::Relu => Module::Relu,
                 Op::Tanh => Module::Tanh,
                 Op::Sigmoid => Module::Sigmoid,
@@ -561,16 +571,23 @@ impl Model {
                 bias,
                 stride,
                 padding,
+                relu,
             } => {
                 let weight = param(weight);
                 let bias = bias.as_ref().map(param);
                 if kernels::supported(x) && kernels::supported(&weight) {
-                    return kernels::conv::conv2d(x, &weight, bias.as_ref(), *stride, *padding);
+                    let geometry = (*stride, *padding);
+                    return kernels::conv::conv2d(x, &weight, bias.as_ref(), geometry, *relu);
                 }
                 let y = x.conv2d(&weight, *padding, *stride, 1, 1)?;
-                match bias {
-                    Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?),
-                    None => Ok(y),
+                let y = match bias {
+                    Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?,
+                    None => y,
+                };
+                if *relu {
+                    y.relu()
+                } else {
+                    Ok(y)
                 }
             }
             Module::BatchNorm2d {
@@ -581,6 +598,7 @@ impl Model {
                 num_batches_tracked,
                 eps,
                 momentum,
+                relu,
             } => {
                 let (weight, bias) = (param(weight), param(bias));
                 let vars = ops::BatchNormVars {
@@ -590,7 +608,7 @@ impl Model {
                     running_var,
                     num_batches_tracked,
                 };
-                ops::batch_norm2d(x, &vars, *eps, *momentum, train)
+                ops::batch_norm2d(x, &vars, (*eps, *momentum), train, *relu)
             }
             Module::Relu if kernels::supported(x) => kernels::relu::relu(x),
             Module::Relu => x.relu(),

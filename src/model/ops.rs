@@ -133,13 +133,13 @@ pub(crate) struct BatchNormVars<'a> {
 /// over `(N, H, W)` and moves the running statistics towards the batch mean and *unbiased*
 /// variance (`new = (1 - momentum) * old + momentum * batch`) and counts the pass in
 /// `num_batches_tracked`; in evaluation, normalises with the running statistics and leaves
-/// them alone.
+/// them alone. With `relu`, a ReLU follows (fused into the kernels' pass on the CPU).
 pub(crate) fn batch_norm2d(
     x: &Tensor,
     v: &BatchNormVars<'_>,
-    eps: f64,
-    momentum: f64,
+    (eps, momentum): (f64, f64),
     train: bool,
+    relu: bool,
 ) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let bshape = (1, c, 1, 1);
@@ -152,7 +152,7 @@ pub(crate) fn batch_norm2d(
         count.set(&count.as_tensor().affine(1.0, 1.0)?)?;
         if super::kernels::supported(x) {
             let (y, stats) =
-                super::kernels::batch_norm::batch_norm_train(x, v.weight, v.bias, eps)?;
+                super::kernels::batch_norm::batch_norm_train(x, v.weight, v.bias, (eps, relu))?;
             let dev = x.device();
             let mean = Tensor::from_vec(stats.mean, c, dev)?;
             let unbiased = (Tensor::from_vec(stats.var, c, dev)? * (n as f64 / (n - 1) as f64))?;
@@ -177,14 +177,20 @@ pub(crate) fn batch_norm2d(
         let std = (v.running_var.as_tensor().detach() + eps)?.sqrt()?;
         let scale = v.weight.div(&std)?;
         let shift = v.bias.sub(&mean.mul(&scale)?)?;
-        return super::kernels::batch_norm::channel_affine(x, &scale, &shift);
+        return super::kernels::batch_norm::channel_affine(x, &scale, &shift, relu);
     } else {
         let mean = v.running_mean.as_tensor().detach().reshape(bshape)?;
         let std = (v.running_var.as_tensor().detach().reshape(bshape)? + eps)?.sqrt()?;
         x.broadcast_sub(&mean)?.broadcast_div(&std)?
     };
-    xhat.broadcast_mul(&v.weight.reshape(bshape)?)?
-        .broadcast_add(&v.bias.reshape(bshape)?)
+    let y = xhat
+        .broadcast_mul(&v.weight.reshape(bshape)?)?
+        .broadcast_add(&v.bias.reshape(bshape)?)?;
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
+    }
 }
 
 /// `stat = (1 - momentum) * stat + momentum * batch` (PyTorch's running statistics).
@@ -357,7 +363,7 @@ mod tests {
             running_var: &running_var,
             num_batches_tracked: &count,
         };
-        let y = batch_norm2d(&x, &vars, 1e-5, 0.1, true).unwrap();
+        let y = batch_norm2d(&x, &vars, (1e-5, 0.1), true, false).unwrap();
         let s = (1.25f32 + 1e-5).sqrt();
         let want: Vec<f32> = [1., 2., 3., 4.]
             .iter()
@@ -378,7 +384,7 @@ mod tests {
             "running var",
         );
 
-        let y = batch_norm2d(&x, &vars, 1e-5, 0.1, false).unwrap();
+        let y = batch_norm2d(&x, &vars, (1e-5, 0.1), false, false).unwrap();
         let s = (0.9f32 + 0.5 / 3.0 + 1e-5).sqrt();
         let want: Vec<f32> = [1., 2., 3., 4.]
             .iter()
@@ -395,7 +401,7 @@ mod tests {
         );
 
         let one = t(&[1.], (1, 1, 1, 1));
-        assert!(batch_norm2d(&one, &vars, 1e-5, 0.1, true).is_err());
+        assert!(batch_norm2d(&one, &vars, (1e-5, 0.1), true, false).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{slice, tensor, with_values};
+use super::{relu, slice, tensor, with_values};
 
 /// Per-channel batch statistics of one forward pass.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +22,8 @@ pub(crate) struct Stats {
 
 struct BatchNormTrain {
     eps: f64,
+    /// A ReLU fused after the affine transform ([`crate::graph::Fusion`]).
+    relu: bool,
     /// Filled by the forward pass; read by the backward pass and by the caller (running stats).
     stats: Arc<Mutex<Stats>>,
 }
@@ -87,7 +89,7 @@ impl CustomOp3 for BatchNormTrain {
             .collect();
         let scale: Vec<f32> = (0..c).map(|ch| w[ch] * invstd[ch]).collect();
         let shift: Vec<f32> = (0..c).map(|ch| bias[ch] - mean[ch] * scale[ch]).collect();
-        let y = affine_planes(x, c, hw, &scale, &shift);
+        let y = affine_planes(x, c, hw, (&scale, &shift), self.relu);
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = Stats { mean, var, invstd };
         Ok((CpuStorage::F32(y), lx.shape().clone()))
     }
@@ -97,10 +99,15 @@ impl CustomOp3 for BatchNormTrain {
         x: &Tensor,
         w: &Tensor,
         _b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, hw) = dims(x.dims())?;
+        let dy = if self.relu {
+            &relu::masked(res, dy)?
+        } else {
+            dy
+        };
         let st = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if st.mean.len() != c {
             bail!("batch_norm2d: backward pass without a forward pass")
@@ -161,13 +168,14 @@ impl CustomOp3 for BatchNormTrain {
     }
 }
 
-/// Training-mode batch norm of `x` `[B, C, H, W]` with `weight` and `bias` `[C]`; returns the
-/// output and the batch mean and biased variance (for the running statistics).
+/// Training-mode batch norm of `x` `[B, C, H, W]` with `weight` and `bias` `[C]`, followed by a
+/// ReLU when `relu`; returns the output and the batch mean and biased variance (for the
+/// running statistics).
 pub(crate) fn batch_norm_train(
     x: &Tensor,
     weight: &Tensor,
     bias: &Tensor,
-    eps: f64,
+    (eps, relu): (f64, bool),
 ) -> Result<(Tensor, Stats)> {
     let stats = Arc::new(Mutex::new(Stats::default()));
     let y = x.contiguous()?.apply_op3(
@@ -175,6 +183,7 @@ pub(crate) fn batch_norm_train(
         &bias.contiguous()?,
         BatchNormTrain {
             eps,
+            relu,
             stats: stats.clone(),
         },
     )?;
@@ -182,8 +191,11 @@ pub(crate) fn batch_norm_train(
     Ok((y, st))
 }
 
-/// `y = x * scale[c] + shift[c]` over `[B, C, H, W]`: evaluation-mode batch norm in one pass.
-struct ChannelAffine;
+/// `y = x * scale[c] + shift[c]` over `[B, C, H, W]`, then ReLU with `relu`: evaluation-mode
+/// batch norm in one pass.
+struct ChannelAffine {
+    relu: bool,
+}
 
 impl CustomOp3 for ChannelAffine {
     fn name(&self) -> &'static str {
@@ -201,7 +213,7 @@ impl CustomOp3 for ChannelAffine {
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, hw) = dims(lx.dims())?;
         let (x, scale, shift) = (slice(sx, lx)?, slice(ss, ls)?, slice(st, lt)?);
-        let y = affine_planes(x, c, hw, scale, shift);
+        let y = affine_planes(x, c, hw, (scale, shift), self.relu);
         Ok((CpuStorage::F32(y), lx.shape().clone()))
     }
 
@@ -210,10 +222,15 @@ impl CustomOp3 for ChannelAffine {
         x: &Tensor,
         scale: &Tensor,
         _shift: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, hw) = dims(x.dims())?;
+        let dy = if self.relu {
+            &relu::masked(res, dy)?
+        } else {
+            dy
+        };
         let (dx, ds, dt) = with_values(x, |xv| {
             with_values(scale, |sv| {
                 with_values(dy, |g| {
@@ -252,21 +269,43 @@ impl CustomOp3 for ChannelAffine {
     }
 }
 
-/// `x * scale + shift` with per-channel `scale` and `shift` `[C]` (evaluation-mode batch norm).
-pub(crate) fn channel_affine(x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op3(&scale.contiguous()?, &shift.contiguous()?, ChannelAffine)
+/// `x * scale + shift` with per-channel `scale` and `shift` `[C]` (evaluation-mode batch norm),
+/// followed by a ReLU when `relu`.
+pub(crate) fn channel_affine(
+    x: &Tensor,
+    scale: &Tensor,
+    shift: &Tensor,
+    relu: bool,
+) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(
+        &scale.contiguous()?,
+        &shift.contiguous()?,
+        ChannelAffine { relu },
+    )
 }
 
-/// `x * scale[ch] + shift[ch]` over `[B, C, H*W]` values, one plane per task.
-fn affine_planes(x: &[f32], c: usize, hw: usize, scale: &[f32], shift: &[f32]) -> Vec<f32> {
+/// `x * scale[ch] + shift[ch]` over `[B, C, H*W]` values (then ReLU with `relu`), one plane
+/// per task.
+fn affine_planes(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    (scale, shift): (&[f32], &[f32]),
+    relu: bool,
+) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(hw)
         .zip(x.par_chunks(hw))
         .enumerate()
         .for_each(|(i, (yp, xp))| {
             let (s, t) = (scale[i % c], shift[i % c]);
-            yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = x * s + t);
+            if relu {
+                yp.iter_mut()
+                    .zip(xp)
+                    .for_each(|(y, &x)| *y = relu::value(x * s + t));
+            } else {
+                yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = x * s + t);
+            }
         });
     y
 }

@@ -11,7 +11,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::winograd::{self, Shape3x3};
-use super::{slice, tensor, with_values};
+use super::{relu, slice, tensor, with_values};
 
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,17 +312,18 @@ impl Drop for Kept {
     }
 }
 
-/// The forward pass: `y = conv(x, w) + bias`. With `keep`, the column matrices are returned
-/// too (none for Winograd layers or above [`KEEP_MAX`]), for [`backward`] to reuse.
+/// The forward pass: `y = conv(x, w) + bias`, then ReLU with `relu`. With `keep`, the column
+/// matrices are returned too (none for Winograd layers or above [`KEEP_MAX`]), for
+/// [`backward`] to reuse.
 fn forward(
     g: &Geom,
     x: &[f32],
     w: &[f32],
-    bias: Option<&[f32]>,
+    (bias, relu): (Option<&[f32]>, bool),
     keep: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
     if uses_winograd(g) {
-        return (winograd::conv3x3(&g.shape3x3(), x, w, bias), None);
+        return (winograd::conv3x3(&g.shape3x3(), x, w, bias, relu), None);
     }
     let (kk, n, o) = (g.kk(), g.n(), g.o);
     let s = g.chunk();
@@ -385,10 +386,20 @@ fn forward(
             if !scratch.is_empty() {
                 put_scratch(0, scratch);
             }
-            if let Some(bias) = bias {
-                for (plane, &bv) in ys.chunks_exact_mut(n).zip(bias.iter().cycle()) {
-                    plane.iter_mut().for_each(|v| *v += bv);
+            // Bias and ReLU while the chunk is still in cache.
+            match (bias, relu) {
+                (Some(bias), false) => {
+                    for (plane, &bv) in ys.chunks_exact_mut(n).zip(bias.iter().cycle()) {
+                        plane.iter_mut().for_each(|v| *v += bv);
+                    }
                 }
+                (Some(bias), true) => {
+                    for (plane, &bv) in ys.chunks_exact_mut(n).zip(bias.iter().cycle()) {
+                        plane.iter_mut().for_each(|v| *v = relu::value(*v + bv));
+                    }
+                }
+                (None, true) => ys.iter_mut().for_each(|v| *v = relu::value(*v)),
+                (None, false) => {}
             }
         });
     (y, kept)
@@ -529,6 +540,8 @@ fn backward(
 struct Op {
     stride: usize,
     pad: usize,
+    /// A ReLU fused after the bias ([`crate::graph::Fusion`]).
+    relu: bool,
     /// Keep the forward pass's columns for the backward pass (the weight takes gradients).
     keep: bool,
     kept: Kept,
@@ -552,15 +565,34 @@ impl Op {
             Some((s, l)) => Some(slice(s, l)?),
             None => None,
         };
-        let (y, cols) = forward(&g, slice(sx, lx)?, slice(sw, lw)?, bias, self.keep);
+        let (y, cols) = forward(
+            &g,
+            slice(sx, lx)?,
+            slice(sw, lw)?,
+            (bias, self.relu),
+            self.keep,
+        );
         if let Some(cols) = cols {
             self.kept.store(cols);
         }
         Ok((CpuStorage::F32(y), Shape::from((g.b, g.o, g.ho, g.wo))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Tensor, Tensor)> {
+    /// The gradients from `dy`, the gradient of the op's output `res`.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
         let g = Geom::new(x.dims(), w.dims(), self.stride, self.pad)?;
+        // Through the fused ReLU first: the gradient of the convolution's own output.
+        let dy = if self.relu {
+            &relu::masked(res, dy)?
+        } else {
+            dy
+        };
         let need_dx = x.track_op();
         // A 3x3 stride-1 layer with enough channels both ways: every gradient by Winograd (its
         // input gradient is itself a 3x3 convolution, of `dy`, with padding `2 - pad`).
@@ -620,10 +652,10 @@ impl CustomOp2 for Conv {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = self.0.bwd(x, w, dy)?;
+        let (dx, dw, _) = self.0.bwd(x, w, res, dy)?;
         Ok((dx, Some(dw)))
     }
 }
@@ -650,30 +682,33 @@ impl CustomOp3 for ConvBias {
         x: &Tensor,
         w: &Tensor,
         _b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = self.0.bwd(x, w, dy)?;
+        let (dx, dw, db) = self.0.bwd(x, w, res, dy)?;
         Ok((dx, Some(dw), Some(db)))
     }
 }
 
 /// `F.conv2d(x, w, b, stride, padding)` for contiguous-able `f32` CPU tensors: x `[B, C, H, W]`,
-/// w `[O, C, k, k]`, b `[O]`. The input gradient is computed only when `x` tracks gradients.
+/// w `[O, C, k, k]`, b `[O]`, followed by `F.relu` when `relu` (the same bits as the two ops
+/// apart, without the intermediate tensor). The input gradient is computed only when `x`
+/// tracks gradients.
 /// When `w` tracks gradients, the forward pass keeps its column matrices (im2col layers up to
 /// [`KEEP_MAX`] values) for the backward pass instead of recomputing them there.
 pub(crate) fn conv2d(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
-    stride: usize,
-    pad: usize,
+    (stride, pad): (usize, usize),
+    relu: bool,
 ) -> Result<Tensor> {
     let x = x.contiguous()?;
     let w = w.contiguous()?;
     let op = Op {
         stride,
         pad,
+        relu,
         keep: w.track_op(),
         kept: Kept::default(),
     };
@@ -701,8 +736,8 @@ mod tests {
             let x: Vec<f32> = (0..b * c * hw * hw).map(value).collect();
             let w: Vec<f32> = (0..o * c * k * k).map(|i| value(i + 3)).collect();
             let dy: Vec<f32> = (0..b * o * g.n()).map(|i| value(i + 11)).collect();
-            let (y_kept, cols) = forward(&g, &x, &w, None, true);
-            let (y, none) = forward(&g, &x, &w, None, false);
+            let (y_kept, cols) = forward(&g, &x, &w, (None, false), true);
+            let (y, none) = forward(&g, &x, &w, (None, false), false);
             assert_eq!(y_kept, y);
             assert!(none.is_none());
             let cols = cols.expect("an im2col layer keeps its columns");

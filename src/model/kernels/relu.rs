@@ -1,8 +1,43 @@
-//! ReLU in one pass forward and one pass backward (candle's backward takes three ops).
+//! ReLU in one pass forward and one pass backward (candle's backward takes three ops), and the
+//! two elementwise rules that the layers with a fused ReLU (conv, batch norm) share with it.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 use super::{slice, tensor, with_values, zip_map};
+
+/// ReLU of one value. NaN passes through, so a diverging run still shows a non-finite loss;
+/// -0 stays -0, like PyTorch's `clamp_min(0)`.
+#[inline(always)]
+pub(crate) fn value(v: f32) -> f32 {
+    if v < 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// The gradient through a ReLU whose output was `y`: `g` where the output is positive.
+#[inline(always)]
+pub(crate) fn grad(y: f32, g: f32) -> f32 {
+    if y > 0.0 {
+        g
+    } else {
+        0.0
+    }
+}
+
+/// `dy` masked by a ReLU output `res` (the backward pass of a ReLU, or of a layer with one
+/// fused in, before its own).
+pub(crate) fn masked(res: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let dx = with_values(res, |y| {
+        with_values(dy, |g| {
+            let mut dx = vec![0f32; y.len()];
+            zip_map(y, g, &mut dx, grad);
+            Ok(dx)
+        })
+    })?;
+    tensor(dx, res.dims())
+}
 
 struct Relu;
 
@@ -14,20 +49,12 @@ impl CustomOp1 for Relu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l)?;
         let mut y = vec![0f32; x.len()];
-        // NaN passes through, so a diverging run still shows a non-finite loss.
-        zip_map(x, x, &mut y, |v, _| if v < 0.0 { 0.0 } else { v });
+        zip_map(x, x, &mut y, |v, _| value(v));
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        let dx = with_values(res, |y| {
-            with_values(dy, |g| {
-                let mut dx = vec![0f32; y.len()];
-                zip_map(y, g, &mut dx, |y, g| if y > 0.0 { g } else { 0.0 });
-                Ok(dx)
-            })
-        })?;
-        Ok(Some(tensor(dx, res.dims())?))
+        Ok(Some(masked(res, dy)?))
     }
 }
 

@@ -66,7 +66,14 @@ fn conv2d_matches_candle_forward_and_backward() {
         let wt = Var::from_tensor(&random(&[o, c, k, k], 100 + i as u64)).unwrap();
         let bias = Var::from_tensor(&random(&[o], 200 + i as u64)).unwrap();
         let bias_t = with_bias.then(|| bias.as_tensor().clone());
-        let ours = conv::conv2d(x.as_tensor(), wt.as_tensor(), bias_t.as_ref(), s, p).unwrap();
+        let ours = conv::conv2d(
+            x.as_tensor(),
+            wt.as_tensor(),
+            bias_t.as_ref(),
+            (s, p),
+            false,
+        )
+        .unwrap();
         let mut theirs = x.as_tensor().conv2d(wt.as_tensor(), p, s, 1, 1).unwrap();
         if with_bias {
             theirs = theirs
@@ -96,7 +103,7 @@ fn conv2d_matches_candle_forward_and_backward() {
             Err(_) => {
                 let loss = |xv: &Tensor, wv: &Tensor, bv: &Tensor| {
                     let bv = with_bias.then_some(bv);
-                    let y = conv::conv2d(xv, wv, bv, s, p).unwrap();
+                    let y = conv::conv2d(xv, wv, bv, (s, p), false).unwrap();
                     weighted_sum(&y, 7).to_scalar::<f32>().unwrap()
                 };
                 let (x0, w0, b0) = (x.as_tensor(), wt.as_tensor(), bias.as_tensor());
@@ -134,7 +141,7 @@ fn conv2d_matches_candle_forward_and_backward() {
 fn conv2d_computes_no_input_gradient_for_data() {
     let x = random(&[3, 2, 6, 6], 1);
     let wt = Var::from_tensor(&random(&[4, 2, 3, 3], 2)).unwrap();
-    let y = conv::conv2d(&x, wt.as_tensor(), None, 1, 1).unwrap();
+    let y = conv::conv2d(&x, wt.as_tensor(), None, (1, 1), false).unwrap();
     let grads = weighted_sum(&y, 3).backward().unwrap();
     assert!(grads.get(&x).is_none(), "the data batch needs no gradient");
     let reference = x.conv2d(wt.as_tensor(), 1, 1, 1, 1).unwrap();
@@ -154,7 +161,7 @@ fn conv2d_is_deterministic() {
         let x = Var::from_tensor(&random(&[13, c, 5, 5], 1)).unwrap();
         let wt = Var::from_tensor(&random(&[o, c, 3, 3], 2)).unwrap();
         let run = || {
-            let y = conv::conv2d(x.as_tensor(), wt.as_tensor(), None, 1, 1).unwrap();
+            let y = conv::conv2d(x.as_tensor(), wt.as_tensor(), None, (1, 1), false).unwrap();
             let g = weighted_sum(&y, 3).backward().unwrap();
             (
                 flat(&y),
@@ -372,9 +379,13 @@ fn batch_norm_matches_candle_forward_and_backward() {
         let x = Var::from_tensor(&x0).unwrap();
         let w = Var::from_tensor(&random(&[c], 10 + i as u64)).unwrap();
         let b = Var::from_tensor(&random(&[c], 20 + i as u64)).unwrap();
-        let (ours, stats) =
-            batch_norm::batch_norm_train(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5)
-                .unwrap();
+        let (ours, stats) = batch_norm::batch_norm_train(
+            x.as_tensor(),
+            w.as_tensor(),
+            b.as_tensor(),
+            (1e-5, false),
+        )
+        .unwrap();
         let theirs = batch_norm_reference(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5);
         close(&ours, &theirs, 1e-5, &format!("{msg}: forward"));
         let mean = flat(&x0.mean_keepdim((0, 2, 3)).unwrap());
@@ -402,7 +413,8 @@ fn channel_affine_matches_candle_forward_and_backward() {
         let x = Var::from_tensor(&random(&shape, i as u64)).unwrap();
         let s = Var::from_tensor(&random(&[c], 30 + i as u64)).unwrap();
         let t = Var::from_tensor(&random(&[c], 40 + i as u64)).unwrap();
-        let ours = batch_norm::channel_affine(x.as_tensor(), s.as_tensor(), t.as_tensor()).unwrap();
+        let ours =
+            batch_norm::channel_affine(x.as_tensor(), s.as_tensor(), t.as_tensor(), false).unwrap();
         let theirs = x
             .as_tensor()
             .broadcast_mul(&s.as_tensor().reshape((1, c, 1, 1)).unwrap())
@@ -469,4 +481,79 @@ fn gelu_matches_torch() {
             &format!("{name}: candle forward"),
         );
     }
+}
+
+/// A fused op's forward pass and gradients, for comparing bit for bit.
+type Run = (Vec<u32>, Vec<Vec<u32>>);
+
+/// `f(vars)` and the gradient of a weighted sum of it for every var, as bits (empty for a var
+/// that `f` does not read).
+fn run_bits(vars: &[Var], f: impl Fn(&[Var]) -> Tensor) -> Run {
+    let y = f(vars);
+    let g = weighted_sum(&y, 3).backward().unwrap();
+    let grads = vars
+        .iter()
+        .map(|v| g.get(v).map(bits).unwrap_or_default())
+        .collect();
+    (bits(&y), grads)
+}
+
+#[test]
+fn fused_relu_gives_the_bits_of_the_separate_relu() {
+    // Both conv paths (im2col and Winograd, with and without bias) and batch norm in training
+    // and evaluation: forward values and every gradient, bit for bit.
+    for (shape, o, k, pad, bias) in [
+        ([3, 2, 9, 9], 5, 5, 2, true),
+        ([2, 3, 8, 8], 4, 3, 1, false),
+        ([2, 16, 8, 8], 16, 3, 1, true),
+        ([3, 16, 6, 6], 17, 3, 0, false),
+    ] {
+        let c = shape[1];
+        let vars = [
+            Var::from_tensor(&random(&shape, 1)).unwrap(),
+            Var::from_tensor(&random(&[o, c, k, k], 2)).unwrap(),
+            Var::from_tensor(&random(&[o], 3)).unwrap(),
+        ];
+        let conv = |v: &[Var], relu: bool| {
+            let b = bias.then(|| v[2].as_tensor().clone());
+            conv::conv2d(
+                v[0].as_tensor(),
+                v[1].as_tensor(),
+                b.as_ref(),
+                (1, pad),
+                relu,
+            )
+            .unwrap()
+        };
+        let fused = run_bits(&vars, |v| conv(v, true));
+        let apart = run_bits(&vars, |v| relu::relu(&conv(v, false)).unwrap());
+        assert_eq!(
+            fused, apart,
+            "conv {shape:?} -> {o} k{k} p{pad} bias {bias}"
+        );
+    }
+    let shape = [4, 3, 5, 6];
+    let vars = [
+        Var::from_tensor(&random(&shape, 4)).unwrap(),
+        Var::from_tensor(&random(&[3], 5)).unwrap(),
+        Var::from_tensor(&random(&[3], 6)).unwrap(),
+    ];
+    let train = |v: &[Var], relu: bool| {
+        let (x, w, b) = (v[0].as_tensor(), v[1].as_tensor(), v[2].as_tensor());
+        batch_norm::batch_norm_train(x, w, b, (1e-5, relu))
+            .unwrap()
+            .0
+    };
+    let fused = run_bits(&vars, |v| train(v, true));
+    let apart = run_bits(&vars, |v| relu::relu(&train(v, false)).unwrap());
+    assert_eq!(fused, apart, "batch norm, training");
+    let eval = |v: &[Var], relu: bool| {
+        let (x, s, t) = (v[0].as_tensor(), v[1].as_tensor(), v[2].as_tensor());
+        batch_norm::channel_affine(x, s, t, relu).unwrap()
+    };
+    let fused = run_bits(&vars, |v| eval(v, true));
+    let apart = run_bits(&vars, |v| relu::relu(&eval(v, false)).unwrap());
+    assert_eq!(fused, apart, "batch norm, evaluation");
+    // And the ReLU did something: some outputs are zero, some gradients masked.
+    assert!(fused.0.contains(&0) && fused.0.iter().any(|&b| f32::from_bits(b) > 0.0));
 }

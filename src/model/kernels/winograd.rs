@@ -179,13 +179,21 @@ fn input_transform(s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
     put_scratch(2, padded);
 }
 
-/// `y[B, O, Ho, Wo] = conv2d(x[B, C, H, W], wt[O, C, 3, 3], stride 1, padding s.pad) + bias`.
+/// `y[B, O, Ho, Wo] = conv2d(x[B, C, H, W], wt[O, C, 3, 3], stride 1, padding s.pad) + bias`,
+/// then ReLU with `relu`.
 ///
 /// Tiles of a sample are numbered row by row and handled [`LANES`] at a time (a group may run
 /// into the next row). `V` and `M` rows are [`LANES`]-padded, so every group is read and
 /// written as whole vectors; a sample's last group spills into the next sample's tiles, which
 /// are written afterwards, or into the padding.
-pub(crate) fn conv3x3(s: &Shape3x3, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+pub(crate) fn conv3x3(
+    s: &Shape3x3,
+    x: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
+    let act = |v: f32| if relu { super::relu::value(v) } else { v };
     let (ho, wo) = s.out();
     let (th, tw) = s.tiles();
     let tps = th * tw;
@@ -251,7 +259,7 @@ pub(crate) fn conv3x3(s: &Shape3x3, x: &[f32], wt: &[f32], bias: Option<&[f32]>)
                                 for (q, out_q) in out_r.iter().enumerate() {
                                     let ox = 2 * tx + q;
                                     if ox < wo {
-                                        plane[oy * wo + ox] = out_q[l] + bv;
+                                        plane[oy * wo + ox] = act(out_q[l] + bv);
                                     }
                                 }
                             }
@@ -287,7 +295,7 @@ pub(crate) fn conv3x3_input_grad(s: &Shape3x3, dy: &[f32], wt: &[f32]) -> Vec<f3
         o: c,
         pad: 2 - s.pad,
     };
-    conv3x3(&back, dy, &flipped, None)
+    conv3x3(&back, dy, &flipped, None, false)
 }
 
 /// The weight and bias gradients of a 3x3 stride-1 convolution with input `x [B, C, H, W]`,
