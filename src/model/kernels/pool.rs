@@ -77,7 +77,7 @@ impl Window {
                     }
                     Some(idx) => {
                         let ir = &mut idx[oy * wo..(oy + 1) * wo];
-                        let (t0, b0) = (2 * oy * w, (2 * oy + 1) * w);
+                        let t0 = 2 * oy * w;
                         for (ox, ((o, i), (t, b))) in yr
                             .iter_mut()
                             .zip(ir.iter_mut())
@@ -86,7 +86,8 @@ impl Window {
                         {
                             let (v, k) = first_max([t[0], t[1], b[0], b[1]]);
                             *o = v;
-                            let at = [t0, t0 + 1, b0, b0 + 1][k] + 2 * ox;
+                            // Candidate k is column k % 2 of row k / 2: arithmetic, no lookup.
+                            let at = t0 + (k >> 1) * w + (k & 1) + 2 * ox;
                             *i = at as u32;
                         }
                     }
