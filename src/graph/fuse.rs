@@ -14,8 +14,6 @@ use super::{Graph, NodeRef, Op};
 pub struct Fusion {
     /// For every layer: the layer its ReLU is fused into, if it is a fused ReLU.
     host: Vec<Option<usize>>,
-    /// For every layer: whether a ReLU is fused into it.
-    relu: Vec<bool>,
 }
 
 impl Fusion {
@@ -33,7 +31,6 @@ impl Fusion {
             }
         }
         let mut host = vec![None; n];
-        let mut relu = vec![false; n];
         for (j, l) in g.layers.iter().enumerate() {
             let &[NodeRef::Layer(i)] = l.inputs.as_slice() else {
                 continue;
@@ -44,15 +41,14 @@ impl Fusion {
                 && matches!(g.layers[i].op, Op::Conv2d { .. } | Op::BatchNorm2d { .. });
             if fusable {
                 host[j] = Some(i);
-                relu[i] = true;
             }
         }
-        Fusion { host, relu }
+        Fusion { host }
     }
 
     /// Whether layer `i` computes a ReLU of its output in the same pass.
     pub fn has_relu(&self, i: usize) -> bool {
-        self.relu.get(i).copied().unwrap_or(false)
+        self.host.contains(&Some(i))
     }
 
     /// The layer that fused ReLU `j` runs inside, if `j` is one (it then passes its input on).

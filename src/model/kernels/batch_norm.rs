@@ -103,11 +103,7 @@ impl CustomOp3 for BatchNormTrain {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, hw) = dims(x.dims())?;
-        let dy = if self.relu {
-            &relu::masked(res, dy)?
-        } else {
-            dy
-        };
+        let dy = &relu::through(self.relu, res, dy)?;
         let st = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if st.mean.len() != c {
             bail!("batch_norm2d: backward pass without a forward pass")
@@ -226,11 +222,7 @@ impl CustomOp3 for ChannelAffine {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, hw) = dims(x.dims())?;
-        let dy = if self.relu {
-            &relu::masked(res, dy)?
-        } else {
-            dy
-        };
+        let dy = &relu::through(self.relu, res, dy)?;
         let (dx, ds, dt) = with_values(x, |xv| {
             with_values(scale, |sv| {
                 with_values(dy, |g| {

@@ -587,12 +587,7 @@ impl Op {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Tensor, Tensor)> {
         let g = Geom::new(x.dims(), w.dims(), self.stride, self.pad)?;
-        // Through the fused ReLU first: the gradient of the convolution's own output.
-        let dy = if self.relu {
-            &relu::masked(res, dy)?
-        } else {
-            dy
-        };
+        let dy = &relu::through(self.relu, res, dy)?;
         let need_dx = x.track_op();
         // A 3x3 stride-1 layer with enough channels both ways: every gradient by Winograd (its
         // input gradient is itself a 3x3 convolution, of `dy`, with padding `2 - pad`).

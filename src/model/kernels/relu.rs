@@ -26,9 +26,18 @@ pub(crate) fn grad(y: f32, g: f32) -> f32 {
     }
 }
 
-/// `dy` masked by a ReLU output `res` (the backward pass of a ReLU, or of a layer with one
-/// fused in, before its own).
-pub(crate) fn masked(res: &Tensor, dy: &Tensor) -> Result<Tensor> {
+/// The gradient of a layer's own output, from `dy`, the gradient of its output `res`: through
+/// the ReLU first when one is `fused` into the layer, `dy` itself otherwise.
+pub(crate) fn through(fused: bool, res: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    if fused {
+        masked(res, dy)
+    } else {
+        Ok(dy.clone())
+    }
+}
+
+/// `dy` masked by a ReLU output `res`: the backward pass of a ReLU.
+fn masked(res: &Tensor, dy: &Tensor) -> Result<Tensor> {
     let dx = with_values(res, |y| {
         with_values(dy, |g| {
             let mut dx = vec![0f32; y.len()];
