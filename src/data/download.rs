@@ -1010,19 +1010,31 @@ mod tests {
             }
         }
 
+        /// The requests recorded so far. The client can have read the last answer before the
+        /// server thread recorded it: to count every request, use [`Server::served`].
         fn seen(&self) -> Vec<Seen> {
             self.seen.lock().expect("lock").clone()
         }
-    }
 
-    impl Drop for Server {
-        fn drop(&mut self) {
+        /// Every request served, once the server thread has stopped.
+        fn served(mut self) -> Vec<Seen> {
+            self.shut();
+            self.seen()
+        }
+
+        fn shut(&mut self) {
             self.stop.store(true, Ordering::SeqCst);
             // Wakes the accept loop so that it sees the flag.
             let _ = TcpStream::connect(self.addr);
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
             }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.shut();
         }
     }
 
@@ -1387,7 +1399,7 @@ mod tests {
             matches!(err, DownloadError::Http { status: 404, .. }),
             "{err:?}"
         );
-        assert_eq!(server.seen().len(), 1);
+        assert_eq!(server.served().len(), 1);
         let server = Server::start(
             &[("cifar-10-binary.tar.gz", &body)],
             &[Mode::Status(503); 4],
@@ -1399,7 +1411,7 @@ mod tests {
             matches!(err, DownloadError::Http { status: 503, .. }),
             "{err:?}"
         );
-        assert_eq!(server.seen().len(), 4, "four attempts");
+        assert_eq!(server.served().len(), 4, "four attempts");
         // More bytes than the published size.
         let server = Server::start(&[("cifar-10-binary.tar.gz", &body)], &[]);
         let err = quick(&server)
