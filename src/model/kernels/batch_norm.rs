@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::{relu, slice, tensor, with_values};
@@ -289,15 +290,18 @@ fn affine_planes(
     y.par_chunks_mut(hw)
         .zip(x.par_chunks(hw))
         .enumerate()
-        .for_each(|(i, (yp, xp))| {
-            let (s, t) = (scale[i % c], shift[i % c]);
-            if relu {
-                yp.iter_mut()
-                    .zip(xp)
-                    .for_each(|(y, &x)| *y = relu::value(x * s + t));
-            } else {
-                yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = x * s + t);
-            }
-        });
+        .for_each(|(i, (yp, xp))| affine_plane(yp, xp, (scale[i % c], shift[i % c]), relu));
     y
+}
+
+/// `y = x * s + t` over one plane, then ReLU with `relu`.
+#[multiversion(targets = "simd")]
+fn affine_plane(yp: &mut [f32], xp: &[f32], (s, t): (f32, f32), relu: bool) {
+    if relu {
+        yp.iter_mut()
+            .zip(xp)
+            .for_each(|(y, &x)| *y = relu::value(x * s + t));
+    } else {
+        yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = x * s + t);
+    }
 }

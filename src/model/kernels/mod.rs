@@ -5,6 +5,13 @@
 //! callers in [`super::ops`]) for anything but contiguous `f32` tensors on the CPU. Work is
 //! split over rayon's pool (the one candle uses); every reduction sums in a fixed order that
 //! does not depend on the number of threads, so runs repeat bit for bit.
+//!
+//! The crate is built for baseline x86-64 (SSE2), so that one binary runs on any x86-64 CPU.
+//! The loops that vectorise (transforms, im2col, pooling, the BatchNorm affine, ReLU, the
+//! optimizers' updates) are compiled again for x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512)
+//! by `#[multiversion(targets = "simd")]` and the widest the CPU has is picked at run time
+//! (gemm does the same for its own microkernels). Rust never contracts `a * b + c` into an FMA
+//! and LLVM does not reorder float sums, so every version gives the same bits.
 
 pub(crate) mod batch_norm;
 pub(crate) mod conv;
@@ -17,6 +24,7 @@ pub(crate) mod winograd;
 mod tests;
 
 use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Whether `t` can go through the custom kernels: an `f32` tensor on the CPU.
@@ -53,11 +61,7 @@ pub(crate) const PAR_MIN: usize = 1 << 15;
 
 /// The elementwise kernels' loop (ReLU, GELU): `f` over matching chunks of `a`, `b` and `out`, in parallel for large tensors.
 pub(crate) fn zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
-    let run = |((o, a), b): ((&mut [f32], &[f32]), &[f32])| {
-        for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
-            *o = f(*a, *b);
-        }
-    };
+    let run = |((o, a), b): ((&mut [f32], &[f32]), &[f32])| map_chunk(o, a, b, &f);
     if out.len() >= PAR_MIN {
         out.par_chunks_mut(PAR_MIN / 4)
             .zip(a.par_chunks(PAR_MIN / 4))
@@ -65,5 +69,13 @@ pub(crate) fn zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32
             .for_each(run);
     } else {
         run(((out, a), b));
+    }
+}
+
+/// `out[i] = f(a[i], b[i])`, compiled for the wider vector ISAs too (picked at run time).
+#[multiversion(targets = "simd")]
+fn map_chunk(out: &mut [f32], a: &[f32], b: &[f32], f: &(impl Fn(f32, f32) -> f32 + Sync)) {
+    for ((o, a), b) in out.iter_mut().zip(a).zip(b) {
+        *o = f(*a, *b);
     }
 }

@@ -16,6 +16,7 @@
 //! the number of threads.
 
 use gemm::Parallelism;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::conv::{inner_par, matmul, put_scratch, sum_partials, take_scratch, GROUPS};
@@ -140,6 +141,7 @@ fn store_lanes(
 
 /// `V = Bᵀ d B` of every tile of the samples `xs` (`[samples, C, H, W]`), into `v` laid out
 /// `[C][ξ][tile]` with row length `stride` (tiles numbered sample by sample, row by row).
+#[multiversion(targets = "simd")]
 fn input_transform(s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
     let (th, tw) = s.tiles();
     let tps = th * tw;
@@ -193,7 +195,6 @@ pub(crate) fn conv3x3(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
-    let act = |v: f32| if relu { super::relu::value(v) } else { v };
     let (ho, wo) = s.out();
     let (th, tw) = s.tiles();
     let tps = th * tw;
@@ -233,44 +234,62 @@ pub(crate) fn conv3x3(
                     par,
                 );
             }
-            // Output transform.
-            let mut mt = [[0f32; LANES]; 16];
-            let mut out = [[[0f32; LANES]; 2]; 2];
-            for j in 0..sc {
-                for oc in 0..o {
-                    let plane = &mut ys[(j * o + oc) * ho * wo..(j * o + oc + 1) * ho * wo];
-                    let bv = bias.map_or(0.0, |b| b[oc]);
-                    for t0 in (0..tps).step_by(LANES) {
-                        let lanes = LANES.min(tps - t0);
-                        let t = j * tps + t0;
-                        for (xi, lane_vals) in mt.iter_mut().enumerate() {
-                            let at = (oc * 16 + xi) * stride + t;
-                            lane_vals.copy_from_slice(&m[at..at + LANES]);
+            output_transform(s, &m, stride, ys, (bias, relu));
+            put_scratch(0, v);
+            put_scratch(1, m);
+        });
+    y
+}
+
+/// `Y = Aᵀ M A` of every tile of the samples of `ys` (`[samples, O, Ho, Wo]`) from `m`, laid
+/// out `[O][ξ][tile]` with row length `stride`; then the bias and, with `relu`, ReLU.
+#[multiversion(targets = "simd")]
+fn output_transform(
+    s: &Shape3x3,
+    m: &[f32],
+    stride: usize,
+    ys: &mut [f32],
+    (bias, relu): (Option<&[f32]>, bool),
+) {
+    let act = |v: f32| if relu { super::relu::value(v) } else { v };
+    let (ho, wo) = s.out();
+    let (th, tw) = s.tiles();
+    let tps = th * tw;
+    let o = s.o;
+    let sc = ys.len() / (o * ho * wo);
+    let mut mt = [[0f32; LANES]; 16];
+    let mut out = [[[0f32; LANES]; 2]; 2];
+    for j in 0..sc {
+        for oc in 0..o {
+            let plane = &mut ys[(j * o + oc) * ho * wo..(j * o + oc + 1) * ho * wo];
+            let bv = bias.map_or(0.0, |b| b[oc]);
+            for t0 in (0..tps).step_by(LANES) {
+                let lanes = LANES.min(tps - t0);
+                let t = j * tps + t0;
+                for (xi, lane_vals) in mt.iter_mut().enumerate() {
+                    let at = (oc * 16 + xi) * stride + t;
+                    lane_vals.copy_from_slice(&m[at..at + LANES]);
+                }
+                transform_back_lanes(&mt, &mut out);
+                for l in 0..lanes {
+                    let tile = t0 + l;
+                    let (ty, tx) = (tile / tw, tile % tw);
+                    for (r, out_r) in out.iter().enumerate() {
+                        let oy = 2 * ty + r;
+                        if oy >= ho {
+                            continue;
                         }
-                        transform_back_lanes(&mt, &mut out);
-                        for l in 0..lanes {
-                            let tile = t0 + l;
-                            let (ty, tx) = (tile / tw, tile % tw);
-                            for (r, out_r) in out.iter().enumerate() {
-                                let oy = 2 * ty + r;
-                                if oy >= ho {
-                                    continue;
-                                }
-                                for (q, out_q) in out_r.iter().enumerate() {
-                                    let ox = 2 * tx + q;
-                                    if ox < wo {
-                                        plane[oy * wo + ox] = act(out_q[l] + bv);
-                                    }
-                                }
+                        for (q, out_q) in out_r.iter().enumerate() {
+                            let ox = 2 * tx + q;
+                            if ox < wo {
+                                plane[oy * wo + ox] = act(out_q[l] + bv);
                             }
                         }
                     }
                 }
             }
-            put_scratch(0, v);
-            put_scratch(1, m);
-        });
-    y
+        }
+    }
 }
 
 /// The input gradient of a 3x3 stride-1 convolution with input `[B, C, H, W]` and weight
@@ -329,32 +348,8 @@ pub(crate) fn conv3x3_weight_grad(s: &Shape3x3, x: &[f32], dy: &[f32]) -> (Vec<f
                 let mut z = take_scratch(1, 16 * o * stride);
                 input_transform(s, &x[b0 * in_len..(b0 + sc) * in_len], &mut v, stride);
                 // Z = A g Aᵀ for every tile and output channel, laid out [O][ξ][tile].
-                let mut zt = [[0f32; LANES]; 16];
-                for j in 0..sc {
-                    let dys = &dy[(b0 + j) * out_len..(b0 + j + 1) * out_len];
-                    for oc in 0..o {
-                        let plane = &dys[oc * ho * wo..(oc + 1) * ho * wo];
-                        db[oc] += plane.iter().sum::<f32>();
-                        for t0 in (0..tps).step_by(LANES) {
-                            let lanes = LANES.min(tps - t0);
-                            let mut g = [[[0f32; LANES]; 2]; 2];
-                            for l in 0..lanes {
-                                let (ty, tx) = ((t0 + l) / tw, (t0 + l) % tw);
-                                for (r, gr) in g.iter_mut().enumerate() {
-                                    let oy = 2 * ty + r;
-                                    for (q, gq) in gr.iter_mut().enumerate() {
-                                        let ox = 2 * tx + q;
-                                        if oy < ho && ox < wo {
-                                            gq[l] = plane[oy * wo + ox];
-                                        }
-                                    }
-                                }
-                            }
-                            transform_grad_lanes(&g, &mut zt);
-                            store_lanes(&mut z, oc, stride, j * tps + t0, &zt);
-                        }
-                    }
-                }
+                let dys = &dy[b0 * out_len..(b0 + sc) * out_len];
+                grad_transform(s, dys, &mut z, stride, &mut db);
                 // dU[ξ] += Z[ξ] · V[ξ]ᵀ   ([O, tiles] · [tiles, C])
                 for xi in 0..16 {
                     matmul(
@@ -398,6 +393,42 @@ pub(crate) fn conv3x3_weight_grad(s: &Shape3x3, x: &[f32], dy: &[f32]) -> (Vec<f
         }
     }
     (dw, db)
+}
+
+/// `Z = A g Aᵀ` of every tile of the output gradients `dys` (`[samples, O, Ho, Wo]`) into `z`,
+/// laid out `[O][ξ][tile]` with row length `stride`; adds each plane's sum to `db`.
+#[multiversion(targets = "simd")]
+fn grad_transform(s: &Shape3x3, dys: &[f32], z: &mut [f32], stride: usize, db: &mut [f32]) {
+    let (ho, wo) = s.out();
+    let (th, tw) = s.tiles();
+    let tps = th * tw;
+    let o = s.o;
+    let out_len = o * ho * wo;
+    let mut zt = [[0f32; LANES]; 16];
+    for (j, dys) in dys.chunks_exact(out_len).enumerate() {
+        for oc in 0..o {
+            let plane = &dys[oc * ho * wo..(oc + 1) * ho * wo];
+            db[oc] += plane.iter().sum::<f32>();
+            for t0 in (0..tps).step_by(LANES) {
+                let lanes = LANES.min(tps - t0);
+                let mut g = [[[0f32; LANES]; 2]; 2];
+                for l in 0..lanes {
+                    let (ty, tx) = ((t0 + l) / tw, (t0 + l) % tw);
+                    for (r, gr) in g.iter_mut().enumerate() {
+                        let oy = 2 * ty + r;
+                        for (q, gq) in gr.iter_mut().enumerate() {
+                            let ox = 2 * tx + q;
+                            if oy < ho && ox < wo {
+                                gq[l] = plane[oy * wo + ox];
+                            }
+                        }
+                    }
+                }
+                transform_grad_lanes(&g, &mut zt);
+                store_lanes(z, oc, stride, j * tps + t0, &zt);
+            }
+        }
+    }
 }
 
 /// `Z = A g Aᵀ` for [`LANES`] 2x2 output gradients: `g[row][col][lane]`, result `[ξ][lane]`,

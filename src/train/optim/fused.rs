@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 
 use candle_core::{bail, CpuStorage, DType, Device, InplaceOp2, Layout, Result, Tensor, Var};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Elements per parallel chunk; below two chunks the update stays on one thread.
@@ -49,6 +50,7 @@ pub(super) struct AdamStep {
 }
 
 /// `p`, `m` and `v` updated in place from `g` (see [`super::Adam`] for the rule).
+#[multiversion(targets = "simd")]
 fn adam_chunk(s: &AdamStep, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
     let t = f64::from(s.t);
     let bias_correction1 = 1.0 - s.beta1.powf(t);
@@ -88,6 +90,7 @@ pub(super) struct SgdStep {
 }
 
 /// `p` and the momentum buffer `b` (unused without momentum) updated in place from `g`.
+#[multiversion(targets = "simd")]
 fn sgd_chunk(s: &SgdStep, p: &mut [f32], b: &mut [f32], g: &[f32]) {
     let lr = s.lr as f32;
     let wd = s.weight_decay as f32;
