@@ -59,6 +59,11 @@ fn conv2d_matches_candle_forward_and_backward() {
         (5, 24, 4, 4, 16, 3, 1, 2, true),
         (13, 20, 2, 3, 24, 3, 1, 1, true),
         (2, 32, 9, 11, 8, 3, 1, 1, true),
+        // F(4x4, 3x3) (maps of at least 4x4 outputs): whole tiles, ragged tiles, padding 0-2.
+        (4, 16, 16, 16, 32, 3, 1, 1, true),
+        (1, 16, 6, 6, 16, 3, 1, 0, true),
+        (3, 20, 10, 13, 17, 3, 1, 0, false),
+        (2, 16, 5, 7, 24, 3, 1, 2, true),
     ];
     for (i, &(b, c, h, w, o, k, s, p, with_bias)) in cases.iter().enumerate() {
         let msg = format!("case {i}: b{b} c{c} {h}x{w} o{o} k{k} s{s} p{p} bias {with_bias}");
@@ -80,7 +85,12 @@ fn conv2d_matches_candle_forward_and_backward() {
                 .broadcast_add(&bias.as_tensor().reshape((1, o, 1, 1)).unwrap())
                 .unwrap();
         }
-        close(&ours, &theirs, 1e-5, &format!("{msg}: forward"));
+        // F(4x4, 3x3) rounds more than direct summation (its transforms scale values by up to
+        // 8): up to 6e-5 relative seen on these cases, against under 1e-5 for F(2x2, 3x3).
+        let (ho, wo) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        let f4 = k == 3 && s == 1 && c >= 16 && ho >= 4 && wo >= 4;
+        let tol = if f4 { 1e-4 } else { 1e-5 };
+        close(&ours, &theirs, tol, &format!("{msg}: forward"));
         let g1 = weighted_sum(&ours, 7).backward().unwrap();
         let mut vars = vec![("x", &x), ("w", &wt)];
         if with_bias {

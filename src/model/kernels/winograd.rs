@@ -7,7 +7,9 @@
 //! and summed over input channels, which for all tiles at once is 16 independent matrix
 //! products `M[ξ] = U[ξ] · V[ξ]` (`[O, C] · [C, tiles]`), and transformed back
 //! (`Y = Aᵀ M A`). That is 16 multiply-adds per tile and channel pair where im2col + gemm
-//! does 36, and there is no 9x column matrix.
+//! does 36, and there is no 9x column matrix. Maps of at least 8x8 outputs use F(4x4, 3x3)
+//! instead (module `f4`: 6x6 patches, 36 products for 16 outputs); the weight gradient is
+//! always F(3x3, 2x2), below.
 //!
 //! It computes the forward pass of the VGG layers and, with the kernel flipped and its
 //! channels swapped, their input gradient (for stride 1 that is again a 3x3 convolution, of
@@ -196,11 +198,98 @@ pub(crate) fn conv3x3(
     relu: bool,
 ) -> Vec<f32> {
     let (ho, wo) = s.out();
-    let (th, tw) = s.tiles();
+    if ho >= 8 && wo >= 8 {
+        tiled(&F4, s, x, wt, (bias, relu))
+    } else {
+        tiled(&F2, s, x, wt, (bias, relu))
+    }
+}
+
+/// One Winograd algorithm: its tiles, its `ξ` count and its three transforms.
+trait Tiling: Sync {
+    /// Transformed values per tile.
+    const XI: usize;
+    fn tiles(&self, s: &Shape3x3) -> (usize, usize);
+    fn kernels(&self, s: &Shape3x3, wt: &[f32]) -> Vec<f32>;
+    fn input(&self, s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize);
+    fn output(
+        &self,
+        s: &Shape3x3,
+        m: &[f32],
+        stride: usize,
+        ys: &mut [f32],
+        act: (Option<&[f32]>, bool),
+    );
+}
+
+/// F(2x2, 3x3).
+struct F2;
+
+impl Tiling for F2 {
+    const XI: usize = 16;
+    fn tiles(&self, s: &Shape3x3) -> (usize, usize) {
+        s.tiles()
+    }
+    fn kernels(&self, s: &Shape3x3, wt: &[f32]) -> Vec<f32> {
+        transform_kernels(s, wt)
+    }
+    fn input(&self, s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
+        input_transform(s, xs, v, stride)
+    }
+    fn output(
+        &self,
+        s: &Shape3x3,
+        m: &[f32],
+        stride: usize,
+        ys: &mut [f32],
+        act: (Option<&[f32]>, bool),
+    ) {
+        output_transform(s, m, stride, ys, act)
+    }
+}
+
+/// F(4x4, 3x3) (module [`f4`]).
+struct F4;
+
+impl Tiling for F4 {
+    const XI: usize = f4::XI;
+    fn tiles(&self, s: &Shape3x3) -> (usize, usize) {
+        f4::tiles(s)
+    }
+    fn kernels(&self, s: &Shape3x3, wt: &[f32]) -> Vec<f32> {
+        f4::transform_kernels(s, wt)
+    }
+    fn input(&self, s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
+        f4::input_transform(s, xs, v, stride)
+    }
+    fn output(
+        &self,
+        s: &Shape3x3,
+        m: &[f32],
+        stride: usize,
+        ys: &mut [f32],
+        act: (Option<&[f32]>, bool),
+    ) {
+        f4::output_transform(s, m, stride, ys, act)
+    }
+}
+
+/// [`conv3x3`] by the algorithm `t`: chunks of whole samples (about 256 tiles each, at most a
+/// quarter of the batch), each transformed, multiplied `ξ` by `ξ` and transformed back.
+fn tiled<T: Tiling>(
+    t: &T,
+    s: &Shape3x3,
+    x: &[f32],
+    wt: &[f32],
+    act: (Option<&[f32]>, bool),
+) -> Vec<f32> {
+    let xi_n = T::XI;
+    let (ho, wo) = s.out();
+    let (th, tw) = t.tiles(s);
     let tps = th * tw;
     let (c, o, h, w) = (s.c, s.o, s.h, s.w);
-    let u = transform_kernels(s, wt);
-    let per = s.chunk();
+    let u = t.kernels(s, wt);
+    let per = 256usize.div_ceil(tps).min((s.b / 4).max(1)).max(1);
     let in_len = c * h * w;
     let out_len = o * ho * wo;
     let mut y = vec![0f32; s.b * out_len];
@@ -216,25 +305,25 @@ pub(crate) fn conv3x3(
             let sc = ys.len() / out_len;
             let t_all = sc * tps;
             let stride = t_all.div_ceil(LANES) * LANES + LANES;
-            let mut v = take_scratch(0, 16 * c * stride);
-            let mut m = take_scratch(1, 16 * o * stride);
-            input_transform(s, &x[b0 * in_len..(b0 + sc) * in_len], &mut v, stride);
+            let mut v = take_scratch(0, xi_n * c * stride);
+            let mut m = take_scratch(1, xi_n * o * stride);
+            t.input(s, &x[b0 * in_len..(b0 + sc) * in_len], &mut v, stride);
             // M[ξ] = U[ξ] · V[ξ]
             // (`V` is laid out `[C][ξ][tiles]` and `M` `[O][ξ][tiles]`, so that the transforms
             // touch one contiguous block per channel.)
-            for xi in 0..16 {
+            for xi in 0..xi_n {
                 matmul(
                     (o, t_all, c),
                     &mut m[xi * stride..],
-                    (16 * stride, false),
+                    (xi_n * stride, false),
                     &u[xi * o * c..(xi + 1) * o * c],
                     (c, 1),
                     &v[xi * stride..],
-                    (16 * stride, 1),
+                    (xi_n * stride, 1),
                     par,
                 );
             }
-            output_transform(s, &m, stride, ys, (bias, relu));
+            t.output(s, &m, stride, ys, act);
             put_scratch(0, v);
             put_scratch(1, m);
         });
@@ -451,6 +540,208 @@ fn transform_grad_lanes(g: &[[[f32; LANES]; 2]; 2], z: &mut [[f32; LANES]; 16]) 
             z[r * 4 + 1][l] = s[r][0][l] + s[r][1][l];
             z[r * 4 + 2][l] = s[r][0][l] - s[r][1][l];
             z[r * 4 + 3][l] = -s[r][1][l];
+        }
+    }
+}
+
+/// F(4x4, 3x3): every 4x4 block of outputs from the 6x6 input patch under it, 36 matrix
+/// products `[O, C] · [C, tiles]` for 16 outputs (2.25 multiply-adds per output and channel
+/// pair, against 4 for F(2x2, 3x3) and 9 for im2col), with the transforms of Lavin and Gray
+/// (interpolation points 0, ±1, ±2, ∞). Used for the forward pass and the input gradient of
+/// maps of at least 8x8 outputs; smaller maps use F(2x2, 3x3). On VGG's 4x4 maps (one tile per
+/// sample, so narrow gemms) F(4x4, 3x3) made evaluation 10% slower; on the 8x8 maps it made no
+/// difference, on the 16x16 map it is what makes VGG faster (`runner bench --baseline-exe`,
+/// AVX2, 2026-12-04). It rounds more: up to 6e-5 relative against direct summation in the
+/// kernel tests, against under 1e-5 for F(2x2, 3x3).
+mod f4 {
+    use super::*;
+
+    /// Transformed values per tile (a 6x6 patch).
+    pub(super) const XI: usize = 36;
+
+    /// Tile rows and columns per sample.
+    pub(super) fn tiles(s: &Shape3x3) -> (usize, usize) {
+        let (ho, wo) = s.out();
+        (ho.div_ceil(4), wo.div_ceil(4))
+    }
+
+    /// `G g` for one column `g` of a kernel.
+    #[inline(always)]
+    fn kernel_1d([g0, g1, g2]: [f32; 3]) -> [f32; 6] {
+        [
+            g0 / 4.0,
+            -(g0 + g1 + g2) / 6.0,
+            -(g0 - g1 + g2) / 6.0,
+            g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
+            g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
+            g2,
+        ]
+    }
+
+    /// `U = G g Gᵀ` for every kernel, laid out as 36 matrices `[O, C]`.
+    pub(super) fn transform_kernels(s: &Shape3x3, wt: &[f32]) -> Vec<f32> {
+        let oc_all = s.o * s.c;
+        let mut u = vec![0f32; XI * oc_all];
+        for oc in 0..oc_all {
+            let g = &wt[oc * 9..oc * 9 + 9];
+            // a = G g (6x3), column by column.
+            let cols: [[f32; 6]; 3] =
+                std::array::from_fn(|j| kernel_1d([g[j], g[3 + j], g[6 + j]]));
+            for r in 0..6 {
+                let row = kernel_1d([cols[0][r], cols[1][r], cols[2][r]]);
+                for (q, v) in row.into_iter().enumerate() {
+                    u[(r * 6 + q) * oc_all + oc] = v;
+                }
+            }
+        }
+        u
+    }
+
+    /// `Bᵀ d` along one axis, for [`LANES`] patches at once.
+    #[inline(always)]
+    fn input_1d(d: [&[f32; LANES]; 6]) -> [[f32; LANES]; 6] {
+        let mut t = [[0f32; LANES]; 6];
+        for l in 0..LANES {
+            let [d0, d1, d2, d3, d4, d5] = d.map(|x| x[l]);
+            t[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
+            t[1][l] = -4.0 * d1 - 4.0 * d2 + d3 + d4;
+            t[2][l] = 4.0 * d1 - 4.0 * d2 - d3 + d4;
+            t[3][l] = -2.0 * d1 - d2 + 2.0 * d3 + d4;
+            t[4][l] = 2.0 * d1 - d2 - 2.0 * d3 + d4;
+            t[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
+        }
+        t
+    }
+
+    /// `Aᵀ m` along one axis, for [`LANES`] tiles at once.
+    #[inline(always)]
+    fn output_1d(m: [&[f32; LANES]; 6]) -> [[f32; LANES]; 4] {
+        let mut y = [[0f32; LANES]; 4];
+        for l in 0..LANES {
+            let [m0, m1, m2, m3, m4, m5] = m.map(|x| x[l]);
+            y[0][l] = m0 + m1 + m2 + m3 + m4;
+            y[1][l] = m1 - m2 + 2.0 * m3 - 2.0 * m4;
+            y[2][l] = m1 + m2 + 4.0 * m3 + 4.0 * m4;
+            y[3][l] = m1 - m2 + 8.0 * m3 - 8.0 * m4 + m5;
+        }
+        y
+    }
+
+    /// `V = Bᵀ d B` of every tile of the samples `xs` (`[samples, C, H, W]`), into `v` laid
+    /// out `[C][ξ][tile]` with row length `stride` (tiles numbered sample by sample, row by row).
+    #[multiversion(targets = "simd")]
+    pub(super) fn input_transform(s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
+        let (th, tw) = tiles(s);
+        let tps = th * tw;
+        let (c, h, w) = (s.c, s.h, s.w);
+        // The zero-padded input plane: every tile's 6x6 patch lies inside it.
+        let (hp, wp) = (4 * th + 2, 4 * tw + 2);
+        let mut padded = take_scratch(2, hp * wp);
+        padded[..hp * wp].fill(0.0);
+        let starts: Vec<usize> = (0..tps).map(|t| 4 * (t / tw) * wp + 4 * (t % tw)).collect();
+        let mut d = [[[0f32; LANES]; 6]; 6];
+        for (j, sample) in xs.chunks_exact(c * h * w).enumerate() {
+            for ci in 0..c {
+                let plane = &sample[ci * h * w..(ci + 1) * h * w];
+                for iy in 0..h.min(hp - s.pad) {
+                    let cols = w.min(wp - s.pad);
+                    let at = (iy + s.pad) * wp + s.pad;
+                    padded[at..at + cols].copy_from_slice(&plane[iy * w..iy * w + cols]);
+                }
+                for t0 in (0..tps).step_by(LANES) {
+                    let lanes = LANES.min(tps - t0);
+                    for l in 0..lanes {
+                        let p = &padded[starts[t0 + l]..];
+                        for (r, dr) in d.iter_mut().enumerate() {
+                            for (q, dq) in dr.iter_mut().enumerate() {
+                                dq[l] = p[r * wp + q];
+                            }
+                        }
+                    }
+                    // Along rows (over r for each column q), then along columns.
+                    let mut t = [[[0f32; LANES]; 6]; 6];
+                    for q in 0..6 {
+                        let col = input_1d(std::array::from_fn(|r| &d[r][q]));
+                        for (r, v) in col.into_iter().enumerate() {
+                            t[r][q] = v;
+                        }
+                    }
+                    for (r, tr) in t.iter().enumerate() {
+                        let row = input_1d(std::array::from_fn(|q| &tr[q]));
+                        for (q, vals) in row.iter().enumerate() {
+                            let at = (ci * XI + r * 6 + q) * stride + j * tps + t0;
+                            v[at..at + LANES].copy_from_slice(vals);
+                        }
+                    }
+                }
+            }
+        }
+        put_scratch(2, padded);
+    }
+
+    /// `Y = Aᵀ M A` of every tile of the samples of `ys` (`[samples, O, Ho, Wo]`) from `m`,
+    /// laid out `[O][ξ][tile]` with row length `stride`; then the bias and, with `relu`, ReLU.
+    #[multiversion(targets = "simd")]
+    pub(super) fn output_transform(
+        s: &Shape3x3,
+        m: &[f32],
+        stride: usize,
+        ys: &mut [f32],
+        (bias, relu): (Option<&[f32]>, bool),
+    ) {
+        let act = |v: f32| {
+            if relu {
+                super::super::relu::value(v)
+            } else {
+                v
+            }
+        };
+        let (ho, wo) = s.out();
+        let (th, tw) = tiles(s);
+        let tps = th * tw;
+        let o = s.o;
+        let sc = ys.len() / (o * ho * wo);
+        let mut mt = [[0f32; LANES]; XI];
+        for j in 0..sc {
+            for oc in 0..o {
+                let plane = &mut ys[(j * o + oc) * ho * wo..(j * o + oc + 1) * ho * wo];
+                let bv = bias.map_or(0.0, |b| b[oc]);
+                for t0 in (0..tps).step_by(LANES) {
+                    let lanes = LANES.min(tps - t0);
+                    let t = j * tps + t0;
+                    for (xi, lane_vals) in mt.iter_mut().enumerate() {
+                        let at = (oc * XI + xi) * stride + t;
+                        lane_vals.copy_from_slice(&m[at..at + LANES]);
+                    }
+                    // Along rows (s = Aᵀ M, 4x6), then along columns (s A, 4x4).
+                    let mut sm = [[[0f32; LANES]; 6]; 4];
+                    for q in 0..6 {
+                        let col = output_1d(std::array::from_fn(|r| &mt[r * 6 + q]));
+                        for (r, v) in col.into_iter().enumerate() {
+                            sm[r][q] = v;
+                        }
+                    }
+                    let out: [[[f32; LANES]; 4]; 4] =
+                        std::array::from_fn(|r| output_1d(std::array::from_fn(|q| &sm[r][q])));
+                    for l in 0..lanes {
+                        let tile = t0 + l;
+                        let (ty, tx) = (tile / tw, tile % tw);
+                        for (r, out_r) in out.iter().enumerate() {
+                            let oy = 4 * ty + r;
+                            if oy >= ho {
+                                break;
+                            }
+                            for (q, out_q) in out_r.iter().enumerate() {
+                                let ox = 4 * tx + q;
+                                if ox >= wo {
+                                    break;
+                                }
+                                plane[oy * wo + ox] = act(out_q[l] + bv);
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }
