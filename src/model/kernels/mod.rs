@@ -7,7 +7,7 @@
 //! does not depend on the number of threads, so runs repeat bit for bit.
 //!
 //! The crate is built for baseline x86-64 (SSE2), so that one binary runs on any x86-64 CPU.
-//! The loops that vectorise (transforms, im2col, pooling, the BatchNorm affine, ReLU, the
+//! The loops that vectorise (transforms, im2col, the conv epilogue, the BatchNorm affine, ReLU, the
 //! optimizers' updates) are compiled again for x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512)
 //! by `#[multiversion(targets = "simd")]` and the widest the CPU has is picked at run time
 //! (gemm does the same for its own microkernels). Rust never contracts `a * b + c` into an FMA

@@ -8,7 +8,6 @@
 use std::sync::Mutex;
 
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::{slice, tensor, with_values, PAR_MIN};
@@ -101,7 +100,8 @@ impl Window {
 
 /// For every output of one plane: the maximum of its window into `y` and, when `idx` is
 /// given, the index (within the plane) of the window's first maximum.
-#[multiversion(targets = "simd")]
+// Not multiversioned: its AVX2 build trained `cifar_lenet` about 6% slower than this SSE2 one
+// (`runner bench --child`, AMD EPYC, 2026-12-04).
 fn pool_plane(
     win: &Window,
     x: &[f32],
