@@ -120,7 +120,7 @@ fn im2col(g: &Geom, xs: &[f32], cols: &mut [f32], rs: usize, off: usize) {
                     if hi > lo {
                         let x0 = lo * s + j - p;
                         if s == 1 {
-                            copy_short(&mut d[lo..hi], &src[x0..x0 + (hi - lo)]);
+                            d[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
                         } else {
                             for (t, v) in d[lo..hi].iter_mut().enumerate() {
                                 *v = src[x0 + t * s];
@@ -166,24 +166,6 @@ fn col2im(g: &Geom, cols: &[f32], rs: usize, off: usize, dx: &mut [f32]) {
                 }
             }
         }
-    }
-}
-
-/// `dst.copy_from_slice(src)` for the short rows of im2col (one output row of a small layer:
-/// 10 to 30 values): whole 8-value blocks, the last one overlapping the one before, instead of
-/// a `memcpy` call per row, which took a quarter of a `cifar_lenet` training step.
-#[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let n = dst.len();
-    if n < 8 || src.len() != n {
-        dst.copy_from_slice(src);
-        return;
-    }
-    for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
-        d.copy_from_slice(s);
-    }
-    if !n.is_multiple_of(8) {
-        dst[n - 8..].copy_from_slice(&src[n - 8..]);
     }
 }
 
