@@ -48,6 +48,85 @@ impl Window {
         (lo, hi.max(lo))
     }
 
+    /// For every output of one plane: the maximum of its window into `y` and, when `idx` is
+    /// given, the index (within the plane) of the window's first maximum.
+    fn pool_plane(
+        &self,
+        x: &[f32],
+        (h, w): (usize, usize),
+        (ho, wo): (usize, usize),
+        y: &mut [f32],
+        mut idx: Option<&mut [u32]>,
+    ) {
+        if self.kernel == 2 && self.stride == 2 && self.pad == 0 {
+            // The common 2x2 pool: four candidates in scan order, no bounds to check, and no
+            // branch on the data, so the loop over a row vectorises.
+            for oy in 0..ho {
+                let top = &x[2 * oy * w..2 * oy * w + 2 * wo];
+                let bottom = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * wo];
+                let yr = &mut y[oy * wo..(oy + 1) * wo];
+                match idx.as_deref_mut() {
+                    None => {
+                        for ((o, t), b) in yr
+                            .iter_mut()
+                            .zip(top.chunks_exact(2))
+                            .zip(bottom.chunks_exact(2))
+                        {
+                            *o = first_max([t[0], t[1], b[0], b[1]]).0;
+                        }
+                    }
+                    Some(idx) => {
+                        let ir = &mut idx[oy * wo..(oy + 1) * wo];
+                        let t0 = 2 * oy * w;
+                        for (ox, ((o, i), (t, b))) in yr
+                            .iter_mut()
+                            .zip(ir.iter_mut())
+                            .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)))
+                            .enumerate()
+                        {
+                            let (v, k) = first_max([t[0], t[1], b[0], b[1]]);
+                            *o = v;
+                            // Candidate k is column k % 2 of row k / 2: arithmetic, no lookup.
+                            let at = t0 + (k >> 1) * w + (k & 1) + 2 * ox;
+                            *i = at as u32;
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        for oy in 0..ho {
+            let (y0, y1) = self.window(oy, h);
+            for ox in 0..wo {
+                let (x0, x1) = self.window(ox, w);
+                if y0 == y1 || x0 == x1 {
+                    // Only a padding wider than half the kernel (which `runner check` refuses)
+                    // gives an empty window: its maximum is -inf and it takes no gradient.
+                    y[oy * wo + ox] = f32::NEG_INFINITY;
+                    if let Some(idx) = idx.as_deref_mut() {
+                        idx[oy * wo + ox] = u32::MAX;
+                    }
+                    continue;
+                }
+                let mut best = x[y0 * w + x0];
+                let mut at = y0 * w + x0;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let v = x[iy * w + ix];
+                        if wins(best, v) {
+                            best = v;
+                            at = iy * w + ix;
+                        }
+                    }
+                }
+                y[oy * wo + ox] = best;
+                if let Some(idx) = idx.as_deref_mut() {
+                    idx[oy * wo + ox] = at as u32;
+                }
+            }
+        }
+    }
+
     /// The pooled values of every plane of `x` (`[planes, h, w]`), `[planes, ho, wo]`, and
     /// with `keep` the index of each window's first maximum within its plane.
     fn pool(
@@ -67,7 +146,7 @@ impl Window {
         match idx.as_mut() {
             Some(idx) => {
                 let plane = |((yp, ip), xp): ((&mut [f32], &mut [u32]), &[f32])| {
-                    pool_plane(self, xp, (h, w), (ho, wo), yp, Some(ip))
+                    self.pool_plane(xp, (h, w), (ho, wo), yp, Some(ip))
                 };
                 if par {
                     y.par_chunks_mut(ho * wo)
@@ -83,7 +162,7 @@ impl Window {
             }
             None => {
                 let plane = |(yp, xp): (&mut [f32], &[f32])| {
-                    pool_plane(self, xp, (h, w), (ho, wo), yp, None)
+                    self.pool_plane(xp, (h, w), (ho, wo), yp, None)
                 };
                 if par {
                     y.par_chunks_mut(ho * wo)
@@ -95,87 +174,6 @@ impl Window {
             }
         }
         (y, idx)
-    }
-}
-
-/// For every output of one plane: the maximum of its window into `y` and, when `idx` is
-/// given, the index (within the plane) of the window's first maximum.
-// Not multiversioned: its AVX2 build trained `cifar_lenet` about 6% slower than this SSE2 one
-// (`runner bench --child`, AMD EPYC, 2026-12-04).
-fn pool_plane(
-    win: &Window,
-    x: &[f32],
-    (h, w): (usize, usize),
-    (ho, wo): (usize, usize),
-    y: &mut [f32],
-    mut idx: Option<&mut [u32]>,
-) {
-    if win.kernel == 2 && win.stride == 2 && win.pad == 0 {
-        // The common 2x2 pool: four candidates in scan order, no bounds to check, and no
-        // branch on the data, so the loop over a row vectorises.
-        for oy in 0..ho {
-            let top = &x[2 * oy * w..2 * oy * w + 2 * wo];
-            let bottom = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * wo];
-            let yr = &mut y[oy * wo..(oy + 1) * wo];
-            match idx.as_deref_mut() {
-                None => {
-                    for ((o, t), b) in yr
-                        .iter_mut()
-                        .zip(top.chunks_exact(2))
-                        .zip(bottom.chunks_exact(2))
-                    {
-                        *o = first_max([t[0], t[1], b[0], b[1]]).0;
-                    }
-                }
-                Some(idx) => {
-                    let ir = &mut idx[oy * wo..(oy + 1) * wo];
-                    let t0 = 2 * oy * w;
-                    for (ox, ((o, i), (t, b))) in yr
-                        .iter_mut()
-                        .zip(ir.iter_mut())
-                        .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)))
-                        .enumerate()
-                    {
-                        let (v, k) = first_max([t[0], t[1], b[0], b[1]]);
-                        *o = v;
-                        // Candidate k is column k % 2 of row k / 2: arithmetic, no lookup.
-                        let at = t0 + (k >> 1) * w + (k & 1) + 2 * ox;
-                        *i = at as u32;
-                    }
-                }
-            }
-        }
-        return;
-    }
-    for oy in 0..ho {
-        let (y0, y1) = win.window(oy, h);
-        for ox in 0..wo {
-            let (x0, x1) = win.window(ox, w);
-            if y0 == y1 || x0 == x1 {
-                // Only a padding wider than half the kernel (which `runner check` refuses)
-                // gives an empty window: its maximum is -inf and it takes no gradient.
-                y[oy * wo + ox] = f32::NEG_INFINITY;
-                if let Some(idx) = idx.as_deref_mut() {
-                    idx[oy * wo + ox] = u32::MAX;
-                }
-                continue;
-            }
-            let mut best = x[y0 * w + x0];
-            let mut at = y0 * w + x0;
-            for iy in y0..y1 {
-                for ix in x0..x1 {
-                    let v = x[iy * w + ix];
-                    if wins(best, v) {
-                        best = v;
-                        at = iy * w + ix;
-                    }
-                }
-            }
-            y[oy * wo + ox] = best;
-            if let Some(idx) = idx.as_deref_mut() {
-                idx[oy * wo + ox] = at as u32;
-            }
-        }
     }
 }
 

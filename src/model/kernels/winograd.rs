@@ -146,16 +146,36 @@ fn store_lanes(
 #[multiversion(targets = "simd")]
 fn input_transform(s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
     let (th, tw) = s.tiles();
+    let mut vt = [[0f32; LANES]; 16];
+    gather_patches::<4>(s, xs, (th, tw), |ci, t, d| {
+        transform_patches(d, &mut vt);
+        store_lanes(v, ci, stride, t, &vt);
+    });
+}
+
+/// The 4x4 (F(2x2)) or 6x6 (F(4x4)) input patches under every tile of the samples `xs`
+/// (`[samples, C, H, W]`), [`LANES`] tiles at a time: `emit(channel, first tile, d)` with
+/// `d[row][col][lane]` (tiles numbered sample by sample, row by row; lanes past the last tile
+/// of a sample hold stale values). Tiles step by `P - 2` over the zero-padded plane.
+#[inline(always)]
+fn gather_patches<const P: usize>(
+    s: &Shape3x3,
+    xs: &[f32],
+    (th, tw): (usize, usize),
+    mut emit: impl FnMut(usize, usize, &[[[f32; LANES]; P]; P]),
+) {
     let tps = th * tw;
+    let step = P - 2;
     let (c, h, w) = (s.c, s.h, s.w);
-    // The zero-padded input plane: every tile's 4x4 patch lies inside it.
-    let (hp, wp) = (2 * th + 2, 2 * tw + 2);
+    // The zero-padded input plane: every tile's patch lies inside it.
+    let (hp, wp) = (step * th + 2, step * tw + 2);
     let mut padded = take_scratch(2, hp * wp);
     padded[..hp * wp].fill(0.0);
     // Where each tile's patch starts in the padded plane.
-    let starts: Vec<usize> = (0..tps).map(|t| 2 * (t / tw) * wp + 2 * (t % tw)).collect();
-    let mut d = [[[0f32; LANES]; 4]; 4];
-    let mut vt = [[0f32; LANES]; 16];
+    let starts: Vec<usize> = (0..tps)
+        .map(|t| step * (t / tw) * wp + step * (t % tw))
+        .collect();
+    let mut d = [[[0f32; LANES]; P]; P];
     for (j, sample) in xs.chunks_exact(c * h * w).enumerate() {
         for ci in 0..c {
             let plane = &sample[ci * h * w..(ci + 1) * h * w];
@@ -175,8 +195,7 @@ fn input_transform(s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
                         }
                     }
                 }
-                transform_patches(&d, &mut vt);
-                store_lanes(v, ci, stride, j * tps + t0, &vt);
+                emit(ci, j * tps + t0, &d);
             }
         }
     }
@@ -632,51 +651,23 @@ mod f4 {
     #[multiversion(targets = "simd")]
     pub(super) fn input_transform(s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
         let (th, tw) = tiles(s);
-        let tps = th * tw;
-        let (c, h, w) = (s.c, s.h, s.w);
-        // The zero-padded input plane: every tile's 6x6 patch lies inside it.
-        let (hp, wp) = (4 * th + 2, 4 * tw + 2);
-        let mut padded = take_scratch(2, hp * wp);
-        padded[..hp * wp].fill(0.0);
-        let starts: Vec<usize> = (0..tps).map(|t| 4 * (t / tw) * wp + 4 * (t % tw)).collect();
-        let mut d = [[[0f32; LANES]; 6]; 6];
-        for (j, sample) in xs.chunks_exact(c * h * w).enumerate() {
-            for ci in 0..c {
-                let plane = &sample[ci * h * w..(ci + 1) * h * w];
-                for iy in 0..h.min(hp - s.pad) {
-                    let cols = w.min(wp - s.pad);
-                    let at = (iy + s.pad) * wp + s.pad;
-                    padded[at..at + cols].copy_from_slice(&plane[iy * w..iy * w + cols]);
-                }
-                for t0 in (0..tps).step_by(LANES) {
-                    let lanes = LANES.min(tps - t0);
-                    for l in 0..lanes {
-                        let p = &padded[starts[t0 + l]..];
-                        for (r, dr) in d.iter_mut().enumerate() {
-                            for (q, dq) in dr.iter_mut().enumerate() {
-                                dq[l] = p[r * wp + q];
-                            }
-                        }
-                    }
-                    // Along rows (over r for each column q), then along columns.
-                    let mut t = [[[0f32; LANES]; 6]; 6];
-                    for q in 0..6 {
-                        let col = input_1d(std::array::from_fn(|r| &d[r][q]));
-                        for (r, v) in col.into_iter().enumerate() {
-                            t[r][q] = v;
-                        }
-                    }
-                    for (r, tr) in t.iter().enumerate() {
-                        let row = input_1d(std::array::from_fn(|q| &tr[q]));
-                        for (q, vals) in row.iter().enumerate() {
-                            let at = (ci * XI + r * 6 + q) * stride + j * tps + t0;
-                            v[at..at + LANES].copy_from_slice(vals);
-                        }
-                    }
+        gather_patches::<6>(s, xs, (th, tw), |ci, t0, d| {
+            // Along rows (over r for each column q), then along columns.
+            let mut t = [[[0f32; LANES]; 6]; 6];
+            for q in 0..6 {
+                let col = input_1d(std::array::from_fn(|r| &d[r][q]));
+                for (r, v) in col.into_iter().enumerate() {
+                    t[r][q] = v;
                 }
             }
-        }
-        put_scratch(2, padded);
+            for (r, tr) in t.iter().enumerate() {
+                let row = input_1d(std::array::from_fn(|q| &tr[q]));
+                for (q, vals) in row.iter().enumerate() {
+                    let at = (ci * XI + r * 6 + q) * stride + t0;
+                    v[at..at + LANES].copy_from_slice(vals);
+                }
+            }
+        });
     }
 
     /// `Y = Aᵀ M A` of every tile of the samples of `ys` (`[samples, O, Ho, Wo]`) from `m`,
