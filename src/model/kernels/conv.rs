@@ -11,6 +11,7 @@ use gemm::Parallelism;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::direct;
 use super::winograd::{self, Shape3x3};
 use super::{relu, slice, tensor, with_values};
 
@@ -66,6 +67,11 @@ impl Geom {
             o: self.o,
             pad: self.pad,
         }
+    }
+
+    /// The same convolution on padded wide rows (for [`direct`]; stride 1 only).
+    fn plan(&self) -> direct::Plan {
+        direct::Plan::new(self.c, (self.h, self.w), self.o, self.k, self.pad)
     }
 
     /// Rows of the column matrix: `C * k * k`.
@@ -256,6 +262,13 @@ fn uses_winograd(g: &Geom) -> bool {
     g.k == 3 && g.stride == 1 && g.c >= winograd::MIN_CHANNELS
 }
 
+/// Whether `g` goes through [`direct`] convolution (forward and both gradients, except an
+/// input gradient that Winograd takes): stride 1 and at most [`direct::MAX_CHANNELS`] input
+/// channels, where im2col's copies cost more than the products.
+fn uses_direct(g: &Geom) -> bool {
+    g.stride == 1 && g.c >= 1 && g.c <= direct::MAX_CHANNELS && g.pad < g.k && !uses_winograd(g)
+}
+
 /// Column matrices kept from the forward pass for the backward pass, at most this many values
 /// per layer (256 MiB); larger layers recompute them.
 const KEEP_MAX: usize = 64 << 20;
@@ -333,6 +346,9 @@ fn forward(
     if uses_winograd(g) {
         return (winograd::conv3x3(&g.shape3x3(), x, w, bias, relu), None);
     }
+    if uses_direct(g) {
+        return (direct::forward(&g.plan(), x, w, bias, relu), None);
+    }
     let (kk, n, o) = (g.kk(), g.n(), g.o);
     let s = g.chunk();
     let mut y = vec![0f32; g.b * o * n];
@@ -403,7 +419,7 @@ fn forward(
 
 /// Adds the bias to each of the `[n]` planes of `ys` (channels in turn), then ReLU with `relu`.
 #[multiversion(targets = "simd")]
-fn epilogue(ys: &mut [f32], n: usize, bias: Option<&[f32]>, relu: bool) {
+pub(super) fn epilogue(ys: &mut [f32], n: usize, bias: Option<&[f32]>, relu: bool) {
     match (bias, relu) {
         (Some(bias), false) => {
             for (plane, &bv) in ys.chunks_exact_mut(n).zip(bias.iter().cycle()) {
@@ -613,6 +629,7 @@ impl Op {
         };
         let winograd_all = wino(g.c) && wino(g.o);
         let winograd_dx = need_dx && wino(g.o);
+        let direct = uses_direct(&g);
         let kept = self.kept.take();
         let grads = with_values(x, |xv| {
             with_values(w, |wv| {
@@ -621,6 +638,11 @@ impl Op {
                     let mut grads = if winograd_all {
                         let (dw, db) = winograd::conv3x3_weight_grad(&shape, xv, dyv);
                         Grads { dx: None, dw, db }
+                    } else if direct {
+                        let (dw, db) = direct::weight_grad(&g.plan(), xv, dyv);
+                        let dx = (need_dx && !winograd_dx)
+                            .then(|| direct::input_grad(&g.plan(), dyv, wv));
+                        Grads { dx, dw, db }
                     } else {
                         let cols = kept.as_deref().filter(|k| k.len() >= kept_len(&g));
                         backward(&g, xv, wv, dyv, need_dx && !winograd_dx, cols)
@@ -737,9 +759,10 @@ mod tests {
     #[test]
     fn kept_columns_give_the_recomputed_gradients() {
         for (b, c, hw, o, k, stride, pad) in [
-            (5, 3, 9, 4, 5, 1, 2),
+            // (More input channels than direct convolution takes, or stride 2: im2col layers.)
+            (5, 9, 9, 4, 5, 1, 2),
             (9, 2, 6, 3, 3, 2, 1),
-            (1, 4, 7, 2, 3, 1, 0),
+            (1, 10, 7, 2, 3, 1, 0),
         ] {
             let g = Geom::new(&[b, c, hw, hw], &[o, c, k, k], stride, pad).unwrap();
             let value = |i: usize| ((i * 7919) % 101) as f32 / 50.0 - 1.0;

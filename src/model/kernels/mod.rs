@@ -15,6 +15,7 @@
 
 pub(crate) mod batch_norm;
 pub(crate) mod conv;
+pub(crate) mod direct;
 pub(crate) mod gelu;
 pub(crate) mod pool;
 pub(crate) mod relu;
