@@ -35,6 +35,20 @@ const BLOCK: usize = 6;
 /// for itself, and the per-tap loads would dominate).
 pub(super) const MAX_CHANNELS: usize = 8;
 
+/// `$f::<N>(args)` with the block's channel count `$n` (1 to [`BLOCK`]) as the constant `N`.
+macro_rules! with_block {
+    ($n:expr, $f:ident($($a:expr),*)) => {
+        match $n {
+            6 => $f::<6>($($a),*),
+            5 => $f::<5>($($a),*),
+            4 => $f::<4>($($a),*),
+            3 => $f::<3>($($a),*),
+            2 => $f::<2>($($a),*),
+            _ => $f::<1>($($a),*),
+        }
+    };
+}
+
 /// The layout of one stride-1 convolution on padded, wide rows.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Plan {
@@ -167,14 +181,7 @@ fn conv_sample(p: &Plan, offs: &[usize], wb: &[f32], xp: &[f32], yw: &mut [f32])
         let n = BLOCK.min(p.o - o0);
         let wblk = &wb[o0 * taps..(o0 + n) * taps];
         let out = &mut yw[o0 * p.len..(o0 + n) * p.len];
-        match n {
-            6 => strips::<6>(xp, offs, wblk, p.len, out),
-            5 => strips::<5>(xp, offs, wblk, p.len, out),
-            4 => strips::<4>(xp, offs, wblk, p.len, out),
-            3 => strips::<3>(xp, offs, wblk, p.len, out),
-            2 => strips::<2>(xp, offs, wblk, p.len, out),
-            _ => strips::<1>(xp, offs, wblk, p.len, out),
-        }
+        with_block!(n, strips(xp, offs, wblk, p.len, out));
     }
 }
 
@@ -251,14 +258,7 @@ fn weight_grad_sample(p: &Plan, offs: &[usize], xp: &[f32], dyw: &[f32], dw: &mu
         let n = BLOCK.min(p.o - o0);
         let g = &dyw[o0 * p.len..(o0 + n) * p.len];
         let d = &mut dw[o0 * taps..(o0 + n) * taps];
-        match n {
-            6 => dots::<6>(xp, offs, g, p.len, d),
-            5 => dots::<5>(xp, offs, g, p.len, d),
-            4 => dots::<4>(xp, offs, g, p.len, d),
-            3 => dots::<3>(xp, offs, g, p.len, d),
-            2 => dots::<2>(xp, offs, g, p.len, d),
-            _ => dots::<1>(xp, offs, g, p.len, d),
-        }
+        with_block!(n, dots(xp, offs, g, p.len, d));
     }
 }
 
