@@ -1,4 +1,5 @@
-//! `conv2d` (zero padding, square kernel and stride, no dilation or groups) as im2col + gemm.
+//! `conv2d` (zero padding, square kernel and stride, no dilation or groups) as im2col + gemm,
+//! or through [`direct`] (stride 1, few input channels) or [`winograd`] (3x3) where those apply.
 //!
 //! Samples are processed in chunks: the chunk's column matrix `[C*k*k, S*Ho*Wo]` is multiplied
 //! by the weight `[O, C*k*k]`, so that small late layers (2x2 maps) still make wide matrices.

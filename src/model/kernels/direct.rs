@@ -31,6 +31,10 @@ const LANES: usize = 16;
 /// AVX2 ones, so that AVX2's 16 registers still hold the input strip and a weight).
 const BLOCK: usize = 6;
 
+/// Output channels per block of the weight gradient, which keeps two taps' sums in registers:
+/// `2 * DOT_BLOCK * LANES` accumulators (6 AVX-512 registers, 12 AVX2 ones).
+const DOT_BLOCK: usize = 3;
+
 /// At most this many input channels go the direct way (above it im2col + gemm's packing pays
 /// for itself, and the per-tap loads would dominate).
 pub(super) const MAX_CHANNELS: usize = 8;
@@ -254,8 +258,8 @@ pub(super) fn weight_grad(p: &Plan, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32
 #[multiversion(targets = "simd")]
 fn weight_grad_sample(p: &Plan, offs: &[usize], xp: &[f32], dyw: &[f32], dw: &mut [f32]) {
     let taps = offs.len();
-    for o0 in (0..p.o).step_by(BLOCK) {
-        let n = BLOCK.min(p.o - o0);
+    for o0 in (0..p.o).step_by(DOT_BLOCK) {
+        let n = DOT_BLOCK.min(p.o - o0);
         let g = &dyw[o0 * p.len..(o0 + n) * p.len];
         let d = &mut dw[o0 * taps..(o0 + n) * taps];
         with_block!(n, dots(xp, offs, g, p.len, d));
@@ -264,23 +268,31 @@ fn weight_grad_sample(p: &Plan, offs: &[usize], xp: &[f32], dyw: &[f32], dw: &mu
 
 /// For `N` output channels and every tap: the dot product of the channel's wide gradient rows
 /// with the tap's run of `xp`, in [`LANES`] partial sums added up in lane order at the end.
+/// Two taps at a time, so that each gradient vector loaded serves two products (an odd last
+/// tap is computed twice and kept once).
 #[inline(always)]
 fn dots<const N: usize>(xp: &[f32], offs: &[usize], g: &[f32], len: usize, dw: &mut [f32]) {
     let taps = offs.len();
-    for (t, &off) in offs.iter().enumerate() {
-        let mut acc = [[0f32; LANES]; N];
+    for t in (0..taps).step_by(2) {
+        let (off0, off1) = (offs[t], offs[(t + 1).min(taps - 1)]);
+        let mut acc = [[[0f32; LANES]; N]; 2];
         for s in (0..len).step_by(LANES) {
-            let xv = lanes(&xp[off + s..]);
+            let (x0, x1) = (lanes(&xp[off0 + s..]), lanes(&xp[off1 + s..]));
             // All loads first, then one block of products (so that they vectorise as one).
             let gv: [[f32; LANES]; N] = std::array::from_fn(|o| *lanes(&g[o * len + s..]));
-            for (a, gv) in acc.iter_mut().zip(&gv) {
-                for ((a, &x), &gy) in a.iter_mut().zip(xv).zip(gv) {
-                    *a = gy.mul_add(x, *a);
+            let [a0, a1] = &mut acc;
+            for ((a0, a1), gv) in a0.iter_mut().zip(a1.iter_mut()).zip(&gv) {
+                for l in 0..LANES {
+                    a0[l] = gv[l].mul_add(x0[l], a0[l]);
+                    a1[l] = gv[l].mul_add(x1[l], a1[l]);
                 }
             }
         }
-        for (o, a) in acc.iter().enumerate() {
-            dw[o * taps + t] += a.iter().sum::<f32>();
+        for (o, (a0, a1)) in acc[0].iter().zip(&acc[1]).enumerate() {
+            dw[o * taps + t] += a0.iter().sum::<f32>();
+            if t + 1 < taps {
+                dw[o * taps + t + 1] += a1.iter().sum::<f32>();
+            }
         }
     }
 }

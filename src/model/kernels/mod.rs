@@ -1,5 +1,6 @@
 //! CPU kernels as candle custom ops, for the layers where candle's own CPU implementation is
-//! slow: convolution (im2col + gemm), max-pooling, ReLU, GELU and training-mode BatchNorm.
+//! slow: convolution (direct for few input channels, Winograd for 3x3 layers, im2col + gemm
+//! otherwise), max-pooling, ReLU, GELU and training-mode BatchNorm.
 //!
 //! Each op has a forward and a backward pass and falls back to candle's ops (through the
 //! callers in [`super::ops`]) for anything but contiguous `f32` tensors on the CPU. Work is
@@ -7,11 +8,13 @@
 //! does not depend on the number of threads, so runs repeat bit for bit.
 //!
 //! The crate is built for baseline x86-64 (SSE2), so that one binary runs on any x86-64 CPU.
-//! The loops that vectorise (transforms, im2col, the conv epilogue, the BatchNorm affine, ReLU, the
-//! optimizers' updates) are compiled again for x86-64-v3 (AVX2 + FMA) and x86-64-v4 (AVX-512)
-//! by `#[multiversion(targets = "simd")]` and the widest the CPU has is picked at run time
-//! (gemm does the same for its own microkernels). Rust never contracts `a * b + c` into an FMA
-//! and LLVM does not reorder float sums, so every version gives the same bits.
+//! The loops that vectorise (direct convolution, transforms, im2col, the conv epilogue, the
+//! BatchNorm affine, ReLU, the optimizers' updates) are compiled again for x86-64-v3 (AVX2 +
+//! FMA) and x86-64-v4 (AVX-512) by `#[multiversion(targets = "simd")]` and the widest the CPU
+//! has is picked at run time (gemm does the same for its own microkernels). Rust never
+//! contracts `a * b + c` into an FMA and LLVM does not reorder float sums, so every version
+//! gives the same bits; where a kernel wants FMAs it asks for them (`f32::mul_add`, rounded
+//! once in every version: the baseline one calls libm's `fmaf`).
 
 pub(crate) mod batch_norm;
 pub(crate) mod conv;
