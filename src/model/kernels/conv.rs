@@ -177,10 +177,11 @@ fn col2im(g: &Geom, cols: &[f32], rs: usize, off: usize, dx: &mut [f32]) {
 }
 
 thread_local! {
-    /// Per-thread scratch (columns, gathered gradient or gemm output, column gradient), kept
-    /// between calls: no allocation, zeroing or page faults per chunk.
-    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> =
-        const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+    /// Per-thread scratch (columns, gathered gradient or gemm output, column gradient, and
+    /// Winograd's transformed kernels), kept between calls: no allocation, zeroing or page
+    /// faults per chunk.
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 4]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new(), Vec::new()]) };
 }
 
 /// Scratch buffer `i` of this thread with at least `n` values (contents unspecified: callers

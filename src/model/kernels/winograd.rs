@@ -56,30 +56,102 @@ impl Shape3x3 {
     }
 }
 
-/// `U = G g Gᵀ` for every kernel, laid out as 16 matrices `[O, C]`.
-fn transform_kernels(s: &Shape3x3, wt: &[f32]) -> Vec<f32> {
-    let (o, c) = (s.o, s.c);
-    let mut u = vec![0f32; 16 * o * c];
-    for oc in 0..o * c {
-        let g = &wt[oc * 9..oc * 9 + 9];
-        // a = G g (4x3)
-        let mut a = [[0f32; 3]; 4];
-        for j in 0..3 {
-            let (g0, g1, g2) = (g[j], g[3 + j], g[6 + j]);
-            a[0][j] = g0;
-            a[1][j] = 0.5 * (g0 + g1 + g2);
-            a[2][j] = 0.5 * (g0 - g1 + g2);
-            a[3][j] = g2;
-        }
-        for (r, row) in a.iter().enumerate() {
-            let [a0, a1, a2] = *row;
-            let vals = [a0, 0.5 * (a0 + a1 + a2), 0.5 * (a0 - a1 + a2), a2];
-            for (q, v) in vals.into_iter().enumerate() {
-                u[(r * 4 + q) * o * c + oc] = v;
-            }
+/// Kernels transformed together: one AVX-512 register of `f32` per value.
+const KLANES: usize = 16;
+
+/// One value of [`KLANES`] kernels.
+type KLanes = [f32; KLANES];
+
+/// Kernels per parallel task of [`transform_kernels`].
+const KBLOCK: usize = 64 * KLANES;
+
+/// Where [`tiled`] gets its kernels: `wt` (`[O, C, 3, 3]` for the shape it computes), or with
+/// `flip` the input gradient's kernels, read from the forward layer's weights `wt`
+/// (`[C, O, 3, 3]`): flipped, their channels swapped.
+#[derive(Clone, Copy)]
+struct Kernels<'a> {
+    wt: &'a [f32],
+    flip: bool,
+}
+
+/// `U = G g Gᵀ` of every kernel of `k` for the shape `s` into `u`, laid out as `XI` matrices
+/// `[O, C]`: `block` transforms [`KLANES`] kernels (`g[tap][lane]`) into `[ξ][lane]`. Blocks
+/// of [`KBLOCK`] kernels run in parallel; each value is computed by the same operations
+/// whatever the split, so the result does not depend on the number of threads.
+fn transform_kernels<const XI: usize>(
+    s: &Shape3x3,
+    k: Kernels,
+    u: &mut [f32],
+    block: impl Fn(&[KLanes; 9], &mut [KLanes; XI]) + Sync,
+) {
+    let (rows, cols) = (s.o, s.c);
+    let n = rows * cols;
+    // Task `i` writes kernels `i * KBLOCK..` of every one of the `XI` matrices.
+    let mut tasks: Vec<Vec<&mut [f32]>> = (0..n.div_ceil(KBLOCK))
+        .map(|_| Vec::with_capacity(XI))
+        .collect();
+    for matrix in u[..XI * n].chunks_exact_mut(n) {
+        for (task, part) in tasks.iter_mut().zip(matrix.chunks_mut(KBLOCK)) {
+            task.push(part);
         }
     }
-    u
+    tasks
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, mut parts)| {
+            let first = i * KBLOCK;
+            let len = parts[0].len();
+            let mut g = [[0f32; KLANES]; 9];
+            let mut out = [[0f32; KLANES]; XI];
+            for j0 in (0..len).step_by(KLANES) {
+                let lanes = KLANES.min(len - j0);
+                for l in 0..lanes {
+                    let at = first + j0 + l;
+                    if k.flip {
+                        let (row, col) = (at / cols, at % cols);
+                        let src = &k.wt[(col * rows + row) * 9..][..9];
+                        for (tap, gt) in g.iter_mut().enumerate() {
+                            gt[l] = src[8 - tap];
+                        }
+                    } else {
+                        let src = &k.wt[at * 9..][..9];
+                        for (tap, gt) in g.iter_mut().enumerate() {
+                            gt[l] = src[tap];
+                        }
+                    }
+                }
+                block(&g, &mut out);
+                for (part, vals) in parts.iter_mut().zip(&out) {
+                    part[j0..j0 + lanes].copy_from_slice(&vals[..lanes]);
+                }
+            }
+        });
+}
+
+/// `G g` along one axis of [`KLANES`] kernels, F(2x2, 3x3):
+/// `G = [[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]`.
+#[inline(always)]
+fn kernel_1d(g: [&KLanes; 3]) -> [KLanes; 4] {
+    let mut a = [[0f32; KLANES]; 4];
+    for l in 0..KLANES {
+        let (g0, g1, g2) = (g[0][l], g[1][l], g[2][l]);
+        a[0][l] = g0;
+        a[1][l] = 0.5 * (g0 + g1 + g2);
+        a[2][l] = 0.5 * (g0 - g1 + g2);
+        a[3][l] = g2;
+    }
+    a
+}
+
+/// `U = G g Gᵀ` of [`KLANES`] kernels, F(2x2, 3x3): along the columns of `g`, then along the
+/// rows of the result.
+#[multiversion(targets = "simd")]
+fn kernel_block(g: &[KLanes; 9], u: &mut [KLanes; 16]) {
+    let cols: [[KLanes; 4]; 3] = std::array::from_fn(|j| kernel_1d([&g[j], &g[3 + j], &g[6 + j]]));
+    for r in 0..4 {
+        let row = kernel_1d([&cols[0][r], &cols[1][r], &cols[2][r]]);
+        u[r * 4..r * 4 + 4].copy_from_slice(&row);
+    }
 }
 
 /// Tiles transformed together (one AVX2 register of `f32`).
@@ -216,11 +288,17 @@ pub(crate) fn conv3x3(
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Vec<f32> {
+    conv3x3_with(s, x, Kernels { wt, flip: false }, (bias, relu))
+}
+
+/// [`conv3x3`] with the kernels `k`, by F(4x4, 3x3) for maps of at least 8x8 outputs and
+/// F(2x2, 3x3) below.
+fn conv3x3_with(s: &Shape3x3, x: &[f32], k: Kernels, act: (Option<&[f32]>, bool)) -> Vec<f32> {
     let (ho, wo) = s.out();
     if ho >= 8 && wo >= 8 {
-        tiled(&F4, s, x, wt, (bias, relu))
+        tiled(&F4, s, x, k, act)
     } else {
-        tiled(&F2, s, x, wt, (bias, relu))
+        tiled(&F2, s, x, k, act)
     }
 }
 
@@ -229,7 +307,8 @@ trait Tiling: Sync {
     /// Transformed values per tile.
     const XI: usize;
     fn tiles(&self, s: &Shape3x3) -> (usize, usize);
-    fn kernels(&self, s: &Shape3x3, wt: &[f32]) -> Vec<f32>;
+    /// `U` of the kernels `k` into `u` (`XI` matrices `[O, C]`).
+    fn kernels(&self, s: &Shape3x3, k: Kernels, u: &mut [f32]);
     fn input(&self, s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize);
     fn output(
         &self,
@@ -249,8 +328,8 @@ impl Tiling for F2 {
     fn tiles(&self, s: &Shape3x3) -> (usize, usize) {
         s.tiles()
     }
-    fn kernels(&self, s: &Shape3x3, wt: &[f32]) -> Vec<f32> {
-        transform_kernels(s, wt)
+    fn kernels(&self, s: &Shape3x3, k: Kernels, u: &mut [f32]) {
+        transform_kernels::<16>(s, k, u, kernel_block)
     }
     fn input(&self, s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
         input_transform(s, xs, v, stride)
@@ -275,8 +354,8 @@ impl Tiling for F4 {
     fn tiles(&self, s: &Shape3x3) -> (usize, usize) {
         f4::tiles(s)
     }
-    fn kernels(&self, s: &Shape3x3, wt: &[f32]) -> Vec<f32> {
-        f4::transform_kernels(s, wt)
+    fn kernels(&self, s: &Shape3x3, k: Kernels, u: &mut [f32]) {
+        transform_kernels::<{ f4::XI }>(s, k, u, f4::kernel_block)
     }
     fn input(&self, s: &Shape3x3, xs: &[f32], v: &mut [f32], stride: usize) {
         f4::input_transform(s, xs, v, stride)
@@ -299,7 +378,7 @@ fn tiled<T: Tiling>(
     t: &T,
     s: &Shape3x3,
     x: &[f32],
-    wt: &[f32],
+    k: Kernels,
     act: (Option<&[f32]>, bool),
 ) -> Vec<f32> {
     let xi_n = T::XI;
@@ -307,7 +386,6 @@ fn tiled<T: Tiling>(
     let (th, tw) = t.tiles(s);
     let tps = th * tw;
     let (c, o, h, w) = (s.c, s.o, s.h, s.w);
-    let u = t.kernels(s, wt);
     let per = 256usize.div_ceil(tps).min((s.b / 4).max(1)).max(1);
     let in_len = c * h * w;
     let out_len = o * ho * wo;
@@ -315,6 +393,9 @@ fn tiled<T: Tiling>(
     if y.is_empty() {
         return y;
     }
+    // The transformed kernels, in this thread's scratch (every value is overwritten).
+    let mut u = take_scratch(3, xi_n * o * c);
+    t.kernels(s, k, &mut u);
     let tasks = s.b.div_ceil(per);
     let par: Parallelism = inner_par(tasks);
     y.par_chunks_mut(per * out_len)
@@ -346,6 +427,7 @@ fn tiled<T: Tiling>(
             put_scratch(0, v);
             put_scratch(1, m);
         });
+    put_scratch(3, u);
     y
 }
 
@@ -404,25 +486,16 @@ fn output_transform(
 /// `wt [O, C, 3, 3]`, from the output gradient `dy [B, O, Ho, Wo]`: the convolution of `dy`
 /// with the flipped kernel, channels swapped, padding `2 - pad`.
 pub(crate) fn conv3x3_input_grad(s: &Shape3x3, dy: &[f32], wt: &[f32]) -> Vec<f32> {
-    let (o, c) = (s.o, s.c);
-    let mut flipped = vec![0f32; c * o * 9];
-    for oc in 0..o {
-        for ci in 0..c {
-            for k in 0..9 {
-                flipped[(ci * o + oc) * 9 + 8 - k] = wt[(oc * c + ci) * 9 + k];
-            }
-        }
-    }
     let (ho, wo) = s.out();
     let back = Shape3x3 {
         b: s.b,
-        c: o,
+        c: s.o,
         h: ho,
         w: wo,
-        o: c,
+        o: s.c,
         pad: 2 - s.pad,
     };
-    conv3x3(&back, dy, &flipped, None, false)
+    conv3x3_with(&back, dy, Kernels { wt, flip: true }, (None, false))
 }
 
 /// The weight and bias gradients of a 3x3 stride-1 convolution with input `x [B, C, H, W]`,
@@ -584,36 +657,31 @@ mod f4 {
         (ho.div_ceil(4), wo.div_ceil(4))
     }
 
-    /// `G g` for one column `g` of a kernel.
+    /// `G g` along one axis of [`KLANES`] kernels, F(4x4, 3x3).
     #[inline(always)]
-    fn kernel_1d([g0, g1, g2]: [f32; 3]) -> [f32; 6] {
-        [
-            g0 / 4.0,
-            -(g0 + g1 + g2) / 6.0,
-            -(g0 - g1 + g2) / 6.0,
-            g0 / 24.0 + g1 / 12.0 + g2 / 6.0,
-            g0 / 24.0 - g1 / 12.0 + g2 / 6.0,
-            g2,
-        ]
+    fn kernel_1d(g: [&KLanes; 3]) -> [KLanes; 6] {
+        let mut a = [[0f32; KLANES]; 6];
+        for l in 0..KLANES {
+            let (g0, g1, g2) = (g[0][l], g[1][l], g[2][l]);
+            a[0][l] = g0 / 4.0;
+            a[1][l] = -(g0 + g1 + g2) / 6.0;
+            a[2][l] = -(g0 - g1 + g2) / 6.0;
+            a[3][l] = g0 / 24.0 + g1 / 12.0 + g2 / 6.0;
+            a[4][l] = g0 / 24.0 - g1 / 12.0 + g2 / 6.0;
+            a[5][l] = g2;
+        }
+        a
     }
 
-    /// `U = G g Gᵀ` for every kernel, laid out as 36 matrices `[O, C]`.
-    pub(super) fn transform_kernels(s: &Shape3x3, wt: &[f32]) -> Vec<f32> {
-        let oc_all = s.o * s.c;
-        let mut u = vec![0f32; XI * oc_all];
-        for oc in 0..oc_all {
-            let g = &wt[oc * 9..oc * 9 + 9];
-            // a = G g (6x3), column by column.
-            let cols: [[f32; 6]; 3] =
-                std::array::from_fn(|j| kernel_1d([g[j], g[3 + j], g[6 + j]]));
-            for r in 0..6 {
-                let row = kernel_1d([cols[0][r], cols[1][r], cols[2][r]]);
-                for (q, v) in row.into_iter().enumerate() {
-                    u[(r * 6 + q) * oc_all + oc] = v;
-                }
-            }
+    /// `U = G g Gᵀ` of [`KLANES`] kernels: along the columns of `g`, then along the rows.
+    #[multiversion(targets = "simd")]
+    pub(super) fn kernel_block(g: &[KLanes; 9], u: &mut [KLanes; XI]) {
+        let cols: [[KLanes; 6]; 3] =
+            std::array::from_fn(|j| kernel_1d([&g[j], &g[3 + j], &g[6 + j]]));
+        for r in 0..6 {
+            let row = kernel_1d([&cols[0][r], &cols[1][r], &cols[2][r]]);
+            u[r * 6..r * 6 + 6].copy_from_slice(&row);
         }
-        u
     }
 
     /// `Bᵀ d` along one axis, for [`LANES`] patches at once.
